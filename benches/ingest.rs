@@ -1,0 +1,180 @@
+//! End-to-end ingest throughput: simulated CamFlow machines -> mosquitto on loopback ->
+//! `provdb serve` (in-process) -> durable store, next to (a) decode alone and (b) offline
+//! import of the same documents, in the same run. Prints medians over several runs.
+//!
+//! `cargo bench --bench ingest` (needs mosquitto installed; env INGEST_BENCH_DOCS and
+//! INGEST_BENCH_RUNS adjust the size).
+
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl};
+use provdb::publish::{publish_messages, Message, PublishOptions};
+use provdb::simulate::{to_messages, Simulation, SimulationOptions};
+use provdb::Database;
+
+struct Figures {
+    seconds: f64,
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn start_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
+    let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())?;
+    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 1000\nmax_queued_messages 0\n"),
+    )
+    .ok()?;
+    let child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, port));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn main() {
+    // Ignore the flags cargo bench passes (--bench ...).
+    let docs_per_machine = env_or("INGEST_BENCH_DOCS", 400);
+    let runs = env_or("INGEST_BENCH_RUNS", 3).max(1) as usize;
+    let machines = 10;
+    let docs: Vec<_> = Simulation::new(&SimulationOptions {
+        seed: 2024,
+        machines,
+        documents_per_machine: docs_per_machine,
+        records_per_document: 40,
+    })
+    .collect();
+    let records: usize = docs.iter().map(|d| d.records).sum();
+    let json_bytes: usize = docs.iter().map(|d| d.json.len()).sum();
+    let messages: Vec<Message> = to_messages(docs.clone(), "camflow/provenance/");
+    let n = messages.len();
+    println!(
+        "workload: {machines} simulated machines, {n} messages, {records} records, {:.1} MB JSON, {:.1} MB payload",
+        json_bytes as f64 / 1e6,
+        messages.iter().map(|m| m.payload.len()).sum::<usize>() as f64 / 1e6
+    );
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("machine: {cores} cores");
+    let report = |name: &str, f: &[Figures]| -> f64 {
+        let s = median(f.iter().map(|x| x.seconds).collect());
+        println!(
+            "{name:<28} {:>9.0} msg/s {:>10.0} records/s {:>7.1} MB/s JSON   (median of {} runs, {:.3} s)",
+            n as f64 / s,
+            records as f64 / s,
+            json_bytes as f64 / s / 1e6,
+            f.len(),
+            s
+        );
+        records as f64 / s
+    };
+
+    // (a) Decode alone (payload -> records), one thread.
+    let mut decode = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut total = 0usize;
+        for m in &messages {
+            total += provdb::decode::decode_payload(&m.payload, 64 << 20)
+                .map(|b| b.len())
+                .unwrap_or(0);
+        }
+        assert_eq!(total, records);
+        decode.push(Figures { seconds: t.elapsed().as_secs_f64() });
+    }
+    report("decode only (1 thread)", &decode);
+
+    // (b) Offline import of the same documents (one log file, the importer).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let log = tmp.path().join("fleet.log");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
+        for d in &docs {
+            writeln!(f, "{}", d.json).expect("write");
+        }
+    }
+    let mut import = Vec::new();
+    for i in 0..runs {
+        let dir = tmp.path().join(format!("import-{i}"));
+        let db = Database::open(&dir).expect("db");
+        let t = Instant::now();
+        db.import_files(std::slice::from_ref(&log), &mut |_| {}).expect("import");
+        db.close().expect("close");
+        import.push(Figures { seconds: t.elapsed().as_secs_f64() });
+    }
+    let offline = report("offline import", &import);
+
+    // (c) The service through mosquitto.
+    let Some((mut broker, port)) = start_mosquitto(tmp.path()) else {
+        println!("service through mosquitto: SKIPPED (mosquitto not installed)");
+        return;
+    };
+    let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
+    let mut service = Vec::new();
+    for i in 0..runs {
+        let dir = tmp.path().join(format!("serve-{i}"));
+        let db = Database::open(&dir).expect("db");
+        let mut config = IngestConfig::external(url.clone());
+        config.client_id = format!("bench-{i}");
+        config.report_interval = None;
+        let control = IngestControl::new();
+        let seconds = std::thread::scope(|s| {
+            let c = control.clone();
+            let cfg = &config;
+            let dbr = &db;
+            let h = s.spawn(move || ingest::run(dbr, cfg, &c));
+            while control.stats.snapshot().subscriptions == 0 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let msgs = messages.clone();
+            let mut o = PublishOptions::new(url.clone());
+            o.qos = 1;
+            o.client_id = format!("bench-pub-{i}");
+            let t = Instant::now();
+            let pubs = s.spawn(move || publish_messages(&msgs, &o));
+            while control.stats.snapshot().stored < n as u64 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let secs = t.elapsed().as_secs_f64();
+            pubs.join().expect("publisher").expect("publish");
+            control.shutdown.trigger();
+            h.join().expect("service").expect("service ok");
+            secs
+        });
+        let st = db.stats().expect("stats");
+        assert!(st.edges > 0);
+        db.close().expect("close");
+        service.push(Figures { seconds });
+    }
+    let served = report("service via mosquitto", &service);
+    println!(
+        "service / offline import = {:.0}%   (goal >= 70%); offline import {:.0} records/s (goal >= 100,000)",
+        100.0 * served / offline,
+        offline
+    );
+    let _ = broker.kill();
+    let _ = broker.wait();
+}

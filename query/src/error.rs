@@ -1,0 +1,243 @@
+//! [`QueryError`]: every way a query can fail, with its place in the query text.
+
+use std::fmt;
+
+use provdb_storage::StorageError;
+
+/// A byte range of the query text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Span {
+    /// First byte.
+    pub start: usize,
+    /// One past the last byte.
+    pub end: usize,
+}
+
+impl Span {
+    /// A span from `start` to `end` (bytes).
+    pub fn new(start: usize, end: usize) -> Span {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// What kind of error a [`QueryError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The text is not a valid query.
+    Syntax,
+    /// A type name, property or variable that does not exist.
+    Unknown,
+    /// A valid query that cannot be run as written (e.g. an empty range).
+    Invalid,
+    /// The storage engine failed.
+    Storage,
+    /// A guard (timeout, row or depth limit) stopped the query. A [`crate::Cursor`] turns it
+    /// into a [`crate::Warning`] and ends the result; it is never returned to callers.
+    Limit,
+}
+
+/// A query error. Syntax and name errors carry the place in the query and render it with a
+/// caret under the offending text:
+///
+/// ```
+/// let err = provdb_query::parse("(a) -[:read]-> (b) | limit x").unwrap_err();
+/// let text = err.to_string();
+/// assert!(text.contains("line 1, column 28"), "{text}");
+/// assert!(text.contains("expected a number"), "{text}");
+/// assert!(text.contains('^'));
+/// ```
+#[derive(Debug, Clone)]
+pub struct QueryError {
+    kind: ErrorKind,
+    message: String,
+    help: Option<String>,
+    location: Option<Location>,
+}
+
+/// Where an error is in the query text (1-based line and column, in characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// The whole line.
+    pub line_text: String,
+    /// Number of characters to underline (at least 1).
+    pub width: usize,
+}
+
+impl QueryError {
+    /// An error at `span` of `text`.
+    pub fn at(kind: ErrorKind, text: &str, span: Span, message: impl Into<String>) -> QueryError {
+        QueryError {
+            kind,
+            message: message.into(),
+            help: None,
+            location: Some(locate(text, span)),
+        }
+    }
+
+    /// An error without a place in the text.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> QueryError {
+        QueryError {
+            kind,
+            message: message.into(),
+            help: None,
+            location: None,
+        }
+    }
+
+    /// Adds a help line (e.g. "did you mean `task`?").
+    pub fn with_help(mut self, help: impl Into<String>) -> QueryError {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The message, without place or help.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The help line, if any.
+    pub fn help(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
+    /// The place in the query, if the error has one.
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            None => {
+                write!(f, "{}", self.message)?;
+                if let Some(h) = &self.help {
+                    write!(f, " ({h})")?;
+                }
+                Ok(())
+            }
+            Some(loc) => {
+                writeln!(
+                    f,
+                    "{} at line {}, column {}",
+                    self.message, loc.line, loc.column
+                )?;
+                let gutter = loc.line.to_string();
+                let pad = " ".repeat(gutter.len());
+                writeln!(f, "{pad} |")?;
+                writeln!(f, "{gutter} | {}", loc.line_text)?;
+                write!(
+                    f,
+                    "{pad} | {}{}",
+                    " ".repeat(loc.column.saturating_sub(1)),
+                    "^".repeat(loc.width.max(1))
+                )?;
+                if let Some(h) = &self.help {
+                    write!(f, " {h}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+impl From<StorageError> for QueryError {
+    fn from(e: StorageError) -> QueryError {
+        QueryError::new(ErrorKind::Storage, format!("storage error: {e}"))
+    }
+}
+
+fn locate(text: &str, span: Span) -> Location {
+    let start = clamp_boundary(text, span.start);
+    let end = clamp_boundary(text, span.end.max(start));
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let width = text[start..end.min(line_end)].chars().count().max(1);
+    Location {
+        line,
+        column,
+        line_text: text[line_start..line_end].trim_end_matches('\r').to_owned(),
+        width,
+    }
+}
+
+fn clamp_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// The candidate closest to `word` (edit distance at most a third of its length, at least 1),
+/// for "did you mean" hints.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let lower = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, c)| (*d, c.len()))
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("taks", ["task", "file"]), Some("task"));
+        assert_eq!(did_you_mean("raed", ["read", "write"]), Some("read"));
+        assert_eq!(did_you_mean("zzzz", ["read", "write"]), None);
+    }
+
+    #[test]
+    fn caret_on_second_line() {
+        let e = QueryError::at(ErrorKind::Syntax, "(a)\n | limt 3", Span::new(7, 11), "bad");
+        let s = e.to_string();
+        assert!(s.contains("line 2, column 4"), "{s}");
+        assert!(s.contains("   ^^^^"), "{s}");
+    }
+}

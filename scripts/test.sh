@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs provdb's whole test suite on a fresh Debian machine, installing what it needs:
+# clang/libclang (rust-rocksdb builds RocksDB with bindgen), mosquitto (broker tests),
+# graphviz (`query --svg`). Used by CI (.ci/run) and by developers alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+need=()
+command -v clang >/dev/null || need+=(clang)
+ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v dot >/dev/null || need+=(graphviz)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "==> installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+# The broker tests start their own mosquitto on a free loopback port; make sure the binary is
+# on PATH (Debian installs it in /usr/sbin) and that no system service holds port 1883.
+export PATH="$PATH:/usr/sbin"
+
+echo "==> cargo fmt --check"
+cargo fmt --all --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --all-targets
+cargo test --workspace --doc

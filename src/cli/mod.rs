@@ -1,0 +1,75 @@
+//! Command-line interface: one module per subcommand.
+
+mod import;
+mod machines;
+mod publish;
+mod quarantine;
+mod serve;
+mod simulate;
+mod stats;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// provdb: an embedded graph database for CamFlow whole-system provenance.
+#[derive(Debug, Parser)]
+#[command(name = "provdb", version, about, long_about = None)]
+pub struct Cli {
+    /// Database folder (created on first write).
+    #[arg(long, global = true, env = "PROVDB_DB", default_value = "provdb-data")]
+    pub db: PathBuf,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Import CamFlow files: W3C logs, SPADE JSON lines, or raw MQTT payloads (one per line).
+    Import(import::ImportArgs),
+    /// Show what the database holds.
+    Stats(stats::StatsArgs),
+    /// Run the MQTT ingest service (embedded broker by default, or --broker URL).
+    Serve(serve::ServeArgs),
+    /// Publish CamFlow log files over MQTT as camflowd does.
+    Publish(publish::PublishArgs),
+    /// Generate synthetic CamFlow W3C documents (to files, stdout or a broker).
+    Simulate(simulate::SimulateArgs),
+    /// List the machines seen by `provdb serve`.
+    Machines(machines::MachinesArgs),
+    /// List messages that `provdb serve` could not store.
+    Quarantine(quarantine::QuarantineArgs),
+}
+
+/// Sets up tracing to stderr.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Import(args) => import::run(&cli.db, args),
+        Command::Stats(args) => stats::run(&cli.db, args),
+        Command::Serve(args) => serve::run(&cli.db, args),
+        Command::Publish(args) => publish::run(&cli.db, args),
+        Command::Simulate(args) => simulate::run(&cli.db, args),
+        Command::Machines(args) => machines::run(&cli.db, args),
+        Command::Quarantine(args) => quarantine::run(&cli.db, args),
+    }
+}

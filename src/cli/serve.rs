@@ -1,0 +1,206 @@
+//! `provdb serve`: the MQTT ingest service.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl, MqttFileConfig, Shutdown};
+use provdb::{Database, DatabaseOptions};
+
+/// Arguments of `provdb serve`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Without --broker, an embedded MQTT broker listens on --listen and \
+camflowd machines publish to it directly. Messages are acknowledged only after they are \
+durably stored; a persistent session makes the broker keep messages while provdb is down. \
+Undecodable messages go to the quarantine (`provdb quarantine`); machines are listed by \
+`provdb machines`. Stop with Ctrl-C / SIGTERM (flushes, acknowledges, disconnects).")]
+pub struct ServeArgs {
+    /// Listen address of the embedded broker (ignored with --broker).
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    pub listen: SocketAddr,
+    /// External broker instead of the embedded one: mqtt://HOST:PORT or mqtts://HOST:PORT.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// camflowd-style ini file whose [mqtt] section gives address, username, password, qos,
+    /// topic (and cafile); command-line options override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Broker user name.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Broker password.
+    #[arg(long, env = "PROVDB_MQTT_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// CA certificate (PEM) for mqtts://.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Provenance topic prefix; the machine id follows it.
+    #[arg(long)]
+    pub topic_prefix: Option<String>,
+    /// Topic prefix of legacy machine descriptions (camflowd <= v0.2.2); empty disables.
+    #[arg(long, default_value = "camflow/machines/")]
+    pub machine_topic_prefix: String,
+    /// Join MQTT shared-subscription group GROUP ($share/GROUP/...) to split a fleet between
+    /// several provdb nodes.
+    #[arg(long)]
+    pub share_group: Option<String>,
+    /// MQTT client id (the broker keeps the persistent session under it).
+    #[arg(long, default_value = "provdb-serve")]
+    pub client_id: String,
+    /// Subscription QoS (1 or 2 for at-least-once delivery).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: Option<u8>,
+    /// Start with a clean session (the broker forgets messages queued for provdb).
+    #[arg(long)]
+    pub clean_session: bool,
+    /// Longest time (ms) a message waits to be grouped into a durable write.
+    #[arg(long, default_value_t = 10)]
+    pub batch_latency_ms: u64,
+    /// Most messages per durable write.
+    #[arg(long, default_value_t = 2048)]
+    pub batch_messages: usize,
+    /// Decoder threads (default: number of cores).
+    #[arg(long)]
+    pub decode_threads: Option<usize>,
+    /// Seconds between throughput lines on stderr (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub report_secs: u64,
+}
+
+fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
+    let file = match &args.config {
+        Some(p) => MqttFileConfig::read(p).with_context(|| format!("reading {}", p.display()))?,
+        None => MqttFileConfig::default(),
+    };
+    let broker = args.broker.clone().or(file.address.clone());
+    let mut config = match broker {
+        Some(url) => IngestConfig::external(
+            BrokerUrl::parse(&url).map_err(anyhow::Error::msg)?,
+        ),
+        None => IngestConfig::embedded(args.listen),
+    };
+    config.auth.username = args.username.clone().or(file.username);
+    config.auth.password = args.password.clone().or(file.password);
+    config.auth.ca_file = args.ca_file.clone().or(file.ca_file);
+    if let Some(p) = args.topic_prefix.clone().or(file.topic) {
+        config.topic_prefix = p;
+    }
+    config.machine_topic_prefix =
+        Some(args.machine_topic_prefix.clone()).filter(|p| !p.is_empty());
+    config.share_group = args.share_group.clone();
+    config.client_id = args.client_id.clone();
+    config.qos = args.qos.or(file.qos).unwrap_or(1).min(2);
+    config.persistent_session = !args.clean_session;
+    config.batch_latency = Duration::from_millis(args.batch_latency_ms);
+    config.batch_max_messages = args.batch_messages.max(1);
+    if let Some(n) = args.decode_threads {
+        config.decode_threads = n.max(1);
+    }
+    // The CLI prints its own report line (visible at the default log level).
+    config.report_interval = None;
+    Ok(config)
+}
+
+/// Installs SIGINT/SIGTERM handling: the first signal shuts down gracefully, a second one
+/// exits at once.
+fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            rt.block_on(async move {
+                let mut term =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            eprintln!("warning: cannot watch SIGTERM: {e}");
+                            let _ = tokio::signal::ctrl_c().await;
+                            shutdown.trigger();
+                            return;
+                        }
+                    };
+                for round in 0..2 {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                    if round == 0 {
+                        eprintln!("provdb serve: stopping (flushing and acknowledging; signal again to exit now)");
+                        shutdown.trigger();
+                    } else {
+                        std::process::exit(130);
+                    }
+                }
+            });
+        })?;
+    Ok(())
+}
+
+pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = build_config(&args)?;
+    let db = Database::open_with(db_path, DatabaseOptions::default())
+        .with_context(|| format!("opening {}", db_path.display()))?;
+    let control = IngestControl::new();
+    watch_signals(control.shutdown.clone())?;
+    let source = match &config.broker {
+        ingest::BrokerTarget::Embedded { listen } => {
+            format!("embedded MQTT broker on {listen}")
+        }
+        ingest::BrokerTarget::External(url) => format!("broker {url}"),
+    };
+    eprintln!(
+        "provdb serve: ingesting {} from {source} into {}",
+        config.filters().join(", "),
+        db_path.display()
+    );
+    let reporter = {
+        let stats = control.stats.clone();
+        let shutdown = control.shutdown.clone();
+        let every = Duration::from_secs(args.report_secs);
+        let report = args.report_secs > 0;
+        std::thread::spawn(move || {
+            let mut last = stats.snapshot();
+            let mut at = Instant::now();
+            let mut subscribed = 0;
+            while !shutdown.is_triggered() {
+                std::thread::sleep(Duration::from_millis(100));
+                let subs = stats.snapshot().subscriptions;
+                if subs > subscribed {
+                    subscribed = subs;
+                    eprintln!("provdb serve: connected and subscribed");
+                }
+                if !report || at.elapsed() < every {
+                    continue;
+                }
+                let now = stats.snapshot();
+                let secs = at.elapsed().as_secs_f64();
+                eprintln!(
+                    "provdb serve: {:>8.0} msg/s {:>10.0} records/s {:>7.2} MB/s JSON | total {} msgs, {} records, {} quarantined{}",
+                    (now.stored - last.stored) as f64 / secs,
+                    (now.records - last.records) as f64 / secs,
+                    (now.json_bytes - last.json_bytes) as f64 / secs / 1e6,
+                    now.stored,
+                    now.records,
+                    now.quarantined,
+                    if now.connected { "" } else { " (broker disconnected)" }
+                );
+                last = now;
+                at = Instant::now();
+            }
+        })
+    };
+    let result = ingest::run(&db, &config, &control);
+    control.shutdown.trigger();
+    let _ = reporter.join();
+    db.close().context("closing the database")?;
+    let totals = result?;
+    eprintln!(
+        "provdb serve: stopped; {} messages stored ({} records), {} quarantined",
+        totals.stored, totals.records, totals.quarantined
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,185 @@
+//! [`Database`]: the library facade over the store, the decoder and the importer.
+
+use std::path::{Path, PathBuf};
+
+use provdb_storage::{
+    Adjacent, Direction, Durability, Edge, ExternalId, IdSet, OpenMode, RecordBatch, Store,
+    StoreOptions, StoreStats, Vertex, VertexId, WriteSummary,
+};
+
+use crate::decode::{self, DEFAULT_MAX_INFLATED};
+use crate::import::{ImportProgress, ImportReport, Importer};
+use crate::Result;
+
+/// Options of a [`Database`].
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    /// Cap on the inflated size of one payload (default 64 MiB): larger is rejected as a bomb.
+    pub max_inflated: usize,
+    /// Records grouped into one atomic write during imports (default 50,000).
+    pub batch_records: usize,
+    /// Durability of writes (default: WAL without fsync; `close`/`flush` make it durable).
+    pub durability: Durability,
+    /// Block cache bytes (default 256 MiB).
+    pub block_cache_bytes: usize,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            max_inflated: DEFAULT_MAX_INFLATED,
+            batch_records: 50_000,
+            durability: Durability::Buffered,
+            block_cache_bytes: 256 << 20,
+        }
+    }
+}
+
+/// An open provdb database.
+#[derive(Debug)]
+pub struct Database {
+    store: Store,
+    options: DatabaseOptions,
+}
+
+impl Database {
+    /// Opens or creates a database in folder `path`.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let db = provdb::Database::open(dir.path())?;
+    /// assert_eq!(db.stats()?.vertices, 0);
+    /// db.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path, DatabaseOptions::default())
+    }
+
+    /// Opens or creates a database with options.
+    pub fn open_with(path: impl AsRef<Path>, options: DatabaseOptions) -> Result<Database> {
+        Self::open_mode(path, options, OpenMode::ReadWrite)
+    }
+
+    /// Opens a database read-only, as it is now (several readers may do so at once).
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Database> {
+        Self::open_mode(path, DatabaseOptions::default(), OpenMode::ReadOnly)
+    }
+
+    /// Opens a database that another process is writing (e.g. `provdb serve`), as a RocksDB
+    /// secondary that catches up on [`Database::catch_up`]. `secondary_path` is a private
+    /// folder for the secondary's files.
+    pub fn open_secondary(path: impl AsRef<Path>, secondary_path: PathBuf) -> Result<Database> {
+        Self::open_mode(
+            path,
+            DatabaseOptions::default(),
+            OpenMode::Secondary { secondary_path },
+        )
+    }
+
+    fn open_mode(path: impl AsRef<Path>, options: DatabaseOptions, mode: OpenMode) -> Result<Database> {
+        let store = Store::open_with(
+            path,
+            StoreOptions {
+                mode,
+                block_cache_bytes: options.block_cache_bytes,
+                durability: options.durability,
+            },
+        )?;
+        Ok(Database { store, options })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &DatabaseOptions {
+        &self.options
+    }
+
+    /// The storage engine, for reads beyond this facade.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Sees the writer's latest data (secondary mode; a no-op otherwise).
+    pub fn catch_up(&self) -> Result<()> {
+        Ok(self.store.catch_up()?)
+    }
+
+    /// Decodes and stores one MQTT payload (base64 of zlib of a W3C document or SPADE lines).
+    pub fn ingest_payload(&self, payload: &[u8]) -> Result<WriteSummary> {
+        let batch = decode::decode_payload(payload, self.options.max_inflated)?;
+        self.write(&batch)
+    }
+
+    /// Decodes and stores JSON text (a W3C document, SPADE lines or a SPADE array).
+    pub fn ingest_json(&self, json: Vec<u8>) -> Result<WriteSummary> {
+        let batch = decode::decode_text(json)?;
+        self.write(&batch)
+    }
+
+    /// Stores decoded records atomically.
+    pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary> {
+        Ok(self.store.write(batch)?)
+    }
+
+    /// Imports CamFlow files (see [`crate::import`]), reporting progress.
+    pub fn import_files(
+        &self,
+        paths: &[PathBuf],
+        progress: &mut dyn FnMut(ImportProgress),
+    ) -> Result<ImportReport> {
+        Importer::new(self, progress).run(paths)
+    }
+
+    /// The vertex with this external id (with or without `cf:`).
+    pub fn vertex_by_external(&self, ext_id: &str) -> Result<Option<Vertex>> {
+        match self.store.vertex_id(&ExternalId::parse(ext_id))? {
+            Some(id) => Ok(self.store.vertex(id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// The edge with this external relation id (with or without `cf:`).
+    pub fn edge_by_external(&self, ext_id: &str) -> Result<Option<Edge>> {
+        match self.store.edge_id(&ExternalId::parse(ext_id))? {
+            Some(id) => Ok(self.store.edge(id)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Edges adjacent to `v` in `direction` whose type is one of `edge_types` (all when
+    /// empty). Unknown type names match nothing.
+    pub fn neighbours(&self, v: VertexId, direction: Direction, edge_types: &[&str]) -> Result<Vec<Adjacent>> {
+        let mut types = Vec::new();
+        for name in edge_types {
+            match self.store.edge_type_id(name) {
+                Some(t) => types.push(t),
+                None => continue,
+            }
+        }
+        if !edge_types.is_empty() && types.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .store
+            .neighbours(v, direction, &types)
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Ids of the edges of a type (empty for an unknown type).
+    pub fn edges_of_type(&self, edge_type: &str) -> Result<IdSet> {
+        match self.store.edge_type_id(edge_type) {
+            Some(t) => Ok(self.store.edges_of_type(t)?),
+            None => Ok(IdSet::default()),
+        }
+    }
+
+    /// Totals: vertices, stubs, edges, per-type and per-machine counts.
+    pub fn stats(&self) -> Result<StoreStats> {
+        Ok(self.store.stats()?)
+    }
+
+    /// Flushes everything to disk and closes the database.
+    pub fn close(self) -> Result<()> {
+        Ok(self.store.close()?)
+    }
+}

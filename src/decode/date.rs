@@ -1,0 +1,95 @@
+//! CamFlow's `cf:date`: `YYYY:MM:DDThh:mm:ss` in UTC (strftime `%Y:%m:%dT%H:%M:%S`).
+
+/// Parses a CamFlow date (also accepts `-` as the date separator) into Unix seconds.
+///
+/// ```
+/// use provdb::decode::date::parse_camflow_date;
+/// assert_eq!(parse_camflow_date("2019:01:24T08:00:24"), Some(1548316824));
+/// assert_eq!(parse_camflow_date("1970-01-01T00:00:00"), Some(0));
+/// assert_eq!(parse_camflow_date("2019:13:24T08:00:24"), None);
+/// ```
+pub fn parse_camflow_date(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !matches!(b[4], b':' | b'-') || b[7] != b[4] {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        part.parse().ok()
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Formats Unix seconds as `YYYY-MM-DDThh:mm:ssZ`.
+///
+/// ```
+/// use provdb::decode::date::format_timestamp;
+/// assert_eq!(format_timestamp(1548316824), "2019-01-24T08:00:24Z");
+/// ```
+pub fn format_timestamp(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+// Howard Hinnant's algorithms (public domain), proleptic Gregorian calendar.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_civil_dates() {
+        for t in [0_i64, 951_782_400, 1_488_910_949, 4_102_444_800, -86_400] {
+            let s = format_timestamp(t);
+            let camflow = s.trim_end_matches('Z').replacen('-', ":", 2);
+            assert_eq!(parse_camflow_date(&camflow), Some(t), "{s}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_dates() {
+        for bad in ["", "2019:01:24 08:00:24", "2019:01-24T08:00:24", "20a9:01:24T08:00:24", "2019:01:24T24:00:00"] {
+            assert_eq!(parse_camflow_date(bad), None, "{bad}");
+        }
+    }
+}

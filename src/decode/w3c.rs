@@ -1,0 +1,175 @@
+//! W3C PROV-JSON documents as libprovenance writes them (one document per MQTT message or
+//! per log line).
+
+use provdb_storage::{
+    EdgeInput, EndpointInput, ExternalId, ProvClass, ProvRelation, RecordBatch, VertexInput,
+};
+use simd_json::prelude::*;
+use simd_json::BorrowedValue;
+
+use super::date::parse_camflow_date;
+use super::{as_u32_lenient, bare_id, edge_placement, short, to_value, vertex_placement, DecodeError};
+
+/// Sender and receiver keys of each relation section (libprovenance `provenanceW3CJSON.c`).
+fn relation_section(name: &str) -> Option<(ProvRelation, &'static str, &'static str)> {
+    Some(match name {
+        "used" => (ProvRelation::Used, "prov:entity", "prov:activity"),
+        "wasGeneratedBy" => (ProvRelation::WasGeneratedBy, "prov:activity", "prov:entity"),
+        "wasInformedBy" => (ProvRelation::WasInformedBy, "prov:informant", "prov:informed"),
+        "wasInfluencedBy" => (ProvRelation::WasInfluencedBy, "prov:influencer", "prov:influencee"),
+        "wasAssociatedWith" => (ProvRelation::WasAssociatedWith, "prov:agent", "prov:activity"),
+        "wasDerivedFrom" => (ProvRelation::WasDerivedFrom, "prov:usedEntity", "prov:generatedEntity"),
+        "relation" => (ProvRelation::Relation, "cf:sender", "cf:receiver"),
+        _ => return None,
+    })
+}
+
+fn vertex_section(name: &str) -> Option<ProvClass> {
+    Some(match name {
+        "activity" => ProvClass::Activity,
+        "entity" | "message" => ProvClass::Entity,
+        "agent" => ProvClass::Agent,
+        _ => return None,
+    })
+}
+
+/// Decodes one parsed W3C document into records. A malformed element rejects the document,
+/// with the section and element named in the error.
+pub fn decode_document(doc: &BorrowedValue<'_>) -> Result<RecordBatch, DecodeError> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| DecodeError::structure("document", "expected a JSON object"))?;
+    let mut batch = RecordBatch::default();
+    for (section, elements) in obj.iter() {
+        let section: &str = section;
+        if section == "prefix" {
+            continue;
+        }
+        let class = vertex_section(section);
+        let relation = relation_section(section);
+        if class.is_none() && relation.is_none() {
+            return Err(DecodeError::structure(
+                format!("section `{section}`"),
+                "unknown PROV-JSON section",
+            ));
+        }
+        let elements = elements.as_object().ok_or_else(|| {
+            DecodeError::structure(format!("section `{section}`"), "expected an object of elements")
+        })?;
+        for (key, element) in elements.iter() {
+            let context = || format!("section `{section}`, element `{}`", short(key));
+            let attrs = element
+                .as_object()
+                .ok_or_else(|| DecodeError::structure(context(), "element is not an object"))?;
+            if let Some(class) = class {
+                batch.vertices.push(vertex(key, class, attrs, &context)?);
+            } else if let Some((relation, snd, rcv)) = relation {
+                batch.edges.push(edge(key, section, relation, snd, rcv, attrs, &context)?);
+            }
+        }
+    }
+    Ok(batch)
+}
+
+type Object<'a> = simd_json::borrowed::Object<'a>;
+
+fn time_of(attrs: &Object<'_>) -> Option<i64> {
+    attrs.get("cf:date").and_then(|d| d.as_str()).and_then(parse_camflow_date)
+}
+
+fn vertex(
+    key: &str,
+    class: ProvClass,
+    attrs: &Object<'_>,
+    context: &dyn Fn() -> String,
+) -> Result<VertexInput, DecodeError> {
+    let ext_id = ExternalId::parse(key);
+    let type_name = match attrs.get("prov:type") {
+        Some(t) => t
+            .as_str()
+            .ok_or_else(|| DecodeError::structure(context(), "`prov:type` is not a string"))?
+            .to_owned(),
+        None => {
+            // camflowd <= v0.2.2 machine description: no prov:type, label "[machine] <id>".
+            let label = attrs.get("prov:label").and_then(|l| l.as_str()).unwrap_or("");
+            if label.starts_with("[machine]") {
+                "machine".to_owned()
+            } else {
+                return Err(DecodeError::structure(context(), "missing `prov:type`"));
+            }
+        }
+    };
+    let mut placement = vertex_placement(&ext_id, type_name == "packet", time_of(attrs));
+    if placement.machine.is_none() && type_name == "machine" {
+        placement.machine = attrs
+            .get("cf:machine_id")
+            .and_then(as_u32_lenient)
+            .or_else(|| bare_id(key).parse().ok());
+    }
+    let attrs = attrs
+        .iter()
+        .filter(|(k, _)| *k != "prov:type")
+        .map(|(k, v)| (k.to_string(), to_value(v)))
+        .collect();
+    Ok(VertexInput {
+        ext_id,
+        type_name,
+        class,
+        placement,
+        attrs,
+    })
+}
+
+fn endpoint(
+    attrs: &Object<'_>,
+    key: &'static str,
+    context: &dyn Fn() -> String,
+) -> Result<EndpointInput, DecodeError> {
+    let value = attrs
+        .get(key)
+        .ok_or_else(|| DecodeError::structure(context(), format!("missing endpoint `{key}`")))?;
+    let id = value
+        .as_str()
+        .filter(|s| !bare_id(s).is_empty())
+        .ok_or_else(|| DecodeError::structure(context(), format!("endpoint `{key}` is not an id string")))?;
+    Ok(EndpointInput {
+        ext_id: ExternalId::parse(id),
+        type_hint: None,
+    })
+}
+
+fn edge(
+    key: &str,
+    section: &str,
+    relation: ProvRelation,
+    snd: &'static str,
+    rcv: &'static str,
+    attrs: &Object<'_>,
+    context: &dyn Fn() -> String,
+) -> Result<EdgeInput, DecodeError> {
+    let ext_id = ExternalId::parse(key);
+    let type_name = match attrs.get("prov:type") {
+        Some(t) => t
+            .as_str()
+            .ok_or_else(|| DecodeError::structure(context(), "`prov:type` is not a string"))?
+            .to_owned(),
+        None => section.to_owned(),
+    };
+    let src = endpoint(attrs, snd, context)?;
+    let dst = endpoint(attrs, rcv, context)?;
+    let placement = edge_placement(&ext_id, time_of(attrs));
+    let attrs = attrs
+        .iter()
+        .filter(|(k, _)| *k != "prov:type" && *k != snd && *k != rcv)
+        .map(|(k, v)| (k.to_string(), to_value(v)))
+        .collect();
+    Ok(EdgeInput {
+        ext_id,
+        type_name,
+        relation,
+        src,
+        dst,
+        placement,
+        attrs,
+    })
+}

@@ -1,0 +1,76 @@
+//! The MQTT ingest service behind `provdb serve`: receives CamFlow provenance from many
+//! machines over MQTT and archives it, losing nothing the broker delivered.
+//!
+//! * [`config`]: [`IngestConfig`], broker URLs and camflowd-style ini files.
+//! * [`service`]: the pipeline (receive -> parallel decode -> batching writer -> manual acks
+//!   after the write is durable), [`run`].
+//! * [`broker`]: the embedded MQTT broker (rumqttd).
+//! * [`registry`]: the machine registry; [`quarantine`]: messages that could not be stored.
+//!
+//! ```no_run
+//! use provdb::ingest::{self, IngestConfig, IngestControl};
+//! let db = provdb::Database::open("provdb-data")?;
+//! let config = IngestConfig::embedded("127.0.0.1:1883".parse()?);
+//! let control = IngestControl::new();
+//! let stop = control.shutdown.clone();
+//! std::thread::spawn(move || { std::thread::sleep(std::time::Duration::from_secs(60)); stop.trigger() });
+//! let totals = ingest::run(&db, &config, &control)?;
+//! println!("{} messages stored", totals.stored);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod broker;
+pub mod config;
+pub mod quarantine;
+pub mod registry;
+pub mod service;
+mod wire;
+
+pub use config::{BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig, MqttFileConfig};
+pub use quarantine::{load_quarantine, QuarantineEntry};
+pub use registry::{load_machines, MachineRecord};
+pub use service::{run, IngestControl, IngestStats, Shutdown, StatsSnapshot};
+
+/// Errors that stop the ingest service (bad input never does).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] crate::Error),
+    /// The broker could not be started or reached.
+    #[error("{0}")]
+    Broker(String),
+}
+
+impl From<provdb_storage::StorageError> for IngestError {
+    fn from(e: provdb_storage::StorageError) -> Self {
+        IngestError::Database(e.into())
+    }
+}
+
+/// Formats milliseconds since the Unix epoch as `YYYY-MM-DD hh:mm:ss.mmmZ` (UTC).
+///
+/// ```
+/// assert_eq!(provdb::ingest::format_time_ms(1_700_000_000_123), "2023-11-14 22:13:20.123Z");
+/// ```
+pub fn format_time_ms(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}Z",
+        tod / 3600,
+        tod / 60 % 60,
+        tod % 60,
+        ms % 1000
+    )
+}

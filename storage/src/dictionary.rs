@@ -1,0 +1,113 @@
+//! Interned names (vertex types, edge types, attribute keys). Stored in `meta` as
+//! `dict/<kind>/<id BE>` -> name, loaded whole at open: they are small (hundreds of names).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::{Result, StorageError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DictKind {
+    VertexType,
+    EdgeType,
+    AttrKey,
+}
+
+impl DictKind {
+    pub(crate) const ALL: [DictKind; 3] =
+        [DictKind::VertexType, DictKind::EdgeType, DictKind::AttrKey];
+
+    pub(crate) fn prefix(self) -> &'static [u8] {
+        match self {
+            DictKind::VertexType => b"dict/vtype/",
+            DictKind::EdgeType => b"dict/etype/",
+            DictKind::AttrKey => b"dict/attr/",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            DictKind::VertexType => "vertex types",
+            DictKind::EdgeType => "edge types",
+            DictKind::AttrKey => "attribute keys",
+        }
+    }
+
+    pub(crate) fn meta_key(self, id: u16) -> Vec<u8> {
+        let mut k = self.prefix().to_vec();
+        k.extend_from_slice(&id.to_be_bytes());
+        k
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Dictionary {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u16>,
+}
+
+impl Dictionary {
+    pub(crate) fn get(&self, name: &str) -> Option<u16> {
+        self.ids.get(name).copied()
+    }
+
+    pub(crate) fn name(&self, id: u16) -> Option<&Arc<str>> {
+        self.names.get(usize::from(id))
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (u16, &Arc<str>)> {
+        self.names.iter().enumerate().map(|(i, n)| (i as u16, n))
+    }
+
+    /// Loads one entry read from `meta`; entries arrive in id order.
+    pub(crate) fn load(&mut self, kind: DictKind, id: u16, name: &str) -> Result<()> {
+        if usize::from(id) != self.names.len() {
+            return Err(StorageError::corruption(
+                "dictionary",
+                format!("{} id {id} out of sequence", kind.what()),
+            ));
+        }
+        self.push(name);
+        Ok(())
+    }
+
+    /// Interns `name`, returning its id and whether it is new.
+    pub(crate) fn intern(&mut self, kind: DictKind, name: &str) -> Result<(u16, bool)> {
+        if let Some(id) = self.get(name) {
+            return Ok((id, false));
+        }
+        if self.names.len() >= usize::from(u16::MAX) {
+            return Err(StorageError::DictionaryFull {
+                what: kind.what(),
+                limit: usize::from(u16::MAX),
+            });
+        }
+        Ok((self.push(name), true))
+    }
+
+    fn push(&mut self, name: &str) -> u16 {
+        let id = self.names.len() as u16;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+}
+
+/// The three dictionaries of a store.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Dictionaries {
+    pub vertex_types: Dictionary,
+    pub edge_types: Dictionary,
+    pub attr_keys: Dictionary,
+}
+
+impl Dictionaries {
+    pub(crate) fn get_mut(&mut self, kind: DictKind) -> &mut Dictionary {
+        match kind {
+            DictKind::VertexType => &mut self.vertex_types,
+            DictKind::EdgeType => &mut self.edge_types,
+            DictKind::AttrKey => &mut self.attr_keys,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Typed errors of the storage engine, one enum per operation family.
+
+use thiserror::Error;
+
+/// Errors raised while opening, writing or reading a provdb store.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// RocksDB reported an error (I/O, lock held by another process, corruption it detected).
+    #[error("RocksDB error: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A stored value or key could not be decoded: the database is damaged or was written by
+    /// an incompatible version.
+    #[error("corrupt {what}: {detail}")]
+    Corruption {
+        /// Which kind of stored item was unreadable (e.g. "vertex record").
+        what: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The database on disk uses a format this build cannot read.
+    #[error("unsupported on-disk format version {found} (this build reads version {supported})")]
+    UnsupportedFormat {
+        /// Version found in the metadata.
+        found: u32,
+        /// Version this build writes and reads.
+        supported: u32,
+    },
+    /// A dictionary (vertex types, edge types or attribute keys) is full.
+    #[error("too many distinct {what} (limit {limit})")]
+    DictionaryFull {
+        /// Which dictionary.
+        what: &'static str,
+        /// Its capacity.
+        limit: usize,
+    },
+    /// The store was opened read-only or as a secondary and a write was attempted.
+    #[error("the store is open read-only")]
+    ReadOnly,
+}
+
+/// Result alias of the storage crate.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl StorageError {
+    pub(crate) fn corruption(what: &'static str, detail: impl Into<String>) -> Self {
+        StorageError::Corruption {
+            what,
+            detail: detail.into(),
+        }
+    }
+}

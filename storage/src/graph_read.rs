@@ -1,0 +1,116 @@
+//! [`GraphRead`]: the read interface that the query engine runs against. It names no RocksDB
+//! type, so the executor can be tested on any implementation.
+
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::id_set::IdSet;
+use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
+use crate::model::{Adjacent, Direction, Edge, ExternalId, Vertex};
+use crate::store::Store;
+
+/// Read access to a provenance graph.
+pub trait GraphRead {
+    /// The vertex with internal id `id`.
+    fn vertex(&self, id: VertexId) -> Result<Option<Vertex>>;
+    /// The edge with internal id `id`.
+    fn edge(&self, id: EdgeId) -> Result<Option<Edge>>;
+    /// Internal id of a vertex by external id.
+    fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>>;
+    /// Internal id of an edge by external id.
+    fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>>;
+    /// Id of a vertex type name.
+    fn vertex_type_id(&self, name: &str) -> Option<TypeId>;
+    /// Id of an edge type name.
+    fn edge_type_id(&self, name: &str) -> Option<TypeId>;
+    /// Every vertex type.
+    fn vertex_types(&self) -> Vec<(TypeId, Arc<str>)>;
+    /// Every edge type.
+    fn edge_types(&self) -> Vec<(TypeId, Arc<str>)>;
+    /// Every attribute key.
+    fn attribute_keys(&self) -> Vec<(AttrKeyId, Arc<str>)>;
+    /// Adjacency of one vertex, restricted to edge types (all when empty): one prefix scan
+    /// per type.
+    fn neighbours<'a>(
+        &'a self,
+        v: VertexId,
+        direction: Direction,
+        types: &[TypeId],
+    ) -> Box<dyn Iterator<Item = Result<Adjacent>> + 'a>;
+    /// Vertices of a type (roaring index).
+    fn vertices_of_type(&self, t: TypeId) -> Result<IdSet>;
+    /// Edges of a type (roaring index).
+    fn edges_of_type(&self, t: TypeId) -> Result<IdSet>;
+    /// Vertices of a machine (roaring index).
+    fn vertices_of_machine(&self, machine: u32) -> Result<IdSet>;
+    /// Vertex ids are `0..vertex_count()`.
+    fn vertex_count(&self) -> Result<u64>;
+    /// Edge ids are `0..edge_count()`.
+    fn edge_count(&self) -> Result<u64>;
+    /// Edges with time in `from..=to` (Unix seconds), in time order.
+    fn edges_in_time_range<'a>(
+        &'a self,
+        from: i64,
+        to: i64,
+    ) -> Box<dyn Iterator<Item = Result<EdgeId>> + 'a>;
+}
+
+impl GraphRead for Store {
+    fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
+        Store::vertex(self, id)
+    }
+    fn edge(&self, id: EdgeId) -> Result<Option<Edge>> {
+        Store::edge(self, id)
+    }
+    fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>> {
+        Store::vertex_id(self, ext)
+    }
+    fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>> {
+        Store::edge_id(self, ext)
+    }
+    fn vertex_type_id(&self, name: &str) -> Option<TypeId> {
+        Store::vertex_type_id(self, name)
+    }
+    fn edge_type_id(&self, name: &str) -> Option<TypeId> {
+        Store::edge_type_id(self, name)
+    }
+    fn vertex_types(&self) -> Vec<(TypeId, Arc<str>)> {
+        Store::vertex_types(self)
+    }
+    fn edge_types(&self) -> Vec<(TypeId, Arc<str>)> {
+        Store::edge_types(self)
+    }
+    fn attribute_keys(&self) -> Vec<(AttrKeyId, Arc<str>)> {
+        Store::attribute_keys(self)
+    }
+    fn neighbours<'a>(
+        &'a self,
+        v: VertexId,
+        direction: Direction,
+        types: &[TypeId],
+    ) -> Box<dyn Iterator<Item = Result<Adjacent>> + 'a> {
+        Box::new(Store::neighbours(self, v, direction, types))
+    }
+    fn vertices_of_type(&self, t: TypeId) -> Result<IdSet> {
+        Store::vertices_of_type(self, t)
+    }
+    fn edges_of_type(&self, t: TypeId) -> Result<IdSet> {
+        Store::edges_of_type(self, t)
+    }
+    fn vertices_of_machine(&self, machine: u32) -> Result<IdSet> {
+        Store::vertices_of_machine(self, machine)
+    }
+    fn vertex_count(&self) -> Result<u64> {
+        Store::vertex_count(self)
+    }
+    fn edge_count(&self) -> Result<u64> {
+        Store::edge_count(self)
+    }
+    fn edges_in_time_range<'a>(
+        &'a self,
+        from: i64,
+        to: i64,
+    ) -> Box<dyn Iterator<Item = Result<EdgeId>> + 'a> {
+        Box::new(Store::edges_in_time_range(self, from, to))
+    }
+}

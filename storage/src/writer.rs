@@ -1,0 +1,468 @@
+//! The single-writer write path: resolves external ids, allocates dense ids, creates and fills
+//! stub vertices, and turns one [`RecordBatch`] into one atomic RocksDB `WriteBatch` (records,
+//! adjacency, indexes, dictionaries, counters).
+
+use std::collections::{HashMap, HashSet};
+
+use rocksdb::{WriteBatch, WriteOptions};
+use roaring::RoaringBitmap;
+
+use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
+use crate::column_families as cf;
+use crate::dictionary::{DictKind, Dictionaries};
+use crate::error::{Result, StorageError};
+use crate::id_set::split_id;
+use crate::ids::{EdgeId, TypeId, VertexId};
+use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
+use crate::model::{EndpointInput, ExternalId, ProvClass, RecordBatch, Value};
+use crate::store::{
+    AuxTable, Durability, OpenMode, Store, META_NEXT_EDGE, META_NEXT_VERTEX, META_REJECTED,
+    META_SKIPPED, META_STUBS,
+};
+
+/// Upper bound of cached external ids before the cache is dropped (it refills from disk).
+const VERTEX_CACHE_LIMIT: usize = 4_000_000;
+/// Upper bound of cached index shards.
+const SHARD_CACHE_LIMIT: usize = 8192;
+
+/// Persistent counters, mirrored in memory by the writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub next_vertex: u64,
+    pub next_edge: u64,
+    pub stubs: u64,
+    pub skipped: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VertexSlot {
+    id: u64,
+    /// Type id of the stub while the vertex is only referenced.
+    stub_type: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum IndexKind {
+    VertexType,
+    EdgeType,
+    Machine,
+}
+
+impl IndexKind {
+    fn cf_name(self) -> &'static str {
+        match self {
+            IndexKind::VertexType => cf::VERTEX_TYPE_INDEX,
+            IndexKind::EdgeType => cf::EDGE_TYPE_INDEX,
+            IndexKind::Machine => cf::MACHINE_INDEX,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WriterState {
+    counters: Counters,
+    vertex_cache: HashMap<ExternalId, VertexSlot>,
+    shard_cache: HashMap<(IndexKind, Vec<u8>), RoaringBitmap>,
+}
+
+impl WriterState {
+    pub(crate) fn reset(&mut self, counters: Counters) {
+        self.counters = counters;
+        self.vertex_cache.clear();
+        self.shard_cache.clear();
+    }
+}
+
+/// What one write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// New vertices stored.
+    pub vertices_added: u64,
+    /// Stub vertices filled in by their definition.
+    pub stubs_filled: u64,
+    /// Vertex definitions already stored (ignored).
+    pub vertices_duplicate: u64,
+    /// Stub vertices created for edge endpoints not yet defined.
+    pub stubs_created: u64,
+    /// New edges stored.
+    pub edges_added: u64,
+    /// Edges already stored (ignored).
+    pub edges_duplicate: u64,
+}
+
+impl std::ops::AddAssign for WriteSummary {
+    fn add_assign(&mut self, o: WriteSummary) {
+        self.vertices_added += o.vertices_added;
+        self.stubs_filled += o.stubs_filled;
+        self.vertices_duplicate += o.vertices_duplicate;
+        self.stubs_created += o.stubs_created;
+        self.edges_added += o.edges_added;
+        self.edges_duplicate += o.edges_duplicate;
+    }
+}
+
+/// An extra put into an auxiliary table, committed with the records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuxPut {
+    /// Table.
+    pub table: AuxTable,
+    /// Key.
+    pub key: Vec<u8>,
+    /// Value.
+    pub value: Vec<u8>,
+}
+
+/// Work in progress of one batch: everything is applied to the writer state only after the
+/// RocksDB write succeeds.
+struct Pending<'a> {
+    store: &'a Store,
+    state: &'a mut WriterState,
+    dicts: Dictionaries,
+    new_dict_entries: Vec<(DictKind, u16)>,
+    counters: Counters,
+    vertices: HashMap<ExternalId, VertexSlot>,
+    edges: HashSet<ExternalId>,
+    shards: HashMap<(IndexKind, Vec<u8>), RoaringBitmap>,
+    batch: WriteBatch,
+    buf: Vec<u8>,
+    key: Vec<u8>,
+    summary: WriteSummary,
+}
+
+impl Store {
+    /// Writes a batch atomically with the store's default durability.
+    ///
+    /// Idempotent: a vertex or edge whose external id is already stored is not stored again,
+    /// and an edge whose endpoint is unknown creates a stub vertex that its definition fills
+    /// in later.
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let edge = EdgeInput {
+    ///     ext_id: ExternalId::parse("e1"),
+    ///     type_name: "read".into(),
+    ///     relation: ProvRelation::Used,
+    ///     src: EndpointInput { ext_id: ExternalId::parse("file1"), type_hint: None },
+    ///     dst: EndpointInput { ext_id: ExternalId::parse("task1"), type_hint: None },
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// let batch = RecordBatch { edges: vec![edge], ..Default::default() };
+    /// let first = store.write(&batch)?;
+    /// assert_eq!((first.edges_added, first.stubs_created), (1, 2));
+    /// assert_eq!(store.write(&batch)?.edges_duplicate, 1);
+    /// assert_eq!(store.stats()?.stub_vertices, 2);
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary> {
+        self.write_with(batch, &[], self.durability)
+    }
+
+    /// Writes a batch and auxiliary-table puts atomically, with explicit durability.
+    pub fn write_with(
+        &self,
+        batch: &RecordBatch,
+        aux: &[AuxPut],
+        durability: Durability,
+    ) -> Result<WriteSummary> {
+        if self.mode != OpenMode::ReadWrite {
+            return Err(StorageError::ReadOnly);
+        }
+        let mut state = self.writer.lock();
+        let dicts = self.dicts.read().clone();
+        let counters = state.counters;
+        let mut p = Pending {
+            store: self,
+            state: &mut state,
+            dicts,
+            new_dict_entries: Vec::new(),
+            counters,
+            vertices: HashMap::new(),
+            edges: HashSet::new(),
+            shards: HashMap::new(),
+            batch: WriteBatch::default(),
+            buf: Vec::with_capacity(512),
+            key: Vec::with_capacity(64),
+            summary: WriteSummary::default(),
+        };
+        for v in &batch.vertices {
+            p.add_vertex(v)?;
+        }
+        for e in &batch.edges {
+            p.add_edge(e)?;
+        }
+        p.counters.skipped += batch.skipped_lines;
+        p.counters.rejected += batch.rejected_documents;
+        for put in aux {
+            p.batch
+                .put_cf(self.cf(put.table.cf_name()), &put.key, &put.value);
+        }
+        p.commit(durability)
+    }
+}
+
+impl Pending<'_> {
+    fn intern(&mut self, kind: DictKind, name: &str) -> Result<u16> {
+        let (id, new) = self.dicts.get_mut(kind).intern(kind, name)?;
+        if new {
+            self.new_dict_entries.push((kind, id));
+            self.batch
+                .put_cf(self.store.cf(cf::META), kind.meta_key(id), name.as_bytes());
+        }
+        Ok(id)
+    }
+
+    fn resolve_vertex(&mut self, ext: &ExternalId) -> Result<Option<VertexSlot>> {
+        if let Some(slot) = self.vertices.get(ext) {
+            return Ok(Some(*slot));
+        }
+        if let Some(slot) = self.state.vertex_cache.get(ext) {
+            return Ok(Some(*slot));
+        }
+        Ok(self
+            .store
+            .lookup_external(EXT_VERTEX, ext)?
+            .map(|(id, stub_type)| VertexSlot { id, stub_type }))
+    }
+
+    fn put_external(&mut self, kind: u8, ext: &ExternalId, id: u64, stub_type: Option<u16>) {
+        ext.encode_key(kind, &mut self.key);
+        let mut value = [0u8; 10];
+        value[..8].copy_from_slice(&id.to_be_bytes());
+        let len = match stub_type {
+            Some(t) => {
+                value[8..].copy_from_slice(&t.to_be_bytes());
+                10
+            }
+            None => 8,
+        };
+        self.batch
+            .put_cf(self.store.cf(cf::EXTERNAL_IDS), &self.key, &value[..len]);
+    }
+
+    fn shard(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<(&mut RoaringBitmap, u32)> {
+        let (shard, low) = split_id(id);
+        let key = keys::shard_key(index_key, shard);
+        let map_key = (kind, key);
+        if !self.shards.contains_key(&map_key) {
+            let bitmap = match self.state.shard_cache.get(&map_key) {
+                Some(b) => b.clone(),
+                None => match self.store.db.get_pinned_cf(self.store.cf(kind.cf_name()), &map_key.1)? {
+                    Some(bytes) => RoaringBitmap::deserialize_from(&bytes[..])
+                        .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?,
+                    None => RoaringBitmap::new(),
+                },
+            };
+            self.shards.insert(map_key.clone(), bitmap);
+        }
+        let bitmap = self
+            .shards
+            .get_mut(&map_key)
+            .ok_or_else(|| StorageError::corruption("index bitmap", "vanished from batch"))?;
+        Ok((bitmap, low))
+    }
+
+    fn index_insert(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<()> {
+        let (bitmap, low) = self.shard(kind, index_key, id)?;
+        bitmap.insert(low);
+        Ok(())
+    }
+
+    fn index_remove(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<()> {
+        let (bitmap, low) = self.shard(kind, index_key, id)?;
+        bitmap.remove(low);
+        Ok(())
+    }
+
+    fn attrs(&mut self, attrs: &[(String, Value)]) -> Result<Vec<(u16, Value)>> {
+        attrs
+            .iter()
+            .map(|(k, v)| Ok((self.intern(DictKind::AttrKey, k)?, v.clone())))
+            .collect()
+    }
+
+    fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<()> {
+        let existing = self.resolve_vertex(&v.ext_id)?;
+        let id = match existing {
+            Some(VertexSlot { stub_type: None, .. }) => {
+                self.summary.vertices_duplicate += 1;
+                return Ok(());
+            }
+            Some(VertexSlot { id, stub_type: Some(old_type) }) => {
+                self.index_remove(IndexKind::VertexType, &old_type.to_be_bytes(), id)?;
+                self.counters.stubs -= 1;
+                self.summary.stubs_filled += 1;
+                id
+            }
+            None => {
+                let id = self.counters.next_vertex;
+                self.counters.next_vertex += 1;
+                self.summary.vertices_added += 1;
+                id
+            }
+        };
+        let type_id = self.intern(DictKind::VertexType, &v.type_name)?;
+        let record = StoredVertex {
+            ext_id: stored_ext(&v.ext_id),
+            type_id,
+            class: v.class,
+            stub: false,
+            placement: v.placement,
+            attrs: self.attrs(&v.attrs)?,
+        };
+        codec::encode(&record, &mut self.buf)?;
+        self.batch
+            .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
+        self.put_external(EXT_VERTEX, &v.ext_id, id, None);
+        self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
+        if let Some(m) = v.placement.machine {
+            self.index_insert(IndexKind::Machine, &m.to_be_bytes(), id)?;
+        }
+        self.vertices
+            .insert(v.ext_id.clone(), VertexSlot { id, stub_type: None });
+        Ok(())
+    }
+
+    fn endpoint(&mut self, ep: &EndpointInput, machine: Option<u32>) -> Result<u64> {
+        if let Some(slot) = self.resolve_vertex(&ep.ext_id)? {
+            return Ok(slot.id);
+        }
+        let id = self.counters.next_vertex;
+        self.counters.next_vertex += 1;
+        self.counters.stubs += 1;
+        self.summary.stubs_created += 1;
+        let type_id = self.intern(
+            DictKind::VertexType,
+            ep.type_hint.as_deref().unwrap_or("unknown"),
+        )?;
+        let record = StoredVertex {
+            ext_id: stored_ext(&ep.ext_id),
+            type_id,
+            class: ProvClass::Unknown,
+            stub: true,
+            placement: crate::model::Placement {
+                machine,
+                ..Default::default()
+            },
+            attrs: Vec::new(),
+        };
+        codec::encode(&record, &mut self.buf)?;
+        self.batch
+            .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
+        self.put_external(EXT_VERTEX, &ep.ext_id, id, Some(type_id));
+        self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
+        if let Some(m) = machine {
+            self.index_insert(IndexKind::Machine, &m.to_be_bytes(), id)?;
+        }
+        self.vertices.insert(
+            ep.ext_id.clone(),
+            VertexSlot { id, stub_type: Some(type_id) },
+        );
+        Ok(id)
+    }
+
+    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<()> {
+        if self.edges.contains(&e.ext_id)
+            || self.store.lookup_external(EXT_EDGE, &e.ext_id)?.is_some()
+        {
+            self.summary.edges_duplicate += 1;
+            return Ok(());
+        }
+        // A stub only knows the machine if the identifier says so; the edge's machine is the
+        // best guess CamFlow gives (edges never cross machines).
+        let src = self.endpoint(&e.src, e.placement.machine)?;
+        let dst = self.endpoint(&e.dst, e.placement.machine)?;
+        let id = self.counters.next_edge;
+        self.counters.next_edge += 1;
+        let type_id = self.intern(DictKind::EdgeType, &e.type_name)?;
+        let record = StoredEdge {
+            ext_id: stored_ext(&e.ext_id),
+            type_id,
+            relation: e.relation,
+            src,
+            dst,
+            placement: e.placement,
+            attrs: self.attrs(&e.attrs)?,
+        };
+        codec::encode(&record, &mut self.buf)?;
+        let cfs = (
+            self.store.cf(cf::EDGES),
+            self.store.cf(cf::OUT_ADJACENCY),
+            self.store.cf(cf::IN_ADJACENCY),
+        );
+        self.batch.put_cf(cfs.0, keys::id_key(id), &self.buf);
+        let t = TypeId(type_id);
+        self.batch.put_cf(
+            cfs.1,
+            keys::adjacency_key(VertexId(src), t, EdgeId(id), VertexId(dst)),
+            [],
+        );
+        self.batch.put_cf(
+            cfs.2,
+            keys::adjacency_key(VertexId(dst), t, EdgeId(id), VertexId(src)),
+            [],
+        );
+        if let Some(time) = e.placement.time {
+            self.batch.put_cf(
+                self.store.cf(cf::EDGE_TIME_INDEX),
+                keys::time_key(time, EdgeId(id)),
+                [],
+            );
+        }
+        self.put_external(EXT_EDGE, &e.ext_id, id, None);
+        self.index_insert(IndexKind::EdgeType, &type_id.to_be_bytes(), id)?;
+        self.edges.insert(e.ext_id.clone());
+        self.summary.edges_added += 1;
+        Ok(())
+    }
+
+    fn commit(mut self, durability: Durability) -> Result<WriteSummary> {
+        let meta = self.store.cf(cf::META);
+        for (key, value) in [
+            (META_NEXT_VERTEX, self.counters.next_vertex),
+            (META_NEXT_EDGE, self.counters.next_edge),
+            (META_STUBS, self.counters.stubs),
+            (META_SKIPPED, self.counters.skipped),
+            (META_REJECTED, self.counters.rejected),
+        ] {
+            self.batch.put_cf(meta, key, value.to_be_bytes());
+        }
+        for ((kind, key), bitmap) in &self.shards {
+            self.buf.clear();
+            bitmap
+                .serialize_into(&mut self.buf)
+                .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
+            self.batch
+                .put_cf(self.store.cf(kind.cf_name()), key, &self.buf);
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(durability == Durability::Sync);
+        self.store.db.write_opt(self.batch, &opts)?;
+
+        // Committed: publish the new state.
+        self.state.counters = self.counters;
+        if self.state.vertex_cache.len() + self.vertices.len() > VERTEX_CACHE_LIMIT {
+            self.state.vertex_cache.clear();
+        }
+        self.state.vertex_cache.extend(self.vertices);
+        if self.state.shard_cache.len() + self.shards.len() > SHARD_CACHE_LIMIT {
+            self.state.shard_cache.clear();
+        }
+        self.state.shard_cache.extend(self.shards);
+        if !self.new_dict_entries.is_empty() {
+            *self.store.dicts.write() = self.dicts;
+        }
+        Ok(self.summary)
+    }
+}
+
+fn stored_ext(ext: &ExternalId) -> StoredExternalId {
+    match ext {
+        ExternalId::Binary(b) => StoredExternalId::Binary(*b),
+        ExternalId::Text(t) => StoredExternalId::Text(t.clone()),
+    }
+}
