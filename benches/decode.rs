@@ -19,7 +19,9 @@ fn payload(doc: &str) -> Vec<u8> {
 }
 
 fn bench_decode(c: &mut Criterion) {
-    let Some(samples) = common::w3c_samples() else { return };
+    let Some(samples) = common::w3c_samples() else {
+        return;
+    };
     let docs = common::replica(&samples, 0);
     let payloads: Vec<Vec<u8>> = docs.iter().map(|d| payload(d)).collect();
     let json_bytes: u64 = docs.iter().map(|d| d.len() as u64).sum();

@@ -20,7 +20,10 @@ struct Figures {
 }
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -32,7 +35,11 @@ fn start_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
     let binary = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())?;
-    let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -103,7 +110,9 @@ fn main() {
                 .unwrap_or(0);
         }
         assert_eq!(total, records);
-        decode.push(Figures { seconds: t.elapsed().as_secs_f64() });
+        decode.push(Figures {
+            seconds: t.elapsed().as_secs_f64(),
+        });
     }
     report("decode only (1 thread)", &decode);
 
@@ -121,9 +130,12 @@ fn main() {
         let dir = tmp.path().join(format!("import-{i}"));
         let db = Database::open(&dir).expect("db");
         let t = Instant::now();
-        db.import_files(std::slice::from_ref(&log), &mut |_| {}).expect("import");
+        db.import_files(std::slice::from_ref(&log), &mut |_| {})
+            .expect("import");
         db.close().expect("close");
-        import.push(Figures { seconds: t.elapsed().as_secs_f64() });
+        import.push(Figures {
+            seconds: t.elapsed().as_secs_f64(),
+        });
     }
     let offline = report("offline import", &import);
 

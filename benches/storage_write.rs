@@ -29,7 +29,9 @@ fn decoded_replicas(samples: &[(u32, Vec<String>)], replicas: u32) -> Vec<Record
 }
 
 fn bench_writes(c: &mut Criterion) {
-    let Some(samples) = common::w3c_samples() else { return };
+    let Some(samples) = common::w3c_samples() else {
+        return;
+    };
     let batches = decoded_replicas(&samples, 20);
     let records: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let mut group = c.benchmark_group("storage");

@@ -77,7 +77,11 @@ impl Database {
         )
     }
 
-    fn open_mode(path: impl AsRef<Path>, options: DatabaseOptions, mode: OpenMode) -> Result<Database> {
+    fn open_mode(
+        path: impl AsRef<Path>,
+        options: DatabaseOptions,
+        mode: OpenMode,
+    ) -> Result<Database> {
         let store = Store::open_with(
             path,
             StoreOptions {
@@ -148,7 +152,12 @@ impl Database {
 
     /// Edges adjacent to `v` in `direction` whose type is one of `edge_types` (all when
     /// empty). Unknown type names match nothing.
-    pub fn neighbours(&self, v: VertexId, direction: Direction, edge_types: &[&str]) -> Result<Vec<Adjacent>> {
+    pub fn neighbours(
+        &self,
+        v: VertexId,
+        direction: Direction,
+        edge_types: &[&str],
+    ) -> Result<Vec<Adjacent>> {
         let mut types = Vec::new();
         for name in edge_types {
             match self.store.edge_type_id(name) {
@@ -176,6 +185,50 @@ impl Database {
     /// Totals: vertices, stubs, edges, per-type and per-machine counts.
     pub fn stats(&self) -> Result<StoreStats> {
         Ok(self.store.stats()?)
+    }
+
+    /// Runs a traversal query (see `docs/query-language.md`) with the default guards and
+    /// returns its rows; [`provdb_query::QueryResult::subgraph`] loads the matched vertices
+    /// and edges.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let db = provdb::Database::open(dir.path())?;
+    /// let doc = br#"{"activity":{"cf:AQAAAAAAAEDDHQIAAAAAAAEAAABTTLt0AgAAAAAAAAA=":{"prov:type":"task","cf:pid":3666}},
+    ///   "entity":{"cf:AAAACAAAACDHHQIAAAAAAAEAAABTTLt0AAAAAAAAAAA=":{"prov:type":"process_memory"}},
+    ///   "wasGeneratedBy":{"cf:QAAAAAAAQIDNAgAAAAAAAAEAAABTTLt0AAAAAAAAAAA=":{"prov:type":"write",
+    ///     "prov:activity":"cf:AQAAAAAAAEDDHQIAAAAAAAEAAABTTLt0AgAAAAAAAAA=",
+    ///     "prov:entity":"cf:AAAACAAAACDHHQIAAAAAAAEAAABTTLt0AAAAAAAAAAA="}}}"#;
+    /// db.ingest_json(doc.to_vec())?;
+    /// let r = db.query("(t:task {pid:3666}) -[e:write]-> (m) | return m.type, e.type")?;
+    /// assert_eq!(r.columns, ["m.type", "e.type"]);
+    /// assert_eq!(r.rows[0].values[0].to_string(), "process_memory");
+    /// let g = r.subgraph(db.store())?;
+    /// assert_eq!((g.vertices.len(), g.edges.len()), (2, 1));
+    /// assert_eq!(db.query("() -[:write]-> () | count")?.rows[0].values[0], provdb::query::Datum::Int(1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn query(&self, text: &str) -> Result<provdb_query::QueryResult> {
+        Ok(provdb_query::query(&self.store, text)?)
+    }
+
+    /// Starts a query with explicit guards; rows are computed as the cursor is read.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let db = provdb::Database::open(dir.path())?;
+    /// let limits = provdb::query::Limits { max_rows: 10, ..Default::default() };
+    /// let cursor = db.query_cursor("(v) | return v.id", limits)?;
+    /// assert_eq!(cursor.columns(), ["v.id"]);
+    /// assert_eq!(cursor.count(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn query_cursor(
+        &self,
+        text: &str,
+        limits: provdb_query::Limits,
+    ) -> Result<provdb_query::Cursor<'_>> {
+        Ok(provdb_query::Cursor::new(&self.store, text, limits)?)
     }
 
     /// Flushes everything to disk and closes the database.

@@ -116,7 +116,10 @@ impl<'a> Importer<'a> {
     }
 
     fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() && self.pending.skipped_lines == 0 && self.pending.rejected_documents == 0 {
+        if self.pending.is_empty()
+            && self.pending.skipped_lines == 0
+            && self.pending.rejected_documents == 0
+        {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
@@ -129,7 +132,12 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
-    fn accept(&mut self, result: std::result::Result<RecordBatch, DecodeError>, file: &Path, line: usize) -> Result<()> {
+    fn accept(
+        &mut self,
+        result: std::result::Result<RecordBatch, DecodeError>,
+        file: &Path,
+        line: usize,
+    ) -> Result<()> {
         match result {
             Ok(batch) => {
                 self.report.documents += 1;
@@ -167,36 +175,139 @@ impl<'a> Importer<'a> {
             let result = decode::decode_text(bytes);
             return self.accept(result, path, 1);
         }
+        // Pipeline: this thread reads chunks of lines, DECODERS threads decode them, and this
+        // thread writes the decoded chunks back in file order (so ids stay deterministic).
         let max_inflated = self.db.options().max_inflated;
-        let mut line = Vec::with_capacity(64 << 10);
-        let mut number = 0usize;
-        loop {
-            line.clear();
-            let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+        std::thread::scope(|scope| -> Result<()> {
+            let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(DECODERS * 2);
+            let (done_tx, done_rx) = crossbeam_channel::bounded::<DecodedChunk>(DECODERS * 2);
+            for _ in 0..DECODERS {
+                let rx = chunk_rx.clone();
+                let tx = done_tx.clone();
+                scope.spawn(move || {
+                    for chunk in rx {
+                        if tx.send(decode_chunk(chunk, max_inflated)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(chunk_rx);
+            drop(done_tx);
+            let reader_thread = scope.spawn(move || read_chunks(reader, chunk_tx));
+            let mut next = 0u64;
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut failure = None;
+            for decoded in done_rx {
+                waiting.insert(decoded.seq, decoded);
+                while let Some(d) = waiting.remove(&next) {
+                    next += 1;
+                    if failure.is_none() {
+                        if let Err(e) = self.take(d, path) {
+                            failure = Some(e);
+                        }
+                    }
+                }
+            }
+            let read_result = reader_thread
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("reader thread panicked")));
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            read_result.map_err(io_err)
+        })
+    }
+
+    fn take(&mut self, d: DecodedChunk, path: &Path) -> Result<()> {
+        self.report.lines += d.lines;
+        self.report.bytes += d.bytes;
+        self.report.skipped_lines += d.skipped;
+        self.pending.skipped_lines += d.skipped;
+        for (line, result) in d.documents {
+            self.accept(result, path, line)?;
+        }
+        Ok(())
+    }
+}
+
+/// Decoder threads of an import (the machines have two cores; the writer shares them).
+const DECODERS: usize = 2;
+/// Bytes of lines handed to a decoder at once.
+const CHUNK_BYTES: usize = 1 << 20;
+
+struct Chunk {
+    seq: u64,
+    first_line: usize,
+    lines: Vec<Vec<u8>>,
+    bytes: u64,
+}
+
+struct DecodedChunk {
+    seq: u64,
+    lines: u64,
+    bytes: u64,
+    skipped: u64,
+    documents: Vec<(usize, std::result::Result<RecordBatch, DecodeError>)>,
+}
+
+fn read_chunks(
+    mut reader: impl BufRead,
+    tx: crossbeam_channel::Sender<Chunk>,
+) -> std::io::Result<()> {
+    let mut seq = 0;
+    let mut number = 0usize;
+    loop {
+        let mut chunk = Chunk {
+            seq,
+            first_line: number + 1,
+            lines: Vec::new(),
+            bytes: 0,
+        };
+        while chunk.bytes < CHUNK_BYTES as u64 {
+            let mut line = Vec::new();
+            let n = reader.read_until(b'\n', &mut line)?;
             if n == 0 {
                 break;
             }
             number += 1;
-            self.report.lines += 1;
-            self.report.bytes += n as u64;
-            let text = String::from_utf8_lossy(&line);
-            match classify_line(&text) {
-                TextKind::Json => {
-                    let mut bytes = text.trim().as_bytes().to_vec();
-                    let result = decode::decode_json_object(&mut bytes, None);
-                    self.accept(result, path, number)?;
-                }
-                TextKind::Payload => {
-                    let result = decode::decode_payload(text.trim().as_bytes(), max_inflated);
-                    self.accept(result, path, number)?;
-                }
-                TextKind::Other if text.trim().is_empty() => {}
-                TextKind::Other => {
-                    self.report.skipped_lines += 1;
-                    self.pending.skipped_lines += 1;
-                }
-            }
+            chunk.bytes += n as u64;
+            chunk.lines.push(line);
         }
-        Ok(())
+        if chunk.lines.is_empty() {
+            return Ok(());
+        }
+        seq += 1;
+        if tx.send(chunk).is_err() {
+            return Ok(()); // the writer stopped on an error it reports itself
+        }
     }
+}
+
+fn decode_chunk(chunk: Chunk, max_inflated: usize) -> DecodedChunk {
+    let mut out = DecodedChunk {
+        seq: chunk.seq,
+        lines: chunk.lines.len() as u64,
+        bytes: chunk.bytes,
+        skipped: 0,
+        documents: Vec::new(),
+    };
+    for (i, line) in chunk.lines.into_iter().enumerate() {
+        let number = chunk.first_line + i;
+        let text = String::from_utf8_lossy(&line);
+        match classify_line(&text) {
+            TextKind::Json => {
+                let mut bytes = text.trim().as_bytes().to_vec();
+                out.documents
+                    .push((number, decode::decode_json_object(&mut bytes, None)));
+            }
+            TextKind::Payload => {
+                let result = decode::decode_payload(text.trim().as_bytes(), max_inflated);
+                out.documents.push((number, result));
+            }
+            TextKind::Other if text.trim().is_empty() => {}
+            TextKind::Other => out.skipped += 1,
+        }
+    }
+    out
 }

@@ -41,6 +41,8 @@ pub mod workload;
 pub use database::{Database, DatabaseOptions};
 pub use error::{Error, Result};
 pub use import::{ImportProgress, ImportReport, Rejection};
+/// The query language: parser, planner, streaming executor and builder ([`provdb_query`]).
+pub use provdb_query as query;
 pub use provdb_storage::{
     Adjacent, Direction, Durability, Edge, EdgeId, ExternalId, ProvClass, ProvRelation,
     RecordBatch, StoreStats, Value, Vertex, VertexId, WriteSummary,

@@ -128,7 +128,8 @@ impl MessagePlan {
                 TextKind::Json if is_spade_record(line) => {
                     for (r, buf) in replicas.iter().zip(spade.iter_mut()) {
                         let rewritten = r.rewrite(line.trim());
-                        if !buf.is_empty() && buf.len() + rewritten.len() + 1 > SPADE_MESSAGE_BYTES {
+                        if !buf.is_empty() && buf.len() + rewritten.len() + 1 > SPADE_MESSAGE_BYTES
+                        {
                             out.push(self.document(r.machine(), buf, false));
                             buf.clear();
                         }
@@ -267,8 +268,12 @@ pub fn publish_messages(
     let failures = Arc::new(AtomicU64::new(0));
     let last_error = Arc::new(parking_lot::Mutex::new(String::new()));
     let net = {
-        let (acked, connected, failures, last_error) =
-            (acked.clone(), connected.clone(), failures.clone(), last_error.clone());
+        let (acked, connected, failures, last_error) = (
+            acked.clone(),
+            connected.clone(),
+            failures.clone(),
+            last_error.clone(),
+        );
         std::thread::Builder::new()
             .name("publish-net".to_owned())
             .spawn(move || {

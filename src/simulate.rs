@@ -86,14 +86,46 @@ const DM_ENTITY: u64 = 0x2000_0000_0000_0000;
 const DM_AGENT: u64 = 0x1000_0000_0000_0000;
 
 const FILES: &[&str] = &[
-    "/etc/ld.so.cache", "/usr/lib64/libc.so.6", "/etc/passwd", "/etc/hosts", "/tmp/build.log",
-    "/var/log/messages", "/home/user/notes.txt", "/usr/bin/bash", "/etc/resolv.conf",
-    "/var/lib/rpm/Packages", "/usr/lib64/libpthread.so.0", "/proc/meminfo", "/dev/null",
+    "/etc/ld.so.cache",
+    "/usr/lib64/libc.so.6",
+    "/etc/passwd",
+    "/etc/hosts",
+    "/tmp/build.log",
+    "/var/log/messages",
+    "/home/user/notes.txt",
+    "/usr/bin/bash",
+    "/etc/resolv.conf",
+    "/var/lib/rpm/Packages",
+    "/usr/lib64/libpthread.so.0",
+    "/proc/meminfo",
+    "/dev/null",
 ];
-const PROGRAMS: &[&str] = &["/usr/bin/bash", "/usr/bin/wget", "/usr/bin/ls", "/usr/bin/cat",
-    "/usr/sbin/sshd", "/usr/bin/python3", "/usr/bin/gcc", "/usr/bin/make"];
-const READS: &[&str] = &["read", "open", "getattr", "mmap", "perm_check", "search", "read_link"];
-const WRITES: &[&str] = &["write", "setattr", "inode_create", "memory_write", "file_lock"];
+const PROGRAMS: &[&str] = &[
+    "/usr/bin/bash",
+    "/usr/bin/wget",
+    "/usr/bin/ls",
+    "/usr/bin/cat",
+    "/usr/sbin/sshd",
+    "/usr/bin/python3",
+    "/usr/bin/gcc",
+    "/usr/bin/make",
+];
+const READS: &[&str] = &[
+    "read",
+    "open",
+    "getattr",
+    "mmap",
+    "perm_check",
+    "search",
+    "read_link",
+];
+const WRITES: &[&str] = &[
+    "write",
+    "setattr",
+    "inode_create",
+    "memory_write",
+    "file_lock",
+];
 
 /// State of one simulated machine.
 #[derive(Debug, Clone)]
@@ -276,7 +308,15 @@ impl Simulation {
             );
             doc.add("agent", &enc(&m.agent), &body);
         }
-        let rel = |m: &mut Machine, doc: &mut Doc, section: &str, ty: &str, keys: (&str, &str), from: &str, to: &str, rng: &mut Rng| -> bool {
+        let rel = |m: &mut Machine,
+                   doc: &mut Doc,
+                   section: &str,
+                   ty: &str,
+                   keys: (&str, &str),
+                   from: &str,
+                   to: &str,
+                   rng: &mut Rng|
+         -> bool {
             m.next_rel += 1;
             let id = ident(DM_RELATION | 0x40, m.next_rel, m.boot, m.id, 0);
             let mut body = format!(
@@ -286,7 +326,12 @@ impl Simulation {
             if ty == "read" || ty == "write" {
                 let _ = write!(body, ",\"cf:offset\":\"{}\"", rng.below(1 << 20));
             }
-            let _ = write!(body, ",\"cf:flags\":\"{:x}\",\"cf:task_id\":\"{}\"", rng.below(16), m.next_node);
+            let _ = write!(
+                body,
+                ",\"cf:flags\":\"{:x}\",\"cf:task_id\":\"{}\"",
+                rng.below(16),
+                m.next_node
+            );
             doc.add(section, &enc(&id), &body)
         };
         // A task, its process memory, its program and some files.
@@ -315,7 +360,16 @@ impl Simulation {
             }
             let task_s = enc(&task);
             let task1_s = enc(&task_v1);
-            rel(m, &mut doc, "wasInformedBy", "version_activity", ("prov:informant", "prov:informed"), &task_s, &task1_s, rng);
+            rel(
+                m,
+                &mut doc,
+                "wasInformedBy",
+                "version_activity",
+                ("prov:informant", "prov:informed"),
+                &task_s,
+                &task1_s,
+                rng,
+            );
             m.next_node += 1;
             let mem_id = m.next_node;
             let mem = ident(DM_ENTITY | 0x0800_0000, mem_id, m.boot, m.id, 0);
@@ -325,7 +379,16 @@ impl Simulation {
             );
             doc.add("entity", &enc(&mem), &mem_body);
             let mem_s = enc(&mem);
-            rel(m, &mut doc, "used", "memory_read", ("prov:entity", "prov:activity"), &mem_s, &task1_s, rng);
+            rel(
+                m,
+                &mut doc,
+                "used",
+                "memory_read",
+                ("prov:entity", "prov:activity"),
+                &mem_s,
+                &task1_s,
+                rng,
+            );
             // argv of the program.
             m.next_node += 1;
             let argv = ident(DM_ENTITY | 0x0010_0000, m.next_node, m.boot, m.id, 0);
@@ -337,10 +400,28 @@ impl Simulation {
             );
             doc.add("entity", &enc(&argv), &argv_body);
             let argv_s = enc(&argv);
-            rel(m, &mut doc, "wasDerivedFrom", "arg", ("prov:usedEntity", "prov:generatedEntity"), &argv_s, &mem_s, rng);
+            rel(
+                m,
+                &mut doc,
+                "wasDerivedFrom",
+                "arg",
+                ("prov:usedEntity", "prov:generatedEntity"),
+                &argv_s,
+                &mem_s,
+                rng,
+            );
             if m.docs == 1 && doc.records < 12 {
                 let agent_s = enc(&m.agent);
-                rel(m, &mut doc, "wasAssociatedWith", "ran_on", ("prov:agent", "prov:activity"), &agent_s, &task1_s, rng);
+                rel(
+                    m,
+                    &mut doc,
+                    "wasAssociatedWith",
+                    "ran_on",
+                    ("prov:agent", "prov:activity"),
+                    &agent_s,
+                    &task1_s,
+                    rng,
+                );
             }
             // File activity.
             let ops = 2 + rng.below(5);
@@ -370,16 +451,49 @@ impl Simulation {
                     m.files[fi].1 = new_version;
                     let newf = ident(DM_ENTITY | 0x0200, fid, m.boot, m.id, new_version);
                     let newf_body = file_body
-                        .replace(&format!("\"cf:version\":{version},"), &format!("\"cf:version\":{new_version},"))
-                        .replace(&format!("[file] {version}"), &format!("[file] {new_version}"));
+                        .replace(
+                            &format!("\"cf:version\":{version},"),
+                            &format!("\"cf:version\":{new_version},"),
+                        )
+                        .replace(
+                            &format!("[file] {version}"),
+                            &format!("[file] {new_version}"),
+                        );
                     doc.add("entity", &enc(&newf), &newf_body);
                     let newf_s = enc(&newf);
-                    rel(m, &mut doc, "wasDerivedFrom", "version_entity", ("prov:usedEntity", "prov:generatedEntity"), &file_s, &newf_s, rng);
+                    rel(
+                        m,
+                        &mut doc,
+                        "wasDerivedFrom",
+                        "version_entity",
+                        ("prov:usedEntity", "prov:generatedEntity"),
+                        &file_s,
+                        &newf_s,
+                        rng,
+                    );
                     let w = *rng.pick(WRITES);
-                    rel(m, &mut doc, "wasGeneratedBy", w, ("prov:activity", "prov:entity"), &task1_s, &newf_s, rng);
+                    rel(
+                        m,
+                        &mut doc,
+                        "wasGeneratedBy",
+                        w,
+                        ("prov:activity", "prov:entity"),
+                        &task1_s,
+                        &newf_s,
+                        rng,
+                    );
                 } else {
                     let r = *rng.pick(READS);
-                    rel(m, &mut doc, "used", r, ("prov:entity", "prov:activity"), &file_s, &task1_s, rng);
+                    rel(
+                        m,
+                        &mut doc,
+                        "used",
+                        r,
+                        ("prov:entity", "prov:activity"),
+                        &file_s,
+                        &task1_s,
+                        rng,
+                    );
                 }
                 if rng.below(4) == 0 {
                     m.next_node += 1;
@@ -391,7 +505,16 @@ impl Simulation {
                     );
                     doc.add("entity", &enc(&path), &path_body);
                     let path_s = enc(&path);
-                    rel(m, &mut doc, "wasDerivedFrom", "named", ("prov:usedEntity", "prov:generatedEntity"), &path_s, &file_s, rng);
+                    rel(
+                        m,
+                        &mut doc,
+                        "wasDerivedFrom",
+                        "named",
+                        ("prov:usedEntity", "prov:generatedEntity"),
+                        &path_s,
+                        &file_s,
+                        rng,
+                    );
                 }
             }
             if rng.below(3) == 0 {
@@ -406,7 +529,16 @@ impl Simulation {
                 );
                 doc.add("activity", &enc(&child), &cb);
                 let child_s = enc(&child);
-                rel(m, &mut doc, "wasInformedBy", "clone", ("prov:informant", "prov:informed"), &task1_s, &child_s, rng);
+                rel(
+                    m,
+                    &mut doc,
+                    "wasInformedBy",
+                    "clone",
+                    ("prov:informant", "prov:informed"),
+                    &task1_s,
+                    &child_s,
+                    rng,
+                );
             }
         }
         let records = doc.records;
@@ -436,7 +568,10 @@ impl Iterator for Simulation {
 }
 
 /// The MQTT messages of simulated documents (topic `<prefix><machine>`, camflowd encoding).
-pub fn to_messages(docs: impl IntoIterator<Item = SimDocument>, topic_prefix: &str) -> Vec<crate::publish::Message> {
+pub fn to_messages(
+    docs: impl IntoIterator<Item = SimDocument>,
+    topic_prefix: &str,
+) -> Vec<crate::publish::Message> {
     docs.into_iter()
         .map(|d| crate::publish::Message {
             topic: format!("{topic_prefix}{}", d.machine),

@@ -36,7 +36,10 @@ pub fn detect_machine(line: &str) -> Option<u32> {
         return digits.parse().ok();
     }
     let pos = line.find("\"[machine] ")?;
-    let digits: String = line[pos + 11..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = line[pos + 11..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -57,7 +60,9 @@ impl Replicator {
             original
         } else {
             // An odd multiplier makes this a bijection in k for a fixed original machine.
-            original.wrapping_mul(2_654_435_761).wrapping_add(k.wrapping_mul(0x9E37_79B9) | 1)
+            original
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(k.wrapping_mul(0x9E37_79B9) | 1)
         };
         Replicator {
             original,
@@ -162,7 +167,11 @@ fn replace_decimal(s: &str, original: &str, replacement: &str) -> String {
         let after = &rest[pos + original.len()..];
         let after_ok = !after.starts_with(|c: char| c.is_ascii_digit());
         out.push_str(&rest[..pos]);
-        out.push_str(if before_ok && after_ok { replacement } else { original });
+        out.push_str(if before_ok && after_ok {
+            replacement
+        } else {
+            original
+        });
         rest = after;
     }
     out.push_str(rest);
@@ -195,7 +204,11 @@ mod tests {
                 assert!(seen.insert(v.ext_id.clone()), "replicas collide");
             }
             // The edge still points at the rewritten file vertex.
-            let file = batch.vertices.iter().find(|v| v.type_name == "file").unwrap();
+            let file = batch
+                .vertices
+                .iter()
+                .find(|v| v.type_name == "file")
+                .unwrap();
             assert_eq!(batch.edges[0].src.ext_id, file.ext_id);
             // Numbers that merely contain the machine id are left alone.
             assert!(text.contains("6352003170"));

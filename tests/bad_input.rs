@@ -40,7 +40,11 @@ fn import_between(bad: Vec<u8>, max_inflated: usize) -> provdb::Rejection {
     let path = write_file(
         &files,
         "mixed.log",
-        &[TASK.as_bytes().to_vec(), bad, b64(&zlib(FILE.as_bytes())).into_bytes()],
+        &[
+            TASK.as_bytes().to_vec(),
+            bad,
+            b64(&zlib(FILE.as_bytes())).into_bytes(),
+        ],
     );
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open_with(
@@ -54,10 +58,19 @@ fn import_between(bad: Vec<u8>, max_inflated: usize) -> provdb::Rejection {
     let report = db.import_files(&[path.clone()], &mut |_| {}).unwrap();
     assert_eq!(report.rejected, 1, "{:?}", report.rejections);
     let stats = db.stats().unwrap();
-    assert_eq!(stats.vertices, 2, "the good documents around the bad one are stored");
+    assert_eq!(
+        stats.vertices, 2,
+        "the good documents around the bad one are stored"
+    );
     assert_eq!(stats.rejected_documents, 1);
-    assert!(db.vertex_by_external("AQAAAAAAAEDDHQIAAAAAAAEAAABTTLt0AgAAAAAAAAA=").unwrap().is_some());
-    assert!(db.vertex_by_external("AAEAAAAAACCUMgQAAAAAAJ3zExw9Y9wlAAAAAAAAAAA=").unwrap().is_some());
+    assert!(db
+        .vertex_by_external("AQAAAAAAAEDDHQIAAAAAAAEAAABTTLt0AgAAAAAAAAA=")
+        .unwrap()
+        .is_some());
+    assert!(db
+        .vertex_by_external("AAEAAAAAACCUMgQAAAAAAJ3zExw9Y9wlAAAAAAAAAAA=")
+        .unwrap()
+        .is_some());
     db.close().unwrap();
     let r = report.rejections[0].clone();
     assert_eq!((r.file.clone(), r.line), (path, 2), "the error says where");
@@ -90,7 +103,11 @@ fn invalid_base64_is_rejected_with_its_offset() {
 fn truncated_zlib_is_rejected() {
     let z = zlib(TASK.as_bytes());
     let r = import_between(b64(&z[..z.len() - 6]).into_bytes(), 1 << 20);
-    assert!(matches!(r.error, DecodeError::ZlibTruncated { .. }), "{}", r.error);
+    assert!(
+        matches!(r.error, DecodeError::ZlibTruncated { .. }),
+        "{}",
+        r.error
+    );
     let r = import_between(b64(b"this is not a zlib stream").into_bytes(), 1 << 20);
     assert!(matches!(r.error, DecodeError::Zlib { .. }), "{}", r.error);
 }
@@ -106,7 +123,10 @@ fn zlib_bomb_is_rejected_without_inflating_it_all() {
 
 #[test]
 fn invalid_json_is_rejected_with_its_position() {
-    let r = import_between(br#"{"prefix":{},"activity":{"x":{"prov:type":"task",}}}"#.to_vec(), 1 << 20);
+    let r = import_between(
+        br#"{"prefix":{},"activity":{"x":{"prov:type":"task",}}}"#.to_vec(),
+        1 << 20,
+    );
     match &r.error {
         DecodeError::Json { offset, .. } => assert!(*offset > 40 && *offset < 60, "{offset}"),
         other => panic!("{other:?}"),
@@ -177,7 +197,10 @@ fn library_errors_are_typed() {
         db.ingest_payload(b"@@@@"),
         Err(Error::Decode(DecodeError::Base64 { offset: 0, .. }))
     ));
-    assert!(matches!(db.ingest_payload(b""), Err(Error::Decode(DecodeError::Empty))));
+    assert!(matches!(
+        db.ingest_payload(b""),
+        Err(Error::Decode(DecodeError::Empty))
+    ));
     assert!(matches!(
         db.ingest_json(b"[1,2]".to_vec()),
         Err(Error::Decode(DecodeError::Structure { .. }))

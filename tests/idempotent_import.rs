@@ -7,26 +7,40 @@ use provdb::Database;
 #[test]
 fn importing_twice_stores_once() {
     for (name, vertices, stubs, edges, _) in common::SAMPLES {
-        let Some(path) = common::sample(name) else { return };
+        let Some(path) = common::sample(name) else {
+            return;
+        };
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).unwrap();
         let first = db.import_files(&[path.clone()], &mut |_| {}).unwrap();
         let before = db.stats().unwrap();
         let second = db.import_files(&[path.clone()], &mut |_| {}).unwrap();
         let after = db.stats().unwrap();
-        assert_eq!((after.vertices, after.stub_vertices, after.edges), (vertices, stubs, edges));
+        assert_eq!(
+            (after.vertices, after.stub_vertices, after.edges),
+            (vertices, stubs, edges)
+        );
         assert_eq!(before.vertex_types, after.vertex_types);
         assert_eq!(before.edge_types, after.edge_types);
         assert_eq!(before.machines, after.machines);
-        assert_eq!(second.stored.vertices_added + second.stored.edges_added, 0, "{name}");
-        assert_eq!(second.stored.edges_duplicate, first.stored.edges_added, "{name}");
+        assert_eq!(
+            second.stored.vertices_added + second.stored.edges_added,
+            0,
+            "{name}"
+        );
+        assert_eq!(
+            second.stored.edges_duplicate, first.stored.edges_added,
+            "{name}"
+        );
         db.close().unwrap();
     }
 }
 
 #[test]
 fn duplicates_inside_one_file_are_stored_once() {
-    let Some(path) = common::sample("v0.5.0-w3c-wget.log") else { return };
+    let Some(path) = common::sample("v0.5.0-w3c-wget.log") else {
+        return;
+    };
     let files = tempfile::tempdir().unwrap();
     let doubled = files.path().join("doubled.log");
     let text = std::fs::read_to_string(&path).unwrap();
@@ -41,7 +55,9 @@ fn duplicates_inside_one_file_are_stored_once() {
 
 #[test]
 fn reopened_database_has_everything() {
-    let Some(path) = common::sample("v0.2.2-w3c-badlog.log") else { return };
+    let Some(path) = common::sample("v0.2.2-w3c-badlog.log") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path()).unwrap();
     db.import_files(&[path], &mut |_| {}).unwrap();

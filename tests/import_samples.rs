@@ -120,10 +120,16 @@ fn import_alone(path: &Path) -> (tempfile::TempDir, Database, provdb::ImportRepo
 #[test]
 fn each_sample_gives_the_expected_totals() {
     for (name, vertices, stubs, edges, skipped) in common::SAMPLES {
-        let Some(path) = common::sample(name) else { return };
+        let Some(path) = common::sample(name) else {
+            return;
+        };
         let exp = expected_from(&path);
         // The figures and the independent count agree.
-        assert_eq!(exp.vertices.len() as u64 + exp.stubs().len() as u64, vertices, "{name}");
+        assert_eq!(
+            exp.vertices.len() as u64 + exp.stubs().len() as u64,
+            vertices,
+            "{name}"
+        );
         assert_eq!(exp.stubs().len() as u64, stubs, "{name}");
         assert_eq!(exp.edges.len() as u64, edges, "{name}");
         assert_eq!(exp.skipped, skipped, "{name}");
@@ -131,7 +137,12 @@ fn each_sample_gives_the_expected_totals() {
         let (_dir, db, report) = import_alone(&path);
         let stats = db.stats().unwrap();
         assert_eq!(
-            (stats.vertices, stats.stub_vertices, stats.edges, stats.skipped_lines),
+            (
+                stats.vertices,
+                stats.stub_vertices,
+                stats.edges,
+                stats.skipped_lines
+            ),
             (vertices, stubs, edges, skipped),
             "{name}"
         );
@@ -144,7 +155,9 @@ fn each_sample_gives_the_expected_totals() {
 #[test]
 fn per_type_counts_match_the_json() {
     for (name, ..) in common::SAMPLES {
-        let Some(path) = common::sample(name) else { return };
+        let Some(path) = common::sample(name) else {
+            return;
+        };
         let exp = expected_from(&path);
         let mut vertex_types: BTreeMap<String, u64> = BTreeMap::new();
         for t in exp.vertices.values() {
@@ -160,8 +173,16 @@ fn per_type_counts_match_the_json() {
         }
         let (_dir, db, _) = import_alone(&path);
         let stats = db.stats().unwrap();
-        assert_eq!(stats.vertex_types.into_iter().collect::<BTreeMap<_, _>>(), vertex_types, "{name}");
-        assert_eq!(stats.edge_types.into_iter().collect::<BTreeMap<_, _>>(), edge_types, "{name}");
+        assert_eq!(
+            stats.vertex_types.into_iter().collect::<BTreeMap<_, _>>(),
+            vertex_types,
+            "{name}"
+        );
+        assert_eq!(
+            stats.edge_types.into_iter().collect::<BTreeMap<_, _>>(),
+            edge_types,
+            "{name}"
+        );
         db.close().unwrap();
     }
 }
@@ -169,11 +190,16 @@ fn per_type_counts_match_the_json() {
 #[test]
 fn every_edge_runs_from_sender_to_receiver() {
     for (name, ..) in common::SAMPLES {
-        let Some(path) = common::sample(name) else { return };
+        let Some(path) = common::sample(name) else {
+            return;
+        };
         let exp = expected_from(&path);
         let (_dir, db, _) = import_alone(&path);
         for (id, (ty, snd, rcv)) in &exp.edges {
-            let e = db.edge_by_external(id).unwrap().unwrap_or_else(|| panic!("edge {id}"));
+            let e = db
+                .edge_by_external(id)
+                .unwrap()
+                .unwrap_or_else(|| panic!("edge {id}"));
             assert_eq!(&*e.type_name, ty);
             let src = db.store().vertex(e.src).unwrap().unwrap();
             let dst = db.store().vertex(e.dst).unwrap().unwrap();
@@ -192,7 +218,9 @@ fn every_edge_runs_from_sender_to_receiver() {
 #[test]
 fn machine_boot_and_version_come_from_the_identifier() {
     for (name, ..) in common::SAMPLES {
-        let Some(path) = common::sample(name) else { return };
+        let Some(path) = common::sample(name) else {
+            return;
+        };
         let exp = expected_from(&path);
         let (_dir, db, _) = import_alone(&path);
         let mut checked = 0;
@@ -215,14 +243,19 @@ fn machine_boot_and_version_come_from_the_identifier() {
                 checked += 1;
             }
         }
-        assert!(checked > 0, "{name}: no vertex carried machine/boot/version attributes");
+        assert!(
+            checked > 0,
+            "{name}: no vertex carried machine/boot/version attributes"
+        );
         db.close().unwrap();
     }
 }
 
 #[test]
 fn cf_date_becomes_a_unix_timestamp() {
-    let Some(path) = common::sample("v0.5.0-w3c-wget.log") else { return };
+    let Some(path) = common::sample("v0.5.0-w3c-wget.log") else {
+        return;
+    };
     let (_dir, db, _) = import_alone(&path);
     // cf:date "2019:01:24T08:00:25" of this task; 2019-01-24T08:00:25Z = 1548316825 (checked
     // with Python's datetime).
@@ -238,9 +271,14 @@ fn cf_date_becomes_a_unix_timestamp() {
 
 #[test]
 fn legacy_machine_description_becomes_a_machine_vertex() {
-    let Some(path) = common::sample("v0.2.2-w3c-badlog.log") else { return };
+    let Some(path) = common::sample("v0.2.2-w3c-badlog.log") else {
+        return;
+    };
     let (_dir, db, _) = import_alone(&path);
-    let m = db.vertex_by_external("635200317").unwrap().expect("machine vertex");
+    let m = db
+        .vertex_by_external("635200317")
+        .unwrap()
+        .expect("machine vertex");
     assert_eq!(&*m.type_name, "machine");
     assert_eq!(m.placement.machine, Some(635_200_317));
     let stats = db.stats().unwrap();

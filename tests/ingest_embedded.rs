@@ -30,7 +30,10 @@ fn embedded_broker_samples_equal_offline_import() {
     let files: Vec<_> = common::SAMPLES.iter().map(|s| dir.join(s.0)).collect();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (config, url) = embedded("samples-embedded");
-    let service = Service::start(Database::open(tmp.path().join("served")).expect("db"), config);
+    let service = Service::start(
+        Database::open(tmp.path().join("served")).expect("db"),
+        config,
+    );
     let plan = MessagePlan::default();
     let mut messages = Vec::new();
     for f in &files {
@@ -43,7 +46,9 @@ fn embedded_broker_samples_equal_offline_import() {
     let reference = reference_from_files(&tmp.path().join("reference"), &files);
     assert_same_graph(&db, &reference);
     let machines = load_machines(db.store()).expect("registry");
-    assert!(machines.iter().any(|m| m.machine == 635_200_317 && m.description.is_some()));
+    assert!(machines
+        .iter()
+        .any(|m| m.machine == 635_200_317 && m.description.is_some()));
     assert!(machines.iter().any(|m| m.machine == 1_958_431_827));
     assert_eq!(machines.iter().map(|m| m.messages).sum::<u64>(), n);
 }
@@ -60,7 +65,10 @@ fn embedded_ten_machines_and_duplicates_are_stored_once() {
     let docs: Vec<_> = Simulation::new(&opts).collect();
     let messages = to_messages(docs.clone(), "camflow/provenance/");
     let (config, url) = embedded("ten-embedded");
-    let service = Service::start(Database::open(tmp.path().join("served")).expect("db"), config);
+    let service = Service::start(
+        Database::open(tmp.path().join("served")).expect("db"),
+        config,
+    );
     // Ten publishers at once, one per machine, each sending its messages twice (QoS 1 and 2).
     std::thread::scope(|s| {
         for k in 0..10 {
@@ -81,7 +89,11 @@ fn embedded_ten_machines_and_duplicates_are_stored_once() {
     let machines = load_machines(db.store()).expect("registry");
     assert_eq!(machines.len(), 10);
     for m in &machines {
-        assert_eq!(m.messages, 40, "machine {} got {} messages", m.machine, m.messages);
+        assert_eq!(
+            m.messages, 40,
+            "machine {} got {} messages",
+            m.machine, m.messages
+        );
         assert_eq!(m.rejected, 0);
         assert!(m.first_seen_ms <= m.last_seen_ms);
     }
@@ -107,12 +119,24 @@ fn bad_messages_go_to_quarantine_and_good_ones_around_them_are_stored() {
         json_bytes: 0,
     };
     let bads = vec![
-        bad(format!("camflow/provenance/{a}"), b"%%% not base64 %%%".to_vec()),
+        bad(
+            format!("camflow/provenance/{a}"),
+            b"%%% not base64 %%%".to_vec(),
+        ),
         bad(format!("camflow/provenance/{a}"), b"bm90IHpsaWI=".to_vec()),
-        bad(format!("camflow/provenance/{b}"), encode_payload(b"{\"prefix\":{}, \"entity\":{")),
+        bad(
+            format!("camflow/provenance/{b}"),
+            encode_payload(b"{\"prefix\":{}, \"entity\":{"),
+        ),
         // A document of machine a published under machine b's topic.
-        bad(format!("camflow/provenance/{b}"), encode_payload(docs[0].json.as_bytes())),
-        bad("camflow/provenance/not-a-number".to_owned(), encode_payload(docs[1].json.as_bytes())),
+        bad(
+            format!("camflow/provenance/{b}"),
+            encode_payload(docs[0].json.as_bytes()),
+        ),
+        bad(
+            "camflow/provenance/not-a-number".to_owned(),
+            encode_payload(docs[1].json.as_bytes()),
+        ),
     ];
     // Keep-alives and empty payloads are skipped, not quarantined.
     let ignored = vec![
@@ -130,7 +154,10 @@ fn bad_messages_go_to_quarantine_and_good_ones_around_them_are_stored() {
         }
     }
     let (config, url) = embedded("bad-embedded");
-    let service = Service::start(Database::open(tmp.path().join("served")).expect("db"), config);
+    let service = Service::start(
+        Database::open(tmp.path().join("served")).expect("db"),
+        config,
+    );
     let n = publish(&url, &stream, 1);
     // `keepalive` is not subscribed to, so one message fewer reaches the service.
     service.wait_handled(n - 1, Duration::from_secs(60));
@@ -143,13 +170,24 @@ fn bad_messages_go_to_quarantine_and_good_ones_around_them_are_stored() {
     let q = load_quarantine(db.store()).expect("quarantine");
     let mut kinds: Vec<&str> = q.iter().map(|e| e.kind.as_str()).collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, ["base64", "json", "machine_mismatch", "topic", "zlib"]);
+    assert_eq!(
+        kinds,
+        ["base64", "json", "machine_mismatch", "topic", "zlib"]
+    );
     for e in &q {
         assert!(!e.error.is_empty() && e.arrival_ms > 0 && !e.payload.is_empty());
     }
-    let mm = q.iter().find(|e| e.kind == "machine_mismatch").expect("mismatch entry");
+    let mm = q
+        .iter()
+        .find(|e| e.kind == "machine_mismatch")
+        .expect("mismatch entry");
     assert_eq!(mm.machine, Some(b));
     let machines = load_machines(db.store()).expect("registry");
-    let rejected = |id: u32| machines.iter().find(|m| m.machine == id).map_or(0, |m| m.rejected);
+    let rejected = |id: u32| {
+        machines
+            .iter()
+            .find(|m| m.machine == id)
+            .map_or(0, |m| m.rejected)
+    };
     assert_eq!((rejected(a), rejected(b)), (2, 2));
 }

@@ -66,9 +66,8 @@ fn mosquitto_samples_replayed_as_ten_machines() {
     };
     let messages = plan.messages_of_file(&file).expect("read sample");
     // Ten publishers at once, one per machine.
-    let per_machine = |k: usize| -> Vec<Message> {
-        messages.iter().skip(k).step_by(10).cloned().collect()
-    };
+    let per_machine =
+        |k: usize| -> Vec<Message> { messages.iter().skip(k).step_by(10).cloned().collect() };
     std::thread::scope(|s| {
         for k in 0..10 {
             let mine = per_machine(k);
@@ -84,7 +83,10 @@ fn mosquitto_samples_replayed_as_ten_machines() {
     assert_same_graph(&db, &reference);
     let single = Database::open(tmp.path().join("single")).expect("db");
     single.import_files(&[file], &mut |_| {}).expect("import");
-    assert_eq!(db.stats().expect("stats").edges, 10 * single.stats().expect("stats").edges);
+    assert_eq!(
+        db.stats().expect("stats").edges,
+        10 * single.stats().expect("stats").edges
+    );
     assert_eq!(load_machines(db.store()).expect("registry").len(), 10);
 }
 
@@ -111,9 +113,13 @@ fn broker_restarted_under_the_service_loses_nothing() {
     service.wait_handled(first.len() as u64, Duration::from_secs(60));
     broker.restart();
     // The service reconnects (with backoff) and resubscribes; its session survived.
-    service.wait_until("reconnect", Duration::from_secs(30), |s| s.connections >= 2 && s.connected);
+    service.wait_until("reconnect", Duration::from_secs(30), |s| {
+        s.connections >= 2 && s.connected
+    });
     publish(&broker.url(), second, 1);
-    service.wait_until("all stored", Duration::from_secs(60), |s| s.stored >= messages.len() as u64);
+    service.wait_until("all stored", Duration::from_secs(60), |s| {
+        s.stored >= messages.len() as u64
+    });
     let (db, _) = service.stop();
     let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
     let reference = reference_from_json(&tmp.path().join("reference"), &json);
@@ -125,7 +131,13 @@ fn spawn_serve(db: &std::path::Path, broker: &Mosquitto) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_provdb"))
         .arg("--db")
         .arg(db)
-        .args(["serve", "--client-id", "kill9-service", "--report-secs", "0"])
+        .args([
+            "serve",
+            "--client-id",
+            "kill9-service",
+            "--report-secs",
+            "0",
+        ])
         .arg("--broker")
         .arg(broker.url().to_string())
         .stdout(Stdio::null())
@@ -187,8 +199,14 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
     let partial = Database::open_read_only(&db_path)
         .map(|db| db.stats().map(|s| s.edges).unwrap_or(0))
         .unwrap_or(0);
-    eprintln!("killed mid-stream with {partial} of {} edges stored", expected.edges);
-    assert!(partial < expected.edges, "the kill came too late to test anything");
+    eprintln!(
+        "killed mid-stream with {partial} of {} edges stored",
+        expected.edges
+    );
+    assert!(
+        partial < expected.edges,
+        "the kill came too late to test anything"
+    );
     std::thread::sleep(Duration::from_millis(300));
     let mut child = spawn_serve(&db_path, &broker);
     let report = publisher.join().expect("publisher");
@@ -202,10 +220,16 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
         if done {
             break;
         }
-        assert!(Instant::now() < deadline, "the service did not catch up in 90 s");
+        assert!(
+            Instant::now() < deadline,
+            "the service did not catch up in 90 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
     let status = child.wait().expect("wait");
     assert!(status.success(), "graceful shutdown failed: {status:?}");
     let db = Database::open(&db_path).expect("reopen");
@@ -214,5 +238,9 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
     assert_eq!(machines.len(), 4);
     // Each message was received at least once; some were redelivered after the kill.
     let received: u64 = machines.iter().map(|m| m.messages).sum();
-    assert!(received >= messages.len() as u64, "{received} < {}", messages.len());
+    assert!(
+        received >= messages.len() as u64,
+        "{received} < {}",
+        messages.len()
+    );
 }

@@ -8,7 +8,9 @@ use provdb::{Database, DatabaseOptions};
 
 #[test]
 fn spade_edge_before_its_path_vertex_creates_then_fills_a_stub() {
-    let Some(path) = common::sample("v0.8.0-spade-android.log") else { return };
+    let Some(path) = common::sample("v0.8.0-spade-android.log") else {
+        return;
+    };
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // The `named` edge references a path vertex defined on a later line (SOURCES.md).
@@ -48,7 +50,10 @@ fn spade_edge_before_its_path_vertex_creates_then_fills_a_stub() {
     )
     .unwrap();
     db.import_files(&[first], &mut |_| {}).unwrap();
-    let stub = db.vertex_by_external(&path_id).unwrap().expect("stub exists");
+    let stub = db
+        .vertex_by_external(&path_id)
+        .unwrap()
+        .expect("stub exists");
     assert!(stub.stub);
     // SPADE edges say the endpoint type: the stub carries it.
     assert_eq!(&*stub.type_name, "path");
@@ -67,8 +72,16 @@ fn spade_edge_before_its_path_vertex_creates_then_fills_a_stub() {
     assert_eq!(stats.stub_vertices, 0);
     assert_eq!((stats.vertices, stats.edges), (13, 14));
     // The type index moved the vertex from its stub type to its real type exactly once.
-    let path_count = stats.vertex_types.iter().find(|(t, _)| t == "path").unwrap().1;
-    let expected_paths = lines.iter().filter(|l| l.contains("\"object_type\":\"path\"")).count();
+    let path_count = stats
+        .vertex_types
+        .iter()
+        .find(|(t, _)| t == "path")
+        .unwrap()
+        .1;
+    let expected_paths = lines
+        .iter()
+        .filter(|l| l.contains("\"object_type\":\"path\""))
+        .count();
     assert_eq!(path_count, expected_paths as u64);
     db.close().unwrap();
 }

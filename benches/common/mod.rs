@@ -10,7 +10,10 @@ use provdb::workload::{detect_machine, Replicator};
 pub fn w3c_samples() -> Option<Vec<(u32, Vec<String>)>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/camflow");
     if !dir.is_dir() {
-        eprintln!("benchmarks need the shared CamFlow samples at {}", dir.display());
+        eprintln!(
+            "benchmarks need the shared CamFlow samples at {}",
+            dir.display()
+        );
         return None;
     }
     let mut out = Vec::new();

@@ -339,7 +339,11 @@ impl fmt::Display for NodePattern {
 
 impl fmt::Display for EdgePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.dir == Dir::Backward { "<-[" } else { "-[" })?;
+        f.write_str(if self.dir == Dir::Backward {
+            "<-["
+        } else {
+            "-["
+        })?;
         if let Some(v) = &self.var {
             f.write_str(&v.text)?;
         }
@@ -357,7 +361,11 @@ impl fmt::Display for EdgePattern {
         if let Some(e) = &self.filter {
             write!(f, " where {e}")?;
         }
-        f.write_str(if self.dir == Dir::Forward { "]->" } else { "]-" })
+        f.write_str(if self.dir == Dir::Forward {
+            "]->"
+        } else {
+            "]-"
+        })
     }
 }
 
@@ -365,12 +373,9 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Step::Where(e) => write!(f, "where {e}"),
-            Step::During(TimeWindow::Between(a, b), _) => write!(
-                f,
-                "during {}..{}",
-                Literal::Time(*a),
-                Literal::Time(*b)
-            ),
+            Step::During(TimeWindow::Between(a, b), _) => {
+                write!(f, "during {}..{}", Literal::Time(*a), Literal::Time(*b))
+            }
             Step::During(TimeWindow::Last(s), _) => write!(f, "during last {s}s"),
             Step::Dedup(None) => f.write_str("dedup"),
             Step::Dedup(Some(v)) => write!(f, "dedup {}", v.text),

@@ -49,6 +49,8 @@ pub enum Guard {
     Timeout,
     /// A variable-length expansion visited the maximum number of vertices.
     MaxVisited,
+    /// A type name of the query does not occur in the archive (it matches nothing).
+    AbsentType,
 }
 
 /// A guard that was hit: the result is partial.
@@ -118,6 +120,10 @@ fn guard_error(msg: &str) -> QueryError {
 impl<'g> Exec<'g> {
     fn warn(&self, guard: Guard, message: String) {
         let mut w = self.warnings.borrow_mut();
+        if guard == Guard::AbsentType {
+            w.push(Warning { guard, message });
+            return;
+        }
         if !w.iter().any(|x| x.guard == guard) {
             w.push(Warning { guard, message });
         }
@@ -126,7 +132,7 @@ impl<'g> Exec<'g> {
     fn tick(&self) -> Res<()> {
         let t = self.ticks.get().wrapping_add(1);
         self.ticks.set(t);
-        if t % 64 == 0 {
+        if t % 64 == 1 {
             if let (Some(d), Some(limit)) = (self.deadline, self.limits.timeout) {
                 if Instant::now() > d {
                     self.warn(
@@ -481,6 +487,9 @@ impl<'g> Exec<'g> {
         };
         let e = &self.plan.edges[stage.edge];
         let dir = e.storage_dir(stage.reversed);
+        if e.never && e.var.is_none_or(|(min, _, _)| min > 0) {
+            return Box::new(std::iter::empty());
+        }
         if let Some((min, max, capped)) = e.var {
             return Box::new(VarExpand {
                 ex: self.clone(),
@@ -564,6 +573,10 @@ impl VarExpand<'_> {
 
     fn expand_level(&mut self) -> Res<()> {
         let ce = &self.ex.plan.edges[self.stage.edge];
+        if ce.never {
+            self.frontier.clear();
+            return Ok(());
+        }
         let mut next = Vec::new();
         let mut map = HashMap::new();
         let mut scratch = self.base.clone();
@@ -811,6 +824,12 @@ impl<'g> Cursor<'g> {
             warnings: RefCell::new(Vec::new()),
             ticks: Cell::new(0),
         });
+        for w in ex.plan.warnings.clone() {
+            ex.warnings.borrow_mut().push(Warning {
+                guard: Guard::AbsentType,
+                message: w,
+            });
+        }
         let inner = pipeline(&ex);
         Cursor {
             ex,
@@ -1036,7 +1055,13 @@ fn pipeline<'g>(ex: &Rc<Exec<'g>>) -> RecIter<'g> {
                                 o
                             }
                         });
-                        sorted = Some(keyed.into_iter().map(|(_, r)| r).collect::<Vec<_>>().into_iter());
+                        sorted = Some(
+                            keyed
+                                .into_iter()
+                                .map(|(_, r)| r)
+                                .collect::<Vec<_>>()
+                                .into_iter(),
+                        );
                     }
                     sorted.as_mut()?.next().map(Ok)
                 }))

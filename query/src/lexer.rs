@@ -169,9 +169,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, QueryError> {
             b'0'..=b'9' => number(text, i)?,
             b'$' | b'_' | b'a'..=b'z' | b'A'..=b'Z' => {
                 let mut j = i + 1;
-                while j < bytes.len()
-                    && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_')
-                {
+                while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_') {
                     j += 1;
                 }
                 // `cf:pid` and `prov:label` are one identifier when no space follows `:` and
@@ -182,8 +180,7 @@ pub(crate) fn lex(text: &str) -> Result<Vec<Token>, QueryError> {
                     && bytes.get(j + 1).is_some_and(|b| b.is_ascii_alphabetic())
                 {
                     j += 1;
-                    while j < bytes.len()
-                        && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_')
+                    while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_')
                     {
                         j += 1;
                     }
@@ -261,9 +258,8 @@ fn number(text: &str, start: usize) -> Result<(Tok, usize), QueryError> {
         }
     }
     let digits = &text[start..j];
-    let bad = |msg: &str| {
-        QueryError::at(ErrorKind::Syntax, text, Span::new(start, j), msg.to_owned())
-    };
+    let bad =
+        |msg: &str| QueryError::at(ErrorKind::Syntax, text, Span::new(start, j), msg.to_owned());
     if is_float {
         let v: f64 = digits.parse().map_err(|_| bad("invalid number"))?;
         return Ok((Tok::Float(v), j - start));

@@ -96,3 +96,28 @@ pub fn run<'g>(
     let p = plan(g, "", query, limits.max_depth)?;
     Ok(Cursor::from_plan(g, p, limits))
 }
+
+/// Resolves vertex names the way the `name`/`path` property does: a vertex's own
+/// `pathname`, else that of a path vertex `named` to it or to an older version of it.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let store = provdb_storage::Store::open(dir.path())?;
+/// let namer = provdb_query::Namer::new(&store)?;
+/// assert_eq!(namer.name_of(provdb_storage::VertexId(0))?, None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Namer<'g>(Cursor<'g>);
+
+impl<'g> Namer<'g> {
+    /// A namer over `g`.
+    pub fn new(g: &'g dyn GraphRead) -> Result<Namer<'g>, QueryError> {
+        Ok(Namer(Cursor::new(g, "(v) | limit 0", Limits::default())?))
+    }
+
+    /// The name of vertex `v`, if it has one.
+    pub fn name_of(&self, v: provdb_storage::VertexId) -> Result<Option<String>, QueryError> {
+        self.0.name_of(v)
+    }
+}

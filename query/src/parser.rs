@@ -33,6 +33,7 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
         tokens,
         pos: 0,
         anon: 0,
+        depth: 0,
     };
     let q = p.query()?;
     if p.peek() == &Tok::Semi {
@@ -41,14 +42,16 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
     if p.peek() != &Tok::Eof {
         let t = p.cur().clone();
         let help = if let Tok::Ident(w) = &t.tok {
-            did_you_mean(w, STEP_KEYWORDS.iter().copied())
-                .map(|s| format!("did you mean `| {s}`?"))
+            did_you_mean(w, STEP_KEYWORDS.iter().copied()).map(|s| format!("did you mean `| {s}`?"))
         } else {
             None
         };
         let mut e = p.error_at(
             t.span,
-            format!("expected `|` and a step, or the end of the query, found {}", t.tok.describe()),
+            format!(
+                "expected `|` and a step, or the end of the query, found {}",
+                t.tok.describe()
+            ),
         );
         if let Some(h) = help {
             e = e.with_help(h);
@@ -63,7 +66,11 @@ struct Parser<'a> {
     tokens: Vec<Token>,
     pos: usize,
     anon: usize,
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses and `not` in an expression.
+const MAX_NESTING: usize = 64;
 
 /// How bare identifiers in an expression are read.
 #[derive(Clone, Copy)]
@@ -97,7 +104,10 @@ impl Parser<'_> {
 
     fn expected(&self, what: &str) -> QueryError {
         let t = self.cur();
-        self.error_at(t.span, format!("expected {what}, found {}", t.tok.describe()))
+        self.error_at(
+            t.span,
+            format!("expected {what}, found {}", t.tok.describe()),
+        )
     }
 
     fn expect(&mut self, tok: Tok, what: &str) -> Result<Token, QueryError> {
@@ -271,9 +281,7 @@ impl Parser<'_> {
             };
             let max = match max {
                 Some(None) => {
-                    return Err(
-                        self.error_at(span, "hop counts must be between 0 and 4294967295")
-                    )
+                    return Err(self.error_at(span, "hop counts must be between 0 and 4294967295"))
                 }
                 Some(Some(m)) => Some(m),
                 None => None,
@@ -456,7 +464,9 @@ impl Parser<'_> {
                 self.bump();
                 crate::time::parse_time(s).ok_or_else(|| {
                     self.error_at(t.span, format!("invalid time '{s}'"))
-                        .with_help("write YYYY-MM-DDThh:mm:ss (UTC) or CamFlow's YYYY:MM:DDThh:mm:ss")
+                        .with_help(
+                            "write YYYY-MM-DDThh:mm:ss (UTC) or CamFlow's YYYY:MM:DDThh:mm:ss",
+                        )
                 })
             }
             Tok::Int(v) => {
@@ -498,6 +508,12 @@ impl Parser<'_> {
             }
             Tok::LBracket => {
                 self.bump();
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return Err(
+                        self.error_at(t.span, format!("lists nested more than {MAX_NESTING} deep"))
+                    );
+                }
                 let mut items = Vec::new();
                 if *self.peek() != Tok::RBracket {
                     loop {
@@ -510,6 +526,7 @@ impl Parser<'_> {
                     }
                 }
                 self.expect(Tok::RBracket, "`,` or `]`")?;
+                self.depth -= 1;
                 Literal::List(items)
             }
             _ => return Err(self.expected("a value (a string, a number, true, false or null)")),
@@ -535,10 +552,20 @@ impl Parser<'_> {
     }
 
     fn neg(&mut self, scope: Scope<'_>) -> Result<Expr, QueryError> {
-        if self.eat_kw("not") {
-            return Ok(Expr::Not(Box::new(self.neg(scope)?)));
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(self.error_at(
+                self.cur().span,
+                format!("expression nested more than {MAX_NESTING} deep"),
+            ));
         }
-        self.cmp(scope)
+        let r = if self.eat_kw("not") {
+            self.neg(scope).map(|e| Expr::Not(Box::new(e)))
+        } else {
+            self.cmp(scope)
+        };
+        self.depth -= 1;
+        r
     }
 
     fn cmp(&mut self, scope: Scope<'_>) -> Result<Expr, QueryError> {
@@ -595,9 +622,9 @@ impl Parser<'_> {
                 })
             }
             _ => {
-                let lit = self.literal().map_err(|_| {
-                    self.expected("a value, a variable or `var.property`")
-                })?;
+                let lit = self
+                    .literal()
+                    .map_err(|_| self.expected("a value, a variable or `var.property`"))?;
                 let span = t.span.to(self.tokens[self.pos.saturating_sub(1)].span);
                 Ok(Expr::Lit(lit, span))
             }

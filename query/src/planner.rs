@@ -14,7 +14,16 @@ use crate::value::Datum;
 
 /// Virtual properties of vertices.
 pub const VERTEX_PROPERTIES: &[&str] = &[
-    "id", "type", "class", "machine", "boot", "version", "time", "object_id", "name", "path",
+    "id",
+    "type",
+    "class",
+    "machine",
+    "boot",
+    "version",
+    "time",
+    "object_id",
+    "name",
+    "path",
     "stub",
 ];
 
@@ -103,6 +112,8 @@ pub(crate) struct CEdge {
     pub causal: bool,
     pub filter: Option<CExpr>,
     pub window: Option<(i64, i64)>,
+    /// Every type asked is absent from the archive: matches nothing.
+    pub never: bool,
 }
 
 impl CEdge {
@@ -170,6 +181,7 @@ pub struct Plan {
     pub(crate) named_types: Vec<TypeId>,
     pub(crate) version_types: Vec<TypeId>,
     pub(crate) explain: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Plan {
@@ -197,7 +209,126 @@ struct Planner<'a> {
     slot_names: Vec<String>,
     slot_kinds: Vec<SlotKind>,
     attr_keys: Vec<String>,
+    warnings: Vec<String>,
 }
+
+/// Vertex type names that CamFlow versions emit (an archive may not have seen them yet).
+const CAMFLOW_VERTEX_TYPES: &[&str] = &[
+    "task",
+    "process_memory",
+    "file",
+    "directory",
+    "link",
+    "fifo",
+    "socket",
+    "char",
+    "block",
+    "mmaped_file",
+    "msg",
+    "shm",
+    "address",
+    "file_name",
+    "path",
+    "packet",
+    "packet_content",
+    "argv",
+    "envp",
+    "iattr",
+    "xattr",
+    "machine",
+    "inode_unknown",
+    "string",
+    "disc_entity",
+    "disc_activity",
+    "disc_agent",
+    "unknown",
+];
+
+/// Edge type names that CamFlow versions emit.
+const CAMFLOW_EDGE_TYPES: &[&str] = &[
+    "read",
+    "write",
+    "open",
+    "exec",
+    "clone",
+    "exec_task",
+    "exec_process",
+    "version_entity",
+    "version_activity",
+    "named",
+    "named_process",
+    "send",
+    "receive",
+    "send_unix",
+    "receive_unix",
+    "send_msg",
+    "receive_msg",
+    "send_packet",
+    "receive_packet",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "mmap",
+    "mmap_read",
+    "mmap_write",
+    "mmap_exec",
+    "mmap_read_private",
+    "mmap_write_private",
+    "mmap_exec_private",
+    "munmap",
+    "setuid",
+    "setgid",
+    "change",
+    "setattr",
+    "getattr",
+    "setxattr",
+    "getxattr",
+    "listxattr",
+    "removexattr",
+    "link",
+    "unlink",
+    "rename",
+    "create",
+    "terminate_task",
+    "terminate_proc",
+    "terminate",
+    "arg",
+    "env",
+    "sh_read",
+    "sh_write",
+    "memory_read",
+    "memory_write",
+    "clone_mem",
+    "perm_read",
+    "perm_write",
+    "perm_exec",
+    "perm_append",
+    "search",
+    "read_ioctl",
+    "write_ioctl",
+    "socket_create",
+    "socket_pair_create",
+    "free",
+    "ran_on",
+    "addressed",
+    "shmdt",
+    "shmat",
+    "sh_attach",
+    "file_lock",
+    "file_sigio",
+    "inode_create",
+    "proc_read",
+    "proc_write",
+    "ptrace_attach",
+    "ptrace_read",
+    "ptrace_attach_task",
+    "ptrace_read_task",
+    "load_file",
+    "load_module",
+    "packet_content",
+    "unknown",
+];
 
 /// Compiles `query` (parsed from `text`, used for error places) against the archive `g`.
 pub fn plan(
@@ -221,6 +352,7 @@ pub fn plan(
         slot_names: Vec::new(),
         slot_kinds: Vec::new(),
         attr_keys,
+        warnings: Vec::new(),
     };
     p.run(query)
 }
@@ -241,10 +373,14 @@ impl Planner<'_> {
                     return Err(self.err(
                         ErrorKind::Invalid,
                         n.span,
-                        format!("`{}` is already bound to a {}", n.text, match self.slot_kinds[s] {
-                            SlotKind::Vertex => "vertex",
-                            SlotKind::Edge => "edge",
-                        }),
+                        format!(
+                            "`{}` is already bound to a {}",
+                            n.text,
+                            match self.slot_kinds[s] {
+                                SlotKind::Vertex => "vertex",
+                                SlotKind::Edge => "edge",
+                            }
+                        ),
                     ));
                 }
                 if kind == SlotKind::Edge {
@@ -267,7 +403,10 @@ impl Planner<'_> {
         Ok(s)
     }
 
-    fn type_ids(&self, names: &[Name], vertex: bool) -> Result<Vec<TypeId>, QueryError> {
+    /// Type ids of `names`. A name that the archive lacks is an error when it looks like a
+    /// typo of a name it has (with "did you mean"); a genuine CamFlow type name that this
+    /// archive has not seen yet matches nothing, with a warning.
+    fn type_ids(&mut self, names: &[Name], vertex: bool) -> Result<Vec<TypeId>, QueryError> {
         let known: Vec<(TypeId, std::sync::Arc<str>)> = if vertex {
             self.g.vertex_types()
         } else {
@@ -284,13 +423,26 @@ impl Planner<'_> {
                 Some(t) => out.push(t),
                 None => {
                     let what = if vertex { "vertex" } else { "edge" };
+                    let names: Vec<&str> = known.iter().map(|(_, s)| &**s).collect();
+                    let suggestion = did_you_mean(&n.text, names.iter().copied());
+                    let camflow = if vertex {
+                        CAMFLOW_VERTEX_TYPES
+                    } else {
+                        CAMFLOW_EDGE_TYPES
+                    };
+                    if camflow.contains(&n.text.as_str()) {
+                        self.warnings.push(format!(
+                            "no {what} of type `{}` in this archive (it matches nothing)",
+                            n.text
+                        ));
+                        continue;
+                    }
                     let mut e = self.err(
                         ErrorKind::Unknown,
                         n.span,
                         format!("unknown {what} type `{}`", n.text),
                     );
-                    let names: Vec<&str> = known.iter().map(|(_, s)| &**s).collect();
-                    e = match did_you_mean(&n.text, names.iter().copied()) {
+                    e = match suggestion {
                         Some(s) => e.with_help(format!("did you mean `{s}`?")),
                         None if names.is_empty() => {
                             e.with_help(format!("the archive has no {what} types yet"))
@@ -328,14 +480,22 @@ impl Planner<'_> {
             return Ok(v);
         }
         let bare = k.strip_prefix("cf:").unwrap_or(k);
-        if self.attr_keys.binary_search_by(|a| a.as_str().cmp(bare)).is_ok() {
+        if self
+            .attr_keys
+            .binary_search_by(|a| a.as_str().cmp(bare))
+            .is_ok()
+        {
             return Ok(PropKey::Attr(k.to_owned()));
         }
         let virtuals = match kind {
             SlotKind::Vertex => VERTEX_PROPERTIES,
             SlotKind::Edge => EDGE_PROPERTIES,
         };
-        let mut e = self.err(ErrorKind::Unknown, key.span, format!("unknown property `{k}`"));
+        let mut e = self.err(
+            ErrorKind::Unknown,
+            key.span,
+            format!("unknown property `{k}`"),
+        );
         let cands = virtuals
             .iter()
             .copied()
@@ -475,10 +635,7 @@ impl Planner<'_> {
                             .collect::<Result<Vec<_>, _>>()?,
                         _ => Vec::new(),
                     };
-                    filter = and(
-                        filter,
-                        CExpr::In(Box::new(CExpr::Prop(slot, key)), vals),
-                    );
+                    filter = and(filter, CExpr::In(Box::new(CExpr::Prop(slot, key)), vals));
                     continue;
                 }
                 other => self.lit(other, k.span)?,
@@ -543,6 +700,7 @@ impl Planner<'_> {
         let mut edges = Vec::new();
         for (ep, &slot) in edge_pats.iter().zip(&edge_slots) {
             let types = self.type_ids(&ep.types, false)?;
+            let never = !ep.types.is_empty() && types.is_empty();
             let (mut filter, _) = self.props_filter(slot, SlotKind::Edge, &ep.props)?;
             if let Some(f) = &ep.filter {
                 filter = and(filter, self.expr(f)?);
@@ -562,6 +720,7 @@ impl Planner<'_> {
                 causal: ep.causal,
                 filter,
                 window: None,
+                never,
             });
         }
         // Steps; the leading `where`/`during` run moves into the patterns.
@@ -709,7 +868,9 @@ impl Planner<'_> {
                 && nodes.iter().all(CNode::unconstrained)
                 && nodes[0].slot != nodes[1].slot
             {
-                let mut n = if edges[0].types.is_empty() {
+                let mut n = if edges[0].never {
+                    0
+                } else if edges[0].types.is_empty() {
                     self.g.edge_count()?
                 } else {
                     let mut n = 0;
@@ -755,6 +916,16 @@ impl Planner<'_> {
                 }
             }
             for (i, e) in edges.iter().enumerate() {
+                if e.never {
+                    best = Some((
+                        0,
+                        Anchor::Edges {
+                            edge: i,
+                            ids: Vec::new(),
+                        },
+                    ));
+                    break;
+                }
                 if e.var.is_some() || e.types.is_empty() {
                     continue;
                 }
@@ -843,6 +1014,7 @@ impl Planner<'_> {
             named_types,
             version_types,
             explain,
+            warnings: self.warnings.clone(),
         })
     }
 }

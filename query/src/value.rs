@@ -108,9 +108,13 @@ impl Datum {
                 s.trim().parse::<i64>().ok().map(|a| a.cmp(b))
             }
             (Bool(a), Bool(b)) => Some(a.cmp(b)),
-            (Bool(a), Str(s)) | (Str(s), Bool(a)) => {
-                s.parse::<bool>().ok().map(|b| if *a == b { Ordering::Equal } else { Ordering::Less })
-            }
+            (Bool(a), Str(s)) | (Str(s), Bool(a)) => s.parse::<bool>().ok().map(|b| {
+                if *a == b {
+                    Ordering::Equal
+                } else {
+                    Ordering::Less
+                }
+            }),
             (Vertex(a), Vertex(b)) => Some(a.id.cmp(&b.id)),
             (Edge(a), Edge(b)) => Some(a.id.cmp(&b.id)),
             (a, b) => match (a.number(), b.number()) {
@@ -129,9 +133,10 @@ impl Datum {
     pub(crate) fn sort_cmp(&self, other: &Datum) -> Ordering {
         match self.compare(other) {
             Some(o) => o,
-            None => self.rank().cmp(&other.rank()).then_with(|| {
-                self.to_string().cmp(&other.to_string())
-            }),
+            None => self
+                .rank()
+                .cmp(&other.rank())
+                .then_with(|| self.to_string().cmp(&other.to_string())),
         }
     }
 

@@ -10,11 +10,13 @@ use provdb::Database;
 
 /// Arguments of `provdb import`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Each line's kind is detected from its text: a JSON object (W3C PROV-JSON \
+#[command(
+    after_help = "Each line's kind is detected from its text: a JSON object (W3C PROV-JSON \
 document or SPADE record), base64 (an MQTT payload: zlib-compressed JSON), or anything else \
 (skipped and counted, like the capture service's own log lines). A file that starts with `[` is \
 a legacy SPADE JSON array. Importing the same data twice stores it once.\n\n\
-Exit status: 0 when every document was stored, 2 when some were rejected (listed), 1 on error.")]
+Exit status: 0 when every document was stored, 2 when some were rejected (listed), 1 on error."
+)]
 pub struct ImportArgs {
     /// Files to import.
     #[arg(required = true)]
@@ -76,7 +78,10 @@ pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
         "already stored (ignored): {} vertices, {} edges",
         s.vertices_duplicate, s.edges_duplicate
     );
-    println!("skipped lines (not JSON nor payload): {}", report.skipped_lines);
+    println!(
+        "skipped lines (not JSON nor payload): {}",
+        report.skipped_lines
+    );
     println!("rejected documents: {}", report.rejected);
     for r in &report.rejections {
         println!("  rejected {r}");

@@ -44,7 +44,13 @@ pub fn run(db_path: &Path, args: MachinesArgs) -> anyhow::Result<ExitCode> {
     }
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_header([
-        "machine", "first seen", "last seen", "messages", "records", "bytes", "rejected",
+        "machine",
+        "first seen",
+        "last seen",
+        "messages",
+        "records",
+        "bytes",
+        "rejected",
     ]);
     for m in &machines {
         t.add_row([
@@ -61,7 +67,11 @@ pub fn run(db_path: &Path, args: MachinesArgs) -> anyhow::Result<ExitCode> {
     println!("{} machines", machines.len());
     if args.descriptions {
         for m in machines.iter().filter(|m| m.description.is_some()) {
-            println!("machine {}: {}", m.machine, m.description.as_deref().unwrap_or(""));
+            println!(
+                "machine {}: {}",
+                m.machine,
+                m.description.as_deref().unwrap_or("")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,9 @@ mod import;
 mod machines;
 mod publish;
 mod quarantine;
+mod query;
+mod render;
+mod repl;
 mod serve;
 mod simulate;
 mod stats;
@@ -34,6 +37,10 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Show what the database holds.
     Stats(stats::StatsArgs),
+    /// Run a traversal query and print the result (table, json, csv or dot).
+    Query(query::QueryArgs),
+    /// Interactive query shell with completion, history and dot-commands.
+    Repl(repl::ReplArgs),
     /// Run the MQTT ingest service (embedded broker by default, or --broker URL).
     Serve(serve::ServeArgs),
     /// Publish CamFlow log files over MQTT as camflowd does.
@@ -66,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Import(args) => import::run(&cli.db, args),
         Command::Stats(args) => stats::run(&cli.db, args),
+        Command::Query(args) => query::run(&cli.db, args),
+        Command::Repl(args) => repl::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Publish(args) => publish::run(&cli.db, args),
         Command::Simulate(args) => simulate::run(&cli.db, args),

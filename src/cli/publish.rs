@@ -10,10 +10,12 @@ use provdb::publish::{publish_messages, MessagePlan, PublishOptions};
 
 /// Arguments of `provdb publish`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "One W3C document (one log line), or up to 8 KiB of SPADE JSON lines, per \
+#[command(
+    after_help = "One W3C document (one log line), or up to 8 KiB of SPADE JSON lines, per \
 message; zlib then base64; topic <prefix><machine_id>. Legacy machine descriptions go retained \
 to camflow/machines/<id>. With --machines K each file is replayed as K distinct machines \
-(identifiers and machine ids rewritten consistently).")]
+(identifiers and machine ids rewritten consistently)."
+)]
 pub struct PublishArgs {
     /// Broker: mqtt://HOST:PORT or mqtts://HOST:PORT.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]

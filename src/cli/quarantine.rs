@@ -10,8 +10,10 @@ use super::stats::open_for_reading;
 
 /// Arguments of `provdb quarantine`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Each entry keeps the topic, the error, the arrival time and the payload \
-as received. Works while `provdb serve` writes the same database.")]
+#[command(
+    after_help = "Each entry keeps the topic, the error, the arrival time and the payload \
+as received. Works while `provdb serve` writes the same database."
+)]
 pub struct QuarantineArgs {
     /// Print JSON lines (one object per message, payload included) instead of a table.
     #[arg(long)]
@@ -43,8 +45,13 @@ pub fn run(db_path: &Path, args: QuarantineArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
-        .set_header(["arrival", "topic", "kind", "error", "payload bytes"]);
+    t.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "arrival",
+        "topic",
+        "kind",
+        "error",
+        "payload bytes",
+    ]);
     for e in &entries {
         let mut error = e.error.clone();
         if error.len() > 120 {

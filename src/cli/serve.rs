@@ -11,11 +11,13 @@ use provdb::{Database, DatabaseOptions};
 
 /// Arguments of `provdb serve`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Without --broker, an embedded MQTT broker listens on --listen and \
+#[command(
+    after_help = "Without --broker, an embedded MQTT broker listens on --listen and \
 camflowd machines publish to it directly. Messages are acknowledged only after they are \
 durably stored; a persistent session makes the broker keep messages while provdb is down. \
 Undecodable messages go to the quarantine (`provdb quarantine`); machines are listed by \
-`provdb machines`. Stop with Ctrl-C / SIGTERM (flushes, acknowledges, disconnects).")]
+`provdb machines`. Stop with Ctrl-C / SIGTERM (flushes, acknowledges, disconnects)."
+)]
 pub struct ServeArgs {
     /// Listen address of the embedded broker (ignored with --broker).
     #[arg(long, default_value = "127.0.0.1:1883")]
@@ -76,9 +78,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
     };
     let broker = args.broker.clone().or(file.address.clone());
     let mut config = match broker {
-        Some(url) => IngestConfig::external(
-            BrokerUrl::parse(&url).map_err(anyhow::Error::msg)?,
-        ),
+        Some(url) => IngestConfig::external(BrokerUrl::parse(&url).map_err(anyhow::Error::msg)?),
         None => IngestConfig::embedded(args.listen),
     };
     config.auth.username = args.username.clone().or(file.username);
@@ -87,8 +87,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
     if let Some(p) = args.topic_prefix.clone().or(file.topic) {
         config.topic_prefix = p;
     }
-    config.machine_topic_prefix =
-        Some(args.machine_topic_prefix.clone()).filter(|p| !p.is_empty());
+    config.machine_topic_prefix = Some(args.machine_topic_prefix.clone()).filter(|p| !p.is_empty());
     config.share_group = args.share_group.clone();
     config.client_id = args.client_id.clone();
     config.qos = args.qos.or(file.qos).unwrap_or(1).min(2);

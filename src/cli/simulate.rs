@@ -12,9 +12,11 @@ use provdb::simulate::{to_messages, Simulation, SimulationOptions};
 
 /// Arguments of `provdb simulate`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Writes W3C PROV-JSON documents in the current CamFlow format, one per \
+#[command(
+    after_help = "Writes W3C PROV-JSON documents in the current CamFlow format, one per \
 line, deterministic from --seed: to stdout, to one file per machine in --out DIR, or straight \
-to a broker with --broker (as camflowd would publish them).")]
+to a broker with --broker (as camflowd would publish them)."
+)]
 pub struct SimulateArgs {
     /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
@@ -92,7 +94,10 @@ pub fn run(_db: &Path, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         for (_, mut f) in files {
             f.flush()?;
         }
-        eprintln!("wrote {docs} documents ({records} records) to {}", dir.display());
+        eprintln!(
+            "wrote {docs} documents ({records} records) to {}",
+            dir.display()
+        );
     } else {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());

@@ -9,9 +9,11 @@ use provdb::Database;
 
 /// Arguments of `provdb stats`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "With --json, one object with exactly the keys vertices, stub_vertices, \
+#[command(
+    after_help = "With --json, one object with exactly the keys vertices, stub_vertices, \
 edges, vertex_types (type -> count), edge_types (type -> count) and machines (machine id -> \
-vertex count). Works while `provdb serve` writes the same database.")]
+vertex count). Works while `provdb serve` writes the same database."
+)]
 pub struct StatsArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
@@ -23,7 +25,10 @@ pub fn run(db_path: &Path, args: StatsArgs) -> anyhow::Result<ExitCode> {
     let stats = db.stats()?;
     if args.json {
         let map = |items: &[(String, u64)]| -> serde_json::Map<String, serde_json::Value> {
-            items.iter().map(|(k, v)| (k.clone(), (*v).into())).collect()
+            items
+                .iter()
+                .map(|(k, v)| (k.clone(), (*v).into()))
+                .collect()
         };
         let machines: serde_json::Map<String, serde_json::Value> = stats
             .machines
@@ -42,24 +47,37 @@ pub fn run(db_path: &Path, args: StatsArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut totals = Table::new();
-    totals.load_preset(UTF8_FULL_CONDENSED).set_header(["", "count"]);
-    totals.add_row(["vertices (stubs included)".to_string(), stats.vertices.to_string()]);
+    totals
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["", "count"]);
+    totals.add_row([
+        "vertices (stubs included)".to_string(),
+        stats.vertices.to_string(),
+    ]);
     totals.add_row(["stub vertices".to_string(), stats.stub_vertices.to_string()]);
     totals.add_row(["edges".to_string(), stats.edges.to_string()]);
     totals.add_row(["machines".to_string(), stats.machines.len().to_string()]);
     totals.add_row(["skipped lines".to_string(), stats.skipped_lines.to_string()]);
-    totals.add_row(["rejected documents".to_string(), stats.rejected_documents.to_string()]);
+    totals.add_row([
+        "rejected documents".to_string(),
+        stats.rejected_documents.to_string(),
+    ]);
     println!("{totals}");
-    for (title, items) in [("vertex type", &stats.vertex_types), ("edge type", &stats.edge_types)] {
+    for (title, items) in [
+        ("vertex type", &stats.vertex_types),
+        ("edge type", &stats.edge_types),
+    ] {
         let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED).set_header([title, "count"]);
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_header([title, "count"]);
         for (name, n) in items.iter() {
             t.add_row([name.clone(), n.to_string()]);
         }
         println!("{t}");
     }
     let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_header(["machine", "vertices"]);
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_header(["machine", "vertices"]);
     for (m, n) in &stats.machines {
         t.add_row([m.to_string(), n.to_string()]);
     }
@@ -80,7 +98,8 @@ pub fn open_for_reading(db_path: &Path) -> anyhow::Result<Database> {
     match Database::open_read_only(db_path) {
         Ok(db) => Ok(db),
         Err(first) => {
-            let secondary = std::env::temp_dir().join(format!("provdb-secondary-{}", std::process::id()));
+            let secondary =
+                std::env::temp_dir().join(format!("provdb-secondary-{}", std::process::id()));
             Database::open_secondary(db_path, secondary)
                 .with_context(|| format!("opening {} for reading ({first})", db_path.display()))
         }

@@ -84,7 +84,9 @@ pub fn decode_payload(payload: &[u8], max_inflated: usize) -> Result<RecordBatch
 pub fn decode_text(bytes: Vec<u8>) -> Result<RecordBatch, DecodeError> {
     let mut bytes = match String::from_utf8(bytes) {
         Ok(s) => s.into_bytes(),
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned().into_bytes(),
+        Err(e) => String::from_utf8_lossy(e.as_bytes())
+            .into_owned()
+            .into_bytes(),
     };
     let Some((first, last)) = payload::trimmed_bounds(&bytes) else {
         return Err(DecodeError::Empty);
@@ -92,11 +94,28 @@ pub fn decode_text(bytes: Vec<u8>) -> Result<RecordBatch, DecodeError> {
     if bytes[first] == b'[' {
         return spade::decode_array(&mut bytes);
     }
-    let multi_line = bytes[first..=last].contains(&b'\n');
-    if multi_line {
-        return spade::decode_lines(&mut bytes);
+    if let Some(newline) = bytes[first..=last].iter().position(|b| *b == b'\n') {
+        // JSON lines (SPADE records, or several W3C documents) when the first line is a whole
+        // JSON value; otherwise one document spread over lines (pretty-printed).
+        let mut probe = bytes[first..first + newline].to_vec();
+        if parse_json(&mut probe, Some(1)).is_ok() {
+            return decode_lines(&mut bytes);
+        }
     }
     decode_json_object(&mut bytes[first..=last], None)
+}
+
+/// Decodes newline-separated JSON objects (SPADE records or W3C documents). A bad line
+/// rejects the whole payload (it is one MQTT message), with the line number in the error.
+pub fn decode_lines(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
+    let mut batch = RecordBatch::default();
+    for (i, line) in bytes.split_mut(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        batch.append(decode_json_object(line, Some(i + 1))?);
+    }
+    Ok(batch)
 }
 
 /// Decodes one JSON object: a W3C document or one SPADE record.
@@ -120,7 +139,10 @@ pub(crate) fn decode_json_object(
     }
 }
 
-pub(crate) fn parse_json(bytes: &mut [u8], line: Option<usize>) -> Result<BorrowedValue<'_>, DecodeError> {
+pub(crate) fn parse_json(
+    bytes: &mut [u8],
+    line: Option<usize>,
+) -> Result<BorrowedValue<'_>, DecodeError> {
     simd_json::to_borrowed_value(bytes).map_err(|e| DecodeError::Json {
         line,
         offset: e.index(),

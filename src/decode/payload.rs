@@ -26,7 +26,8 @@ pub fn decode_base64(payload: &[u8]) -> Result<Vec<u8>, DecodeError> {
     };
     engine.decode(input).map_err(|e| {
         let offset = match e {
-            base64::DecodeError::InvalidByte(o, _) | base64::DecodeError::InvalidLastSymbol(o, _) => o,
+            base64::DecodeError::InvalidByte(o, _)
+            | base64::DecodeError::InvalidLastSymbol(o, _) => o,
             _ => input.len(),
         };
         // Map an offset in the compacted text back to the original payload.
@@ -76,8 +77,8 @@ pub fn inflate_zlib(input: &[u8], max_output: usize) -> Result<Vec<u8>, DecodeEr
         match status {
             Status::StreamEnd => return Ok(out),
             Status::Ok | Status::BufError => {
-                let progressed = inflater.total_out() != before_out
-                    || inflater.total_in() as usize != consumed;
+                let progressed =
+                    inflater.total_out() != before_out || inflater.total_in() as usize != consumed;
                 if out.len() > max_output {
                     return Err(DecodeError::TooLarge { limit: max_output });
                 }

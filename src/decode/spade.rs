@@ -9,7 +9,9 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use super::date::parse_camflow_date;
-use super::{as_u32_lenient, edge_placement, parse_json, short, to_value, vertex_placement, DecodeError};
+use super::{
+    as_u32_lenient, edge_placement, parse_json, short, to_value, vertex_placement, DecodeError,
+};
 
 fn relation_of(kind: &str) -> Option<ProvRelation> {
     Some(match kind {
@@ -23,20 +25,6 @@ fn relation_of(kind: &str) -> Option<ProvRelation> {
     })
 }
 
-/// Decodes newline-separated SPADE records. A bad line rejects the whole payload (it is one
-/// MQTT message), with the line number in the error.
-pub fn decode_lines(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
-    let mut batch = RecordBatch::default();
-    for (i, line) in bytes.split_mut(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let value = parse_json(line, Some(i + 1))?;
-        decode_record(&value, i + 1, &mut batch)?;
-    }
-    Ok(batch)
-}
-
 /// Decodes the legacy SPADE array `[{...},{...}]` (libprovenance v0.4.0 - v0.4.3).
 pub fn decode_array(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
     let value = parse_json(bytes, None)?;
@@ -45,13 +33,12 @@ pub fn decode_array(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
         .ok_or_else(|| DecodeError::structure("SPADE array", "expected a JSON array"))?;
     let mut batch = RecordBatch::default();
     for (i, item) in items.iter().enumerate() {
-        decode_record(item, i + 1, &mut batch)
-            .map_err(|e| match e {
-                DecodeError::Structure { detail, .. } => {
-                    DecodeError::structure(format!("SPADE array item {}", i + 1), detail)
-                }
-                other => other,
-            })?;
+        decode_record(item, i + 1, &mut batch).map_err(|e| match e {
+            DecodeError::Structure { detail, .. } => {
+                DecodeError::structure(format!("SPADE array item {}", i + 1), detail)
+            }
+            other => other,
+        })?;
     }
     Ok(batch)
 }
@@ -145,7 +132,12 @@ pub fn decode_record(
         .and_then(|t| t.as_str())
         .unwrap_or(kind)
         .to_owned();
-    let hint = |key: &str| annotations.get(key).and_then(|t| t.as_str()).map(str::to_owned);
+    let hint = |key: &str| {
+        annotations
+            .get(key)
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+    };
     let attrs = annotations
         .iter()
         .filter(|(k, _)| *k != "id" && *k != "relation_type")

@@ -8,17 +8,35 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 use super::date::parse_camflow_date;
-use super::{as_u32_lenient, bare_id, edge_placement, short, to_value, vertex_placement, DecodeError};
+use super::{
+    as_u32_lenient, bare_id, edge_placement, short, to_value, vertex_placement, DecodeError,
+};
 
 /// Sender and receiver keys of each relation section (libprovenance `provenanceW3CJSON.c`).
 fn relation_section(name: &str) -> Option<(ProvRelation, &'static str, &'static str)> {
     Some(match name {
         "used" => (ProvRelation::Used, "prov:entity", "prov:activity"),
         "wasGeneratedBy" => (ProvRelation::WasGeneratedBy, "prov:activity", "prov:entity"),
-        "wasInformedBy" => (ProvRelation::WasInformedBy, "prov:informant", "prov:informed"),
-        "wasInfluencedBy" => (ProvRelation::WasInfluencedBy, "prov:influencer", "prov:influencee"),
-        "wasAssociatedWith" => (ProvRelation::WasAssociatedWith, "prov:agent", "prov:activity"),
-        "wasDerivedFrom" => (ProvRelation::WasDerivedFrom, "prov:usedEntity", "prov:generatedEntity"),
+        "wasInformedBy" => (
+            ProvRelation::WasInformedBy,
+            "prov:informant",
+            "prov:informed",
+        ),
+        "wasInfluencedBy" => (
+            ProvRelation::WasInfluencedBy,
+            "prov:influencer",
+            "prov:influencee",
+        ),
+        "wasAssociatedWith" => (
+            ProvRelation::WasAssociatedWith,
+            "prov:agent",
+            "prov:activity",
+        ),
+        "wasDerivedFrom" => (
+            ProvRelation::WasDerivedFrom,
+            "prov:usedEntity",
+            "prov:generatedEntity",
+        ),
         "relation" => (ProvRelation::Relation, "cf:sender", "cf:receiver"),
         _ => return None,
     })
@@ -54,7 +72,10 @@ pub fn decode_document(doc: &BorrowedValue<'_>) -> Result<RecordBatch, DecodeErr
             ));
         }
         let elements = elements.as_object().ok_or_else(|| {
-            DecodeError::structure(format!("section `{section}`"), "expected an object of elements")
+            DecodeError::structure(
+                format!("section `{section}`"),
+                "expected an object of elements",
+            )
         })?;
         for (key, element) in elements.iter() {
             let context = || format!("section `{section}`, element `{}`", short(key));
@@ -64,7 +85,9 @@ pub fn decode_document(doc: &BorrowedValue<'_>) -> Result<RecordBatch, DecodeErr
             if let Some(class) = class {
                 batch.vertices.push(vertex(key, class, attrs, &context)?);
             } else if let Some((relation, snd, rcv)) = relation {
-                batch.edges.push(edge(key, section, relation, snd, rcv, attrs, &context)?);
+                batch
+                    .edges
+                    .push(edge(key, section, relation, snd, rcv, attrs, &context)?);
             }
         }
     }
@@ -74,7 +97,10 @@ pub fn decode_document(doc: &BorrowedValue<'_>) -> Result<RecordBatch, DecodeErr
 type Object<'a> = simd_json::borrowed::Object<'a>;
 
 fn time_of(attrs: &Object<'_>) -> Option<i64> {
-    attrs.get("cf:date").and_then(|d| d.as_str()).and_then(parse_camflow_date)
+    attrs
+        .get("cf:date")
+        .and_then(|d| d.as_str())
+        .and_then(parse_camflow_date)
 }
 
 fn vertex(
@@ -91,7 +117,10 @@ fn vertex(
             .to_owned(),
         None => {
             // camflowd <= v0.2.2 machine description: no prov:type, label "[machine] <id>".
-            let label = attrs.get("prov:label").and_then(|l| l.as_str()).unwrap_or("");
+            let label = attrs
+                .get("prov:label")
+                .and_then(|l| l.as_str())
+                .unwrap_or("");
             if label.starts_with("[machine]") {
                 "machine".to_owned()
             } else {
@@ -131,7 +160,9 @@ fn endpoint(
     let id = value
         .as_str()
         .filter(|s| !bare_id(s).is_empty())
-        .ok_or_else(|| DecodeError::structure(context(), format!("endpoint `{key}` is not an id string")))?;
+        .ok_or_else(|| {
+            DecodeError::structure(context(), format!("endpoint `{key}` is not an id string"))
+        })?;
     Ok(EndpointInput {
         ext_id: ExternalId::parse(id),
         type_hint: None,

@@ -49,7 +49,9 @@ pub fn embedded_config(listen: SocketAddr) -> Config {
 pub fn start_embedded(listen: SocketAddr) -> Result<(), IngestError> {
     // Fail clearly when the port is taken (rumqttd would only log it on its own thread).
     drop(TcpListener::bind(listen).map_err(|e| {
-        IngestError::Broker(format!("cannot listen on {listen} for the embedded broker: {e}"))
+        IngestError::Broker(format!(
+            "cannot listen on {listen} for the embedded broker: {e}"
+        ))
     })?);
     let config = embedded_config(listen);
     std::thread::Builder::new()

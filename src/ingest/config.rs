@@ -69,7 +69,10 @@ impl BrokerUrl {
                 let port = p
                     .parse::<u16>()
                     .map_err(|_| format!("broker URL `{text}`: invalid port `{p}`"))?;
-                (h.trim_start_matches('[').trim_end_matches(']').to_owned(), port)
+                (
+                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    port,
+                )
             }
             _ => (rest.to_owned(), default_port),
         };

@@ -93,7 +93,10 @@ pub fn load_machines(store: &Store) -> crate::Result<Vec<MachineRecord>> {
     let mut out = Vec::new();
     for item in store.aux_scan(AuxTable::Machines, &[]) {
         let (k, v) = item?;
-        let Some(machine) = k.get(..4).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+        let Some(machine) = k
+            .get(..4)
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_be_bytes)
         else {
             tracing::warn!("machine registry: skipping a key of {} bytes", k.len());
             continue;

@@ -8,7 +8,7 @@
 //! * Only then are the messages acknowledged (manual acks); acks of messages received on an
 //!   earlier connection are dropped, since the broker redelivers those anyway.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use provdb_storage::{AuxPut, AuxTable, Durability, RecordBatch};
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish,
-    QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+    TlsConfiguration, Transport,
 };
 
 use super::broker::{connect_address, start_embedded};
@@ -138,7 +138,10 @@ impl IngestControl {
 /// A received message on its way through the pipeline.
 struct Incoming {
     publish: Publish,
+    /// Connection number the message arrived on.
     epoch: u64,
+    /// Arrival order within its connection (acks go out in this order).
+    seq: u64,
     arrival_ms: u64,
 }
 
@@ -244,7 +247,9 @@ fn decode_message(config: &IngestConfig, incoming: Incoming) -> Decoded {
                 Ok(batch) => match foreign_machine(&batch, machine_id) {
                     Some((what, other)) if kind == TopicKind::Provenance => quarantine(
                         "machine_mismatch",
-                        format!("{what} carries machine id {other}, but the topic says {machine_id}"),
+                        format!(
+                            "{what} carries machine id {other}, but the topic says {machine_id}"
+                        ),
                         machine,
                     ),
                     _ => Outcome::Store {
@@ -292,7 +297,8 @@ fn decoder_loop(config: &IngestConfig, rx: Receiver<Incoming>, tx: Sender<Decode
     }
 }
 
-type AckBatch = Vec<(Publish, u64)>;
+/// Stored messages to acknowledge: (publish, connection epoch, arrival order).
+type AckBatch = Vec<(Publish, u64, u64)>;
 
 /// The writer: groups decoded messages into durable writes, then hands their acks on.
 struct Writer<'a> {
@@ -337,7 +343,7 @@ impl Writer<'_> {
                 Ok(()) => {
                     let batch: AckBatch = pending
                         .drain(..)
-                        .map(|d| (d.incoming.publish, d.incoming.epoch))
+                        .map(|d| (d.incoming.publish, d.incoming.epoch, d.incoming.seq))
                         .collect();
                     if acks.send(batch).is_err() {
                         tracing::warn!("ack channel closed; messages will be redelivered");
@@ -566,7 +572,11 @@ fn mqtt_options(config: &IngestConfig) -> Result<MqttOptions, IngestError> {
 /// On shutdown it stops taking messages, stores and acknowledges everything in flight, then
 /// disconnects; messages that arrived later stay unacknowledged and the broker redelivers them
 /// to the next run (persistent session).
-pub fn run(db: &Database, config: &IngestConfig, control: &IngestControl) -> Result<StatsSnapshot, IngestError> {
+pub fn run(
+    db: &Database,
+    config: &IngestConfig,
+    control: &IngestControl,
+) -> Result<StatsSnapshot, IngestError> {
     if let BrokerTarget::Embedded { listen } = &config.broker {
         start_embedded(*listen)?;
     }
@@ -637,13 +647,28 @@ async fn network(
         let epoch = epoch.clone();
         let acks_done = acks_done.clone();
         tokio::spawn(async move {
+            // Brokers (rumqttd strictly) expect acks in delivery order, but parallel decoding
+            // commits out of order: release acks only in contiguous arrival order.
+            let mut ack_epoch = 0u64;
+            let mut next = 0u64;
+            let mut waiting: BTreeMap<u64, Publish> = BTreeMap::new();
             while let Some(batch) = ack_rx.recv().await {
-                let current = epoch.load(Ordering::SeqCst);
-                for (publish, e) in batch {
-                    if e == current {
-                        if let Err(err) = client.ack(&publish).await {
-                            tracing::debug!("ack not sent: {err}");
-                        }
+                for (publish, e, seq) in batch {
+                    if e < ack_epoch || e < epoch.load(Ordering::SeqCst) {
+                        // Received on an earlier connection: the broker redelivers it.
+                        continue;
+                    }
+                    if e > ack_epoch {
+                        ack_epoch = e;
+                        next = 0;
+                        waiting.clear();
+                    }
+                    waiting.insert(seq, publish);
+                }
+                while let Some(publish) = waiting.remove(&next) {
+                    next += 1;
+                    if let Err(err) = client.ack(&publish).await {
+                        tracing::debug!("ack not sent: {err}");
                     }
                 }
             }
@@ -680,6 +705,7 @@ async fn network(
     let filters = config.filters();
     let qos = qos_of(config.qos);
     let mut raw_tx = Some(raw_tx);
+    let mut seq = 0u64;
     let mut backoff = Duration::from_millis(100);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -709,6 +735,7 @@ async fn network(
                     continue;
                 }
                 epoch.fetch_add(1, Ordering::SeqCst);
+                seq = 0;
                 stats.connections.fetch_add(1, Ordering::Relaxed);
                 stats.connected.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(100);
@@ -732,8 +759,10 @@ async fn network(
                 let mut item = Incoming {
                     publish,
                     epoch: epoch.load(Ordering::SeqCst),
+                    seq,
                     arrival_ms: now_ms(),
                 };
+                seq += 1;
                 loop {
                     match tx.try_send(item) {
                         Ok(()) => break,

@@ -149,8 +149,7 @@ impl ExternalId {
         let bare = text.strip_prefix("cf:").unwrap_or(text);
         if bare.len() == 44 {
             let mut out = [0u8; 32];
-            if let Ok(32) = base64::engine::general_purpose::STANDARD.decode_slice(bare, &mut out)
-            {
+            if let Ok(32) = base64::engine::general_purpose::STANDARD.decode_slice(bare, &mut out) {
                 // Only canonical encodings map to bytes, so that the text round-trips.
                 if base64::engine::general_purpose::STANDARD.encode(out) == bare {
                     return ExternalId::Binary(out);

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{Cache, ColumnFamily, DBRawIterator, ReadOptions, DB};
 use roaring::RoaringBitmap;
+use rocksdb::{Cache, ColumnFamily, DBRawIterator, ReadOptions, DB};
 
 use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
 use crate::column_families as cf;
@@ -135,7 +135,9 @@ impl Store {
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let db_opts = cf::db_options();
         let db = match &options.mode {
-            OpenMode::ReadWrite => DB::open_cf_descriptors(&db_opts, &path, cf::descriptors(&cache))?,
+            OpenMode::ReadWrite => {
+                DB::open_cf_descriptors(&db_opts, &path, cf::descriptors(&cache))?
+            }
             OpenMode::ReadOnly => {
                 DB::open_cf_descriptors_read_only(&db_opts, &path, cf::descriptors(&cache), false)?
             }
@@ -171,9 +173,11 @@ impl Store {
     fn check_format(&self) -> Result<()> {
         match self.db.get_cf(self.cf(cf::META), META_FORMAT)? {
             Some(v) => {
-                let found = u32::from_be_bytes(v.as_slice().try_into().map_err(|_| {
-                    StorageError::corruption("format version", "not 4 bytes")
-                })?);
+                let found = u32::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| StorageError::corruption("format version", "not 4 bytes"))?,
+                );
                 if found != FORMAT_VERSION {
                     return Err(StorageError::UnsupportedFormat {
                         found,
@@ -234,9 +238,11 @@ impl Store {
 
     pub(crate) fn read_counter(&self, key: &[u8]) -> Result<u64> {
         match self.db.get_cf(self.cf(cf::META), key)? {
-            Some(v) => Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(|_| {
-                StorageError::corruption("counter", "not 8 bytes")
-            })?)),
+            Some(v) => {
+                Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
+                    |_| StorageError::corruption("counter", "not 8 bytes"),
+                )?))
+            }
             None => Ok(0),
         }
     }
@@ -278,7 +284,8 @@ impl Store {
         }
         self.db.flush_wal(true)?;
         let cfs: Vec<&ColumnFamily> = cf::ALL.iter().map(|n| self.cf(n)).collect();
-        self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
 
@@ -329,14 +336,19 @@ impl Store {
                     .name(k)
                     .cloned()
                     .map(|name| (name, v))
-                    .ok_or_else(|| StorageError::corruption("attribute", format!("unknown key id {k}")))
+                    .ok_or_else(|| {
+                        StorageError::corruption("attribute", format!("unknown key id {k}"))
+                    })
             })
             .collect()
     }
 
     /// The vertex with internal id `id`.
     pub fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
-        let Some(bytes) = self.db.get_pinned_cf(self.cf(cf::VERTICES), keys::id_key(id.0))? else {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(cf::VERTICES), keys::id_key(id.0))?
+        else {
             return Ok(None);
         };
         let stored: StoredVertex = codec::decode(&bytes, "vertex record")?;
@@ -357,7 +369,10 @@ impl Store {
 
     /// The edge with internal id `id`.
     pub fn edge(&self, id: EdgeId) -> Result<Option<Edge>> {
-        let Some(bytes) = self.db.get_pinned_cf(self.cf(cf::EDGES), keys::id_key(id.0))? else {
+        let Some(bytes) = self
+            .db
+            .get_pinned_cf(self.cf(cf::EDGES), keys::id_key(id.0))?
+        else {
             return Ok(None);
         };
         let stored: StoredEdge = codec::decode(&bytes, "edge record")?;
@@ -379,16 +394,24 @@ impl Store {
 
     /// Internal id of the vertex with external id `ext`.
     pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>> {
-        Ok(self.lookup_external(EXT_VERTEX, ext)?.map(|(id, _)| VertexId(id)))
+        Ok(self
+            .lookup_external(EXT_VERTEX, ext)?
+            .map(|(id, _)| VertexId(id)))
     }
 
     /// Internal id of the edge with external id `ext`.
     pub fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>> {
-        Ok(self.lookup_external(EXT_EDGE, ext)?.map(|(id, _)| EdgeId(id)))
+        Ok(self
+            .lookup_external(EXT_EDGE, ext)?
+            .map(|(id, _)| EdgeId(id)))
     }
 
     /// (internal id, stub type if the vertex is a stub).
-    pub(crate) fn lookup_external(&self, kind: u8, ext: &ExternalId) -> Result<Option<(u64, Option<u16>)>> {
+    pub(crate) fn lookup_external(
+        &self,
+        kind: u8,
+        ext: &ExternalId,
+    ) -> Result<Option<(u64, Option<u16>)>> {
         let mut key = Vec::with_capacity(40);
         ext.encode_key(kind, &mut key);
         match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &key)? {
@@ -419,17 +442,32 @@ impl Store {
 
     /// Every vertex type known to the store.
     pub fn vertex_types(&self) -> Vec<(TypeId, Arc<str>)> {
-        self.dicts.read().vertex_types.entries().map(|(i, n)| (TypeId(i), n.clone())).collect()
+        self.dicts
+            .read()
+            .vertex_types
+            .entries()
+            .map(|(i, n)| (TypeId(i), n.clone()))
+            .collect()
     }
 
     /// Every edge type known to the store.
     pub fn edge_types(&self) -> Vec<(TypeId, Arc<str>)> {
-        self.dicts.read().edge_types.entries().map(|(i, n)| (TypeId(i), n.clone())).collect()
+        self.dicts
+            .read()
+            .edge_types
+            .entries()
+            .map(|(i, n)| (TypeId(i), n.clone()))
+            .collect()
     }
 
     /// Every attribute key known to the store.
     pub fn attribute_keys(&self) -> Vec<(AttrKeyId, Arc<str>)> {
-        self.dicts.read().attr_keys.entries().map(|(i, n)| (AttrKeyId(i), n.clone())).collect()
+        self.dicts
+            .read()
+            .attr_keys
+            .entries()
+            .map(|(i, n)| (AttrKeyId(i), n.clone()))
+            .collect()
     }
 
     /// Number of vertex ids allocated (vertex ids are `0..vertex_count()`).
@@ -659,18 +697,21 @@ impl Iterator for AdjacencyScan<'_> {
         loop {
             if let Some((dir, it)) = &mut self.current {
                 if it.valid() {
-                    let adj = it.key().and_then(keys::decode_adjacency_key).map(
-                        |(_, t, e, other)| Adjacent {
-                            edge: e,
-                            edge_type: t,
-                            neighbour: other,
-                            direction: *dir,
-                        },
-                    );
+                    let adj =
+                        it.key()
+                            .and_then(keys::decode_adjacency_key)
+                            .map(|(_, t, e, other)| Adjacent {
+                                edge: e,
+                                edge_type: t,
+                                neighbour: other,
+                                direction: *dir,
+                            });
                     it.next();
-                    return Some(adj.ok_or_else(|| {
-                        StorageError::corruption("adjacency key", "wrong length")
-                    }));
+                    return Some(
+                        adj.ok_or_else(|| {
+                            StorageError::corruption("adjacency key", "wrong length")
+                        }),
+                    );
                 }
                 if let Err(e) = it.status() {
                     self.current = None;
@@ -689,7 +730,10 @@ impl Iterator for AdjacencyScan<'_> {
                 opts.set_iterate_upper_bound(end);
             }
             opts.set_prefix_same_as_start(true);
-            let mut it = self.store.db.raw_iterator_cf_opt(self.store.cf(cf_name), opts);
+            let mut it = self
+                .store
+                .db
+                .raw_iterator_cf_opt(self.store.cf(cf_name), opts);
             it.seek(&prefix);
             self.current = Some((dir, it));
         }

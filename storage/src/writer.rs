@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rocksdb::{WriteBatch, WriteOptions};
 use roaring::RoaringBitmap;
+use rocksdb::{WriteBatch, WriteOptions};
 
 use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
 use crate::column_families as cf;
@@ -244,14 +244,23 @@ impl Pending<'_> {
             .put_cf(self.store.cf(cf::EXTERNAL_IDS), &self.key, &value[..len]);
     }
 
-    fn shard(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<(&mut RoaringBitmap, u32)> {
+    fn shard(
+        &mut self,
+        kind: IndexKind,
+        index_key: &[u8],
+        id: u64,
+    ) -> Result<(&mut RoaringBitmap, u32)> {
         let (shard, low) = split_id(id);
         let key = keys::shard_key(index_key, shard);
         let map_key = (kind, key);
         if !self.shards.contains_key(&map_key) {
             let bitmap = match self.state.shard_cache.get(&map_key) {
                 Some(b) => b.clone(),
-                None => match self.store.db.get_pinned_cf(self.store.cf(kind.cf_name()), &map_key.1)? {
+                None => match self
+                    .store
+                    .db
+                    .get_pinned_cf(self.store.cf(kind.cf_name()), &map_key.1)?
+                {
                     Some(bytes) => RoaringBitmap::deserialize_from(&bytes[..])
                         .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?,
                     None => RoaringBitmap::new(),
@@ -288,11 +297,16 @@ impl Pending<'_> {
     fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<()> {
         let existing = self.resolve_vertex(&v.ext_id)?;
         let id = match existing {
-            Some(VertexSlot { stub_type: None, .. }) => {
+            Some(VertexSlot {
+                stub_type: None, ..
+            }) => {
                 self.summary.vertices_duplicate += 1;
                 return Ok(());
             }
-            Some(VertexSlot { id, stub_type: Some(old_type) }) => {
+            Some(VertexSlot {
+                id,
+                stub_type: Some(old_type),
+            }) => {
                 self.index_remove(IndexKind::VertexType, &old_type.to_be_bytes(), id)?;
                 self.counters.stubs -= 1;
                 self.summary.stubs_filled += 1;
@@ -322,8 +336,13 @@ impl Pending<'_> {
         if let Some(m) = v.placement.machine {
             self.index_insert(IndexKind::Machine, &m.to_be_bytes(), id)?;
         }
-        self.vertices
-            .insert(v.ext_id.clone(), VertexSlot { id, stub_type: None });
+        self.vertices.insert(
+            v.ext_id.clone(),
+            VertexSlot {
+                id,
+                stub_type: None,
+            },
+        );
         Ok(())
     }
 
@@ -360,7 +379,10 @@ impl Pending<'_> {
         }
         self.vertices.insert(
             ep.ext_id.clone(),
-            VertexSlot { id, stub_type: Some(type_id) },
+            VertexSlot {
+                id,
+                stub_type: Some(type_id),
+            },
         );
         Ok(id)
     }

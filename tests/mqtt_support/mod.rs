@@ -24,7 +24,11 @@ fn under_ci() -> bool {
 /// The mosquitto binary, or `None` (skip, with a message) when it is not installed; a test
 /// failure under CI=true.
 pub fn mosquitto_binary() -> Option<PathBuf> {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
         if Path::new(p).exists() {
             return Some(PathBuf::from(p));
         }
@@ -105,7 +109,10 @@ impl Mosquitto {
     /// Stops it gracefully (SIGTERM: persistence is saved).
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = c.try_wait() {
@@ -159,7 +166,9 @@ impl Service {
             control,
             thread: Some(thread),
         };
-        s.wait_until("subscribed", Duration::from_secs(20), |st| st.subscriptions >= 1);
+        s.wait_until("subscribed", Duration::from_secs(20), |st| {
+            st.subscriptions >= 1
+        });
         s
     }
 
@@ -176,9 +185,15 @@ impl Service {
                 return;
             }
             if let Some(t) = &self.thread {
-                assert!(!t.is_finished(), "the service stopped while waiting for {what}: {s:?}");
+                assert!(
+                    !t.is_finished(),
+                    "the service stopped while waiting for {what}: {s:?}"
+                );
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}: {s:?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {s:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -206,7 +221,8 @@ impl Service {
 pub fn reference_from_json(dir: &Path, docs: &[String]) -> Database {
     let db = Database::open(dir).expect("open reference db");
     for d in docs {
-        db.ingest_json(d.clone().into_bytes()).expect("reference import");
+        db.ingest_json(d.clone().into_bytes())
+            .expect("reference import");
     }
     db
 }
@@ -214,7 +230,8 @@ pub fn reference_from_json(dir: &Path, docs: &[String]) -> Database {
 /// The graph an offline import of files produces.
 pub fn reference_from_files(dir: &Path, files: &[PathBuf]) -> Database {
     let db = Database::open(dir).expect("open reference db");
-    db.import_files(files, &mut |_| {}).expect("reference import");
+    db.import_files(files, &mut |_| {})
+        .expect("reference import");
     db
 }
 
