@@ -346,7 +346,7 @@ impl Pending<'_> {
         Ok(())
     }
 
-    fn endpoint(&mut self, ep: &EndpointInput, machine: Option<u32>) -> Result<u64> {
+    fn endpoint(&mut self, ep: &EndpointInput) -> Result<u64> {
         if let Some(slot) = self.resolve_vertex(&ep.ext_id)? {
             return Ok(slot.id);
         }
@@ -363,10 +363,9 @@ impl Pending<'_> {
             type_id,
             class: ProvClass::Unknown,
             stub: true,
-            placement: crate::model::Placement {
-                machine,
-                ..Default::default()
-            },
+            // No machine until defined: edges do cross machines (packets), and a guess here
+            // would have to be taken back out of the machine index on fill-in.
+            placement: crate::model::Placement::default(),
             attrs: Vec::new(),
         };
         codec::encode(&record, &mut self.buf)?;
@@ -374,9 +373,6 @@ impl Pending<'_> {
             .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
         self.put_external(EXT_VERTEX, &ep.ext_id, id, Some(type_id));
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
-        if let Some(m) = machine {
-            self.index_insert(IndexKind::Machine, &m.to_be_bytes(), id)?;
-        }
         self.vertices.insert(
             ep.ext_id.clone(),
             VertexSlot {
@@ -394,10 +390,8 @@ impl Pending<'_> {
             self.summary.edges_duplicate += 1;
             return Ok(());
         }
-        // A stub only knows the machine if the identifier says so; the edge's machine is the
-        // best guess CamFlow gives (edges never cross machines).
-        let src = self.endpoint(&e.src, e.placement.machine)?;
-        let dst = self.endpoint(&e.dst, e.placement.machine)?;
+        let src = self.endpoint(&e.src)?;
+        let dst = self.endpoint(&e.dst)?;
         let id = self.counters.next_edge;
         self.counters.next_edge += 1;
         let type_id = self.intern(DictKind::EdgeType, &e.type_name)?;
