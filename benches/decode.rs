@@ -1,6 +1,8 @@
 //! Decode throughput: CamFlow JSON documents and MQTT payloads (base64 + zlib + JSON) to
 //! storage records, on documents of the real samples.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented public items
+
 mod common;
 
 use std::io::Write as _;

@@ -5,6 +5,8 @@
 //! `cargo bench --bench ingest` (needs mosquitto installed; env INGEST_BENCH_DOCS and
 //! INGEST_BENCH_RUNS adjust the size).
 
+#![allow(missing_docs)] // criterion_group! generates undocumented public items
+
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -4,6 +4,8 @@
 //! `target/bench-archives/edges-N` and reused. Prints median and p99 per query and size, then
 //! runs the criterion benchmarks.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented public items
+
 mod common;
 
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //!
 //! `PROVDB_BENCH_ARCHIVE_EDGES` (default 1000000; 0 skips) sets the archive size.
 
+#![allow(missing_docs)] // criterion_group! generates undocumented public items
+
 mod common;
 
 use std::time::{Duration, Instant};

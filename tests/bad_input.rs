@@ -55,7 +55,9 @@ fn import_between(bad: Vec<u8>, max_inflated: usize) -> provdb::Rejection {
         },
     )
     .unwrap();
-    let report = db.import_files(&[path.clone()], &mut |_| {}).unwrap();
+    let report = db
+        .import_files(std::slice::from_ref(&path), &mut |_| {})
+        .unwrap();
     assert_eq!(report.rejected, 1, "{:?}", report.rejections);
     let stats = db.stats().unwrap();
     assert_eq!(

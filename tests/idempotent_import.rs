@@ -12,9 +12,13 @@ fn importing_twice_stores_once() {
         };
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path()).unwrap();
-        let first = db.import_files(&[path.clone()], &mut |_| {}).unwrap();
+        let first = db
+            .import_files(std::slice::from_ref(&path), &mut |_| {})
+            .unwrap();
         let before = db.stats().unwrap();
-        let second = db.import_files(&[path.clone()], &mut |_| {}).unwrap();
+        let second = db
+            .import_files(std::slice::from_ref(&path), &mut |_| {})
+            .unwrap();
         let after = db.stats().unwrap();
         assert_eq!(
             (after.vertices, after.stub_vertices, after.edges),

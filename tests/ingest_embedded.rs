@@ -118,7 +118,7 @@ fn bad_messages_go_to_quarantine_and_good_ones_around_them_are_stored() {
         machine: 0,
         json_bytes: 0,
     };
-    let bads = vec![
+    let bads = [
         bad(
             format!("camflow/provenance/{a}"),
             b"%%% not base64 %%%".to_vec(),
@@ -139,7 +139,7 @@ fn bad_messages_go_to_quarantine_and_good_ones_around_them_are_stored() {
         ),
     ];
     // Keep-alives and empty payloads are skipped, not quarantined.
-    let ignored = vec![
+    let ignored = [
         bad("keepalive".to_owned(), Vec::new()),
         bad(format!("camflow/provenance/{a}"), Vec::new()),
     ];

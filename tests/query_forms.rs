@@ -146,7 +146,7 @@ fn open(sample: &str) -> Option<(tempfile::TempDir, Database, Model)> {
     let path = common::sample(sample)?;
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(dir.path()).expect("open");
-    db.import_files(&[path.clone()], &mut |_| {})
+    db.import_files(std::slice::from_ref(&path), &mut |_| {})
         .expect("import");
     Some((dir, db, Model::load(&path)))
 }
@@ -236,7 +236,7 @@ fn form4_path_named_objects() {
         return;
     };
     let mut expected = Vec::new();
-    for (_, (t, s, d, _)) in &m.edges {
+    for (t, s, d, _) in m.edges.values() {
         if t == "named"
             && m.vtype(s) == Some("path")
             && m.attr(s, "cf:pathname").and_then(|p| p.as_str()) == Some("/usr/bin/wget")
@@ -358,7 +358,7 @@ fn research_q2_q9_q12_q14() {
     // Q2: every edge touching the process, either way (an edge between two of its versions
     // counts from both ends).
     let mut q2 = 0;
-    for (_, (_, s, d, _)) in &m.edges {
+    for (_, s, d, _) in m.edges.values() {
         q2 += usize::from(tasks.contains(s)) + usize::from(tasks.contains(d));
     }
     let r = db

@@ -59,6 +59,7 @@ pub use model::{
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
 pub use store::{
-    AdjacencyScan, AuxTable, Durability, OpenMode, Store, StoreOptions, StoreStats, FORMAT_VERSION,
+    AdjacencyScan, AuxTable, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats,
+    FORMAT_VERSION,
 };
 pub use writer::{AuxPut, WriteSummary};

@@ -21,6 +21,9 @@ use crate::writer::WriterState;
 /// On-disk format version written by this build.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// One raw key/value pair of a column family.
+pub type RawEntry = (Box<[u8]>, Box<[u8]>);
+
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
 pub(crate) const META_NEXT_VERTEX: &[u8] = b"counter/next_vertex";
 pub(crate) const META_NEXT_EDGE: &[u8] = b"counter/next_edge";
@@ -262,7 +265,7 @@ impl Store {
         &'a self,
         cf_name: &str,
         prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + 'a {
+    ) -> impl Iterator<Item = Result<RawEntry>> + 'a {
         let mut opts = ReadOptions::default();
         if let Some(end) = keys::prefix_upper_bound(prefix) {
             opts.set_iterate_upper_bound(end);
@@ -635,7 +638,7 @@ impl Store {
         &self,
         table: AuxTable,
         start: &[u8],
-    ) -> impl Iterator<Item = Result<(Box<[u8]>, Box<[u8]>)>> + '_ {
+    ) -> impl Iterator<Item = Result<RawEntry>> + '_ {
         self.db
             .iterator_cf(
                 self.cf(table.cf_name()),
