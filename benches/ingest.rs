@@ -17,6 +17,10 @@ use provdb::publish::{publish_messages, Message, PublishOptions};
 use provdb::simulate::{to_messages, Simulation, SimulationOptions};
 use provdb::Database;
 
+/// The allocator of the `provdb` binary, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Figures {
     seconds: f64,
 }
@@ -67,7 +71,7 @@ fn start_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
 
 fn main() {
     // Ignore the flags cargo bench passes (--bench ...).
-    let docs_per_machine = env_or("INGEST_BENCH_DOCS", 400);
+    let docs_per_machine = env_or("INGEST_BENCH_DOCS", 1000);
     let runs = env_or("INGEST_BENCH_RUNS", 3).max(1) as usize;
     let machines = 10;
     let docs: Vec<_> = Simulation::new(&SimulationOptions {

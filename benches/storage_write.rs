@@ -72,20 +72,8 @@ fn archive_build(samples: &[(u32, Vec<String>)]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = provdb::Database::open(dir.path()).expect("open");
     let start = Instant::now();
-    let mut pending = RecordBatch::default();
-    let mut json_bytes = 0u64;
-    let mut k = 0;
-    while db.stats().expect("stats").edges < target {
-        for doc in common::replica(samples, k) {
-            json_bytes += doc.len() as u64;
-            pending.append(decode_text(doc.into_bytes()).expect("sample decodes"));
-            if pending.len() >= 50_000 {
-                db.write(&std::mem::take(&mut pending)).expect("write");
-            }
-        }
-        db.write(&std::mem::take(&mut pending)).expect("write");
-        k += 1;
-    }
+    let loaded = common::load_replicas(&db, samples, target);
+    let (k, json_bytes) = (loaded.replicas, loaded.json_bytes);
     db.store().flush().expect("flush");
     let load = start.elapsed().as_secs_f64();
     let stats = db.stats().expect("stats");

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use provdb_storage::{RecordBatch, WriteSummary};
+use provdb_storage::{PreparedWrite, RecordBatch, StorageError, WriteSummary};
 
 use crate::decode::{self, classify_line, DecodeError, TextKind};
 use crate::{Database, Error, Result};
@@ -85,6 +85,8 @@ pub(crate) struct Importer<'a> {
     report: ImportReport,
     progress: &'a mut dyn FnMut(ImportProgress),
     bytes_total: u64,
+    /// Prepared writes on their way to the committer thread.
+    commits: Option<crossbeam_channel::Sender<PreparedWrite<'a>>>,
 }
 
 impl<'a> Importer<'a> {
@@ -95,6 +97,7 @@ impl<'a> Importer<'a> {
             report: ImportReport::default(),
             progress,
             bytes_total: 0,
+            commits: None,
         }
     }
 
@@ -106,13 +109,38 @@ impl<'a> Importer<'a> {
             })?;
             self.bytes_total += meta.len();
         }
+        // This thread prepares each batch (resolves ids, encodes) while a committer thread
+        // writes the previous one into RocksDB: two cores instead of one on the write path.
+        let db: &'a Database = self.db;
+        let store = db.store();
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) = crossbeam_channel::bounded::<PreparedWrite<'_>>(1);
+            let committer = scope.spawn(move || -> Result<()> {
+                for prepared in rx {
+                    store.commit_prepared(prepared)?;
+                }
+                Ok(())
+            });
+            self.commits = Some(tx);
+            let imported = self.import_all(paths);
+            // Closing the channel ends the committer once it has written everything sent.
+            self.commits = None;
+            let committed = committer
+                .join()
+                .unwrap_or(Err(Error::Storage(StorageError::PipelineAborted)));
+            // The committer's own error explains why sending to it failed.
+            committed.and(imported)
+        })?;
+        store.flush()?;
+        Ok(self.report)
+    }
+
+    fn import_all(&mut self, paths: &[PathBuf]) -> Result<()> {
         for p in paths {
             self.import_file(p)?;
             self.report.files += 1;
         }
-        self.flush()?;
-        self.db.store().flush()?;
-        Ok(self.report)
+        self.flush()
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -123,7 +151,19 @@ impl<'a> Importer<'a> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
-        self.report.stored += self.db.store().write(&batch)?;
+        let db: &'a Database = self.db;
+        let prepared = db
+            .store()
+            .prepare_write(&batch, &[], db.options().durability)?;
+        self.report.stored += prepared.summary();
+        match &self.commits {
+            Some(tx) => tx
+                .send(prepared)
+                .map_err(|_| Error::Storage(StorageError::PipelineAborted))?,
+            None => {
+                self.db.store().commit_prepared(prepared)?;
+            }
+        }
         (self.progress)(ImportProgress {
             bytes_done: self.report.bytes,
             bytes_total: self.bytes_total,

@@ -4,6 +4,10 @@
 
 use std::path::PathBuf;
 
+/// The allocator of the `provdb` binary, so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use provdb::workload::{detect_machine, Replicator};
 
 /// The W3C samples (one document per line), or `None` when ../shared is absent.
@@ -39,4 +43,48 @@ pub fn replica(samples: &[(u32, Vec<String>)], k: u32) -> Vec<String> {
         docs.extend(lines.iter().map(|l| r.rewrite(l)));
     }
     docs
+}
+
+/// What [`load_replicas`] stored.
+pub struct Loaded {
+    /// Replicas of the samples written.
+    pub replicas: u32,
+    /// Bytes of CamFlow JSON decoded.
+    pub json_bytes: u64,
+    /// Edges stored.
+    pub edges: u64,
+}
+
+/// Decodes replicas of the samples and writes them in batches of about 50,000 records until
+/// the database holds at least `target_edges` new edges (counted from the writer's summaries,
+/// so the loop costs nothing per replica).
+pub fn load_replicas(
+    db: &provdb::Database,
+    samples: &[(u32, Vec<String>)],
+    target_edges: u64,
+) -> Loaded {
+    let mut loaded = Loaded {
+        replicas: 0,
+        json_bytes: 0,
+        edges: 0,
+    };
+    let mut pending = provdb::RecordBatch::default();
+    while loaded.edges < target_edges {
+        for doc in replica(samples, loaded.replicas) {
+            loaded.json_bytes += doc.len() as u64;
+            pending.append(provdb::decode::decode_text(doc.into_bytes()).expect("sample decodes"));
+            if pending.len() >= 50_000 {
+                loaded.edges += db
+                    .write(&std::mem::take(&mut pending))
+                    .expect("write")
+                    .edges_added;
+            }
+        }
+        loaded.edges += db
+            .write(&std::mem::take(&mut pending))
+            .expect("write")
+            .edges_added;
+        loaded.replicas += 1;
+    }
+    loaded
 }

@@ -856,7 +856,7 @@ impl Planner<'_> {
                     Some(ts) => {
                         let mut n = 0;
                         for t in ts {
-                            n += self.g.vertices_of_type(*t)?.len();
+                            n += self.g.count_vertices_of_type(*t)?;
                         }
                         n
                     }
@@ -875,7 +875,7 @@ impl Planner<'_> {
                 } else {
                     let mut n = 0;
                     for t in &edges[0].types {
-                        n += self.g.edges_of_type(*t)?.len();
+                        n += self.g.count_edges_of_type(*t)?;
                     }
                     n
                 };
@@ -900,13 +900,21 @@ impl Planner<'_> {
                     if best.as_ref().is_some_and(|(c, _)| *c <= 1) {
                         continue;
                     }
+                    // Cost from the bitmap headers; the ids only for the node that wins.
+                    let mut cost = 0;
+                    for t in ts {
+                        cost += self.g.count_vertices_of_type(*t)?;
+                    }
+                    if best.as_ref().is_some_and(|(c, _)| *c <= cost) {
+                        continue;
+                    }
                     let mut ids = Vec::new();
                     for t in ts {
                         ids.extend(self.g.vertices_of_type(*t)?.iter());
                     }
                     ids.sort_unstable();
                     ids.dedup();
-                    (ids.len() as u64, Anchor::Vertices { node: i, ids })
+                    (cost, Anchor::Vertices { node: i, ids })
                 } else {
                     let count = self.g.vertex_count()?;
                     (count, Anchor::AllVertices { node: i, count })
@@ -926,12 +934,15 @@ impl Planner<'_> {
                     ));
                     break;
                 }
-                if e.var.is_some() || e.types.is_empty() {
+                if e.var.is_some()
+                    || e.types.is_empty()
+                    || best.as_ref().is_some_and(|(c, _)| *c <= 1)
+                {
                     continue;
                 }
                 let mut cost = 0;
                 for t in &e.types {
-                    cost += self.g.edges_of_type(*t)?.len();
+                    cost += self.g.count_edges_of_type(*t)?;
                 }
                 if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                     let mut ids = Vec::new();

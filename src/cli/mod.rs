@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod compact;
 mod import;
 mod machines;
 mod publish;
@@ -37,6 +38,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Show what the database holds.
     Stats(stats::StatsArgs),
+    /// Rewrite the archive into its compact long-term form; prints sizes before and after.
+    Compact(compact::CompactArgs),
     /// Run a traversal query and print the result (table, json, csv or dot).
     Query(query::QueryArgs),
     /// Interactive query shell with completion, history and dot-commands.
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Import(args) => import::run(&cli.db, args),
         Command::Stats(args) => stats::run(&cli.db, args),
+        Command::Compact(args) => compact::run(&cli.db, args),
         Command::Query(args) => query::run(&cli.db, args),
         Command::Repl(args) => repl::run(&cli.db, args),
         Command::Serve(args) => serve::run(&cli.db, args),

@@ -447,15 +447,7 @@ fn dot_command(db: &Database, state: &mut State, text: &str) -> anyhow::Result<b
         ".schema" => {
             db.catch_up()?;
             let s = db.stats()?;
-            for (title, items) in [
-                ("vertex type", &s.vertex_types),
-                ("edge type", &s.edge_types),
-            ] {
-                let mut t = table();
-                t.set_header([title, "count"]);
-                for (n, c) in items.iter() {
-                    t.add_row([n.clone(), c.to_string()]);
-                }
+            for t in super::stats::type_tables(&s) {
                 println!("{t}");
             }
             let mut keys: Vec<String> = db
@@ -475,18 +467,7 @@ fn dot_command(db: &Database, state: &mut State, text: &str) -> anyhow::Result<b
         ".stats" => {
             db.catch_up()?;
             let s = db.stats()?;
-            let mut t = table();
-            t.set_header(["", "count"]);
-            t.add_row([
-                "vertices (stubs included)".to_owned(),
-                s.vertices.to_string(),
-            ]);
-            t.add_row(["stub vertices".to_owned(), s.stub_vertices.to_string()]);
-            t.add_row(["edges".to_owned(), s.edges.to_string()]);
-            t.add_row(["machines".to_owned(), s.machines.len().to_string()]);
-            t.add_row(["vertex types".to_owned(), s.vertex_types.len().to_string()]);
-            t.add_row(["edge types".to_owned(), s.edge_types.len().to_string()]);
-            println!("{t}");
+            println!("{}", super::stats::totals_table(&s));
         }
         ".machines" => {
             db.catch_up()?;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use provdb::Database;
+use provdb::{Database, StoreStats};
 
 /// Arguments of `provdb stats`.
 #[derive(Debug, clap::Args)]
@@ -46,33 +46,8 @@ pub fn run(db_path: &Path, args: StatsArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut totals = Table::new();
-    totals
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_header(["", "count"]);
-    totals.add_row([
-        "vertices (stubs included)".to_string(),
-        stats.vertices.to_string(),
-    ]);
-    totals.add_row(["stub vertices".to_string(), stats.stub_vertices.to_string()]);
-    totals.add_row(["edges".to_string(), stats.edges.to_string()]);
-    totals.add_row(["machines".to_string(), stats.machines.len().to_string()]);
-    totals.add_row(["skipped lines".to_string(), stats.skipped_lines.to_string()]);
-    totals.add_row([
-        "rejected documents".to_string(),
-        stats.rejected_documents.to_string(),
-    ]);
-    println!("{totals}");
-    for (title, items) in [
-        ("vertex type", &stats.vertex_types),
-        ("edge type", &stats.edge_types),
-    ] {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED)
-            .set_header([title, "count"]);
-        for (name, n) in items.iter() {
-            t.add_row([name.clone(), n.to_string()]);
-        }
+    println!("{}", totals_table(&stats));
+    for t in type_tables(&stats) {
         println!("{t}");
     }
     let mut t = Table::new();
@@ -104,4 +79,40 @@ pub fn open_for_reading(db_path: &Path) -> anyhow::Result<Database> {
                 .with_context(|| format!("opening {} for reading ({first})", db_path.display()))
         }
     }
+}
+
+/// The totals of `stats` (also the REPL's `.stats`).
+pub fn totals_table(stats: &StoreStats) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(["", "count"]);
+    for (name, n) in [
+        ("vertices (stubs included)", stats.vertices),
+        ("stub vertices", stats.stub_vertices),
+        ("edges", stats.edges),
+        ("machines", stats.machines.len() as u64),
+        ("vertex types", stats.vertex_types.len() as u64),
+        ("edge types", stats.edge_types.len() as u64),
+        ("skipped lines", stats.skipped_lines),
+        ("rejected documents", stats.rejected_documents),
+    ] {
+        t.add_row([name.to_owned(), n.to_string()]);
+    }
+    t
+}
+
+/// Counts per vertex type and per edge type (also the REPL's `.schema`).
+pub fn type_tables(stats: &StoreStats) -> [Table; 2] {
+    [
+        ("vertex type", &stats.vertex_types),
+        ("edge type", &stats.edge_types),
+    ]
+    .map(|(title, items)| {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_header([title, "count"]);
+        for (name, n) in items.iter() {
+            t.add_row([name.clone(), n.to_string()]);
+        }
+        t
+    })
 }

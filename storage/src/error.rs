@@ -36,6 +36,10 @@ pub enum StorageError {
     /// The store was opened read-only or as a secondary and a write was attempted.
     #[error("the store is open read-only")]
     ReadOnly,
+    /// A prepared write was refused because one prepared before it failed or was dropped
+    /// uncommitted (it may reference that write's ids). Nothing of it was written.
+    #[error("write refused: an earlier prepared write failed or was dropped; prepare it again")]
+    PipelineAborted,
 }
 
 /// Result alias of the storage crate.

@@ -43,6 +43,14 @@ pub trait GraphRead {
     fn edges_of_type(&self, t: TypeId) -> Result<IdSet>;
     /// Vertices of a machine (roaring index).
     fn vertices_of_machine(&self, machine: u32) -> Result<IdSet>;
+    /// Number of vertices of a type (what the planner costs and counts with).
+    fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
+        Ok(self.vertices_of_type(t)?.len())
+    }
+    /// Number of edges of a type.
+    fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
+        Ok(self.edges_of_type(t)?.len())
+    }
     /// Vertex ids are `0..vertex_count()`.
     fn vertex_count(&self) -> Result<u64>;
     /// Edge ids are `0..edge_count()`.
@@ -96,6 +104,12 @@ impl GraphRead for Store {
     }
     fn edges_of_type(&self, t: TypeId) -> Result<IdSet> {
         Store::edges_of_type(self, t)
+    }
+    fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
+        Store::count_vertices_of_type(self, t)
+    }
+    fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
+        Store::count_edges_of_type(self, t)
     }
     fn vertices_of_machine(&self, machine: u32) -> Result<IdSet> {
         Store::vertices_of_machine(self, machine)

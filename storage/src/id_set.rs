@@ -43,6 +43,71 @@ impl IdSet {
     }
 }
 
+/// Cardinality of a serialized roaring bitmap, read from its header alone (the portable
+/// format lists each container's cardinality up front): counting a type's edges then costs no
+/// deserialization. `None` when the bytes are not a roaring bitmap.
+pub(crate) fn serialized_cardinality(bytes: &[u8]) -> Option<u64> {
+    const NO_RUN_COOKIE: u32 = 12346;
+    const RUN_COOKIE: u16 = 12347;
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let cookie = u32_at(0)?;
+    let (containers, descriptions) = if cookie == NO_RUN_COOKIE {
+        (u32_at(4)? as usize, 8)
+    } else if cookie as u16 == RUN_COOKIE {
+        let n = (cookie >> 16) as usize + 1;
+        (n, 4 + n.div_ceil(8))
+    } else {
+        return None;
+    };
+    let mut total = 0u64;
+    for i in 0..containers {
+        let at = descriptions + 4 * i + 2;
+        let card_minus_one = u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?);
+        total += u64::from(card_minus_one) + 1;
+    }
+    Some(total)
+}
+
 pub(crate) fn split_id(id: u64) -> (u64, u32) {
     (id >> SHARD_BITS, (id & ((1 << SHARD_BITS) - 1)) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(bitmap: &RoaringBitmap) {
+        let mut bytes = Vec::new();
+        bitmap.serialize_into(&mut bytes).unwrap();
+        assert_eq!(serialized_cardinality(&bytes), Some(bitmap.len()));
+    }
+
+    #[test]
+    fn header_cardinality_matches_the_bitmap() {
+        check(&RoaringBitmap::new());
+        check(&(0..1).collect());
+        // Array containers, bitmap containers, and (after optimize) run containers.
+        let sparse: RoaringBitmap = (0..200_000u32).step_by(97).collect();
+        let dense: RoaringBitmap = (0..300_000u32).filter(|i| i % 3 != 0).collect();
+        let mut runs: RoaringBitmap = (10..70_000u32).chain(500_000..900_000).collect();
+        check(&sparse);
+        check(&dense);
+        check(&runs);
+        assert!(runs.optimize());
+        check(&runs);
+        // Full containers: cardinality 65536 is stored as 65535.
+        check(&(0..(1u32 << 20)).collect());
+    }
+
+    #[test]
+    fn garbage_is_not_a_bitmap() {
+        assert_eq!(serialized_cardinality(b""), None);
+        assert_eq!(serialized_cardinality(b"\x00\x01\x02\x03\x04"), None);
+        // A header that promises more containers than it holds.
+        let mut bytes = 12346u32.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&1000u32.to_le_bytes());
+        assert_eq!(serialized_cardinality(&bytes), None);
+    }
 }

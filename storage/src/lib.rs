@@ -62,4 +62,4 @@ pub use store::{
     AdjacencyScan, AuxTable, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats,
     FORMAT_VERSION,
 };
-pub use writer::{AuxPut, WriteSummary};
+pub use writer::{AuxPut, PreparedWrite, WriteSummary};

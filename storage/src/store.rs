@@ -113,6 +113,8 @@ pub struct Store {
     pub(crate) mode: OpenMode,
     pub(crate) dicts: RwLock<Dictionaries>,
     pub(crate) writer: Mutex<WriterState>,
+    /// Pipeline bookkeeping of prepared writes (see [`crate::PreparedWrite`]).
+    pub(crate) pipeline: crate::writer::Pipeline,
     pub(crate) durability: Durability,
     path: PathBuf,
 }
@@ -160,6 +162,7 @@ impl Store {
             mode: options.mode,
             dicts: RwLock::new(Dictionaries::default()),
             writer: Mutex::new(WriterState::default()),
+            pipeline: crate::writer::Pipeline::default(),
             durability: options.durability,
             path,
         };
@@ -205,6 +208,13 @@ impl Store {
 
     /// Reloads dictionaries and counters from disk (after a catch-up, or a failed write).
     pub(crate) fn reload(&self) -> Result<()> {
+        self.reload_dictionaries()?;
+        self.writer.lock().reset(self.read_counters()?);
+        Ok(())
+    }
+
+    /// Reloads the dictionaries from disk.
+    pub(crate) fn reload_dictionaries(&self) -> Result<()> {
         let mut dicts = Dictionaries::default();
         for kind in DictKind::ALL {
             let dict = dicts.get_mut(kind);
@@ -219,7 +229,6 @@ impl Store {
             }
         }
         *self.dicts.write() = dicts;
-        self.writer.lock().reset(self.read_counters()?);
         Ok(())
     }
 
@@ -292,11 +301,22 @@ impl Store {
         Ok(())
     }
 
-    /// Compacts every column family (smallest size on disk; used by benchmarks and archives).
+    /// Compacts every column family down to the bottom level, rewritten with the archive's
+    /// compression (zstd level 9, trained dictionary): the smallest size on disk.
     pub fn compact(&self) -> Result<()> {
+        // Force the bottom level too: files that reached it by trivial moves still carry the
+        // fast compression of the upper levels, not the archive's.
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         for name in cf::ALL {
+            if self.mode == OpenMode::ReadWrite {
+                self.db.set_options_cf(
+                    self.cf(name),
+                    &[("bottommost_compression_opts", cf::ARCHIVE_COMPRESSION)],
+                )?;
+            }
             self.db
-                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
         }
         Ok(())
     }
@@ -308,16 +328,24 @@ impl Store {
 
     /// Size of the live SST files of every column family, in bytes.
     pub fn disk_size(&self) -> Result<u64> {
-        let mut total = 0;
+        Ok(self
+            .disk_size_by_column_family()?
+            .iter()
+            .map(|(_, n)| n)
+            .sum())
+    }
+
+    /// Size of the live SST files of each column family, in bytes (where space goes).
+    pub fn disk_size_by_column_family(&self) -> Result<Vec<(&'static str, u64)>> {
+        let mut sizes = Vec::with_capacity(cf::ALL.len());
         for name in cf::ALL {
-            if let Some(n) = self
+            let n = self
                 .db
                 .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")?
-            {
-                total += n;
-            }
+                .unwrap_or(0);
+            sizes.push((name, n));
         }
-        Ok(total)
+        Ok(sizes)
     }
 
     // ---- reads -------------------------------------------------------------------------
@@ -497,6 +525,31 @@ impl Store {
         Ok(set)
     }
 
+    fn count_id_set(&self, cf_name: &str, index_key: &[u8]) -> Result<u64> {
+        let mut total = 0;
+        for item in self.scan_prefix(cf_name, index_key) {
+            let (_, v) = item?;
+            total += crate::id_set::serialized_cardinality(&v)
+                .ok_or_else(|| StorageError::corruption("index bitmap", "bad header"))?;
+        }
+        Ok(total)
+    }
+
+    /// Number of vertices of a type, from the bitmap headers (no deserialization).
+    pub fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
+        self.count_id_set(cf::VERTEX_TYPE_INDEX, &t.0.to_be_bytes())
+    }
+
+    /// Number of edges of a type, from the bitmap headers (no deserialization).
+    pub fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
+        self.count_id_set(cf::EDGE_TYPE_INDEX, &t.0.to_be_bytes())
+    }
+
+    /// Number of vertices of a machine, from the bitmap headers (no deserialization).
+    pub fn count_vertices_of_machine(&self, machine: u32) -> Result<u64> {
+        self.count_id_set(cf::MACHINE_INDEX, &machine.to_be_bytes())
+    }
+
     /// Ids of the vertices of a type (stubs carry their hinted type, or `unknown`).
     pub fn vertices_of_type(&self, t: TypeId) -> Result<IdSet> {
         self.read_id_set(cf::VERTEX_TYPE_INDEX, &t.0.to_be_bytes())
@@ -598,14 +651,14 @@ impl Store {
         let counters = self.read_counters()?;
         let mut vertex_types = Vec::new();
         for (id, name) in self.vertex_types() {
-            let n = self.vertices_of_type(id)?.len();
+            let n = self.count_vertices_of_type(id)?;
             if n > 0 {
                 vertex_types.push((name.to_string(), n));
             }
         }
         let mut edge_types = Vec::new();
         for (id, name) in self.edge_types() {
-            let n = self.edges_of_type(id)?.len();
+            let n = self.count_edges_of_type(id)?;
             if n > 0 {
                 edge_types.push((name.to_string(), n));
             }
@@ -614,7 +667,7 @@ impl Store {
         edge_types.sort();
         let mut machines = Vec::new();
         for m in self.machine_ids()? {
-            machines.push((m, self.vertices_of_machine(m)?.len()));
+            machines.push((m, self.count_vertices_of_machine(m)?));
         }
         Ok(StoreStats {
             vertices: counters.next_vertex,
@@ -690,7 +743,9 @@ pub(crate) fn decode_external_value(v: &[u8]) -> Result<(u64, Option<u16>)> {
 pub struct AdjacencyScan<'a> {
     store: &'a Store,
     pending: Vec<(Direction, Vec<u8>)>,
-    current: Option<(Direction, DBRawIterator<'a>)>,
+    /// The open iterator, its direction and the prefix being read. One iterator serves every
+    /// prefix of its direction: creating one costs more than reading a vertex's edges.
+    current: Option<(Direction, DBRawIterator<'a>, Vec<u8>)>,
 }
 
 impl Iterator for AdjacencyScan<'_> {
@@ -698,17 +753,14 @@ impl Iterator for AdjacencyScan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((dir, it)) = &mut self.current {
-                if it.valid() {
-                    let adj =
-                        it.key()
-                            .and_then(keys::decode_adjacency_key)
-                            .map(|(_, t, e, other)| Adjacent {
-                                edge: e,
-                                edge_type: t,
-                                neighbour: other,
-                                direction: *dir,
-                            });
+            if let Some((dir, it, prefix)) = &mut self.current {
+                if let Some(key) = it.key().filter(|k| k.starts_with(prefix)) {
+                    let adj = keys::decode_adjacency_key(key).map(|(_, t, e, other)| Adjacent {
+                        edge: e,
+                        edge_type: t,
+                        neighbour: other,
+                        direction: *dir,
+                    });
                     it.next();
                     return Some(
                         adj.ok_or_else(|| {
@@ -720,25 +772,31 @@ impl Iterator for AdjacencyScan<'_> {
                     self.current = None;
                     return Some(Err(e.into()));
                 }
-                self.current = None;
             }
             let (dir, prefix) = self.pending.pop()?;
-            let cf_name = if dir == Direction::Out {
-                cf::OUT_ADJACENCY
-            } else {
-                cf::IN_ADJACENCY
-            };
-            let mut opts = ReadOptions::default();
-            if let Some(end) = keys::prefix_upper_bound(&prefix) {
-                opts.set_iterate_upper_bound(end);
+            match &mut self.current {
+                Some((current_dir, it, current_prefix)) if *current_dir == dir => {
+                    it.seek(&prefix);
+                    *current_prefix = prefix;
+                }
+                _ => {
+                    let cf_name = if dir == Direction::Out {
+                        cf::OUT_ADJACENCY
+                    } else {
+                        cf::IN_ADJACENCY
+                    };
+                    // Every prefix of one scan starts with the same vertex: the 8-byte prefix
+                    // extractor keeps the iterator inside that vertex's keys.
+                    let mut opts = ReadOptions::default();
+                    opts.set_prefix_same_as_start(true);
+                    let mut it = self
+                        .store
+                        .db
+                        .raw_iterator_cf_opt(self.store.cf(cf_name), opts);
+                    it.seek(&prefix);
+                    self.current = Some((dir, it, prefix));
+                }
             }
-            opts.set_prefix_same_as_start(true);
-            let mut it = self
-                .store
-                .db
-                .raw_iterator_cf_opt(self.store.cf(cf_name), opts);
-            it.seek(&prefix);
-            self.current = Some((dir, it));
         }
     }
 }

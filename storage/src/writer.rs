@@ -2,7 +2,8 @@
 //! stub vertices, and turns one [`RecordBatch`] into one atomic RocksDB `WriteBatch` (records,
 //! adjacency, indexes, dictionaries, counters).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use roaring::RoaringBitmap;
 use rocksdb::{WriteBatch, WriteOptions};
@@ -64,6 +65,13 @@ pub(crate) struct WriterState {
     counters: Counters,
     vertex_cache: HashMap<ExternalId, VertexSlot>,
     shard_cache: HashMap<(IndexKind, Vec<u8>), RoaringBitmap>,
+    /// Edges of prepared writes not known to be committed, by sequence number: until their
+    /// commit, a duplicate of one of them is only visible here.
+    in_flight_edges: VecDeque<(u64, HashSet<ExternalId>)>,
+    /// Sequence number of the last prepared write.
+    last_prepared: u64,
+    /// Pipeline epoch the state belongs to.
+    epoch: u64,
 }
 
 impl WriterState {
@@ -71,6 +79,67 @@ impl WriterState {
         self.counters = counters;
         self.vertex_cache.clear();
         self.shard_cache.clear();
+        self.in_flight_edges.clear();
+    }
+}
+
+/// Order and failure bookkeeping of prepared writes, shared by the preparing and the
+/// committing thread without the writer lock.
+#[derive(Debug, Default)]
+pub(crate) struct Pipeline {
+    /// Sequence number of the last committed write.
+    committed: AtomicU64,
+    /// Bumped when a prepared write fails or is dropped: every write prepared after it (which
+    /// may use its ids) is refused, and the writer state is reloaded from disk.
+    epoch: AtomicU64,
+}
+
+/// A batch resolved against the writer's state and encoded into one RocksDB write, not yet
+/// committed. Made by [`Store::prepare_write`], written by [`Store::commit_prepared`].
+///
+/// Preparing the next batch while this one commits (on another thread) keeps two cores busy
+/// on a bulk load. Commit prepared writes in the order they were prepared: a write whose
+/// predecessor failed or was dropped uncommitted is refused with
+/// [`StorageError::PipelineAborted`], since it may reference that predecessor's ids.
+pub struct PreparedWrite<'a> {
+    store: &'a Store,
+    batch: Option<WriteBatch>,
+    seq: u64,
+    epoch: u64,
+    sync: bool,
+    summary: WriteSummary,
+}
+
+impl std::fmt::Debug for PreparedWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedWrite")
+            .field("seq", &self.seq)
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl PreparedWrite<'_> {
+    /// What the write will do once committed.
+    pub fn summary(&self) -> WriteSummary {
+        self.summary
+    }
+}
+
+impl Drop for PreparedWrite<'_> {
+    fn drop(&mut self) {
+        if self.batch.is_some() {
+            // Dropped uncommitted: later prepared writes may use its ids.
+            self.store.pipeline.abort(self.epoch);
+        }
+    }
+}
+
+impl Pipeline {
+    fn abort(&self, epoch: u64) {
+        let _ = self
+            .epoch
+            .compare_exchange(epoch, epoch + 1, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -113,8 +182,8 @@ pub struct AuxPut {
     pub value: Vec<u8>,
 }
 
-/// Work in progress of one batch: everything is applied to the writer state only after the
-/// RocksDB write succeeds.
+/// Work in progress of one batch: nothing reaches the writer state until the whole batch is
+/// resolved and encoded ([`Pending::finish`]); a failure before that leaves the state as it was.
 struct Pending<'a> {
     store: &'a Store,
     state: &'a mut WriterState,
@@ -169,10 +238,66 @@ impl Store {
         aux: &[AuxPut],
         durability: Durability,
     ) -> Result<WriteSummary> {
+        self.commit_prepared(self.prepare_write(batch, aux, durability)?)
+    }
+
+    /// Resolves and encodes a batch (and auxiliary puts) into one RocksDB write without
+    /// committing it; see [`PreparedWrite`]. The writer state moves on as if it had committed,
+    /// so the next batch can be prepared at once.
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let edge = |id: &str, src: &str, dst: &str| EdgeInput {
+    ///     ext_id: ExternalId::parse(id),
+    ///     type_name: "write".into(),
+    ///     relation: ProvRelation::WasGeneratedBy,
+    ///     src: EndpointInput { ext_id: ExternalId::parse(src), type_hint: None },
+    ///     dst: EndpointInput { ext_id: ExternalId::parse(dst), type_hint: None },
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// let first = RecordBatch { edges: vec![edge("e1", "task", "file")], ..Default::default() };
+    /// // The second batch repeats e1 and reuses the stubs of the first, before it commits.
+    /// let second = RecordBatch {
+    ///     edges: vec![edge("e1", "task", "file"), edge("e2", "file", "task")],
+    ///     ..Default::default()
+    /// };
+    /// let p1 = store.prepare_write(&first, &[], Durability::Buffered)?;
+    /// let p2 = store.prepare_write(&second, &[], Durability::Buffered)?;
+    /// assert_eq!((p2.summary().edges_duplicate, p2.summary().stubs_created), (1, 0));
+    /// store.commit_prepared(p1)?;
+    /// store.commit_prepared(p2)?;
+    /// assert_eq!((store.stats()?.edges, store.stats()?.vertices), (2, 2));
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prepare_write(
+        &self,
+        batch: &RecordBatch,
+        aux: &[AuxPut],
+        durability: Durability,
+    ) -> Result<PreparedWrite<'_>> {
         if self.mode != OpenMode::ReadWrite {
             return Err(StorageError::ReadOnly);
         }
         let mut state = self.writer.lock();
+        let epoch = self.pipeline.epoch.load(Ordering::Acquire);
+        if state.epoch != epoch {
+            // A prepared write failed or was dropped: start again from what is on disk.
+            self.reload_dictionaries()?;
+            state.reset(self.read_counters()?);
+            state.epoch = epoch;
+        }
+        let committed = self.pipeline.committed.load(Ordering::Acquire);
+        while state
+            .in_flight_edges
+            .front()
+            .is_some_and(|(seq, _)| *seq <= committed)
+        {
+            state.in_flight_edges.pop_front();
+        }
         let dicts = self.dicts.read().clone();
         let counters = state.counters;
         let mut p = Pending {
@@ -201,7 +326,37 @@ impl Store {
             p.batch
                 .put_cf(self.cf(put.table.cf_name()), &put.key, &put.value);
         }
-        p.commit(durability)
+        let (write_batch, summary) = p.finish(committed)?;
+        state.last_prepared += 1;
+        let seq = state.last_prepared;
+        Ok(PreparedWrite {
+            store: self,
+            batch: Some(write_batch),
+            seq,
+            epoch,
+            sync: durability == Durability::Sync,
+            summary,
+        })
+    }
+
+    /// Commits a prepared write (in the order writes were prepared).
+    pub fn commit_prepared(&self, mut prepared: PreparedWrite<'_>) -> Result<WriteSummary> {
+        let Some(batch) = prepared.batch.take() else {
+            return Err(StorageError::PipelineAborted);
+        };
+        if self.pipeline.epoch.load(Ordering::Acquire) != prepared.epoch {
+            return Err(StorageError::PipelineAborted);
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(prepared.sync);
+        if let Err(e) = self.db.write_opt(batch, &opts) {
+            self.pipeline.abort(prepared.epoch);
+            return Err(e.into());
+        }
+        self.pipeline
+            .committed
+            .store(prepared.seq, Ordering::Release);
+        Ok(prepared.summary)
     }
 }
 
@@ -385,6 +540,11 @@ impl Pending<'_> {
 
     fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<()> {
         if self.edges.contains(&e.ext_id)
+            || self
+                .state
+                .in_flight_edges
+                .iter()
+                .any(|(_, edges)| edges.contains(&e.ext_id))
             || self.store.lookup_external(EXT_EDGE, &e.ext_id)?.is_some()
         {
             self.summary.edges_duplicate += 1;
@@ -436,7 +596,9 @@ impl Pending<'_> {
         Ok(())
     }
 
-    fn commit(mut self, durability: Durability) -> Result<WriteSummary> {
+    /// Encodes counters and index shards into the batch and publishes the new writer state
+    /// (the write is committed later, by [`Store::commit_prepared`]).
+    fn finish(mut self, committed: u64) -> Result<(WriteBatch, WriteSummary)> {
         let meta = self.store.cf(cf::META);
         for (key, value) in [
             (META_NEXT_VERTEX, self.counters.next_vertex),
@@ -455,24 +617,29 @@ impl Pending<'_> {
             self.batch
                 .put_cf(self.store.cf(kind.cf_name()), key, &self.buf);
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(durability == Durability::Sync);
-        self.store.db.write_opt(self.batch, &opts)?;
 
-        // Committed: publish the new state.
-        self.state.counters = self.counters;
-        if self.state.vertex_cache.len() + self.vertices.len() > VERTEX_CACHE_LIMIT {
-            self.state.vertex_cache.clear();
+        let state = self.state;
+        state.counters = self.counters;
+        // The caches may only be dropped while nothing is in flight: an uncommitted vertex or
+        // shard is not on disk yet, so the cache is its only copy.
+        let idle = state.last_prepared == committed;
+        if idle && state.vertex_cache.len() + self.vertices.len() > VERTEX_CACHE_LIMIT {
+            state.vertex_cache.clear();
         }
-        self.state.vertex_cache.extend(self.vertices);
-        if self.state.shard_cache.len() + self.shards.len() > SHARD_CACHE_LIMIT {
-            self.state.shard_cache.clear();
+        state.vertex_cache.extend(self.vertices);
+        if idle && state.shard_cache.len() + self.shards.len() > SHARD_CACHE_LIMIT {
+            state.shard_cache.clear();
         }
-        self.state.shard_cache.extend(self.shards);
+        state.shard_cache.extend(self.shards);
+        if !self.edges.is_empty() {
+            state
+                .in_flight_edges
+                .push_back((state.last_prepared + 1, self.edges));
+        }
         if !self.new_dict_entries.is_empty() {
             *self.store.dicts.write() = self.dicts;
         }
-        Ok(self.summary)
+        Ok((self.batch, self.summary))
     }
 }
 
