@@ -2,13 +2,7 @@
 
 mod common;
 
-use std::process::Command;
-
-fn provdb(db: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_provdb"));
-    c.arg("--db").arg(db);
-    c
-}
+use common::provdb;
 
 #[test]
 fn import_then_stats_json_has_exactly_the_documented_keys() {

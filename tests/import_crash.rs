@@ -1,23 +1,15 @@
 //! `provdb import` killed with SIGKILL in the middle of a file, then run again, stores exactly
 //! what one uninterrupted import stores: nothing lost, nothing twice, no dangling edge.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn provdb(db: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_provdb"));
-    c.arg("--db").arg(db);
-    c
-}
+use common::provdb;
 
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn ok(out: std::process::Output) -> String {
+    common::stdout_of(&out)
 }
 
 #[test]

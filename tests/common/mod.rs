@@ -1,7 +1,25 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `provdb` binary with `--db DB`.
+pub fn provdb(db: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_provdb"));
+    c.arg("--db").arg(db);
+    c
+}
+
+/// Standard output of a command that must have succeeded (its stderr otherwise).
+pub fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 /// The shared CamFlow samples (`../shared/data/camflow`). `None`, with a visible message, when
 /// the folder is absent (a user's own clone); a test failure when it is absent under CI.
