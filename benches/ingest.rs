@@ -1,6 +1,7 @@
-//! End-to-end ingest throughput: simulated CamFlow machines -> mosquitto on loopback ->
-//! `provdb serve` (in-process) -> durable store, next to (a) decode alone and (b) offline
-//! import of the same documents, in the same run. Prints medians over several runs.
+//! End-to-end ingest throughput: simulated CamFlow machines -> `provdb serve` (in-process,
+//! with its embedded listener, and through mosquitto on loopback) -> durable store, next to
+//! (a) decode alone and (b) offline import of the same documents, in the same run. Prints
+//! medians over several runs.
 //!
 //! `cargo bench --bench ingest` (needs mosquitto installed; env INGEST_BENCH_DOCS and
 //! INGEST_BENCH_RUNS adjust the size).
@@ -145,7 +146,24 @@ fn main() {
     }
     let offline = report("offline import", &import);
 
-    // (c) The service through mosquitto.
+    // (c) The service with its embedded listener (the default setup): publishers connect to
+    // provdb itself, which acknowledges each publish once it is durable.
+    let mut embedded = Vec::new();
+    for i in 0..runs {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let listen = format!("127.0.0.1:{port}").parse().expect("addr");
+        let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
+        let mut config = IngestConfig::embedded(listen);
+        config.report_interval = None;
+        let dir = tmp.path().join(format!("embedded-{i}"));
+        embedded.push(serve_run(&dir, &config, &url, &messages, &format!("bench-embedded-{i}")));
+    }
+    let served_embedded = report("service, embedded listener", &embedded);
+
+    // (d) The service through mosquitto.
     let Some((mut broker, port)) = start_mosquitto(tmp.path()) else {
         println!("service through mosquitto: SKIPPED (mosquitto not installed)");
         return;
@@ -153,46 +171,59 @@ fn main() {
     let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
     let mut service = Vec::new();
     for i in 0..runs {
-        let dir = tmp.path().join(format!("serve-{i}"));
-        let db = Database::open(&dir).expect("db");
         let mut config = IngestConfig::external(url.clone());
         config.client_id = format!("bench-{i}");
         config.report_interval = None;
-        let control = IngestControl::new();
-        let seconds = std::thread::scope(|s| {
-            let c = control.clone();
-            let cfg = &config;
-            let dbr = &db;
-            let h = s.spawn(move || ingest::run(dbr, cfg, &c));
-            while control.stats.snapshot().subscriptions == 0 {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            let msgs = messages.clone();
-            let mut o = PublishOptions::new(url.clone());
-            o.qos = 1;
-            o.client_id = format!("bench-pub-{i}");
-            let t = Instant::now();
-            let pubs = s.spawn(move || publish_messages(&msgs, &o));
-            while control.stats.snapshot().stored < n as u64 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            let secs = t.elapsed().as_secs_f64();
-            pubs.join().expect("publisher").expect("publish");
-            control.shutdown.trigger();
-            h.join().expect("service").expect("service ok");
-            secs
-        });
-        let st = db.stats().expect("stats");
-        assert!(st.edges > 0);
-        db.close().expect("close");
-        service.push(Figures { seconds });
+        let dir = tmp.path().join(format!("serve-{i}"));
+        service.push(serve_run(&dir, &config, &url, &messages, &format!("bench-pub-{i}")));
     }
     let served = report("service via mosquitto", &service);
     println!(
-        "service / offline import = {:.0}%   (goal >= 70%); offline import {:.0} records/s (goal >= 100,000)",
+        "service / offline import: embedded listener {:.0}%, via mosquitto {:.0}%   (goal >= 70%); offline import {:.0} records/s (goal >= 100,000)",
+        100.0 * served_embedded / offline,
         100.0 * served / offline,
         offline
     );
     let _ = broker.kill();
     let _ = broker.wait();
+}
+
+/// One run of the service into a fresh archive at `dir`: seconds from the first publish until
+/// every message is durably stored.
+fn serve_run(
+    dir: &std::path::Path,
+    config: &IngestConfig,
+    url: &BrokerUrl,
+    messages: &[Message],
+    publisher_id: &str,
+) -> Figures {
+    let n = messages.len() as u64;
+    let db = Database::open(dir).expect("db");
+    let control = IngestControl::new();
+    let seconds = std::thread::scope(|s| {
+        let c = control.clone();
+        let dbr = &db;
+        let h = s.spawn(move || ingest::run(dbr, config, &c));
+        while !control.stats.snapshot().ready {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let msgs = messages.to_vec();
+        let mut o = PublishOptions::new(url.clone());
+        o.qos = 1;
+        o.client_id = publisher_id.to_owned();
+        let t = Instant::now();
+        let pubs = s.spawn(move || publish_messages(&msgs, &o));
+        while control.stats.snapshot().stored < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let secs = t.elapsed().as_secs_f64();
+        pubs.join().expect("publisher").expect("publish");
+        control.shutdown.trigger();
+        h.join().expect("service").expect("service ok");
+        secs
+    });
+    let st = db.stats().expect("stats");
+    assert!(st.edges > 0);
+    db.close().expect("close");
+    Figures { seconds }
 }

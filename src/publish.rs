@@ -191,6 +191,9 @@ pub struct PublishOptions {
     pub client_id: String,
     /// Give up waiting for the broker's acknowledgements after this long.
     pub ack_timeout: Duration,
+    /// Keep the MQTT session across reconnections (clean session off), as camflowd does:
+    /// what was not acknowledged is resent after the broker or provdb restarts.
+    pub persistent_session: bool,
 }
 
 impl PublishOptions {
@@ -203,6 +206,7 @@ impl PublishOptions {
             rate: None,
             client_id: format!("provdb-publish-{}", std::process::id()),
             ack_timeout: Duration::from_secs(120),
+            persistent_session: false,
         }
     }
 }
@@ -238,7 +242,7 @@ pub fn publish_messages(
     let url = &options.broker;
     let mut o = MqttOptions::new(options.client_id.clone(), url.host.clone(), url.port);
     o.set_keep_alive(Duration::from_secs(20))
-        .set_clean_session(true)
+        .set_clean_session(!options.persistent_session)
         .set_max_packet_size(1 << 20, 64 << 20)
         .set_inflight(200);
     if let Some(u) = &options.auth.username {

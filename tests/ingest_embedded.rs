@@ -1,4 +1,4 @@
-//! `provdb serve` against its embedded broker (rumqttd): the shared samples, many machines,
+//! `provdb serve` with its embedded MQTT listener: the shared samples, many machines,
 //! duplicates and bad messages.
 
 mod common;

@@ -44,6 +44,13 @@ pub struct PublishArgs {
     /// CA certificate (PEM) for mqtts://.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// MQTT client id (default: provdb-publish-<pid>).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Keep the session across reconnections, as camflowd does: messages not yet acknowledged
+    /// are resent when the broker (or `provdb serve`) comes back.
+    #[arg(long)]
+    pub persistent_session: bool,
     /// CamFlow log files (W3C or SPADE JSON).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -76,6 +83,10 @@ pub fn run(_db: &Path, args: PublishArgs) -> anyhow::Result<ExitCode> {
         ca_file: args.ca_file,
     };
     options.ack_timeout = Duration::from_secs(300);
+    options.persistent_session = args.persistent_session;
+    if let Some(id) = args.client_id {
+        options.client_id = id;
+    }
     let report = publish_messages(&messages, &options)?;
     eprintln!(
         "published {} messages ({} acknowledged, {:.2} MB JSON, {:.2} MB payload) in {:.2} s: {:.0} msg/s",

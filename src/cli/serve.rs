@@ -12,16 +12,33 @@ use provdb::{Database, DatabaseOptions};
 /// Arguments of `provdb serve`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Without --broker, an embedded MQTT broker listens on --listen and \
-camflowd machines publish to it directly. Messages are acknowledged only after they are \
-durably stored; a persistent session makes the broker keep messages while provdb is down. \
-Undecodable messages go to the quarantine (`provdb quarantine`); machines are listed by \
-`provdb machines`. Stop with Ctrl-C / SIGTERM (flushes, acknowledges, disconnects)."
+    after_help = "Without --broker, provdb's own MQTT listener takes camflowd's connections on \
+--listen (MQTT 3.1.1) and acknowledges a publish (PUBACK/PUBREC) only once it is durably \
+stored, so a kill -9 loses nothing a publisher was told is safe. On an address other than \
+loopback it requires --password-file (mosquitto_passwd format) or --allow-anonymous; \
+--tls-cert/--tls-key make it speak TLS. With --broker, provdb subscribes at that broker with \
+a persistent session and acknowledges after the durable write. Undecodable messages go to the \
+quarantine (`provdb quarantine`); a message that crashes provdb twice is quarantined \
+undecoded; machines are listed by `provdb machines`. Stop with Ctrl-C / SIGTERM (stores and \
+acknowledges what is in flight, then exits)."
 )]
 pub struct ServeArgs {
-    /// Listen address of the embedded broker (ignored with --broker).
+    /// Listen address of the embedded MQTT listener (ignored with --broker).
     #[arg(long, default_value = "127.0.0.1:1883")]
     pub listen: SocketAddr,
+    /// Embedded listener: only users of this mosquitto_passwd file may connect (PBKDF2
+    /// `$7$`, SHA-512 `$6$` or plain `user:password` lines).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// Embedded listener: PEM certificate (chain); the listener speaks TLS (MQTT over TLS).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Embedded listener: PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Embedded listener: accept clients without a password on a non-loopback address.
+    #[arg(long)]
+    pub allow_anonymous: bool,
     /// External broker instead of the embedded one: mqtt://HOST:PORT or mqtts://HOST:PORT.
     #[arg(long)]
     pub broker: Option<String>,
@@ -80,6 +97,12 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
     let mut config = match broker {
         Some(url) => IngestConfig::external(BrokerUrl::parse(&url).map_err(anyhow::Error::msg)?),
         None => IngestConfig::embedded(args.listen),
+    };
+    config.listener = ingest::ListenerSecurity {
+        password_file: args.password_file.clone(),
+        tls_cert: args.tls_cert.clone(),
+        tls_key: args.tls_key.clone(),
+        allow_anonymous: args.allow_anonymous,
     };
     config.auth.username = args.username.clone().or(file.username);
     config.auth.password = args.password.clone().or(file.password);
@@ -147,7 +170,8 @@ pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     watch_signals(control.shutdown.clone())?;
     let source = match &config.broker {
         ingest::BrokerTarget::Embedded { listen } => {
-            format!("embedded MQTT broker on {listen}")
+            let scheme = if args.tls_cert.is_some() { "mqtts" } else { "mqtt" };
+            format!("the embedded MQTT listener on {scheme}://{listen}")
         }
         ingest::BrokerTarget::External(url) => format!("broker {url}"),
     };
@@ -161,15 +185,22 @@ pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         let shutdown = control.shutdown.clone();
         let every = Duration::from_secs(args.report_secs);
         let report = args.report_secs > 0;
+        let embedded = matches!(config.broker, ingest::BrokerTarget::Embedded { .. });
         std::thread::spawn(move || {
             let mut last = stats.snapshot();
             let mut at = Instant::now();
             let mut subscribed = 0;
+            let mut listening = false;
             while !shutdown.is_triggered() {
                 std::thread::sleep(Duration::from_millis(100));
-                let subs = stats.snapshot().subscriptions;
-                if subs > subscribed {
-                    subscribed = subs;
+                let snapshot = stats.snapshot();
+                if embedded {
+                    if snapshot.ready && !listening {
+                        listening = true;
+                        eprintln!("provdb serve: listening (ready to receive)");
+                    }
+                } else if snapshot.subscriptions > subscribed {
+                    subscribed = snapshot.subscriptions;
                     eprintln!("provdb serve: connected and subscribed");
                 }
                 if !report || at.elapsed() < every {

@@ -4,12 +4,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::listener::ListenerSecurity;
 use crate::decode::DEFAULT_MAX_INFLATED;
 
 /// Where the service gets its messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerTarget {
-    /// Start an embedded MQTT broker (rumqttd) listening on this address and ingest from it.
+    /// Listen on this address with provdb's own MQTT listener, which acknowledges a publish
+    /// only once it is durable (see [`crate::ingest::listener`]).
     Embedded {
         /// Listen address, e.g. `127.0.0.1:1883`.
         listen: SocketAddr,
@@ -101,6 +103,24 @@ pub struct BrokerAuth {
     pub ca_file: Option<PathBuf>,
 }
 
+/// The address a local client uses to reach a listener (`0.0.0.0` -> loopback).
+///
+/// ```
+/// let a = provdb::ingest::config::connect_address("0.0.0.0:1883".parse()?);
+/// assert_eq!(a.to_string(), "127.0.0.1:1883");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn connect_address(listen: SocketAddr) -> SocketAddr {
+    let mut a = listen;
+    if a.ip().is_unspecified() {
+        a.set_ip(match a {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    a
+}
+
 /// Settings of `provdb serve`.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -108,6 +128,8 @@ pub struct IngestConfig {
     pub broker: BrokerTarget,
     /// Credentials / TLS for an external broker.
     pub auth: BrokerAuth,
+    /// Password file and TLS of the embedded listener.
+    pub listener: ListenerSecurity,
     /// MQTT client id of the service (a persistent session is kept under it).
     pub client_id: String,
     /// Provenance topic prefix (camflowd's `[mqtt] topic`), default `camflow/provenance/`.
@@ -163,6 +185,7 @@ impl IngestConfig {
         IngestConfig {
             broker,
             auth: BrokerAuth::default(),
+            listener: ListenerSecurity::default(),
             client_id: "provdb-serve".to_owned(),
             topic_prefix: "camflow/provenance/".to_owned(),
             machine_topic_prefix: Some("camflow/machines/".to_owned()),

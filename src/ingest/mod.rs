@@ -4,7 +4,9 @@
 //! * [`config`]: [`IngestConfig`], broker URLs and camflowd-style ini files.
 //! * [`service`]: the pipeline (receive -> parallel decode -> batching writer -> manual acks
 //!   after the write is durable), [`run`].
-//! * [`broker`]: the embedded MQTT broker (rumqttd).
+//! * [`listener`]: the embedded MQTT listener (acknowledges only what is durable), with
+//!   [`passwords`] files and TLS.
+//! * `poison`: crash-loop defence (a message that stops the process is quarantined).
 //! * [`registry`]: the machine registry; [`quarantine`]: messages that could not be stored.
 //!
 //! ```no_run
@@ -19,14 +21,18 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod broker;
 pub mod config;
+pub mod listener;
+pub mod passwords;
+mod poison;
 pub mod quarantine;
 pub mod registry;
 pub mod service;
 mod wire;
 
 pub use config::{BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig, MqttFileConfig};
+pub use listener::{ListenerError, ListenerSecurity};
+pub use passwords::PasswordFile;
 pub use quarantine::{load_quarantine, QuarantineEntry};
 pub use registry::{load_machines, MachineRecord};
 pub use service::{run, IngestControl, IngestStats, Shutdown, StatsSnapshot};
@@ -40,6 +46,9 @@ pub enum IngestError {
     /// The broker could not be started or reached.
     #[error("{0}")]
     Broker(String),
+    /// The embedded listener cannot start with these settings.
+    #[error(transparent)]
+    Listener(#[from] ListenerError),
 }
 
 impl From<provdb_storage::StorageError> for IngestError {

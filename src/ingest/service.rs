@@ -1,12 +1,17 @@
 //! The ingest pipeline: MQTT receive -> parallel decode -> one batching writer -> acks.
 //!
-//! * The network task (tokio, one thread) polls the MQTT connection and hands each publish to
-//!   a bounded queue; when the queue is full it stops reading from the broker (backpressure).
-//! * `decode_threads` decoder threads turn payloads into records, or into quarantine entries.
+//! * The network side (tokio, one thread) is either the embedded listener
+//!   ([`super::listener`], publishers connect to provdb) or an MQTT client of an external
+//!   broker. It hands each publish to a bounded queue; when the queue is full it stops reading
+//!   (backpressure reaches the publisher or broker through TCP).
+//! * `decode_threads` decoder threads turn payloads into records, or into quarantine entries;
+//!   each marks the message it decodes, so a message that kills the process is identified at
+//!   the next start (`poison`), and catches panics per message.
 //! * One writer groups messages into one atomic, fsynced RocksDB write (bounded by messages,
 //!   records and latency), updating the machine registry and quarantine in the same write.
-//! * Only then are the messages acknowledged (manual acks); acks of messages received on an
-//!   earlier connection are dropped, since the broker redelivers those anyway.
+//! * Only then are the messages acknowledged: PUBACK/PUBREC by the listener's connection, or
+//!   manual acks through the client (acks of messages received on an earlier broker
+//!   connection are dropped, since the broker redelivers those anyway).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,8 +25,10 @@ use rumqttc::{
     TlsConfiguration, Transport,
 };
 
-use super::broker::{connect_address, start_embedded};
-use super::config::{BrokerTarget, IngestConfig};
+use super::config::{connect_address, BrokerTarget, IngestConfig};
+use super::listener::{self, ListenerSetup, SessionRequest};
+use super::poison::{DecodeMarker, PoisonJournal, Strikes, STRIKES_TO_QUARANTINE};
+use super::wire::fnv1a;
 use super::quarantine::QuarantineEntry;
 use super::registry::{load_machines, MachineRecord};
 use super::IngestError;
@@ -35,7 +42,7 @@ const MAX_DESCRIPTION: usize = 64 << 10;
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
     flag: Arc<AtomicBool>,
-    notify: Arc<tokio::sync::Notify>,
+    pub(crate) notify: Arc<tokio::sync::Notify>,
 }
 
 impl Shutdown {
@@ -59,7 +66,7 @@ impl Shutdown {
 /// Live counters of a running service (shared; read them with [`IngestStats::snapshot`]).
 #[derive(Debug, Default)]
 pub struct IngestStats {
-    received: AtomicU64,
+    pub(crate) received: AtomicU64,
     stored: AtomicU64,
     records: AtomicU64,
     json_bytes: AtomicU64,
@@ -70,6 +77,7 @@ pub struct IngestStats {
     connections: AtomicU64,
     subscriptions: AtomicU64,
     connected: AtomicBool,
+    ready: AtomicBool,
 }
 
 /// A copy of the counters at one moment.
@@ -95,8 +103,11 @@ pub struct StatsSnapshot {
     pub connections: u64,
     /// Subscriptions the broker confirmed (SubAck), over all connections.
     pub subscriptions: u64,
-    /// Connected right now.
+    /// Connected right now (external broker), or listening (embedded listener).
     pub connected: bool,
+    /// Ready to receive: subscribed at the external broker, or the embedded listener is
+    /// listening.
+    pub ready: bool,
 }
 
 impl IngestStats {
@@ -115,6 +126,7 @@ impl IngestStats {
             connections: l(&self.connections),
             subscriptions: l(&self.subscriptions),
             connected: self.connected.load(Ordering::Relaxed),
+            ready: self.ready.load(Ordering::Relaxed),
         }
     }
 }
@@ -136,13 +148,30 @@ impl IngestControl {
 }
 
 /// A received message on its way through the pipeline.
-struct Incoming {
-    publish: Publish,
-    /// Connection number the message arrived on.
-    epoch: u64,
-    /// Arrival order within its connection (acks go out in this order).
-    seq: u64,
-    arrival_ms: u64,
+pub(crate) struct Incoming {
+    pub(crate) topic: String,
+    pub(crate) payload: bytes::Bytes,
+    pub(crate) arrival_ms: u64,
+    /// How to acknowledge it once it is durable.
+    pub(crate) ack: Ack,
+}
+
+/// Where a message's acknowledgement goes once the message is durable.
+pub(crate) enum Ack {
+    /// An external broker's delivery: acknowledged through the client, in arrival order per
+    /// connection (`epoch`); its payload is not kept here.
+    Broker {
+        publish: Publish,
+        epoch: u64,
+        seq: u64,
+    },
+    /// A publish on the embedded listener: its connection sends PUBACK/PUBREC for `seq`.
+    Listener {
+        done: tokio::sync::mpsc::UnboundedSender<u64>,
+        seq: u64,
+    },
+    /// QoS 0: nothing to acknowledge.
+    None,
 }
 
 /// What decoding made of a message.
@@ -200,42 +229,27 @@ fn payload_json(payload: &[u8], max_inflated: usize) -> Result<Vec<u8>, DecodeEr
     }
 }
 
-/// Decides what to do with one message. Never panics on any input.
-fn decode_message(config: &IngestConfig, incoming: Incoming) -> Decoded {
-    let topic = incoming.publish.topic.as_str();
+/// Decides what to do with one message: its machine (from the topic) and the outcome.
+fn decode_message(config: &IngestConfig, incoming: &Incoming) -> (Option<u32>, Outcome) {
+    let topic = incoming.topic.as_str();
     let (kind, suffix) = topic_kind(config, topic);
-    if kind == TopicKind::Other || incoming.publish.payload.is_empty() {
-        return Decoded {
-            incoming,
-            machine: None,
-            outcome: Outcome::Ignore,
-        };
+    if kind == TopicKind::Other || incoming.payload.is_empty() {
+        return (None, Outcome::Ignore);
     }
     let machine = suffix.and_then(|s| s.parse::<u32>().ok());
-    let quarantine = |kind: &str, error: String, machine: Option<u32>| {
-        Outcome::Quarantine(QuarantineEntry {
-            arrival_ms: incoming.arrival_ms,
-            topic: topic.to_owned(),
-            machine,
-            kind: kind.to_owned(),
-            error,
-            payload: incoming.publish.payload.to_vec(),
-        })
-    };
     let Some(machine_id) = machine else {
         let outcome = quarantine(
+            incoming,
             "topic",
             format!("topic `{topic}` does not end with a decimal machine id"),
             None,
         );
-        return Decoded {
-            incoming,
-            machine: None,
-            outcome,
-        };
+        return (None, outcome);
     };
-    let outcome = match payload_json(&incoming.publish.payload, config.max_inflated) {
-        Err(e) => quarantine(e.kind(), e.to_string(), machine),
+    #[cfg(debug_assertions)]
+    test_hooks::crash_if_marked(&incoming.payload);
+    let outcome = match payload_json(&incoming.payload, config.max_inflated) {
+        Err(e) => quarantine(incoming, e.kind(), e.to_string(), machine),
         Ok(json) => {
             let json_bytes = json.len();
             let description = (kind == TopicKind::Machine).then(|| {
@@ -243,9 +257,10 @@ fn decode_message(config: &IngestConfig, incoming: Incoming) -> Decoded {
                 String::from_utf8_lossy(&json[..end]).into_owned()
             });
             match decode::decode_text(json) {
-                Err(e) => quarantine(e.kind(), e.to_string(), machine),
+                Err(e) => quarantine(incoming, e.kind(), e.to_string(), machine),
                 Ok(batch) => match foreign_machine(&batch, machine_id) {
                     Some((what, other)) if kind == TopicKind::Provenance => quarantine(
+                        incoming,
                         "machine_mismatch",
                         format!(
                             "{what} carries machine id {other}, but the topic says {machine_id}"
@@ -261,10 +276,117 @@ fn decode_message(config: &IngestConfig, incoming: Incoming) -> Decoded {
             }
         }
     };
+    (machine, outcome)
+}
+
+fn quarantine(incoming: &Incoming, kind: &str, error: String, machine: Option<u32>) -> Outcome {
+    Outcome::Quarantine(QuarantineEntry {
+        arrival_ms: incoming.arrival_ms,
+        topic: incoming.topic.clone(),
+        machine,
+        kind: kind.to_owned(),
+        error,
+        payload: incoming.payload.to_vec(),
+    })
+}
+
+/// The machine id a topic names, whatever its kind (for quarantine entries made before
+/// decoding).
+fn topic_machine(config: &IngestConfig, topic: &str) -> Option<u32> {
+    topic_kind(config, topic)
+        .1
+        .and_then(|s| s.parse::<u32>().ok())
+}
+
+/// Decodes one message with the crash-loop defences: a message that stopped the process
+/// during earlier decodes is quarantined undecoded, the message is marked while it is being
+/// decoded, and a panic in decoding quarantines the message instead of ending the thread.
+fn decode_guarded(
+    config: &IngestConfig,
+    incoming: Incoming,
+    strikes: &Strikes,
+    marker: &mut DecodeMarker,
+) -> Decoded {
+    let key = fnv1a(&[incoming.topic.as_bytes(), &incoming.payload]);
+    let struck = if strikes.is_empty() { 0 } else { strikes.of(key) };
+    if struck >= STRIKES_TO_QUARANTINE {
+        let machine = topic_machine(config, &incoming.topic);
+        let outcome = quarantine(
+            &incoming,
+            "poison",
+            format!(
+                "provdb stopped abnormally {struck} times while decoding this message \
+                 (a crash, an abort or a stack overflow); it was not decoded again"
+            ),
+            machine,
+        );
+        return Decoded {
+            incoming,
+            machine,
+            outcome,
+        };
+    }
+    marker.begin(key, &incoming.topic);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_message(config, &incoming)
+    }));
+    marker.end();
+    let (machine, outcome) = match result {
+        Ok(decoded) => decoded,
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            let machine = topic_machine(config, &incoming.topic);
+            let outcome = quarantine(
+                &incoming,
+                "panic",
+                format!("the decoder panicked on this message: {detail}"),
+                machine,
+            );
+            (machine, outcome)
+        }
+    };
     Decoded {
         incoming,
         machine,
         outcome,
+    }
+}
+
+/// Crash triggers that only the test suite switches on (debug builds, environment
+/// variables): they stand for a future decoder bug that kills the process.
+#[cfg(debug_assertions)]
+mod test_hooks {
+    use std::sync::OnceLock;
+
+    fn marker(var: &str, cell: &'static OnceLock<Option<Vec<u8>>>) -> Option<&'static [u8]> {
+        cell.get_or_init(|| std::env::var(var).ok().filter(|m| !m.is_empty()).map(String::into_bytes))
+            .as_deref()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// Aborts the process on a payload containing `PROVDB_TEST_ABORT_ON`, panics on one
+    /// containing `PROVDB_TEST_PANIC_ON`.
+    pub(super) fn crash_if_marked(payload: &[u8]) {
+        static ABORT: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+        static PANIC: OnceLock<Option<Vec<u8>>> = OnceLock::new();
+        if let Some(m) = marker("PROVDB_TEST_ABORT_ON", &ABORT) {
+            if contains(payload, m) {
+                eprintln!("test hook: aborting on a marked message");
+                std::process::abort();
+            }
+        }
+        if let Some(m) = marker("PROVDB_TEST_PANIC_ON", &PANIC) {
+            if contains(payload, m) {
+                panic!("test hook: panicking on a marked message");
+            }
+        }
     }
 }
 
@@ -288,17 +410,54 @@ fn foreign_machine(batch: &RecordBatch, machine: u32) -> Option<(String, u32)> {
     None
 }
 
-fn decoder_loop(config: &IngestConfig, rx: Receiver<Incoming>, tx: Sender<Decoded>) {
+fn decoder_loop(
+    config: &IngestConfig,
+    rx: Receiver<Incoming>,
+    tx: Sender<Decoded>,
+    strikes: &Strikes,
+    mut marker: DecodeMarker,
+) {
     for incoming in rx.iter() {
-        let decoded = decode_message(config, incoming);
+        let decoded = decode_guarded(config, incoming, strikes, &mut marker);
         if tx.send(decoded).is_err() {
             break;
         }
     }
 }
 
-/// Stored messages to acknowledge: (publish, connection epoch, arrival order).
+/// Stored messages to acknowledge through an external broker: (publish, connection epoch,
+/// arrival order).
 type AckBatch = Vec<(Publish, u64, u64)>;
+
+/// Sends the acknowledgements of durable messages where each belongs.
+fn acknowledge(
+    stored: Vec<Decoded>,
+    broker_acks: Option<&tokio::sync::mpsc::UnboundedSender<AckBatch>>,
+) {
+    let mut batch: AckBatch = Vec::new();
+    for d in stored {
+        match d.incoming.ack {
+            Ack::Broker {
+                publish,
+                epoch,
+                seq,
+            } => batch.push((publish, epoch, seq)),
+            // A closed connection: its client resends on the next one.
+            Ack::Listener { done, seq } => {
+                let _ = done.send(seq);
+            }
+            Ack::None => {}
+        }
+    }
+    if batch.is_empty() {
+        return;
+    }
+    if let Some(tx) = broker_acks {
+        if tx.send(batch).is_err() {
+            tracing::warn!("ack channel closed; messages will be redelivered");
+        }
+    }
+}
 
 /// The writer: groups decoded messages into durable writes, then hands their acks on.
 struct Writer<'a> {
@@ -312,7 +471,7 @@ impl Writer<'_> {
     fn run(
         mut self,
         rx: Receiver<Decoded>,
-        acks: tokio::sync::mpsc::UnboundedSender<AckBatch>,
+        broker_acks: Option<tokio::sync::mpsc::UnboundedSender<AckBatch>>,
         shutdown: &Shutdown,
     ) {
         let mut pending: Vec<Decoded> = Vec::new();
@@ -340,15 +499,7 @@ impl Writer<'_> {
                 }
             }
             match self.commit_with_retry(&mut pending, shutdown) {
-                Ok(()) => {
-                    let batch: AckBatch = pending
-                        .drain(..)
-                        .map(|d| (d.incoming.publish, d.incoming.epoch, d.incoming.seq))
-                        .collect();
-                    if acks.send(batch).is_err() {
-                        tracing::warn!("ack channel closed; messages will be redelivered");
-                    }
-                }
+                Ok(()) => acknowledge(std::mem::take(&mut pending), broker_acks.as_ref()),
                 Err(e) => {
                     tracing::error!(
                         "storage write failed ({e}); stopping without acknowledging {} messages \
@@ -421,7 +572,7 @@ impl Writer<'_> {
         // stored, records, json bytes, payload bytes, quarantined, ignored
         let mut c = [0u64; 6];
         for d in pending.iter_mut() {
-            let bytes = d.incoming.publish.payload.len() as u64;
+            let bytes = d.incoming.payload.len() as u64;
             let arrival = d.incoming.arrival_ms;
             let record = d.machine.and_then(|m| match &d.outcome {
                 Outcome::Ignore => None,
@@ -577,47 +728,81 @@ pub fn run(
     config: &IngestConfig,
     control: &IngestControl,
 ) -> Result<StatsSnapshot, IngestError> {
-    if let BrokerTarget::Embedded { listen } = &config.broker {
-        start_embedded(*listen)?;
-    }
+    // Every setting is checked before anything starts: a wrong password file or certificate
+    // is an exit with a message, not a retry loop.
+    let source = match &config.broker {
+        BrokerTarget::Embedded { listen } => {
+            Source::Listener(ListenerSetup::prepare(*listen, &config.listener)?)
+        }
+        BrokerTarget::External(_) => Source::Broker(mqtt_options(config)?),
+    };
     let registry: HashMap<u32, MachineRecord> = load_machines(db.store())?
         .into_iter()
         .map(|r| (r.machine, r))
         .collect();
-    let options = mqtt_options(config)?;
+    let journal = PoisonJournal::open(db.store().path())?;
+    let strikes = journal.recover(db.store())?;
+    let decoders = config.decode_threads.max(1);
+    let markers = (0..decoders)
+        .map(|i| journal.marker(i))
+        .collect::<Result<Vec<_>, _>>()?;
     let (raw_tx, raw_rx) = bounded::<Incoming>(config.queue_capacity.max(1));
     let (dec_tx, dec_rx) = bounded::<Decoded>(config.queue_capacity.max(1));
-    let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| IngestError::Broker(format!("cannot start the network runtime: {e}")))?;
     let shutdown = &control.shutdown;
     let stats = &control.stats;
+    let strikes = &strikes;
     let writer = Writer {
         db,
         config,
         stats,
         registry,
     };
+    let (broker_ack_tx, broker_ack_rx) = match &source {
+        Source::Broker(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
+            (Some(tx), Some(rx))
+        }
+        Source::Listener(_) => (None, None),
+    };
     let network_result = std::thread::scope(|scope| {
-        for i in 0..config.decode_threads.max(1) {
+        for (i, marker) in markers.into_iter().enumerate() {
             let rx = raw_rx.clone();
             let tx = dec_tx.clone();
             std::thread::Builder::new()
                 .name(format!("decode-{i}"))
-                .spawn_scoped(scope, move || decoder_loop(config, rx, tx))
+                .spawn_scoped(scope, move || decoder_loop(config, rx, tx, strikes, marker))
                 .map_err(|e| IngestError::Broker(format!("cannot start a decoder: {e}")))?;
         }
         drop(raw_rx);
         drop(dec_tx);
         std::thread::Builder::new()
             .name("writer".to_owned())
-            .spawn_scoped(scope, move || writer.run(dec_rx, ack_tx, shutdown))
+            .spawn_scoped(scope, move || writer.run(dec_rx, broker_ack_tx, shutdown))
             .map_err(|e| IngestError::Broker(format!("cannot start the writer: {e}")))?;
-        let result = runtime.block_on(network(config, options, raw_tx, ack_rx, control));
-        // The network loop dropped `raw_tx`, so the decoders and the writer finish now.
-        result
+        // The network side drops `raw_tx` when it stops, so the decoders and the writer
+        // finish after it.
+        match source {
+            Source::Broker(options) => {
+                let Some(ack_rx) = broker_ack_rx else {
+                    return Err(IngestError::Broker("no acknowledgement channel".to_owned()));
+                };
+                runtime.block_on(network(config, options, raw_tx, ack_rx, control))
+            }
+            Source::Listener(setup) => {
+                let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
+                std::thread::Builder::new()
+                    .name("sessions".to_owned())
+                    .spawn_scoped(scope, move || keep_sessions(db, session_rx, shutdown))
+                    .map_err(|e| {
+                        IngestError::Broker(format!("cannot start the session keeper: {e}"))
+                    })?;
+                runtime.block_on(listen(setup, raw_tx, session_tx, control))
+            }
+        }
     });
     network_result?;
     let snap = stats.snapshot();
@@ -628,6 +813,108 @@ pub fn run(
         snap.quarantined
     );
     Ok(snap)
+}
+
+/// Where messages come from.
+enum Source {
+    /// An external broker, through the MQTT client.
+    Broker(MqttOptions),
+    /// The embedded listener.
+    Listener(ListenerSetup),
+}
+
+/// Runs the embedded listener until shutdown is triggered.
+async fn listen(
+    setup: ListenerSetup,
+    raw_tx: Sender<Incoming>,
+    session_tx: std::sync::mpsc::Sender<SessionRequest>,
+    control: &IngestControl,
+) -> Result<(), IngestError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = control.shutdown.clone();
+    let stopper = tokio::spawn(async move {
+        while !shutdown.is_triggered() {
+            tokio::select! {
+                _ = shutdown.notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+    let stats = control.stats.clone();
+    let ready = {
+        let stats = stats.clone();
+        move || {
+            stats.connected.store(true, Ordering::Relaxed);
+            stats.ready.store(true, Ordering::Relaxed);
+        }
+    };
+    let result = listener::serve(setup, raw_tx, session_tx, stats.clone(), stop_rx, ready).await;
+    stats.connected.store(false, Ordering::Relaxed);
+    stopper.abort();
+    result.map_err(IngestError::Listener)
+}
+
+/// Key prefix of persistent MQTT sessions in the service-state table.
+const SESSION_PREFIX: &[u8] = b"session/";
+
+/// Answers the listener's session requests: a client connecting without clean session is
+/// recorded durably (before its CONNACK says the session is present on a later connection),
+/// one connecting with clean session is forgotten.
+fn keep_sessions(
+    db: &Database,
+    requests: std::sync::mpsc::Receiver<SessionRequest>,
+    shutdown: &Shutdown,
+) {
+    let store = db.store();
+    let mut sessions: HashSet<Vec<u8>> = HashSet::new();
+    for item in store.aux_scan(AuxTable::ServiceState, SESSION_PREFIX) {
+        match item {
+            Ok((k, _)) if k.starts_with(SESSION_PREFIX) => {
+                sessions.insert(k[SESSION_PREFIX.len()..].to_vec());
+            }
+            Ok(_) => break,
+            Err(e) => {
+                tracing::error!("cannot read the MQTT sessions: {e}; stopping");
+                shutdown.trigger();
+                return;
+            }
+        }
+    }
+    for request in requests {
+        let id = request.client_id.as_bytes();
+        let mut key = SESSION_PREFIX.to_vec();
+        key.extend_from_slice(id);
+        let present = sessions.contains(id);
+        let result = if request.clean_session {
+            sessions.remove(id);
+            if present {
+                store.aux_write(&[], &[(AuxTable::ServiceState, key)], Durability::Sync)
+            } else {
+                Ok(())
+            }
+        } else if present {
+            Ok(())
+        } else {
+            sessions.insert(id.to_vec());
+            let put = AuxPut {
+                table: AuxTable::ServiceState,
+                key,
+                value: Vec::new(),
+            };
+            store.aux_write(&[put], &[], Durability::Sync)
+        };
+        match result {
+            Ok(()) => {
+                let _ = request.reply.send(present && !request.clean_session);
+            }
+            Err(e) => {
+                // The reply sender is dropped: the connection closes without a CONNACK.
+                tracing::error!("cannot record an MQTT session: {e}; stopping");
+                shutdown.trigger();
+            }
+        }
+    }
 }
 
 async fn network(
@@ -757,10 +1044,17 @@ async fn network(
                     continue;
                 };
                 let mut item = Incoming {
-                    publish,
-                    epoch: epoch.load(Ordering::SeqCst),
-                    seq,
+                    topic: publish.topic.clone(),
+                    payload: publish.payload.clone(),
                     arrival_ms: now_ms(),
+                    ack: Ack::Broker {
+                        publish: Publish {
+                            payload: bytes::Bytes::new(),
+                            ..publish
+                        },
+                        epoch: epoch.load(Ordering::SeqCst),
+                        seq,
+                    },
                 };
                 seq += 1;
                 loop {
@@ -778,6 +1072,7 @@ async fn network(
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
                 stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+                stats.ready.store(true, Ordering::Relaxed);
             }
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                 if raw_tx.is_none() {

@@ -27,9 +27,12 @@ pub const EDGE_TIME_INDEX: &str = "edge_time_index";
 pub const MACHINES: &str = "machines";
 /// Quarantined messages of the ingest service: sequence -> record (opaque to the engine).
 pub const QUARANTINE: &str = "quarantine";
+/// Small durable state of the ingest service (MQTT sessions, poison-message strikes), opaque
+/// to the engine.
+pub const SERVICE_STATE: &str = "service_state";
 
 /// Every column family, in creation order.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     META,
     EXTERNAL_IDS,
     VERTICES,
@@ -42,6 +45,7 @@ pub const ALL: [&str; 12] = [
     EDGE_TIME_INDEX,
     MACHINES,
     QUARANTINE,
+    SERVICE_STATE,
 ];
 
 pub(crate) fn db_options() -> Options {
@@ -64,6 +68,24 @@ pub(crate) fn descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
     ALL.iter()
         .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache)))
         .collect()
+}
+
+/// The descriptors a reader opens: every column family, less the side tables added later that
+/// the archive at `path` does not have yet (a reader must not fail on an archive written
+/// before [`SERVICE_STATE`] existed; a missing core table still fails the open).
+pub(crate) fn existing_descriptors(
+    opts: &Options,
+    path: &std::path::Path,
+    cache: &Cache,
+) -> Vec<ColumnFamilyDescriptor> {
+    match rocksdb::DB::list_cf(opts, path) {
+        Ok(existing) => ALL
+            .iter()
+            .filter(|name| **name != SERVICE_STATE || existing.iter().any(|e| e == *name))
+            .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache)))
+            .collect(),
+        Err(_) => descriptors(cache),
+    }
 }
 
 fn cf_options(name: &str, cache: &Cache) -> Options {

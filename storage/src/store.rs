@@ -12,6 +12,7 @@ use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
 use crate::column_families as cf;
 use crate::dictionary::{DictKind, Dictionaries};
 use crate::error::{Result, StorageError};
+use crate::writer::AuxPut;
 use crate::id_set::IdSet;
 use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
@@ -143,18 +144,17 @@ impl Store {
             OpenMode::ReadWrite => {
                 DB::open_cf_descriptors(&db_opts, &path, cf::descriptors(&cache))?
             }
-            OpenMode::ReadOnly => {
-                DB::open_cf_descriptors_read_only(&db_opts, &path, cf::descriptors(&cache), false)?
-            }
+            OpenMode::ReadOnly => DB::open_cf_descriptors_read_only(
+                &db_opts,
+                &path,
+                cf::existing_descriptors(&db_opts, &path, &cache),
+                false,
+            )?,
             OpenMode::Secondary { secondary_path } => {
                 let mut opts = db_opts;
                 opts.set_max_open_files(-1);
-                DB::open_cf_descriptors_as_secondary(
-                    &opts,
-                    &path,
-                    secondary_path,
-                    cf::descriptors(&cache),
-                )?
+                let descriptors = cf::existing_descriptors(&opts, &path, &cache);
+                DB::open_cf_descriptors_as_secondary(&opts, &path, secondary_path, descriptors)?
             }
         };
         let store = Store {
@@ -681,9 +681,13 @@ impl Store {
         })
     }
 
-    /// Reads one value of an auxiliary table (machine registry, quarantine).
+    /// Reads one value of an auxiliary table (machine registry, quarantine, service state).
+    /// A table that an older archive opened read-only lacks reads as empty.
     pub fn aux_get(&self, table: AuxTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(table.cf_name()), key)?)
+        match self.db.cf_handle(table.cf_name()) {
+            Some(handle) => Ok(self.db.get_cf(handle, key)?),
+            None => Ok(None),
+        }
     }
 
     /// Iterates an auxiliary table in key order, from the first key `>= start`.
@@ -692,12 +696,37 @@ impl Store {
         table: AuxTable,
         start: &[u8],
     ) -> impl Iterator<Item = Result<RawEntry>> + '_ {
+        let start = start.to_vec();
         self.db
-            .iterator_cf(
-                self.cf(table.cf_name()),
-                rocksdb::IteratorMode::From(start, rocksdb::Direction::Forward),
-            )
+            .cf_handle(table.cf_name())
+            .into_iter()
+            .flat_map(move |handle| {
+                self.db.iterator_cf(
+                    handle,
+                    rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+                )
+            })
             .map(|r| r.map_err(StorageError::from))
+    }
+
+    /// Writes and deletes auxiliary-table entries at once, outside any record batch (state
+    /// the ingest service keeps for itself, such as MQTT sessions).
+    pub fn aux_write(
+        &self,
+        puts: &[AuxPut],
+        deletes: &[(AuxTable, Vec<u8>)],
+        durability: Durability,
+    ) -> Result<()> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for put in puts {
+            batch.put_cf(self.cf(put.table.cf_name()), &put.key, &put.value);
+        }
+        for (table, key) in deletes {
+            batch.delete_cf(self.cf(table.cf_name()), key);
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(durability == Durability::Sync);
+        Ok(self.db.write_opt(batch, &opts)?)
     }
 }
 
@@ -709,6 +738,8 @@ pub enum AuxTable {
     Machines,
     /// Quarantined messages.
     Quarantine,
+    /// Other small state of the ingest service (sessions, poison-message strikes).
+    ServiceState,
 }
 
 impl AuxTable {
@@ -716,6 +747,7 @@ impl AuxTable {
         match self {
             AuxTable::Machines => cf::MACHINES,
             AuxTable::Quarantine => cf::QUARANTINE,
+            AuxTable::ServiceState => cf::SERVICE_STATE,
         }
     }
 }

@@ -166,9 +166,7 @@ impl Service {
             control,
             thread: Some(thread),
         };
-        s.wait_until("subscribed", Duration::from_secs(20), |st| {
-            st.subscriptions >= 1
-        });
+        s.wait_until("ready", Duration::from_secs(20), |st| st.ready);
         s
     }
 
@@ -265,4 +263,157 @@ pub fn publish(url: &BrokerUrl, messages: &[Message], qos: u8) -> u64 {
 pub fn json_of(m: &Message) -> String {
     let bytes = provdb::decode::payload::unwrap_payload(&m.payload, 64 << 20).expect("payload");
     String::from_utf8(bytes).expect("utf-8")
+}
+
+/// `provdb serve` as a child process, its stderr kept (and echoed) line by line.
+pub struct ServeProcess {
+    pub child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl ServeProcess {
+    /// Starts `provdb --db DB serve ARGS...` with extra environment variables; does not wait.
+    pub fn spawn(db: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provdb"));
+        cmd.arg("--db")
+            .arg(db)
+            .arg("serve")
+            .args(["--report-secs", "0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start provdb serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                eprintln!("[serve] {line}");
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        ServeProcess { child, lines }
+    }
+
+    /// Starts it and waits (30 s at most) until it says it is ready to receive.
+    pub fn start(db: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        let p = ServeProcess::spawn(db, args, env);
+        p.wait_for_line(
+            |l| l.contains("listening (ready") || l.contains("subscribed"),
+            Duration::from_secs(30),
+        );
+        p
+    }
+
+    /// Everything it printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// Waits until a line satisfies `want`; panics after `timeout` or when the process ends.
+    pub fn wait_for_line(&self, want: impl Fn(&str) -> bool, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.lines.lock().expect("lines").iter().any(|l| want(l)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "provdb serve did not print the expected line; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit (graceful stop).
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().expect("wait for provdb serve")
+    }
+
+    /// SIGKILL, then wait.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Test TLS material made with the openssl command: a CA and a server certificate for
+/// 127.0.0.1/localhost signed by it. `None` (skip, with a message) when openssl is missing; a
+/// failure under CI=true.
+pub struct TestCertificates {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TestCertificates {
+    pub fn make(dir: &Path) -> Option<TestCertificates> {
+        if Command::new("openssl").arg("version").output().is_err() {
+            assert!(!under_ci(), "CI=true but the openssl command is missing");
+            eprintln!("SKIPPED: the openssl command is not installed");
+            return None;
+        }
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=provdb test CA"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+        run(&ca);
+        let mut csr = vec!["req", "-subj", "/CN=localhost"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        run(&csr);
+        std::fs::write(
+            dir.join("server.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write extensions");
+        run(&[
+            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
+        ]);
+        Some(TestCertificates {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+        })
+    }
+}
+
+/// mosquitto_pub, or `None` (skip, with a message) when missing; a failure under CI=true.
+pub fn mosquitto_pub() -> Option<PathBuf> {
+    for p in ["/usr/bin/mosquitto_pub", "/usr/local/bin/mosquitto_pub"] {
+        if Path::new(p).exists() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    assert!(
+        !under_ci(),
+        "CI=true but mosquitto_pub is missing (apt-get install mosquitto-clients)"
+    );
+    eprintln!("SKIPPED: mosquitto_pub is not installed (apt-get install mosquitto-clients)");
+    None
 }
