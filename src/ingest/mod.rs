@@ -20,6 +20,7 @@
 //! ```
 
 pub mod broker;
+pub(crate) mod client_errors;
 pub mod config;
 pub mod quarantine;
 pub mod registry;

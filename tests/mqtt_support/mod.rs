@@ -4,7 +4,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl, StatsSnapshot};
@@ -46,6 +46,88 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
     None
 }
 
+/// PEM files of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the server certificate.
+    pub ca: PathBuf,
+    /// The server certificate (for 127.0.0.1).
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+/// Who may connect to a mosquitto listener, and over what.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerSecurity {
+    /// Serve TLS (mqtts://) with these files.
+    pub tls: Option<TlsFiles>,
+    /// A `mosquitto_passwd` file: only its users may connect (no anonymous clients).
+    pub password_file: Option<PathBuf>,
+}
+
+/// Writes a mosquitto password file for one user (`mosquitto_passwd -b -c`).
+pub fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let path = dir.join("passwords");
+    let binary = ["/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto_passwd");
+    let status = Command::new(binary)
+        .arg("-b")
+        .arg("-c")
+        .arg(&path)
+        .arg(user)
+        .arg(password)
+        .status()
+        .expect("run mosquitto_passwd (it comes with the mosquitto package)");
+    assert!(status.success(), "mosquitto_passwd failed: {status}");
+    path
+}
+
+/// A test PKI: a CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA.
+pub struct TestPki {
+    /// Files of the broker's TLS listener (`ca` is the CA clients must trust).
+    pub listener: TlsFiles,
+    /// A self-signed CA that did not sign the broker's certificate.
+    pub other_ca: PathBuf,
+}
+
+/// Makes a [`TestPki`] in `dir`.
+pub fn make_pki(dir: &Path) -> TestPki {
+    fn ca(name: &str) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        (cert, rcgen::Issuer::new(params, key))
+    }
+    let (ca_cert, issuer) = ca("provdb test CA");
+    let server_key = rcgen::KeyPair::generate().expect("server key");
+    let server_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("server params");
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    let (other_cert, _) = ca("provdb unrelated CA");
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).expect("write PEM");
+        p
+    };
+    TestPki {
+        listener: TlsFiles {
+            ca: write("ca.pem", ca_cert.pem()),
+            cert: write("server.pem", server_cert.pem()),
+            key: write("server.key", server_key.serialize_pem()),
+        },
+        other_ca: write("other-ca.pem", other_cert.pem()),
+    }
+}
+
 /// A private mosquitto on 127.0.0.1:port, killed on drop.
 pub struct Mosquitto {
     pub port: u16,
@@ -53,11 +135,17 @@ pub struct Mosquitto {
     binary: PathBuf,
     dir: tempfile::TempDir,
     persistence: bool,
+    security: ListenerSecurity,
 }
 
 impl Mosquitto {
     /// Starts one (`None`: mosquitto missing, test skipped).
     pub fn start(persistence: bool) -> Option<Mosquitto> {
+        Mosquitto::start_secured(persistence, ListenerSecurity::default())
+    }
+
+    /// Starts one with TLS and/or a password file (`None`: mosquitto missing, test skipped).
+    pub fn start_secured(persistence: bool, security: ListenerSecurity) -> Option<Mosquitto> {
         let binary = mosquitto_binary()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut m = Mosquitto {
@@ -66,6 +154,7 @@ impl Mosquitto {
             binary,
             dir,
             persistence,
+            security,
         };
         m.launch();
         Some(m)
@@ -74,9 +163,26 @@ impl Mosquitto {
     fn launch(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         let mut text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 1000\nmax_queued_messages 0\nmax_queued_bytes 0\n",
-            self.port
+            "listener {} 127.0.0.1\nallow_anonymous {}\nmax_inflight_messages 1000\nmax_queued_messages 0\nmax_queued_bytes 0\n",
+            self.port,
+            self.security.password_file.is_none()
         );
+        if let Some(tls) = &self.security.tls {
+            text.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                tls.ca.display(),
+                tls.cert.display(),
+                tls.key.display()
+            ));
+        }
+        if let Some(p) = &self.security.password_file {
+            text.push_str(&format!("password_file {}\n", p.display()));
+        }
+        if self.security.tls.is_some() || self.security.password_file.is_some() {
+            // Started as root, mosquitto switches to user `mosquitto` before reading the
+            // password file, which then cannot read the test's private temporary folder.
+            text.push_str("user root\n");
+        }
         if self.persistence {
             text.push_str(&format!(
                 "persistence true\npersistence_location {}/\nautosave_interval 1\n",
@@ -103,7 +209,12 @@ impl Mosquitto {
     }
 
     pub fn url(&self) -> BrokerUrl {
-        BrokerUrl::parse(&format!("mqtt://127.0.0.1:{}", self.port)).expect("url")
+        let scheme = if self.security.tls.is_some() {
+            "mqtts"
+        } else {
+            "mqtt"
+        };
+        BrokerUrl::parse(&format!("{scheme}://127.0.0.1:{}", self.port)).expect("url")
     }
 
     /// Stops it gracefully (SIGTERM: persistence is saved).
@@ -265,4 +376,109 @@ pub fn publish(url: &BrokerUrl, messages: &[Message], qos: u8) -> u64 {
 pub fn json_of(m: &Message) -> String {
     let bytes = provdb::decode::payload::unwrap_payload(&m.payload, 64 << 20).expect("payload");
     String::from_utf8(bytes).expect("utf-8")
+}
+
+/// `provdb serve` as a child process, its stderr going to a file; killed on drop.
+pub struct ServeProcess {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl ServeProcess {
+    /// Spawns `command` (a `provdb ... serve ...` command line) with stderr into `log`, and
+    /// waits (bounded) until it has subscribed.
+    pub fn start(mut command: Command, log: PathBuf) -> ServeProcess {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("create the serve log"))
+            .spawn()
+            .expect("spawn provdb serve");
+        let mut serve = ServeProcess {
+            child: Some(child),
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !serve.log().contains("connected and subscribed") {
+            if let Some(status) = serve.child_mut().try_wait().expect("try_wait") {
+                panic!(
+                    "serve exited ({status}) before subscribing:\n{}",
+                    serve.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not subscribe in 30 s:\n{}",
+                serve.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        serve
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("running")
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops it gracefully (SIGTERM) and waits (bounded) for the exit: its status and stderr.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let pid = self.child_mut().id();
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
+                self.child = None;
+                return (status, self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not stop within 30 s of SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// (vertices, edges) of an archive, read while `provdb serve` may be writing it.
+pub fn graph_counts(db: &Path) -> (u64, u64) {
+    let stats = Database::open_read_only(db)
+        .expect("open the archive read-only")
+        .stats()
+        .expect("stats");
+    (stats.vertices, stats.edges)
+}
+
+/// Waits (bounded) until the archive holds `expected` (vertices, edges).
+pub fn wait_for_counts(db: &Path, expected: (u64, u64), timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = graph_counts(db);
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the archive holds {now:?} (vertices, edges), expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
