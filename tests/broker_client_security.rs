@@ -26,7 +26,7 @@ struct SecuredBroker {
     pki: TestPki,
     /// A file that is not a certificate.
     not_a_certificate: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 fn secured_broker() -> Option<SecuredBroker> {
@@ -47,7 +47,7 @@ fn secured_broker() -> Option<SecuredBroker> {
         broker,
         pki,
         not_a_certificate,
-        _dir: dir,
+        dir,
     })
 }
 
@@ -290,4 +290,42 @@ fn publish_exits_with_a_clear_message_on_each_permanent_failure() {
         let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
         assert_mentions(&stderr, &expected);
     }
+}
+
+#[test]
+fn serve_exits_when_the_broker_refuses_its_password_on_reconnection() {
+    let Some(sample) = common::sample("v0.5.0-w3c-wget.log") else {
+        return;
+    };
+    let Some(mut broker) = secured_broker() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let served = tmp.path().join("served");
+    let good = Credentials {
+        ca_file: &broker.pki.listener.ca,
+        password: PASSWORD,
+    };
+    let mut command = common::provdb(&served);
+    command
+        .arg("serve")
+        .arg("--client-id")
+        .arg("security-test-rotated");
+    client_args(&mut command, &broker, &good);
+    let serve = ServeProcess::start(command, tmp.path().join("serve.log"));
+    let published = publish_output(&broker, &good, &sample, &tmp.path().join("unused"));
+    assert!(published.status.success());
+    let (_, vertices, _, edges, _) = common::SAMPLES[0];
+    wait_for_counts(&served, (vertices, edges), Duration::from_secs(60));
+
+    // The administrator changes alice's password and restarts the broker.
+    password_file(broker.dir.path(), USER, "rotated");
+    let started = Instant::now();
+    broker.broker.restart();
+    let (exit, log) = serve.wait_exit(Duration::from_secs(30));
+    assert!(!exit.success(), "serve should fail:\n{log}");
+    assert_mentions(&log, &["refused user 'alice'", "--username/--password"]);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // What it stored before stays.
+    assert_eq!(graph_counts(&served), (vertices, edges));
 }

@@ -74,8 +74,13 @@ pub(crate) fn classify(error: &ConnectionError, target: &ClientTarget) -> Failur
         ConnectionError::ConnectionRefused(code) => classify_refusal(*code, target),
         ConnectionError::Tls(TlsError::Io(io)) => match rustls_error(io) {
             Some(tls) => Failure::Permanent(tls_failure(tls, target)),
-            // The TCP connection broke during the handshake: the broker may be restarting.
-            None => Failure::Transient(format!("cannot reach the broker at {url}: {io}")),
+            // The TCP connection broke during the handshake: the broker may be restarting,
+            // but a plain MQTT listener (mosquitto) also just drops a TLS hello.
+            None => Failure::Transient(format!(
+                "cannot reach the broker at {url}: {io} during the TLS handshake (if this \
+                 repeats, check that port {} is a TLS listener)",
+                url.port
+            )),
         },
         ConnectionError::Tls(TlsError::DNSName(_)) => Failure::Permanent(format!(
             "cannot connect to the broker at {url} over TLS: `{}` is not a valid DNS name or IP \

@@ -433,7 +433,12 @@ impl ServeProcess {
             .status()
             .expect("run kill");
         assert!(sent.success(), "kill -TERM {pid} failed");
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits until it exits on its own (a test failure after `within`): status and stderr.
+    pub fn wait_exit(mut self, within: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child_mut().try_wait().expect("try_wait") {
                 self.child = None;
@@ -441,7 +446,7 @@ impl ServeProcess {
             }
             assert!(
                 Instant::now() < deadline,
-                "serve did not stop within 30 s of SIGTERM:\n{}",
+                "serve still running after {within:?}:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
