@@ -128,6 +128,35 @@ fn assert_mentions(stderr: &str, parts: &[&str]) {
     }
 }
 
+/// Starts `serve` with the right CA and password into `served`, publishes `sample` with them,
+/// and waits until the archive holds the sample's graph (known from the sample list).
+fn serve_and_publish_sample(
+    broker: &SecuredBroker,
+    sample: &Path,
+    served: &Path,
+    client_id: &str,
+) -> ServeProcess {
+    let good = Credentials {
+        ca_file: &broker.pki.listener.ca,
+        password: PASSWORD,
+    };
+    let mut command = common::provdb(served);
+    command.arg("serve").arg("--client-id").arg(client_id);
+    client_args(&mut command, broker, &good);
+    let log = served.with_extension("serve.log");
+    let serve = ServeProcess::start(command, log);
+    let unused_db = served.with_extension("unused");
+    let published = publish_output(broker, &good, sample, &unused_db);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    let (_, vertices, _, edges, _) = common::SAMPLES[0];
+    wait_for_counts(served, (vertices, edges), Duration::from_secs(60));
+    serve
+}
+
 #[test]
 fn serve_ingests_over_mqtts_with_password_and_ca() {
     let Some(sample) = common::sample("v0.5.0-w3c-wget.log") else {
@@ -138,24 +167,7 @@ fn serve_ingests_over_mqtts_with_password_and_ca() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let served = tmp.path().join("served");
-    let good = Credentials {
-        ca_file: &broker.pki.listener.ca,
-        password: PASSWORD,
-    };
-    let mut command = common::provdb(&served);
-    command
-        .arg("serve")
-        .arg("--client-id")
-        .arg("security-test-ok");
-    client_args(&mut command, &broker, &good);
-    let serve = ServeProcess::start(command, tmp.path().join("serve.log"));
-
-    let published = publish_output(&broker, &good, &sample, &tmp.path().join("unused"));
-    assert!(
-        published.status.success(),
-        "{}",
-        String::from_utf8_lossy(&published.stderr)
-    );
+    let serve = serve_and_publish_sample(&broker, &sample, &served, "security-test-ok");
 
     // The reference: an offline import of the same file.
     let reference = tmp.path().join("reference");
@@ -169,8 +181,8 @@ fn serve_ingests_over_mqtts_with_password_and_ca() {
     let expected = graph_counts(&reference);
     let (_, vertices, _, edges, _) = common::SAMPLES[0];
     assert_eq!(expected, (vertices, edges), "offline import of the sample");
+    assert_eq!(graph_counts(&served), expected);
 
-    wait_for_counts(&served, expected, Duration::from_secs(60));
     let (exit, log) = serve.stop();
     assert!(exit.success(), "{log}");
     assert_eq!(graph_counts(&served), expected);
@@ -302,21 +314,8 @@ fn serve_exits_when_the_broker_refuses_its_password_on_reconnection() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let served = tmp.path().join("served");
-    let good = Credentials {
-        ca_file: &broker.pki.listener.ca,
-        password: PASSWORD,
-    };
-    let mut command = common::provdb(&served);
-    command
-        .arg("serve")
-        .arg("--client-id")
-        .arg("security-test-rotated");
-    client_args(&mut command, &broker, &good);
-    let serve = ServeProcess::start(command, tmp.path().join("serve.log"));
-    let published = publish_output(&broker, &good, &sample, &tmp.path().join("unused"));
-    assert!(published.status.success());
+    let serve = serve_and_publish_sample(&broker, &sample, &served, "security-test-rotated");
     let (_, vertices, _, edges, _) = common::SAMPLES[0];
-    wait_for_counts(&served, (vertices, edges), Duration::from_secs(60));
 
     // The administrator changes alice's password and restarts the broker.
     password_file(broker.dir.path(), USER, "rotated");
