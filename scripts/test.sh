@@ -5,8 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 need=()
 command -v clang >/dev/null || need+=(clang)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
@@ -16,8 +14,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v dot >/dev/null || need+=(graphviz)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+  scripts/install-deps.sh "${need[@]}"
 fi
 # The broker tests start their own mosquitto on a free loopback port; make sure the binary is
 # on PATH (Debian installs it in /usr/sbin) and that no system service holds port 1883.

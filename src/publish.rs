@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 
 use crate::decode::{classify_line, TextKind};
+use crate::ingest::client_errors::{classify, tls_transport, ClientTarget, Failure};
 use crate::ingest::{BrokerAuth, BrokerUrl};
 use crate::workload::{detect_machine, Replicator};
 
@@ -248,18 +249,16 @@ pub fn publish_messages(
     if let Some(u) = &options.auth.username {
         o.set_credentials(u.clone(), options.auth.password.clone().unwrap_or_default());
     }
+    let target = ClientTarget {
+        url: url.clone(),
+        auth: options.auth.clone(),
+        client_id: options.client_id.clone(),
+    };
     if url.tls {
-        let transport = match &options.auth.ca_file {
-            Some(ca) => Transport::tls_with_config(TlsConfiguration::Simple {
-                ca: std::fs::read(ca).map_err(|e| {
-                    PublishError::Broker(format!("cannot read CA file {}: {e}", ca.display()))
-                })?,
-                alpn: None,
-                client_auth: None,
-            }),
-            None => Transport::tls_with_default_config(),
-        };
-        o.set_transport(transport);
+        o.set_transport(
+            tls_transport(url, options.auth.ca_file.as_deref())
+                .map_err(|e| PublishError::Broker(e.to_string()))?,
+        );
     }
     let qos = match options.qos {
         0 => QoS::AtMostOnce,
@@ -270,13 +269,13 @@ pub fn publish_messages(
     let acked = Arc::new(AtomicU64::new(0));
     let connected = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicU64::new(0));
-    let last_error = Arc::new(parking_lot::Mutex::new(String::new()));
+    let last_failure = Arc::new(parking_lot::Mutex::new(None::<Failure>));
     let net = {
-        let (acked, connected, failures, last_error) = (
+        let (acked, connected, failures, last_failure) = (
             acked.clone(),
             connected.clone(),
             failures.clone(),
-            last_error.clone(),
+            last_failure.clone(),
         );
         std::thread::Builder::new()
             .name("publish-net".to_owned())
@@ -297,11 +296,16 @@ pub fn publish_messages(
                         Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                         Ok(_) => {}
                         Err(e) => {
-                            *last_error.lock() = e.to_string();
-                            if failures.fetch_add(1, Ordering::SeqCst) > 30 {
+                            let failure = classify(&e, &target);
+                            let stop = matches!(failure, Failure::Permanent(_))
+                                || failures.fetch_add(1, Ordering::SeqCst) > 30;
+                            if !stop {
+                                tracing::warn!("{}; retrying", failure.message());
+                            }
+                            *last_failure.lock() = Some(failure);
+                            if stop {
                                 break;
                             }
-                            tracing::warn!("publisher connection: {e}; retrying");
                             std::thread::sleep(Duration::from_millis(500));
                         }
                     }
@@ -318,15 +322,23 @@ pub fn publish_messages(
                 std::thread::sleep(wait);
             }
         }
-        if net.is_finished() {
-            return Err(PublishError::Broker(format!(
-                "cannot reach the broker at {url}: {}",
-                last_error.lock()
-            )));
+        // The network thread ends on a permanent failure or after many transient ones; its
+        // last error (which names the broker) says why.
+        let publish_error = if net.is_finished() {
+            Some("the connection ended".to_owned())
+        } else {
+            client
+                .publish(m.topic.clone(), qos, m.retain, m.payload.clone())
+                .err()
+                .map(|e| e.to_string())
+        };
+        if let Some(e) = publish_error {
+            let _ = net.join();
+            return Err(PublishError::Broker(match last_failure.lock().as_ref() {
+                Some(failure) => failure.message().to_owned(),
+                None => format!("publishing to the broker at {url} failed: {e}"),
+            }));
         }
-        client
-            .publish(m.topic.clone(), qos, m.retain, m.payload.clone())
-            .map_err(|e| PublishError::Broker(format!("publish failed: {e}")))?;
         report.messages += 1;
         report.payload_bytes += m.payload.len() as u64;
         report.json_bytes += m.json_bytes as u64;
@@ -335,11 +347,17 @@ pub fn publish_messages(
     while acked.load(Ordering::SeqCst) < report.messages {
         if Instant::now() > deadline || net.is_finished() {
             let _ = client.disconnect();
+            if let Some(Failure::Permanent(message)) = last_failure.lock().as_ref() {
+                return Err(PublishError::Broker(message.clone()));
+            }
             return Err(PublishError::Broker(format!(
                 "the broker at {url} acknowledged {} of {} messages ({})",
                 acked.load(Ordering::SeqCst),
                 report.messages,
-                last_error.lock()
+                last_failure
+                    .lock()
+                    .as_ref()
+                    .map_or("no error reported", Failure::message)
             )));
         }
         std::thread::sleep(Duration::from_millis(2));

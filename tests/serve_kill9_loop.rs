@@ -89,8 +89,8 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    let status = serve.terminate();
-    assert!(status.success(), "graceful stop failed: {status:?}");
+    let (status, log) = serve.stop();
+    assert!(status.success(), "graceful stop failed: {status:?}\n{log}");
     eprintln!(
         "{name}: {cycles} kills in {:.1} s; edges stored at each kill: {at_kill:?} of {expected_edges}",
         started.elapsed().as_secs_f64()

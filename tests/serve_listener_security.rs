@@ -6,7 +6,7 @@
 mod common;
 mod mqtt_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -60,32 +60,13 @@ fn assert_clean_log(stderr: &str) {
     assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
 }
 
-fn mosquitto_passwd() -> Option<PathBuf> {
-    ["/usr/bin/mosquitto_passwd", "/usr/local/bin/mosquitto_passwd"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .or_else(|| {
-            mosquitto_binary()?;
-            panic!("mosquitto is installed but mosquitto_passwd is not")
-        })
-}
-
 #[test]
 fn password_file_admits_its_users_and_refuses_others_once_each() {
-    let (Some(pub_bin), Some(passwd)) = (mosquitto_pub(), mosquitto_passwd()) else {
+    let (Some(pub_bin), Some(_)) = (mosquitto_pub(), mosquitto_binary()) else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let file = tmp.path().join("passwords");
-    let made = Command::new(passwd)
-        .arg("-b")
-        .arg("-c")
-        .arg(&file)
-        .args(["alice", "s3cret"])
-        .status()
-        .expect("mosquitto_passwd");
-    assert!(made.success());
+    let file = password_file(tmp.path(), "alice", "s3cret");
     let (messages, reference) = workload(tmp.path(), 3);
     let port = free_port();
     let db_path = tmp.path().join("served");
@@ -113,8 +94,7 @@ fn password_file_admits_its_users_and_refuses_others_once_each() {
         mosquitto_publish(&pub_bin, port, &messages, &["-u", "alice", "-P", "s3cret"]),
         "the right password was refused"
     );
-    let stderr = serve.stderr();
-    let status = serve.terminate();
+    let (status, stderr) = serve.stop();
     assert!(status.success(), "{status:?}");
     assert_eq!(
         stderr.matches("bad user name or password (user `alice`)").count(),
@@ -133,9 +113,7 @@ fn tls_listener_takes_mqtts_and_refuses_plaintext() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let Some(certs) = TestCertificates::make(tmp.path()) else {
-        return;
-    };
+    let certs = make_pki(tmp.path()).listener;
     let (messages, reference) = workload(tmp.path(), 4);
     let port = free_port();
     let db_path = tmp.path().join("served");
@@ -158,7 +136,7 @@ fn tls_listener_takes_mqtts_and_refuses_plaintext() {
     );
     serve.wait_for_line(|l| l.contains("TLS handshake"), Duration::from_secs(10));
     assert!(
-        serve.child.try_wait().expect("try_wait").is_none(),
+        serve.try_wait().is_none(),
         "a plaintext client stopped the service"
     );
     let ca = certs.ca.to_str().expect("utf-8");
@@ -166,8 +144,7 @@ fn tls_listener_takes_mqtts_and_refuses_plaintext() {
         mosquitto_publish(&pub_bin, port, &messages, &["--cafile", ca]),
         "mqtts with the right CA was refused"
     );
-    let stderr = serve.stderr();
-    let status = serve.terminate();
+    let (status, stderr) = serve.stop();
     assert!(status.success(), "{status:?}");
     assert_clean_log(&stderr);
     let db = Database::open(&db_path).expect("reopen");
@@ -205,7 +182,7 @@ fn settings_that_cannot_work_are_refused_at_start_with_the_fix() {
     assert!(stderr.contains("TLS certificate") && stderr.contains("not-a-cert.pem"), "{stderr}");
     // With --allow-anonymous the same address is accepted.
     let serve = ServeProcess::start(&db, &["--listen", &anywhere, "--allow-anonymous"], &[]);
-    let stderr = serve.stderr();
-    assert!(serve.terminate().success());
+    let (status, stderr) = serve.stop();
+    assert!(status.success());
     assert_clean_log(&stderr);
 }

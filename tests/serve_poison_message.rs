@@ -76,17 +76,17 @@ fn a_message_that_aborts_the_decoder_is_quarantined_after_two_crashes() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !publishing.is_finished() {
         assert!(Instant::now() < deadline, "no progress in 120 s:\n{logs}");
-        if let Some(status) = serve.child.try_wait().expect("try_wait") {
+        if let Some(status) = serve.try_wait() {
             assert!(!status.success(), "serve exited normally: {status:?}");
             crashes += 1;
-            logs.push_str(&serve.stderr());
+            logs.push_str(&serve.log());
             serve = ServeProcess::start(&db_path, &args, &env);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(publishing.join().expect("publisher"), total);
-    let last = serve.stderr();
-    assert!(serve.terminate().success());
+    let (status, last) = serve.stop();
+    assert!(status.success(), "{last}");
     logs.push_str(&last);
     assert_eq!(crashes, 2, "expected exactly two crashes:\n{logs}");
     assert!(
@@ -117,8 +117,8 @@ fn a_panic_in_decoding_quarantines_the_message_and_ingest_goes_on() {
         &[("PROVDB_TEST_PANIC_ON", marker)],
     );
     assert_eq!(publisher(url, messages).join().expect("publisher"), total);
-    let stderr = serve.stderr();
-    assert!(serve.terminate().success(), "{stderr}");
+    let (status, stderr) = serve.stop();
+    assert!(status.success(), "{stderr}");
     let db = Database::open(&db_path).expect("reopen");
     let quarantine = load_quarantine(db.store()).expect("quarantine");
     assert_eq!(quarantine.len(), 1, "{quarantine:?}");

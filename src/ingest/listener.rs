@@ -33,6 +33,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::passwords::{PasswordFile, PasswordFileError};
+use super::tls;
 use super::service::{now_ms, Ack, Incoming, IngestStats};
 
 /// Largest MQTT packet the listener accepts (camflowd documents are well below 1 MiB).
@@ -142,22 +143,11 @@ fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ListenerError> {
         path: path.to_path_buf(),
         detail,
     };
-    let cert_pem = std::fs::read(cert).map_err(|e| fail("certificate", cert, e.to_string()))?;
-    let certs = rustls_pemfile::certs(&mut &cert_pem[..])
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail("certificate", cert, e.to_string()))?;
-    if certs.is_empty() {
-        return Err(fail(
-            "certificate",
-            cert,
-            "no PEM certificate in the file".to_owned(),
-        ));
-    }
-    let key_pem = std::fs::read(key).map_err(|e| fail("key", key, e.to_string()))?;
-    let private_key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| fail("key", key, e.to_string()))?
-        .ok_or_else(|| fail("key", key, "no PEM private key in the file".to_owned()))?;
-    let config = rustls::ServerConfig::builder()
+    let certs = tls::certificates(cert).map_err(|p| fail("certificate", cert, p.to_string()))?;
+    let private_key = tls::private_key(key).map_err(|p| fail("key", key, p.to_string()))?;
+    let config = rustls::ServerConfig::builder_with_provider(tls::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| fail("certificate", cert, e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, private_key)
         .map_err(|e| fail("key", key, e.to_string()))?;

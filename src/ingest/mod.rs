@@ -21,6 +21,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub(crate) mod client_errors;
 pub mod config;
 pub mod listener;
 pub mod passwords;
@@ -28,6 +29,7 @@ mod poison;
 pub mod quarantine;
 pub mod registry;
 pub mod service;
+mod tls;
 mod wire;
 
 pub use config::{BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig, MqttFileConfig};

@@ -22,9 +22,9 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use provdb_storage::{AuxPut, AuxTable, Durability, RecordBatch};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
-    TlsConfiguration, Transport,
 };
 
+use super::client_errors::{self, Failure};
 use super::config::{connect_address, BrokerTarget, IngestConfig};
 use super::listener::{self, ListenerSetup, SessionRequest};
 use super::poison::{DecodeMarker, PoisonJournal, Strikes, STRIKES_TO_QUARANTINE};
@@ -699,20 +699,11 @@ fn mqtt_options(config: &IngestConfig) -> Result<MqttOptions, IngestError> {
         o.set_credentials(u.clone(), p.clone().unwrap_or_default());
     }
     if tls {
-        let transport = match &config.auth.ca_file {
-            Some(ca) => {
-                let ca = std::fs::read(ca).map_err(|e| {
-                    IngestError::Broker(format!("cannot read CA file {}: {e}", ca.display()))
-                })?;
-                Transport::tls_with_config(TlsConfiguration::Simple {
-                    ca,
-                    alpn: None,
-                    client_auth: None,
-                })
-            }
-            None => Transport::tls_with_default_config(),
-        };
-        o.set_transport(transport);
+        let target = client_errors::ClientTarget::of_service(config);
+        o.set_transport(
+            client_errors::tls_transport(&target.url, config.auth.ca_file.as_deref())
+                .map_err(|e| IngestError::Broker(e.to_string()))?,
+        );
     }
     Ok(o)
 }
@@ -1018,7 +1009,11 @@ async fn network(
         match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 if ack.code != ConnectReturnCode::Success {
-                    tracing::warn!("broker refused the connection: {:?}", ack.code);
+                    let target = client_errors::ClientTarget::of_service(config);
+                    match client_errors::classify_refusal(ack.code, &target) {
+                        Failure::Permanent(message) => return Err(IngestError::Broker(message)),
+                        Failure::Transient(message) => tracing::warn!("{message}; reconnecting"),
+                    }
                     continue;
                 }
                 epoch.fetch_add(1, Ordering::SeqCst);
@@ -1085,7 +1080,16 @@ async fn network(
                 if raw_tx.is_none() && acks_done.load(Ordering::SeqCst) {
                     break;
                 }
-                tracing::warn!("broker connection: {e}; reconnecting in {backoff:?}");
+                let target = client_errors::ClientTarget::of_service(config);
+                match client_errors::classify(&e, &target) {
+                    // Retrying cannot help: stop. What was received is still stored by the
+                    // writer (the decoders end as `raw_tx` goes), but not acknowledged: the
+                    // broker redelivers it to the next run.
+                    Failure::Permanent(message) => return Err(IngestError::Broker(message)),
+                    Failure::Transient(message) => {
+                        tracing::warn!("{message}; reconnecting in {backoff:?}")
+                    }
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }

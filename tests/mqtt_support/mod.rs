@@ -4,7 +4,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl, StatsSnapshot};
@@ -46,6 +46,88 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
     None
 }
 
+/// PEM files of a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The CA that signed the server certificate.
+    pub ca: PathBuf,
+    /// The server certificate (for 127.0.0.1).
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+/// Who may connect to a mosquitto listener, and over what.
+#[derive(Debug, Clone, Default)]
+pub struct ListenerSecurity {
+    /// Serve TLS (mqtts://) with these files.
+    pub tls: Option<TlsFiles>,
+    /// A `mosquitto_passwd` file: only its users may connect (no anonymous clients).
+    pub password_file: Option<PathBuf>,
+}
+
+/// Writes a mosquitto password file for one user (`mosquitto_passwd -b -c`).
+pub fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let path = dir.join("passwords");
+    let binary = ["/usr/bin/mosquitto_passwd", "/usr/sbin/mosquitto_passwd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .unwrap_or("mosquitto_passwd");
+    let status = Command::new(binary)
+        .arg("-b")
+        .arg("-c")
+        .arg(&path)
+        .arg(user)
+        .arg(password)
+        .status()
+        .expect("run mosquitto_passwd (it comes with the mosquitto package)");
+    assert!(status.success(), "mosquitto_passwd failed: {status}");
+    path
+}
+
+/// A test PKI: a CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA.
+pub struct TestPki {
+    /// Files of the broker's TLS listener (`ca` is the CA clients must trust).
+    pub listener: TlsFiles,
+    /// A self-signed CA that did not sign the broker's certificate.
+    pub other_ca: PathBuf,
+}
+
+/// Makes a [`TestPki`] in `dir`.
+pub fn make_pki(dir: &Path) -> TestPki {
+    fn ca(name: &str) -> (rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>) {
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        (cert, rcgen::Issuer::new(params, key))
+    }
+    let (ca_cert, issuer) = ca("provdb test CA");
+    let server_key = rcgen::KeyPair::generate().expect("server key");
+    let server_params =
+        rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("server params");
+    let server_cert = server_params
+        .signed_by(&server_key, &issuer)
+        .expect("server certificate");
+    let (other_cert, _) = ca("provdb unrelated CA");
+    let write = |name: &str, pem: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, pem).expect("write PEM");
+        p
+    };
+    TestPki {
+        listener: TlsFiles {
+            ca: write("ca.pem", ca_cert.pem()),
+            cert: write("server.pem", server_cert.pem()),
+            key: write("server.key", server_key.serialize_pem()),
+        },
+        other_ca: write("other-ca.pem", other_cert.pem()),
+    }
+}
+
 /// A private mosquitto on 127.0.0.1:port, killed on drop.
 pub struct Mosquitto {
     pub port: u16,
@@ -53,11 +135,17 @@ pub struct Mosquitto {
     binary: PathBuf,
     dir: tempfile::TempDir,
     persistence: bool,
+    security: ListenerSecurity,
 }
 
 impl Mosquitto {
     /// Starts one (`None`: mosquitto missing, test skipped).
     pub fn start(persistence: bool) -> Option<Mosquitto> {
+        Mosquitto::start_secured(persistence, ListenerSecurity::default())
+    }
+
+    /// Starts one with TLS and/or a password file (`None`: mosquitto missing, test skipped).
+    pub fn start_secured(persistence: bool, security: ListenerSecurity) -> Option<Mosquitto> {
         let binary = mosquitto_binary()?;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut m = Mosquitto {
@@ -66,6 +154,7 @@ impl Mosquitto {
             binary,
             dir,
             persistence,
+            security,
         };
         m.launch();
         Some(m)
@@ -74,9 +163,26 @@ impl Mosquitto {
     fn launch(&mut self) {
         let conf = self.dir.path().join("mosquitto.conf");
         let mut text = format!(
-            "listener {} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 1000\nmax_queued_messages 0\nmax_queued_bytes 0\n",
-            self.port
+            "listener {} 127.0.0.1\nallow_anonymous {}\nmax_inflight_messages 1000\nmax_queued_messages 0\nmax_queued_bytes 0\n",
+            self.port,
+            self.security.password_file.is_none()
         );
+        if let Some(tls) = &self.security.tls {
+            text.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\n",
+                tls.ca.display(),
+                tls.cert.display(),
+                tls.key.display()
+            ));
+        }
+        if let Some(p) = &self.security.password_file {
+            text.push_str(&format!("password_file {}\n", p.display()));
+        }
+        if self.security.tls.is_some() || self.security.password_file.is_some() {
+            // Started as root, mosquitto switches to user `mosquitto` before reading the
+            // password file, which then cannot read the test's private temporary folder.
+            text.push_str("user root\n");
+        }
         if self.persistence {
             text.push_str(&format!(
                 "persistence true\npersistence_location {}/\nautosave_interval 1\n",
@@ -103,7 +209,12 @@ impl Mosquitto {
     }
 
     pub fn url(&self) -> BrokerUrl {
-        BrokerUrl::parse(&format!("mqtt://127.0.0.1:{}", self.port)).expect("url")
+        let scheme = if self.security.tls.is_some() {
+            "mqtts"
+        } else {
+            "mqtt"
+        };
+        BrokerUrl::parse(&format!("{scheme}://127.0.0.1:{}", self.port)).expect("url")
     }
 
     /// Stops it gracefully (SIGTERM: persistence is saved).
@@ -265,27 +376,21 @@ pub fn json_of(m: &Message) -> String {
     String::from_utf8(bytes).expect("utf-8")
 }
 
-/// `provdb serve` as a child process, its stderr kept (and echoed) line by line.
+/// `provdb serve` as a child process, its stderr kept (and echoed) line by line; killed on
+/// drop.
 pub struct ServeProcess {
-    pub child: Child,
+    child: Option<Child>,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServeProcess {
-    /// Starts `provdb --db DB serve ARGS...` with extra environment variables; does not wait.
-    pub fn spawn(db: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provdb"));
-        cmd.arg("--db")
-            .arg(db)
-            .arg("serve")
-            .args(["--report-secs", "0"])
-            .args(args)
+    /// Spawns `command` (a `provdb ... serve ...` command line); does not wait.
+    pub fn spawn_command(mut command: Command) -> ServeProcess {
+        let mut child = command
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start provdb serve");
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start provdb serve");
         let stderr = child.stderr.take().expect("stderr");
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = lines.clone();
@@ -299,25 +404,57 @@ impl ServeProcess {
                 sink.lock().expect("lines").push(line);
             }
         });
-        ServeProcess { child, lines }
+        ServeProcess {
+            child: Some(child),
+            lines,
+        }
     }
 
-    /// Starts it and waits (30 s at most) until it says it is ready to receive.
-    pub fn start(db: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
-        let p = ServeProcess::spawn(db, args, env);
+    /// Spawns `command` and waits (30 s at most) until it is ready to receive (listening, or
+    /// subscribed at its broker).
+    pub fn start_command(command: Command) -> ServeProcess {
+        let p = ServeProcess::spawn_command(command);
         p.wait_for_line(
-            |l| l.contains("listening (ready") || l.contains("subscribed"),
+            |l| l.contains("listening (ready") || l.contains("connected and subscribed"),
             Duration::from_secs(30),
         );
         p
     }
 
+    /// `provdb --db DB serve --report-secs 0 ARGS...` with extra environment variables.
+    pub fn command(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provdb"));
+        cmd.arg("--db")
+            .arg(db)
+            .arg("serve")
+            .args(["--report-secs", "0"])
+            .args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Starts `provdb serve ARGS` (see [`ServeProcess::command`]) and waits until it is ready.
+    pub fn start(db: &Path, args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        ServeProcess::start_command(ServeProcess::command(db, args, env))
+    }
+
+    fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("running")
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child_mut().try_wait().expect("try_wait")
+    }
+
     /// Everything it printed on stderr so far.
-    pub fn stderr(&self) -> String {
+    pub fn log(&self) -> String {
         self.lines.lock().expect("lines").join("\n")
     }
 
-    /// Waits until a line satisfies `want`; panics after `timeout` or when the process ends.
+    /// Waits until a line satisfies `want`; panics after `timeout`.
     pub fn wait_for_line(&self, want: impl Fn(&str) -> bool, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
@@ -327,81 +464,84 @@ impl ServeProcess {
             assert!(
                 Instant::now() < deadline,
                 "provdb serve did not print the expected line; stderr:\n{}",
-                self.stderr()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Sends SIGTERM and waits for the exit (graceful stop).
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
+    /// Stops it gracefully (SIGTERM) and waits (bounded) for the exit: its status and stderr.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let pid = self.child_mut().id();
+        let sent = Command::new("kill")
             .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        self.child.wait().expect("wait for provdb serve")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.wait_exit(Duration::from_secs(30))
+    }
+
+    /// Waits until it exits on its own (a test failure after `within`): status and stderr.
+    pub fn wait_exit(mut self, within: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.try_wait() {
+                self.child = None;
+                // Let the reader thread take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve still running after {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILL, then wait.
     pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Test TLS material made with the openssl command: a CA and a server certificate for
-/// 127.0.0.1/localhost signed by it. `None` (skip, with a message) when openssl is missing; a
-/// failure under CI=true.
-pub struct TestCertificates {
-    pub ca: PathBuf,
-    pub cert: PathBuf,
-    pub key: PathBuf,
-}
-
-impl TestCertificates {
-    pub fn make(dir: &Path) -> Option<TestCertificates> {
-        if Command::new("openssl").arg("version").output().is_err() {
-            assert!(!under_ci(), "CI=true but the openssl command is missing");
-            eprintln!("SKIPPED: the openssl command is not installed");
-            return None;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
-        let run = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .output()
-                .expect("run openssl");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=provdb test CA"];
-        ca.extend(ec);
-        ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
-        run(&ca);
-        let mut csr = vec!["req", "-subj", "/CN=localhost"];
-        csr.extend(ec);
-        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-        run(&csr);
-        std::fs::write(
-            dir.join("server.ext"),
-            "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .expect("write extensions");
-        run(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-extfile", "server.ext", "-out", "server.pem",
-        ]);
-        Some(TestCertificates {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("server.pem"),
-            key: dir.join("server.key"),
-        })
     }
 }
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// (vertices, edges) of an archive, read while `provdb serve` may be writing it.
+pub fn graph_counts(db: &Path) -> (u64, u64) {
+    let stats = Database::open_read_only(db)
+        .expect("open the archive read-only")
+        .stats()
+        .expect("stats");
+    (stats.vertices, stats.edges)
+}
+
+/// Waits (bounded) until the archive holds `expected` (vertices, edges).
+pub fn wait_for_counts(db: &Path, expected: (u64, u64), timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = graph_counts(db);
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the archive holds {now:?} (vertices, edges), expected {expected:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
 /// mosquitto_pub, or `None` (skip, with a message) when missing; a failure under CI=true.
 pub fn mosquitto_pub() -> Option<PathBuf> {
