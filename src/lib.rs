@@ -28,6 +28,8 @@
 mod database;
 pub mod decode;
 mod error;
+pub mod export;
+pub mod federation;
 pub mod import;
 /// The MQTT ingest service (`provdb serve`): embedded or external broker, machine registry,
 /// quarantine.
@@ -44,6 +46,7 @@ pub use import::{ImportProgress, ImportReport, Rejection};
 /// The query language: parser, planner, streaming executor and builder ([`provdb_query`]).
 pub use provdb_query as query;
 pub use provdb_storage::{
-    Adjacent, Direction, Durability, Edge, EdgeId, ExternalId, ProvClass, ProvRelation,
-    RecordBatch, StoreStats, Value, Vertex, VertexId, WriteSummary,
+    Adjacent, CheckProblem, CheckReport, Direction, Durability, Edge, EdgeId, ExternalId,
+    ProvClass, ProvRelation, PruneReport, PruneSelection, RecordBatch, StoreStats, Value, Vertex,
+    VertexId, WriteSummary,
 };

@@ -266,3 +266,35 @@ pub fn json_of(m: &Message) -> String {
     let bytes = provdb::decode::payload::unwrap_payload(&m.payload, 64 << 20).expect("payload");
     String::from_utf8(bytes).expect("utf-8")
 }
+
+/// `provdb serve` as a child process on `broker` with extra arguments; returns once it has
+/// subscribed (its stderr is echoed with the prefix `[name]`).
+pub fn spawn_serve_with(db: &Path, broker: &Mosquitto, name: &str, extra: &[&str]) -> Child {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_provdb"))
+        .arg("--db")
+        .arg(db)
+        .args(["serve", "--report-secs", "0", "--broker"])
+        .arg(broker.url().to_string())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start provdb serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = name.to_owned();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{name}] {line}");
+            if !sent && line.contains("subscribed") {
+                let _ = tx.send(());
+                sent = true;
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("provdb serve did not subscribe within 30 s");
+    child
+}
