@@ -175,6 +175,14 @@ fn attrs_into(map: &mut Map<String, Json>, attrs: &[(std::sync::Arc<str>, Value)
     }
 }
 
+/// Attributes as the text of one JSON object, kinds kept (the Parquet `attributes` column).
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) fn attributes_json(attrs: &[(std::sync::Arc<str>, Value)]) -> String {
+    let mut map = Map::new();
+    attrs_into(&mut map, attrs);
+    Json::Object(map).to_string()
+}
+
 fn qualified(ext: &ExternalId) -> String {
     format!("cf:{ext}")
 }
@@ -238,7 +246,7 @@ fn io(e: std::io::Error) -> crate::Error {
     }
 }
 
-fn ext_of(store: &Store, v: VertexId) -> Result<ExternalId> {
+pub(crate) fn ext_of(store: &Store, v: VertexId) -> Result<ExternalId> {
     store.vertex(v)?.map(|v| v.ext_id).ok_or_else(|| {
         crate::Error::Storage(provdb_storage::StorageError::Corruption {
             what: "edge record",

@@ -34,6 +34,8 @@ pub mod import;
 /// The MQTT ingest service (`provdb serve`): embedded or external broker, machine registry,
 /// quarantine.
 pub mod ingest;
+#[cfg(feature = "parquet")]
+pub mod parquet_export;
 /// A camflowd-faithful MQTT publisher of CamFlow log files (`provdb publish`).
 pub mod publish;
 /// Synthetic, format-faithful CamFlow W3C documents (`provdb simulate`).

@@ -25,6 +25,10 @@ pub enum ExportFormatArg {
     Dot,
     /// SVG of a query's subgraph, rendered by Graphviz `dot` (needs --query).
     Svg,
+    /// Parquet datasets OUT/vertices/ and OUT/edges/, hive-partitioned by machine (whole
+    /// archive).
+    #[cfg(feature = "parquet")]
+    Parquet,
 }
 
 /// Arguments of `provdb export`.
@@ -85,6 +89,8 @@ pub fn run(db_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let format = match args.format {
+        #[cfg(feature = "parquet")]
+        ExportFormatArg::Parquet => return run_parquet(&db, &args),
         ExportFormatArg::ProvJson => ExportFormat::ProvJson,
         ExportFormatArg::Spade => ExportFormat::Spade,
         ExportFormatArg::Dot | ExportFormatArg::Svg => {
@@ -119,16 +125,7 @@ pub fn run(db_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> {
             until: args.until,
         },
     };
-    let stats = db.stats()?;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(stats.vertices + stats.edges)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(&db, args.quiet)?;
     let mut file =
         File::create(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let started = Instant::now();
@@ -138,6 +135,25 @@ pub fn run(db_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> {
     file.sync_all()
         .with_context(|| format!("syncing {}", args.out.display()))?;
     bar.finish_and_clear();
+    print_summary(&report, &args.out, started);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn progress_bar(db: &provdb::Database, quiet: bool) -> anyhow::Result<ProgressBar> {
+    let stats = db.stats()?;
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(stats.vertices + stats.edges)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {per_sec} {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    Ok(bar)
+}
+
+fn print_summary(report: &provdb::export::ExportReport, out: &Path, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
     let records = report.vertices + report.edges;
     eprintln!(
@@ -145,10 +161,36 @@ pub fn run(db_path: &Path, args: ExportArgs) -> anyhow::Result<ExitCode> {
         report.vertices,
         report.edges,
         report.stubs_skipped,
-        args.out.display(),
+        out.display(),
         report.bytes,
         records as f64 / seconds.max(1e-9),
         report.bytes as f64 / records.max(1) as f64,
     );
+}
+
+/// The whole archive as two Parquet datasets under `--out`.
+#[cfg(feature = "parquet")]
+fn run_parquet(db: &provdb::Database, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    if args.query.is_some()
+        || !args.machine.is_empty()
+        || args.since.is_some()
+        || args.until.is_some()
+    {
+        anyhow::bail!("--format parquet exports the whole archive (select in DuckDB or Spark)");
+    }
+    let occupied = std::fs::read_dir(&args.out).is_ok_and(|mut d| d.next().is_some());
+    if occupied {
+        anyhow::bail!(
+            "{} is not empty: give a new folder for the Parquet datasets",
+            args.out.display()
+        );
+    }
+    let bar = progress_bar(db, args.quiet)?;
+    let started = Instant::now();
+    let report = provdb::parquet_export::export_parquet(db.store(), &args.out, &mut |n| {
+        bar.set_position(n)
+    })?;
+    bar.finish_and_clear();
+    print_summary(&report, &args.out, started);
     Ok(ExitCode::SUCCESS)
 }
