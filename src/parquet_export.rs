@@ -158,12 +158,7 @@ impl Dataset {
         };
         columns.push(strings, placement, attributes);
         if columns.rows >= BATCH_ROWS {
-            let batch = columns
-                .finish(&self.schema)
-                .map_err(|e| parquet_error(e, &self.dir))?;
-            writer
-                .write(&batch)
-                .map_err(|e| parquet_error(e, &self.dir))?;
+            write_pending(writer, columns, &self.schema, &self.dir)?;
         }
         Ok(())
     }
@@ -173,12 +168,7 @@ impl Dataset {
         let mut bytes = 0;
         for (_, (mut writer, mut columns)) in self.partitions {
             if columns.rows > 0 {
-                let batch = columns
-                    .finish(&self.schema)
-                    .map_err(|e| parquet_error(e, &self.dir))?;
-                writer
-                    .write(&batch)
-                    .map_err(|e| parquet_error(e, &self.dir))?;
+                write_pending(&mut writer, &mut columns, &self.schema, &self.dir)?;
             }
             let file = writer
                 .into_inner()
@@ -191,6 +181,17 @@ impl Dataset {
         }
         Ok(bytes)
     }
+}
+
+/// Hands a partition's pending rows to its Parquet writer.
+fn write_pending(
+    writer: &mut ArrowWriter<File>,
+    columns: &mut Columns,
+    schema: &SchemaRef,
+    dir: &Path,
+) -> Result<()> {
+    let batch = columns.finish(schema).map_err(|e| parquet_error(e, dir))?;
+    writer.write(&batch).map_err(|e| parquet_error(e, dir))
 }
 
 /// Writes every vertex and edge of `store` to `out/vertices/` and `out/edges/` (see the module
