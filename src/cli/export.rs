@@ -52,7 +52,7 @@ pub struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub format: ExportFormatArg,
-    /// Output file.
+    /// Output file (a new or empty folder for parquet).
     #[arg(long)]
     pub out: PathBuf,
     /// Only this machine (repeatable).

@@ -29,6 +29,7 @@ pub struct Cli {
     /// over several archives as one.
     #[arg(
         long = "db",
+        value_name = "DIR",
         global = true,
         env = "PROVDB_DB",
         default_value = "provdb-data"
@@ -73,7 +74,7 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Delete a machine's records or everything older than a time (retention).
     Prune(prune::PruneArgs),
-    /// Write the archive (or a part, or a query's subgraph) as PROV-JSON, SPADE, dot or SVG.
+    /// Write the archive (or a part, or a query's subgraph) as PROV-JSON, SPADE, Parquet, dot or SVG.
     Export(export::ExportArgs),
 }
 
