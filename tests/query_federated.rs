@@ -68,5 +68,7 @@ fn two_archives_answer_as_one() {
 
     let out = provdb(a).arg("--db").arg(b).arg("stats").output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("only `query` takes several --db"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("only `query` and `repl` take several --db")
+    );
 }

@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "provdb", version, about, long_about = None)]
 pub struct Cli {
-    /// Database folder (created on first write). `query` takes it several times, to answer
+    /// Database folder (created on first write). `query` and `repl` take it several times, to answer
     /// over several archives as one.
     #[arg(
         long = "db",
@@ -95,8 +95,8 @@ pub fn init_logging(verbose: u8) {
 
 /// Runs a parsed command line.
 pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
-    if cli.dbs.len() > 1 && !matches!(cli.command, Command::Query(_)) {
-        anyhow::bail!("only `query` takes several --db");
+    if cli.dbs.len() > 1 && !matches!(cli.command, Command::Query(_) | Command::Repl(_)) {
+        anyhow::bail!("only `query` and `repl` take several --db");
     }
     cli.db = cli.dbs.first().cloned().unwrap_or_default();
     match cli.command {
@@ -104,7 +104,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(&cli.db, args),
         Command::Compact(args) => compact::run(&cli.db, args),
         Command::Query(args) => query::run(&cli.dbs, args),
-        Command::Repl(args) => repl::run(&cli.db, args),
+        Command::Repl(args) => repl::run(&cli.dbs, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Publish(args) => publish::run(&cli.db, args),
         Command::Simulate(args) => simulate::run(&cli.db, args),
