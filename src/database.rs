@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use provdb_storage::{
-    Adjacent, Direction, Durability, Edge, ExternalId, IdSet, OpenMode, RecordBatch, Store,
-    StoreOptions, StoreStats, Vertex, VertexId, WriteSummary,
+    Adjacent, AuxTable, CheckReport, Direction, Durability, Edge, ExternalId, IdSet, OpenMode,
+    PruneReport, PruneSelection, RecordBatch, Store, StoreOptions, StoreStats, Vertex, VertexId,
+    WriteSummary,
 };
 
 use crate::decode::{self, DEFAULT_MAX_INFLATED};
@@ -229,6 +230,28 @@ impl Database {
         limits: provdb_query::Limits,
     ) -> Result<provdb_query::Cursor<'_>> {
         Ok(provdb_query::Cursor::new(&self.store, text, limits)?)
+    }
+
+    /// Verifies every invariant of the archive (see [`Store::check`]).
+    pub fn check(&self) -> Result<CheckReport> {
+        Ok(self.store.check()?)
+    }
+
+    /// Deletes what `selection` names (see [`Store::prune`]); for a machine, also its row of
+    /// the ingest service's machine registry. With `dry_run`, only counts.
+    pub fn prune(&self, selection: PruneSelection, dry_run: bool) -> Result<PruneReport> {
+        let report = self.store.prune(selection, dry_run)?;
+        if let (PruneSelection::Machine(m), false) = (selection, dry_run) {
+            self.store
+                .aux_delete(AuxTable::Machines, &crate::ingest::MachineRecord::key(m))?;
+        }
+        Ok(report)
+    }
+
+    /// Writes a consistent copy of the archive to the new folder `dest` (see
+    /// [`Store::backup_to`]); works on a secondary instance beside a running writer.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        Ok(self.store.backup_to(dest)?)
     }
 
     /// Flushes everything to disk and closes the database.

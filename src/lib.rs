@@ -28,10 +28,14 @@
 mod database;
 pub mod decode;
 mod error;
+pub mod export;
+pub mod federation;
 pub mod import;
 /// The MQTT ingest service (`provdb serve`): embedded or external broker, machine registry,
 /// quarantine.
 pub mod ingest;
+#[cfg(feature = "parquet")]
+pub mod parquet_export;
 /// A camflowd-faithful MQTT publisher of CamFlow log files (`provdb publish`).
 pub mod publish;
 /// Synthetic, format-faithful CamFlow W3C documents (`provdb simulate`).
@@ -44,6 +48,7 @@ pub use import::{ImportProgress, ImportReport, Rejection};
 /// The query language: parser, planner, streaming executor and builder ([`provdb_query`]).
 pub use provdb_query as query;
 pub use provdb_storage::{
-    Adjacent, Direction, Durability, Edge, EdgeId, ExternalId, ProvClass, ProvRelation,
-    RecordBatch, StoreStats, Value, Vertex, VertexId, WriteSummary,
+    Adjacent, CheckProblem, CheckReport, Direction, Durability, Edge, EdgeId, ExternalId,
+    ProvClass, ProvRelation, PruneReport, PruneSelection, RecordBatch, StoreStats, Value, Vertex,
+    VertexId, WriteSummary,
 };

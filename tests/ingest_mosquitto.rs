@@ -126,39 +126,9 @@ fn broker_restarted_under_the_service_loses_nothing() {
     assert_same_graph(&db, &reference);
 }
 
-/// The service binary as a child process, with its stderr watched for a line.
+/// The service binary as a child process, once it has subscribed.
 fn spawn_serve(db: &std::path::Path, broker: &Mosquitto) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_provdb"))
-        .arg("--db")
-        .arg(db)
-        .args([
-            "serve",
-            "--client-id",
-            "kill9-service",
-            "--report-secs",
-            "0",
-        ])
-        .arg("--broker")
-        .arg(broker.url().to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start provdb serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[serve] {line}");
-            if !sent && line.contains("subscribed") {
-                let _ = tx.send(());
-                sent = true;
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("provdb serve did not subscribe within 30 s");
-    child
+    spawn_serve_with(db, broker, &["--client-id", "kill9-service"])
 }
 
 #[test]

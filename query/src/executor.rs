@@ -428,11 +428,14 @@ impl<'g> Exec<'g> {
                     r.transpose()
                 }))
             }
-            Anchor::AllVertices { node, count } => {
-                let node = *node;
+            Anchor::AllVertices { node, count, gaps } => {
+                let (node, gaps) = (*node, *gaps);
                 Box::new((0..*count).filter_map(move |id| {
                     let r = (|| {
                         ex.tick()?;
+                        if gaps && ex.vertex(VertexId(id))?.is_none() {
+                            return Ok(None);
+                        }
                         let mut b = vec![Bound::None; nslots];
                         let n = &ex.plan.nodes[node];
                         Ok(ex.accept_node(n, VertexId(id), &mut b)?.then_some(b))

@@ -60,6 +60,7 @@ pub use error::{ErrorKind, Location, QueryError, Span};
 pub use executor::{Cursor, Guard, Limits, QueryResult, Row, Subgraph, Warning};
 pub use parser::{parse, KEYWORDS, STEP_KEYWORDS};
 pub use planner::{plan, Plan, EDGE_PROPERTIES, VERTEX_PROPERTIES};
+pub use time::parse_time;
 pub use value::{Datum, EdgeRef, VertexRef};
 
 use provdb_storage::GraphRead;

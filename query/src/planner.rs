@@ -137,7 +137,12 @@ pub(crate) enum Anchor {
     /// Vertex ids from an id lookup or a type index, at node `node`.
     Vertices { node: usize, ids: Vec<u64> },
     /// Every vertex, at node `node`.
-    AllVertices { node: usize, count: u64 },
+    AllVertices {
+        node: usize,
+        count: u64,
+        /// Some ids below `count` name no vertex (pruned): check each id exists.
+        gaps: bool,
+    },
     /// Edge ids from an edge type index, at edge `edge` (between nodes `edge` and `edge+1`).
     Edges { edge: usize, ids: Vec<u64> },
 }
@@ -852,7 +857,7 @@ impl Planner<'_> {
         if matches!(steps.as_slice(), [CStep::Count]) {
             if edges.is_empty() && nodes[0].filter.is_none() && nodes[0].id.is_none() {
                 index_count = Some(match &nodes[0].types {
-                    None => self.g.vertex_count()?,
+                    None => self.g.live_vertex_count()?,
                     Some(ts) => {
                         let mut n = 0;
                         for t in ts {
@@ -871,7 +876,7 @@ impl Planner<'_> {
                 let mut n = if edges[0].never {
                     0
                 } else if edges[0].types.is_empty() {
-                    self.g.edge_count()?
+                    self.g.live_edge_count()?
                 } else {
                     let mut n = 0;
                     for t in &edges[0].types {
@@ -917,7 +922,15 @@ impl Planner<'_> {
                     (cost, Anchor::Vertices { node: i, ids })
                 } else {
                     let count = self.g.vertex_count()?;
-                    (count, Anchor::AllVertices { node: i, count })
+                    let gaps = self.g.live_vertex_count()? != count;
+                    (
+                        count,
+                        Anchor::AllVertices {
+                            node: i,
+                            count,
+                            gaps,
+                        },
+                    )
                 };
                 if best.as_ref().is_none_or(|(c, _)| cost < *c) {
                     best = Some((cost, anchor));
@@ -989,7 +1002,7 @@ impl Planner<'_> {
                 node + 1,
                 ids.len()
             )),
-            Anchor::AllVertices { node, count } => explain.push(format!(
+            Anchor::AllVertices { node, count, .. } => explain.push(format!(
                 "start at node {} by scanning all {count} vertices",
                 node + 1
             )),

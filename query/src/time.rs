@@ -2,7 +2,7 @@
 //! printed edge times, in UTC.
 
 /// Parses `YYYY-MM-DD[Thh:mm[:ss]][Z]` or CamFlow's `YYYY:MM:DDThh:mm:ss` (UTC) to Unix seconds.
-pub(crate) fn parse_time(s: &str) -> Option<i64> {
+pub fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim().trim_end_matches('Z');
     let (date, time) = match s.split_once(['T', ' ']) {
         Some((d, t)) => (d, Some(t)),

@@ -4,10 +4,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::ProgressBar;
-use provdb::Database;
 
 /// Arguments of `provdb compact`.
 #[derive(Debug, clap::Args)]
@@ -29,15 +27,7 @@ fn mib(bytes: u64) -> String {
 }
 
 pub fn run(db_path: &Path, args: CompactArgs) -> anyhow::Result<ExitCode> {
-    if !db_path.join("CURRENT").exists() {
-        anyhow::bail!("no database at {}", db_path.display());
-    }
-    let db = Database::open(db_path).with_context(|| {
-        format!(
-            "opening {} (is `provdb serve` using it?)",
-            db_path.display()
-        )
-    })?;
+    let db = super::stats::open_exclusive(db_path)?;
     let before = db.store().disk_size_by_column_family()?;
     let spinner = if args.quiet {
         ProgressBar::hidden()

@@ -1,8 +1,12 @@
 //! Command-line interface: one module per subcommand.
 
+mod backup;
+mod check;
 mod compact;
+mod export;
 mod import;
 mod machines;
+mod prune;
 mod publish;
 mod quarantine;
 mod query;
@@ -22,8 +26,18 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "provdb", version, about, long_about = None)]
 pub struct Cli {
-    /// Database folder (created on first write).
-    #[arg(long, global = true, env = "PROVDB_DB", default_value = "provdb-data")]
+    /// Database folder (created on first write). `query` and `repl` take it several times, to answer
+    /// over several archives as one.
+    #[arg(
+        long = "db",
+        value_name = "DIR",
+        global = true,
+        env = "PROVDB_DB",
+        default_value = "provdb-data"
+    )]
+    pub dbs: Vec<PathBuf>,
+    /// The one database of every command but `query` (the first of `dbs`).
+    #[arg(skip)]
     pub db: PathBuf,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -55,6 +69,14 @@ pub enum Command {
     Machines(machines::MachinesArgs),
     /// List messages that `provdb serve` could not store.
     Quarantine(quarantine::QuarantineArgs),
+    /// Verify the archive: endpoints, adjacency, indexes, counters (exit 1 on a problem).
+    Check(check::CheckArgs),
+    /// Write a consistent copy of the archive (works beside `provdb serve`).
+    Backup(backup::BackupArgs),
+    /// Delete a machine's records or everything older than a time (retention).
+    Prune(prune::PruneArgs),
+    /// Write the archive (or a part, or a query's subgraph) as PROV-JSON, SPADE, Parquet, dot or SVG.
+    Export(export::ExportArgs),
 }
 
 /// Sets up tracing to stderr.
@@ -75,17 +97,25 @@ pub fn init_logging(verbose: u8) {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.dbs.len() > 1 && !matches!(cli.command, Command::Query(_) | Command::Repl(_)) {
+        anyhow::bail!("only `query` and `repl` take several --db");
+    }
+    cli.db = cli.dbs.first().cloned().unwrap_or_default();
     match cli.command {
         Command::Import(args) => import::run(&cli.db, args),
         Command::Stats(args) => stats::run(&cli.db, args),
         Command::Compact(args) => compact::run(&cli.db, args),
-        Command::Query(args) => query::run(&cli.db, args),
-        Command::Repl(args) => repl::run(&cli.db, args),
+        Command::Query(args) => query::run(&cli.dbs, args),
+        Command::Repl(args) => repl::run(&cli.dbs, args),
         Command::Serve(args) => serve::run(&cli.db, args),
         Command::Publish(args) => publish::run(&cli.db, args),
         Command::Simulate(args) => simulate::run(&cli.db, args),
         Command::Machines(args) => machines::run(&cli.db, args),
         Command::Quarantine(args) => quarantine::run(&cli.db, args),
+        Command::Check(args) => check::run(&cli.db, args),
+        Command::Backup(args) => backup::run(&cli.db, args),
+        Command::Prune(args) => prune::run(&cli.db, args),
+        Command::Export(args) => export::run(&cli.db, args),
     }
 }

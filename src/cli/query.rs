@@ -1,7 +1,7 @@
 //! `provdb query`: runs one traversal query and prints the result.
 
 use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -52,7 +52,7 @@ pub struct QueryArgs {
     pub explain: bool,
 }
 
-pub fn run(db_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(db_paths: &[PathBuf], args: QueryArgs) -> anyhow::Result<ExitCode> {
     let text = match (&args.query, &args.file) {
         (Some(q), _) if q != "-" => q.clone(),
         (_, Some(f)) => std::fs::read_to_string(f)
@@ -65,14 +65,18 @@ pub fn run(db_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
             s
         }
     };
-    let db = open_for_reading(db_path)?;
-    db.catch_up()?;
     let limits = Limits {
         max_depth: args.max_depth,
         max_rows: args.max_rows,
         timeout: (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout)),
         ..Limits::default()
     };
+    let db_path = match db_paths {
+        [one] => one,
+        several => return run_federated(several, &text, limits, &args),
+    };
+    let db = open_for_reading(db_path)?;
+    db.catch_up()?;
     let store = db.store();
     let cursor = match Cursor::new(store, text.trim().trim_end_matches(';'), limits) {
         Ok(c) => c,
@@ -107,6 +111,42 @@ pub fn run(db_path: &Path, args: QueryArgs) -> anyhow::Result<ExitCode> {
         render::write_svg(&dot, svg)?;
         eprintln!("wrote {}", svg.display());
     }
+    for w in &result.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One query over several archives (`--db A --db B`): rows concatenated, counts summed.
+fn run_federated(
+    db_paths: &[PathBuf],
+    text: &str,
+    limits: Limits,
+    args: &QueryArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut dbs = Vec::with_capacity(db_paths.len());
+    for path in db_paths {
+        let db = open_for_reading(path)?;
+        db.catch_up()?;
+        dbs.push(db);
+    }
+    let refs: Vec<&provdb::Database> = dbs.iter().collect();
+    let result =
+        match provdb::federation::query_all(&refs, text.trim().trim_end_matches(';'), limits) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+    let hint = result.format_hint.as_deref().and_then(Format::parse);
+    let format = args.format.or(hint).unwrap_or(Format::Table);
+    if format == Format::Dot || args.svg.is_some() {
+        anyhow::bail!("dot and --svg draw one archive's subgraph: give one --db");
+    }
+    let mut out = std::io::stdout().lock();
+    render::render(&mut out, dbs[0].store(), &result, format, None)?;
+    out.flush()?;
     for w in &result.warnings {
         eprintln!("warning: {w}");
     }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::{IsTerminal as _, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -226,6 +226,8 @@ struct State {
     limit: u64,
     max_depth: u32,
     timeout: Option<Duration>,
+    /// Further archives (`--db A --db B repl`): statements run over all, rows merged.
+    others: Vec<Database>,
 }
 
 fn history_path(args: &ReplArgs) -> Option<PathBuf> {
@@ -239,8 +241,15 @@ fn history_path(args: &ReplArgs) -> Option<PathBuf> {
     Some(base.join("provdb").join("history"))
 }
 
-pub fn run(db_path: &Path, args: ReplArgs) -> anyhow::Result<ExitCode> {
-    let db = open_for_reading(db_path)?;
+pub fn run(db_paths: &[PathBuf], args: ReplArgs) -> anyhow::Result<ExitCode> {
+    let Some((first, rest)) = db_paths.split_first() else {
+        anyhow::bail!("give --db DIR");
+    };
+    let db = open_for_reading(first)?;
+    let others = rest
+        .iter()
+        .map(|p| open_for_reading(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let config = Config::builder()
         .auto_add_history(false)
         .max_history_size(10_000)?
@@ -273,6 +282,7 @@ pub fn run(db_path: &Path, args: ReplArgs) -> anyhow::Result<ExitCode> {
         limit: 1000,
         max_depth: args.max_depth,
         timeout: (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout)),
+        others,
     };
     let mut buffer = String::new();
     let mut failed = false;
@@ -393,15 +403,34 @@ fn run_statement(db: &Database, state: &mut State, text: &str) -> anyhow::Result
         ..Limits::default()
     };
     let store = db.store();
-    let cursor = Cursor::new(store, text, limits).map_err(anyhow::Error::new)?;
-    if state.explain {
-        println!("{}", cursor.explain());
-    }
-    let format = cursor
-        .format_hint()
-        .and_then(Format::parse)
-        .unwrap_or(state.mode);
-    let result = cursor.collect_result()?;
+    let (result, format) = if state.others.is_empty() {
+        let cursor = Cursor::new(store, text, limits).map_err(anyhow::Error::new)?;
+        if state.explain {
+            println!("{}", cursor.explain());
+        }
+        let format = cursor
+            .format_hint()
+            .and_then(Format::parse)
+            .unwrap_or(state.mode);
+        (cursor.collect_result()?, format)
+    } else {
+        // Several archives (`--db A --db B repl`): one query over all, rows merged.
+        let mut all = vec![db];
+        for other in &state.others {
+            other.catch_up()?;
+            all.push(other);
+        }
+        let result = provdb::federation::query_all(&all, text, limits)?;
+        let format = result
+            .format_hint
+            .as_deref()
+            .and_then(Format::parse)
+            .unwrap_or(state.mode);
+        if format == Format::Dot {
+            anyhow::bail!("dot draws one archive's subgraph: start the REPL with one --db");
+        }
+        (result, format)
+    };
     let elapsed = started.elapsed();
     let width = if state.output.is_none() && std::io::stdout().is_terminal() {
         super::query::crossterm_width()

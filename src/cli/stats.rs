@@ -81,6 +81,20 @@ pub fn open_for_reading(db_path: &Path) -> anyhow::Result<Database> {
     }
 }
 
+/// Opens an existing database for writing, alone: the archive commands (check, prune,
+/// compact) must not run beside `provdb serve` or another writer, and say so.
+pub fn open_exclusive(db_path: &Path) -> anyhow::Result<Database> {
+    if !db_path.join("CURRENT").exists() {
+        anyhow::bail!("no database at {}", db_path.display());
+    }
+    Database::open(db_path).with_context(|| {
+        format!(
+            "opening {} for writing: another process holds it (is `provdb serve` using it?)",
+            db_path.display()
+        )
+    })
+}
+
 /// The totals of `stats` (also the REPL's `.stats`).
 pub fn totals_table(stats: &StoreStats) -> Table {
     let mut t = Table::new();

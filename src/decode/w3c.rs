@@ -13,7 +13,7 @@ use super::{
 };
 
 /// Sender and receiver keys of each relation section (libprovenance `provenanceW3CJSON.c`).
-fn relation_section(name: &str) -> Option<(ProvRelation, &'static str, &'static str)> {
+pub fn relation_section(name: &str) -> Option<(ProvRelation, &'static str, &'static str)> {
     Some(match name {
         "used" => (ProvRelation::Used, "prov:entity", "prov:activity"),
         "wasGeneratedBy" => (ProvRelation::WasGeneratedBy, "prov:activity", "prov:entity"),

@@ -55,6 +55,14 @@ pub trait GraphRead {
     fn vertex_count(&self) -> Result<u64>;
     /// Edge ids are `0..edge_count()`.
     fn edge_count(&self) -> Result<u64>;
+    /// Vertices stored: fewer than [`GraphRead::vertex_count`] once some were pruned.
+    fn live_vertex_count(&self) -> Result<u64> {
+        self.vertex_count()
+    }
+    /// Edges stored: fewer than [`GraphRead::edge_count`] once some were pruned.
+    fn live_edge_count(&self) -> Result<u64> {
+        self.edge_count()
+    }
     /// Edges with time in `from..=to` (Unix seconds), in time order.
     fn edges_in_time_range<'a>(
         &'a self,
@@ -119,6 +127,12 @@ impl GraphRead for Store {
     }
     fn edge_count(&self) -> Result<u64> {
         Store::edge_count(self)
+    }
+    fn live_vertex_count(&self) -> Result<u64> {
+        Store::live_vertex_count(self)
+    }
+    fn live_edge_count(&self) -> Result<u64> {
+        Store::live_edge_count(self)
     }
     fn edges_in_time_range<'a>(
         &'a self,

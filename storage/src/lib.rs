@@ -38,6 +38,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+mod archive;
 mod codec;
 pub mod column_families;
 mod dictionary;
@@ -50,6 +51,7 @@ mod model;
 mod store;
 mod writer;
 
+pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
 pub use error::{Result, StorageError};
 pub use graph_read::GraphRead;
 pub use id_set::IdSet;

@@ -31,6 +31,10 @@ pub(crate) const META_NEXT_EDGE: &[u8] = b"counter/next_edge";
 pub(crate) const META_STUBS: &[u8] = b"counter/stub_vertices";
 pub(crate) const META_SKIPPED: &[u8] = b"counter/skipped_lines";
 pub(crate) const META_REJECTED: &[u8] = b"counter/rejected_documents";
+/// Vertices and edges deleted by [`Store::prune`]: ids are never reused, so the live count is
+/// the ids allocated minus these.
+pub(crate) const META_PRUNED_VERTICES: &[u8] = b"counter/pruned_vertices";
+pub(crate) const META_PRUNED_EDGES: &[u8] = b"counter/pruned_edges";
 
 /// How a store is opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,11 +386,15 @@ impl Store {
         else {
             return Ok(None);
         };
-        let stored: StoredVertex = codec::decode(&bytes, "vertex record")?;
+        self.decode_vertex(id, &bytes).map(Some)
+    }
+
+    fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex> {
+        let stored: StoredVertex = codec::decode(bytes, "vertex record")?;
         let type_name = self
             .vertex_type_name(TypeId(stored.type_id))
             .ok_or_else(|| StorageError::corruption("vertex record", "unknown type id"))?;
-        Ok(Some(Vertex {
+        Ok(Vertex {
             id,
             ext_id: Self::ext_to_model(stored.ext_id),
             type_id: TypeId(stored.type_id),
@@ -395,7 +403,7 @@ impl Store {
             stub: stored.stub,
             placement: stored.placement,
             attrs: self.resolve_attrs(stored.attrs)?,
-        }))
+        })
     }
 
     /// The edge with internal id `id`.
@@ -406,11 +414,15 @@ impl Store {
         else {
             return Ok(None);
         };
-        let stored: StoredEdge = codec::decode(&bytes, "edge record")?;
+        self.decode_edge(id, &bytes).map(Some)
+    }
+
+    fn decode_edge(&self, id: EdgeId, bytes: &[u8]) -> Result<Edge> {
+        let stored: StoredEdge = codec::decode(bytes, "edge record")?;
         let type_name = self
             .edge_type_name(TypeId(stored.type_id))
             .ok_or_else(|| StorageError::corruption("edge record", "unknown type id"))?;
-        Ok(Some(Edge {
+        Ok(Edge {
             id,
             ext_id: Self::ext_to_model(stored.ext_id),
             type_id: TypeId(stored.type_id),
@@ -420,7 +432,34 @@ impl Store {
             dst: VertexId(stored.dst),
             placement: stored.placement,
             attrs: self.resolve_attrs(stored.attrs)?,
-        }))
+        })
+    }
+
+    /// Every stored vertex in id order, read as the iterator advances (memory stays that of
+    /// one record).
+    pub fn scan_vertices(&self) -> impl Iterator<Item = Result<Vertex>> + '_ {
+        self.scan_prefix(cf::VERTICES, &[]).map(|item| {
+            let (k, v) = item?;
+            let id = u64::from_be_bytes(
+                k[..]
+                    .try_into()
+                    .map_err(|_| StorageError::corruption("vertex key", "not 8 bytes"))?,
+            );
+            self.decode_vertex(VertexId(id), &v)
+        })
+    }
+
+    /// Every stored edge in id order, read as the iterator advances.
+    pub fn scan_edges(&self) -> impl Iterator<Item = Result<Edge>> + '_ {
+        self.scan_prefix(cf::EDGES, &[]).map(|item| {
+            let (k, v) = item?;
+            let id = u64::from_be_bytes(
+                k[..]
+                    .try_into()
+                    .map_err(|_| StorageError::corruption("edge key", "not 8 bytes"))?,
+            );
+            self.decode_edge(EdgeId(id), &v)
+        })
     }
 
     /// Internal id of the vertex with external id `ext`.
@@ -501,14 +540,30 @@ impl Store {
             .collect()
     }
 
-    /// Number of vertex ids allocated (vertex ids are `0..vertex_count()`).
+    /// Number of vertex ids allocated (vertex ids are `0..vertex_count()`; after a prune,
+    /// some of them name no vertex).
     pub fn vertex_count(&self) -> Result<u64> {
         self.read_counter(META_NEXT_VERTEX)
     }
 
-    /// Number of edge ids allocated (edge ids are `0..edge_count()`).
+    /// Number of edge ids allocated (edge ids are `0..edge_count()`; after a prune, some of
+    /// them name no edge).
     pub fn edge_count(&self) -> Result<u64> {
         self.read_counter(META_NEXT_EDGE)
+    }
+
+    /// Number of vertices stored (allocated minus pruned).
+    pub fn live_vertex_count(&self) -> Result<u64> {
+        Ok(self
+            .vertex_count()?
+            .saturating_sub(self.read_counter(META_PRUNED_VERTICES)?))
+    }
+
+    /// Number of edges stored (allocated minus pruned).
+    pub fn live_edge_count(&self) -> Result<u64> {
+        Ok(self
+            .edge_count()?
+            .saturating_sub(self.read_counter(META_PRUNED_EDGES)?))
     }
 
     fn read_id_set(&self, cf_name: &str, index_key: &[u8]) -> Result<IdSet> {
@@ -670,9 +725,9 @@ impl Store {
             machines.push((m, self.count_vertices_of_machine(m)?));
         }
         Ok(StoreStats {
-            vertices: counters.next_vertex,
+            vertices: self.live_vertex_count()?,
             stub_vertices: counters.stubs,
-            edges: counters.next_edge,
+            edges: self.live_edge_count()?,
             skipped_lines: counters.skipped,
             rejected_documents: counters.rejected,
             vertex_types,
@@ -688,6 +743,18 @@ impl Store {
             Some(handle) => Ok(self.db.get_cf(handle, key)?),
             None => Ok(None),
         }
+    }
+
+    /// Deletes one key of an auxiliary table, durably (WAL fsynced).
+    pub fn aux_delete(&self, table: AuxTable, key: &[u8]) -> Result<()> {
+        if self.mode != OpenMode::ReadWrite {
+            return Err(StorageError::ReadOnly);
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .delete_cf_opt(self.cf(table.cf_name()), key, &opts)?;
+        Ok(())
     }
 
     /// Iterates an auxiliary table in key order, from the first key `>= start`.

@@ -53,3 +53,71 @@ pub const SAMPLES: [(&str, u64, u64, u64, u64); 3] = [
     ("v0.2.2-w3c-badlog.log", 1019, 1, 3020, 6),
     ("v0.8.0-spade-android.log", 13, 0, 14, 0),
 ];
+
+/// Simulates `machines` CamFlow machines of `documents` documents each (deterministic, seed
+/// 1) into log files under `dir`, and returns their paths, sorted.
+pub fn simulated_logs(dir: &Path, machines: u32, documents: u64) -> Vec<PathBuf> {
+    let logs = dir.join("logs");
+    let out = Command::new(env!("CARGO_BIN_EXE_provdb"))
+        .args(["simulate", "--machines", &machines.to_string()])
+        .args(["--documents", &documents.to_string(), "--out"])
+        .arg(&logs)
+        .output()
+        .unwrap();
+    stdout_of(&out);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// An archive at `dir/db` holding the simulated logs of [`simulated_logs`].
+pub fn simulated_archive(dir: &Path, machines: u32, documents: u64) -> PathBuf {
+    let db = dir.join("db");
+    let files = simulated_logs(dir, machines, documents);
+    stdout_of(
+        &provdb(&db)
+            .args(["import", "--quiet"])
+            .args(&files)
+            .output()
+            .unwrap(),
+    );
+    db
+}
+
+/// `provdb stats --json` of an archive, parsed.
+pub fn stats_json(db: &Path) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(
+        &provdb(db).args(["stats", "--json"]).output().unwrap(),
+    ))
+    .unwrap()
+}
+
+/// Whether `python3` can import `module`. When it cannot, prints `SKIPPED: ...` (the caller
+/// then returns), except under `CI=true`, where the missing package is a failure.
+pub fn python_has(module: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+            panic!("CI=true but python3 cannot import {module} (pip install {module})");
+        }
+        eprintln!("SKIPPED: python3 cannot import {module} (pip install {module})");
+    }
+    ok
+}
+
+/// Runs a Python script with arguments and returns its standard output (it must succeed).
+pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    stdout_of(&out)
+}

@@ -501,6 +501,11 @@ impl ServeProcess {
         }
     }
 
+    /// The child process, no longer killed on drop.
+    pub fn into_child(mut self) -> Child {
+        self.child.take().expect("running")
+    }
+
     /// SIGKILL, then wait.
     pub fn kill9(mut self) {
         if let Some(mut c) = self.child.take() {
@@ -556,4 +561,13 @@ pub fn mosquitto_pub() -> Option<PathBuf> {
     );
     eprintln!("SKIPPED: mosquitto_pub is not installed (apt-get install mosquitto-clients)");
     None
+}
+
+/// `provdb serve` as a child process on `broker` with extra arguments; returns once it has
+/// subscribed.
+pub fn spawn_serve_with(db: &Path, broker: &Mosquitto, extra: &[&str]) -> Child {
+    let url = broker.url().to_string();
+    let mut args = vec!["--broker", url.as_str()];
+    args.extend_from_slice(extra);
+    ServeProcess::start(db, &args, &[]).into_child()
 }

@@ -1,0 +1,426 @@
+//! Export of an archive (or part of it) to formats other tools read: W3C PROV-JSON (the
+//! Python `prov` package, PROV tools) and SPADE JSON lines. Both stream: memory holds one
+//! record and the id sets of the selection (compressed bitmaps), whatever the archive's size.
+//! Both import back into provdb as the same graph.
+
+use std::io::Write;
+
+use provdb_storage::{Edge, ExternalId, ProvClass, ProvRelation, Store, Value, Vertex, VertexId};
+use roaring::RoaringTreemap;
+use serde_json::{Map, Value as Json};
+
+use crate::Result;
+
+/// Namespace declared for the `cf:` prefix of ids and CamFlow attributes.
+pub const CAMFLOW_NAMESPACE: &str = "http://camflow.org/";
+
+/// What to export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ExportSelection {
+    /// Everything stored.
+    #[default]
+    All,
+    /// Filters; an empty list or `None` does not filter.
+    Filter {
+        /// Only vertices and edges of these machines.
+        machines: Vec<u32>,
+        /// Only edges at or after this Unix time (edges without a time are left out).
+        since: Option<i64>,
+        /// Only edges at or before this Unix time (edges without a time are left out).
+        until: Option<i64>,
+    },
+    /// These vertices and edges (e.g. a query's subgraph), by internal id.
+    Ids {
+        /// Vertex ids.
+        vertices: Vec<u64>,
+        /// Edge ids.
+        edges: Vec<u64>,
+    },
+}
+
+/// Output format of [`export`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One W3C PROV-JSON document (on one line, so that `provdb import` reads it back).
+    ProvJson,
+    /// SPADE JSON lines, one record per line (vertices first).
+    Spade,
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Vertex elements written.
+    pub vertices: u64,
+    /// Edge elements written.
+    pub edges: u64,
+    /// Stub vertices left out: they were never defined (an edge names them; importing the
+    /// export makes them stubs again).
+    pub stubs_skipped: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// The ids an export includes; `None` means all.
+struct Chosen {
+    vertices: Option<RoaringTreemap>,
+    edges: Option<Filter>,
+}
+
+enum Filter {
+    Ids(RoaringTreemap),
+    Where {
+        machines: Vec<u32>,
+        since: Option<i64>,
+        until: Option<i64>,
+    },
+}
+
+impl Filter {
+    fn accepts(&self, e: &Edge) -> bool {
+        match self {
+            Filter::Ids(ids) => ids.contains(e.id.0),
+            Filter::Where {
+                machines,
+                since,
+                until,
+            } => {
+                let machine_ok = machines.is_empty()
+                    || e.placement.machine.is_some_and(|m| machines.contains(&m));
+                let time_ok = match (since, until, e.placement.time) {
+                    (None, None, _) => true,
+                    (_, _, None) => false,
+                    (s, u, Some(t)) => s.is_none_or(|s| t >= s) && u.is_none_or(|u| t <= u),
+                };
+                machine_ok && time_ok
+            }
+        }
+    }
+}
+
+fn choose(store: &Store, selection: &ExportSelection) -> Result<Chosen> {
+    Ok(match selection {
+        ExportSelection::All => Chosen {
+            vertices: None,
+            edges: None,
+        },
+        ExportSelection::Ids { vertices, edges } => {
+            let edges: RoaringTreemap = edges.iter().copied().collect();
+            let mut chosen: RoaringTreemap = vertices.iter().copied().collect();
+            // Edge endpoints come along, so that the export is a graph on its own.
+            for e in edges.iter() {
+                if let Some(edge) = store.edge(provdb_storage::EdgeId(e))? {
+                    chosen.insert(edge.src.0);
+                    chosen.insert(edge.dst.0);
+                }
+            }
+            Chosen {
+                vertices: Some(chosen),
+                edges: Some(Filter::Ids(edges)),
+            }
+        }
+        ExportSelection::Filter {
+            machines,
+            since,
+            until,
+        } => {
+            let filter = Filter::Where {
+                machines: machines.clone(),
+                since: *since,
+                until: *until,
+            };
+            let mut chosen = RoaringTreemap::new();
+            for e in store.scan_edges() {
+                let e = e?;
+                if filter.accepts(&e) {
+                    chosen.insert(e.src.0);
+                    chosen.insert(e.dst.0);
+                }
+            }
+            // Without a time window, a machine's vertices come whether they have edges or not.
+            if since.is_none() && until.is_none() {
+                for m in machines {
+                    for v in store.vertices_of_machine(*m)?.iter() {
+                        chosen.insert(v);
+                    }
+                }
+            }
+            Chosen {
+                vertices: Some(chosen),
+                edges: Some(filter),
+            }
+        }
+    })
+}
+
+/// A stored attribute value as JSON, with the kind it arrived with (CamFlow's quoted 64-bit
+/// integers stay strings; nested objects stay objects).
+fn json_value(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::UInt(u) => Json::from(*u),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Str(s) => Json::String(s.clone()),
+        Value::Json(text) => {
+            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.clone()))
+        }
+    }
+}
+
+fn attrs_into(map: &mut Map<String, Json>, attrs: &[(std::sync::Arc<str>, Value)]) {
+    for (k, v) in attrs {
+        map.insert(k.to_string(), json_value(v));
+    }
+}
+
+/// Attributes as the text of one JSON object, kinds kept (the Parquet `attributes` column).
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) fn attributes_json(attrs: &[(std::sync::Arc<str>, Value)]) -> String {
+    let mut map = Map::new();
+    attrs_into(&mut map, attrs);
+    Json::Object(map).to_string()
+}
+
+fn qualified(ext: &ExternalId) -> String {
+    format!("cf:{ext}")
+}
+
+/// PROV-JSON section and (sender key, receiver key) of a relation, as the W3C decoder reads
+/// them. The pre-2017 CamFlow `relation` section (`cf:sender` -> `cf:receiver`) is no PROV
+/// relation: it is exported as its PROV generalization, `wasInfluencedBy`.
+fn prov_section(relation: ProvRelation) -> Option<(&'static str, &'static str, &'static str)> {
+    let relation = match relation {
+        ProvRelation::Relation => ProvRelation::WasInfluencedBy,
+        other => other,
+    };
+    let (_, sender, receiver) = crate::decode::w3c::relation_section(relation.as_str())?;
+    Some((relation.as_str(), sender, receiver))
+}
+
+/// SPADE record type of a relation: its PROV name, capitalized (`Used`, `WasGeneratedBy`);
+/// the legacy `relation` section as `WasInfluencedBy`, as in PROV-JSON.
+fn spade_type(relation: ProvRelation) -> String {
+    let name = match relation {
+        ProvRelation::Relation => ProvRelation::WasInfluencedBy.as_str(),
+        other => other.as_str(),
+    };
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+fn class_section(class: ProvClass) -> Option<&'static str> {
+    match class {
+        ProvClass::Activity => Some("activity"),
+        ProvClass::Entity => Some("entity"),
+        ProvClass::Agent => Some("agent"),
+        ProvClass::Unknown => None,
+    }
+}
+
+/// Counts what is written.
+struct Counting<W: Write> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn io(e: std::io::Error) -> crate::Error {
+    crate::Error::Io {
+        path: "export output".into(),
+        source: e,
+    }
+}
+
+pub(crate) fn ext_of(store: &Store, v: VertexId) -> Result<ExternalId> {
+    store.vertex(v)?.map(|v| v.ext_id).ok_or_else(|| {
+        crate::Error::Storage(provdb_storage::StorageError::Corruption {
+            what: "edge record",
+            detail: format!(
+                "endpoint vertex {} does not exist (run `provdb check`)",
+                v.0
+            ),
+        })
+    })
+}
+
+/// Writes the selected part of `store` to `out` in `format`, calling `progress` with the
+/// number of records written so far (every 10,000 records and at the end). Flushes `out`;
+/// making a file durable is the caller's (`File::sync_all`).
+pub fn export(
+    store: &Store,
+    selection: &ExportSelection,
+    format: ExportFormat,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExportReport> {
+    let chosen = choose(store, selection)?;
+    let mut w = Counting {
+        inner: std::io::BufWriter::with_capacity(1 << 20, out),
+        bytes: 0,
+    };
+    let mut report = ExportReport::default();
+    let vertex_chosen = |v: &Vertex| chosen.vertices.as_ref().is_none_or(|s| s.contains(v.id.0));
+    let edge_chosen = |e: &Edge| chosen.edges.as_ref().is_none_or(|f| f.accepts(e));
+    let mut tick = |report: &ExportReport| {
+        let n = report.vertices + report.edges;
+        if n % 10_000 == 0 {
+            progress(n);
+        }
+    };
+    match format {
+        ExportFormat::ProvJson => {
+            let prefix = serde_json::json!({ "cf": CAMFLOW_NAMESPACE });
+            write!(w, "{{\"prefix\":{prefix}").map_err(io)?;
+            // One pass per section: PROV-JSON groups elements by section, and a pass costs
+            // less than holding the archive.
+            for section in ["activity", "entity", "agent"] {
+                let mut opened = false;
+                for v in store.scan_vertices() {
+                    let v = v?;
+                    if !vertex_chosen(&v) {
+                        continue;
+                    }
+                    if class_section(v.class) != Some(section) {
+                        if v.stub && section == "activity" {
+                            report.stubs_skipped += 1;
+                        }
+                        continue;
+                    }
+                    let mut element = Map::new();
+                    element.insert("prov:type".into(), Json::String(v.type_name.to_string()));
+                    attrs_into(&mut element, &v.attrs);
+                    let sep = if opened { "," } else { "" };
+                    if !opened {
+                        write!(w, ",\"{section}\":{{").map_err(io)?;
+                        opened = true;
+                    }
+                    let key = Json::String(qualified(&v.ext_id));
+                    write!(w, "{sep}{key}:{}", Json::Object(element)).map_err(io)?;
+                    report.vertices += 1;
+                    tick(&report);
+                }
+                if opened {
+                    w.write_all(b"}").map_err(io)?;
+                }
+            }
+            let mut sections: Vec<&str> = Vec::new();
+            for relation in [
+                ProvRelation::Used,
+                ProvRelation::WasGeneratedBy,
+                ProvRelation::WasInformedBy,
+                ProvRelation::WasInfluencedBy,
+                ProvRelation::WasAssociatedWith,
+                ProvRelation::WasDerivedFrom,
+            ] {
+                let Some((section, sender, receiver)) = prov_section(relation) else {
+                    continue;
+                };
+                if sections.contains(&section) {
+                    continue;
+                }
+                sections.push(section);
+                let mut opened = false;
+                for e in store.scan_edges() {
+                    let e = e?;
+                    if prov_section(e.relation).map(|s| s.0) != Some(section) || !edge_chosen(&e) {
+                        continue;
+                    }
+                    let mut element = Map::new();
+                    element.insert("prov:type".into(), Json::String(e.type_name.to_string()));
+                    element.insert(
+                        sender.into(),
+                        Json::String(qualified(&ext_of(store, e.src)?)),
+                    );
+                    element.insert(
+                        receiver.into(),
+                        Json::String(qualified(&ext_of(store, e.dst)?)),
+                    );
+                    attrs_into(&mut element, &e.attrs);
+                    let sep = if opened { "," } else { "" };
+                    if !opened {
+                        write!(w, ",\"{section}\":{{").map_err(io)?;
+                        opened = true;
+                    }
+                    let key = Json::String(qualified(&e.ext_id));
+                    write!(w, "{sep}{key}:{}", Json::Object(element)).map_err(io)?;
+                    report.edges += 1;
+                    tick(&report);
+                }
+                if opened {
+                    w.write_all(b"}").map_err(io)?;
+                }
+            }
+            w.write_all(b"}\n").map_err(io)?;
+        }
+        ExportFormat::Spade => {
+            for v in store.scan_vertices() {
+                let v = v?;
+                if !vertex_chosen(&v) {
+                    continue;
+                }
+                let kind = match v.class {
+                    ProvClass::Activity => "Activity",
+                    ProvClass::Entity => "Entity",
+                    ProvClass::Agent => "Agent",
+                    ProvClass::Unknown => {
+                        report.stubs_skipped += 1;
+                        continue;
+                    }
+                };
+                let mut annotations = Map::new();
+                annotations.insert("object_type".into(), Json::String(v.type_name.to_string()));
+                attrs_into(&mut annotations, &v.attrs);
+                let record = serde_json::json!({
+                    "type": kind,
+                    "id": v.ext_id.to_string(),
+                    "annotations": annotations,
+                });
+                writeln!(w, "{record}").map_err(io)?;
+                report.vertices += 1;
+                tick(&report);
+            }
+            for e in store.scan_edges() {
+                let e = e?;
+                if !edge_chosen(&e) {
+                    continue;
+                }
+                let mut annotations = Map::new();
+                annotations.insert("id".into(), Json::String(e.ext_id.to_string()));
+                annotations.insert(
+                    "relation_type".into(),
+                    Json::String(e.type_name.to_string()),
+                );
+                attrs_into(&mut annotations, &e.attrs);
+                // SPADE's `from` is the receiver (effect), `to` the sender (cause).
+                let record = serde_json::json!({
+                    "type": spade_type(e.relation),
+                    "from": ext_of(store, e.dst)?.to_string(),
+                    "to": ext_of(store, e.src)?.to_string(),
+                    "annotations": annotations,
+                });
+                writeln!(w, "{record}").map_err(io)?;
+                report.edges += 1;
+                tick(&report);
+            }
+        }
+    }
+    w.flush().map_err(io)?;
+    report.bytes = w.bytes;
+    progress(report.vertices + report.edges);
+    Ok(report)
+}

@@ -1,0 +1,752 @@
+//! Archive operations on a whole store: verification ([`Store::check`]), retention
+//! ([`Store::prune`]) and consistent copies ([`Store::backup_to`]).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use roaring::{RoaringBitmap, RoaringTreemap};
+use rocksdb::WriteBatch;
+
+use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
+use crate::column_families as cf;
+use crate::error::{Result, StorageError};
+use crate::id_set::split_id;
+use crate::ids::{EdgeId, TypeId, VertexId};
+use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
+use crate::model::ExternalId;
+use crate::store::{
+    decode_external_value, OpenMode, Store, META_PRUNED_EDGES, META_PRUNED_VERTICES, META_STUBS,
+};
+
+/// Problems listed in a [`CheckReport`] at most (later ones are only counted), so that a badly
+/// damaged archive does not fill memory with messages.
+pub const MAX_LISTED_PROBLEMS: usize = 100;
+
+/// Bytes of records per write of a record-by-record backup.
+const BACKUP_BATCH_BYTES: usize = 32 << 20;
+
+/// Edges deleted per atomic write of a prune: each write leaves a consistent archive.
+const PRUNE_BATCH_EDGES: usize = 20_000;
+
+/// One inconsistency found by [`Store::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckProblem {
+    /// Which invariant failed (`edge endpoint`, `out adjacency`, `type index`, `counter`...).
+    pub invariant: &'static str,
+    /// What is wrong, naming the ids or keys involved.
+    pub detail: String,
+}
+
+/// What [`Store::check`] verified and found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Vertex records read.
+    pub vertices: u64,
+    /// Edge records read.
+    pub edges: u64,
+    /// Problems found in total (listed or not).
+    pub problem_count: u64,
+    /// The first [`MAX_LISTED_PROBLEMS`] problems.
+    pub problems: Vec<CheckProblem>,
+}
+
+impl CheckReport {
+    /// True when every invariant holds.
+    pub fn is_ok(&self) -> bool {
+        self.problem_count == 0
+    }
+
+    fn problem(&mut self, invariant: &'static str, detail: impl Into<String>) {
+        self.problem_count += 1;
+        if self.problems.len() < MAX_LISTED_PROBLEMS {
+            self.problems.push(CheckProblem {
+                invariant,
+                detail: detail.into(),
+            });
+        }
+    }
+}
+
+/// What [`Store::prune`] deletes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneSelection {
+    /// Every vertex of the machine, every edge of the machine or touching one of its vertices,
+    /// and the stub vertices that those edges leave without any edge.
+    Machine(u32),
+    /// Every edge whose time is before this Unix time (edges without time stay), and every
+    /// endpoint of those edges that is left without any edge.
+    Before(i64),
+}
+
+/// What a prune deleted (or, on a dry run, would delete).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Vertices deleted, stubs included.
+    pub vertices: u64,
+    /// Stub vertices among them.
+    pub stub_vertices: u64,
+    /// Edges deleted.
+    pub edges: u64,
+}
+
+/// An index shard: column family, index key (type or machine), shard number.
+type ShardKey = (&'static str, Vec<u8>, u64);
+
+/// Index shards rebuilt from the records, or touched by a prune batch.
+#[derive(Default)]
+struct Shards {
+    map: HashMap<ShardKey, RoaringBitmap>,
+}
+
+impl Shards {
+    fn insert(&mut self, cf_name: &'static str, index_key: &[u8], id: u64) {
+        let (shard, low) = split_id(id);
+        self.map
+            .entry((cf_name, index_key.to_vec(), shard))
+            .or_default()
+            .insert(low);
+    }
+}
+
+fn u64_key(k: &[u8], what: &'static str) -> Result<u64> {
+    k.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StorageError::corruption(what, format!("key of {} bytes", k.len())))
+}
+
+fn model_ext(ext: &StoredExternalId) -> ExternalId {
+    match ext {
+        StoredExternalId::Binary(b) => ExternalId::Binary(*b),
+        StoredExternalId::Text(t) => ExternalId::Text(t.clone()),
+    }
+}
+
+impl Store {
+    /// Verifies the archive: every edge's endpoints exist; out- and in-adjacency agree with
+    /// each other and with the edge records; the type, machine and time indexes and the
+    /// external-id table agree with the records; the counters agree with what is stored.
+    /// Reads everything once; memory follows the indexes (compressed bitmaps), not the data.
+    pub fn check(&self) -> Result<CheckReport> {
+        let mut report = CheckReport::default();
+        let mut vertex_ids = RoaringTreemap::new();
+        let mut rebuilt = Shards::default();
+        let mut stubs = 0u64;
+        let mut ext_key = Vec::with_capacity(40);
+
+        for item in self.scan_prefix(cf::VERTICES, &[]) {
+            let (k, v) = item?;
+            let id = match u64_key(&k, "vertex key") {
+                Ok(id) => id,
+                Err(e) => {
+                    report.problem("vertex record", e.to_string());
+                    continue;
+                }
+            };
+            let stored: StoredVertex = match codec::decode(&v, "vertex record") {
+                Ok(s) => s,
+                Err(e) => {
+                    report.problem("vertex record", format!("vertex {id}: {e}"));
+                    continue;
+                }
+            };
+            report.vertices += 1;
+            vertex_ids.insert(id);
+            if stored.stub {
+                stubs += 1;
+            }
+            rebuilt.insert(cf::VERTEX_TYPE_INDEX, &stored.type_id.to_be_bytes(), id);
+            if let Some(m) = stored.placement.machine {
+                rebuilt.insert(cf::MACHINE_INDEX, &m.to_be_bytes(), id);
+            }
+            model_ext(&stored.ext_id).encode_key(EXT_VERTEX, &mut ext_key);
+            let expected_stub = stored.stub.then_some(stored.type_id);
+            match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &ext_key)? {
+                None => report.problem(
+                    "external id",
+                    format!("vertex {id} ({}) has no external id entry", model_ext(&stored.ext_id)),
+                ),
+                Some(value) => match decode_external_value(&value) {
+                    Ok((found, stub)) if found == id && stub == expected_stub => {}
+                    Ok((found, stub)) => report.problem(
+                        "external id",
+                        format!(
+                            "vertex {id}: external id entry says vertex {found} (stub type {stub:?}, record {expected_stub:?})"
+                        ),
+                    ),
+                    Err(e) => report.problem("external id", format!("vertex {id}: {e}")),
+                },
+            }
+        }
+
+        let mut edge_ids = RoaringTreemap::new();
+        let mut timed_edges = 0u64;
+        for item in self.scan_prefix(cf::EDGES, &[]) {
+            let (k, v) = item?;
+            let id = match u64_key(&k, "edge key") {
+                Ok(id) => id,
+                Err(e) => {
+                    report.problem("edge record", e.to_string());
+                    continue;
+                }
+            };
+            let stored: StoredEdge = match codec::decode(&v, "edge record") {
+                Ok(s) => s,
+                Err(e) => {
+                    report.problem("edge record", format!("edge {id}: {e}"));
+                    continue;
+                }
+            };
+            report.edges += 1;
+            edge_ids.insert(id);
+            for (end, vertex) in [("source", stored.src), ("destination", stored.dst)] {
+                if !vertex_ids.contains(vertex) {
+                    report.problem(
+                        "edge endpoint",
+                        format!("edge {id}: {end} vertex {vertex} does not exist"),
+                    );
+                }
+            }
+            let t = TypeId(stored.type_id);
+            let (src, dst, e) = (VertexId(stored.src), VertexId(stored.dst), EdgeId(id));
+            for (cf_name, key) in [
+                (cf::OUT_ADJACENCY, keys::adjacency_key(src, t, e, dst)),
+                (cf::IN_ADJACENCY, keys::adjacency_key(dst, t, e, src)),
+            ] {
+                if self.db.get_pinned_cf(self.cf(cf_name), key)?.is_none() {
+                    report.problem(
+                        if cf_name == cf::OUT_ADJACENCY {
+                            "out adjacency"
+                        } else {
+                            "in adjacency"
+                        },
+                        format!("edge {id} ({} -> {}) has no {cf_name} entry", src.0, dst.0),
+                    );
+                }
+            }
+            if let Some(time) = stored.placement.time {
+                timed_edges += 1;
+                let key = keys::time_key(time, e);
+                if self
+                    .db
+                    .get_pinned_cf(self.cf(cf::EDGE_TIME_INDEX), key)?
+                    .is_none()
+                {
+                    report.problem(
+                        "time index",
+                        format!("edge {id} (time {time}) is not in the time index"),
+                    );
+                }
+            }
+            rebuilt.insert(cf::EDGE_TYPE_INDEX, &stored.type_id.to_be_bytes(), id);
+            model_ext(&stored.ext_id).encode_key(EXT_EDGE, &mut ext_key);
+            match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &ext_key)? {
+                Some(value) if matches!(decode_external_value(&value), Ok((found, None)) if found == id) =>
+                    {}
+                Some(_) => report.problem(
+                    "external id",
+                    format!("edge {id}: external id entry names another edge"),
+                ),
+                None => report.problem(
+                    "external id",
+                    format!(
+                        "edge {id} ({}) has no external id entry",
+                        model_ext(&stored.ext_id)
+                    ),
+                ),
+            }
+        }
+
+        // Every edge has its two adjacency entries (checked above); equal counts then mean no
+        // entry without an edge. Only on a mismatch is each entry looked up, to name it.
+        for cf_name in [cf::OUT_ADJACENCY, cf::IN_ADJACENCY] {
+            let mut entries = 0u64;
+            for item in self.scan_prefix(cf_name, &[]) {
+                item?;
+                entries += 1;
+            }
+            if entries != report.edges {
+                self.list_stray_adjacency(cf_name, &edge_ids, &mut report)?;
+            }
+        }
+        let mut time_entries = 0u64;
+        for item in self.scan_prefix(cf::EDGE_TIME_INDEX, &[]) {
+            let (k, _) = item?;
+            time_entries += 1;
+            let edge = k.get(8..16).map(|s| u64_key(s, "time index key"));
+            match edge {
+                Some(Ok(e)) if edge_ids.contains(e) => {}
+                Some(Ok(e)) => report.problem(
+                    "time index",
+                    format!("time index names edge {e}, which does not exist"),
+                ),
+                _ => report.problem("time index", format!("key of {} bytes", k.len())),
+            }
+        }
+        if time_entries != timed_edges {
+            report.problem(
+                "time index",
+                format!("{time_entries} entries for {timed_edges} edges with a time"),
+            );
+        }
+
+        for cf_name in [
+            cf::VERTEX_TYPE_INDEX,
+            cf::EDGE_TYPE_INDEX,
+            cf::MACHINE_INDEX,
+        ] {
+            self.compare_index(cf_name, &mut rebuilt, &mut report)?;
+        }
+        for ((cf_name, index_key, shard), bitmap) in rebuilt.map {
+            if !bitmap.is_empty() {
+                report.problem(
+                    "index",
+                    format!(
+                        "{cf_name} has no shard {shard} for key {index_key:02x?} ({} ids missing)",
+                        bitmap.len()
+                    ),
+                );
+            }
+        }
+
+        let mut external = 0u64;
+        for item in self.scan_prefix(cf::EXTERNAL_IDS, &[]) {
+            item?;
+            external += 1;
+        }
+        if external != report.vertices + report.edges {
+            report.problem(
+                "external id",
+                format!(
+                    "{external} external id entries for {} vertices and {} edges",
+                    report.vertices, report.edges
+                ),
+            );
+        }
+
+        let counters = self.read_counters()?;
+        let pruned_vertices = self.read_counter(META_PRUNED_VERTICES)?;
+        let pruned_edges = self.read_counter(META_PRUNED_EDGES)?;
+        if vertex_ids.max().is_some_and(|m| m >= counters.next_vertex) {
+            report.problem(
+                "counter",
+                format!(
+                    "vertex id {:?} at or above the next vertex id {}",
+                    vertex_ids.max(),
+                    counters.next_vertex
+                ),
+            );
+        }
+        if edge_ids.max().is_some_and(|m| m >= counters.next_edge) {
+            report.problem(
+                "counter",
+                format!(
+                    "edge id {:?} at or above the next edge id {}",
+                    edge_ids.max(),
+                    counters.next_edge
+                ),
+            );
+        }
+        if counters.next_vertex.checked_sub(pruned_vertices) != Some(report.vertices) {
+            report.problem(
+                "counter",
+                format!(
+                    "counters say {} vertices ({} allocated - {pruned_vertices} pruned), {} stored",
+                    counters.next_vertex.wrapping_sub(pruned_vertices),
+                    counters.next_vertex,
+                    report.vertices
+                ),
+            );
+        }
+        if counters.next_edge.checked_sub(pruned_edges) != Some(report.edges) {
+            report.problem(
+                "counter",
+                format!(
+                    "counters say {} edges ({} allocated - {pruned_edges} pruned), {} stored",
+                    counters.next_edge.wrapping_sub(pruned_edges),
+                    counters.next_edge,
+                    report.edges
+                ),
+            );
+        }
+        if counters.stubs != stubs {
+            report.problem(
+                "counter",
+                format!(
+                    "stub counter says {}, {stubs} stub vertices stored",
+                    counters.stubs
+                ),
+            );
+        }
+        Ok(report)
+    }
+
+    /// Names the adjacency entries of `cf_name` that match no edge record.
+    fn list_stray_adjacency(
+        &self,
+        cf_name: &'static str,
+        edge_ids: &RoaringTreemap,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        for item in self.scan_prefix(cf_name, &[]) {
+            let (k, _) = item?;
+            let Some((v, t, e, other)) = keys::decode_adjacency_key(&k) else {
+                report.problem("adjacency", format!("{cf_name}: key of {} bytes", k.len()));
+                continue;
+            };
+            let matches = edge_ids.contains(e.0)
+                && self.edge_record(e)?.is_some_and(|stored| {
+                    let (from, to) = if cf_name == cf::OUT_ADJACENCY {
+                        (stored.src, stored.dst)
+                    } else {
+                        (stored.dst, stored.src)
+                    };
+                    stored.type_id == t.0 && from == v.0 && to == other.0
+                });
+            if !matches {
+                report.problem(
+                    "adjacency",
+                    format!(
+                        "{cf_name} entry (vertex {}, type {}, edge {}, neighbour {}) matches no edge",
+                        v.0, t.0, e.0, other.0
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares a stored roaring index with the one rebuilt from the records, removing the
+    /// compared shards from `rebuilt`.
+    fn compare_index(
+        &self,
+        cf_name: &'static str,
+        rebuilt: &mut Shards,
+        report: &mut CheckReport,
+    ) -> Result<()> {
+        let index_key_len = if cf_name == cf::MACHINE_INDEX { 4 } else { 2 };
+        for item in self.scan_prefix(cf_name, &[]) {
+            let (k, v) = item?;
+            if k.len() != index_key_len + 8 {
+                report.problem("index", format!("{cf_name}: key of {} bytes", k.len()));
+                continue;
+            }
+            let (index_key, shard) = k.split_at(index_key_len);
+            let shard = u64_key(shard, "index key")?;
+            let stored = match RoaringBitmap::deserialize_from(&v[..]) {
+                Ok(b) => b,
+                Err(e) => {
+                    report.problem("index", format!("{cf_name} shard {shard}: {e}"));
+                    continue;
+                }
+            };
+            let expected = rebuilt
+                .map
+                .remove(&(cf_name, index_key.to_vec(), shard))
+                .unwrap_or_default();
+            if stored != expected {
+                let id = |low: u32| (shard << keys::SHARD_BITS) | u64::from(low);
+                let extra: Vec<u64> = (&stored - &expected).iter().take(5).map(id).collect();
+                let missing: Vec<u64> = (&expected - &stored).iter().take(5).map(id).collect();
+                report.problem(
+                    "index",
+                    format!(
+                        "{cf_name} key {index_key:02x?}: ids without a matching record {extra:?}, records missing from the index {missing:?}"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn edge_record(&self, e: EdgeId) -> Result<Option<StoredEdge>> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(cf::EDGES), keys::id_key(e.0))?
+        {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "edge record")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn vertex_record(&self, v: u64) -> Result<Option<StoredVertex>> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(cf::VERTICES), keys::id_key(v))?
+        {
+            Some(bytes) => Ok(Some(codec::decode(&bytes, "vertex record")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes what `selection` names, with its adjacency, index, external-id and counter
+    /// entries, in atomic, fsynced writes of [`PRUNE_BATCH_EDGES`] edges (edges first, then
+    /// the vertices they leave behind), so that the archive is consistent after each one and a
+    /// prune cut short completes when run again. Then compacts the affected ranges. With
+    /// `dry_run`, only counts. Needs the store open for writing.
+    pub fn prune(&self, selection: PruneSelection, dry_run: bool) -> Result<PruneReport> {
+        if self.mode != OpenMode::ReadWrite {
+            return Err(StorageError::ReadOnly);
+        }
+        // Nothing may be half-prepared while records are deleted under the writer.
+        let _writer = self.writer.lock();
+        let mut edges = RoaringTreemap::new();
+        let mut vertices = RoaringTreemap::new();
+        match selection {
+            PruneSelection::Machine(m) => {
+                for v in self.vertices_of_machine(m)?.iter() {
+                    vertices.insert(v);
+                }
+                for item in self.scan_prefix(cf::EDGES, &[]) {
+                    let (k, v) = item?;
+                    let id = u64_key(&k, "edge key")?;
+                    let stored: StoredEdge = codec::decode(&v, "edge record")?;
+                    if stored.placement.machine == Some(m)
+                        || vertices.contains(stored.src)
+                        || vertices.contains(stored.dst)
+                    {
+                        edges.insert(id);
+                    }
+                }
+            }
+            PruneSelection::Before(t) => {
+                if let Some(last) = t.checked_sub(1) {
+                    for e in self.edges_in_time_range(i64::MIN, last) {
+                        edges.insert(e?.0);
+                    }
+                }
+            }
+        }
+        // Endpoints left without any edge go with the edges (for a machine prune, only stubs:
+        // a defined vertex of another machine keeps its own record).
+        let mut left_behind = RoaringTreemap::new();
+        for e in edges.iter() {
+            let Some(stored) = self.edge_record(EdgeId(e))? else {
+                continue;
+            };
+            for v in [stored.src, stored.dst] {
+                if vertices.contains(v) || left_behind.contains(v) {
+                    continue;
+                }
+                let isolated = self
+                    .neighbours(VertexId(v), crate::model::Direction::Both, &[])
+                    .try_fold(true, |all, adj| {
+                        Ok::<_, StorageError>(all && edges.contains(adj?.edge.0))
+                    })?;
+                if isolated {
+                    let keep = matches!(selection, PruneSelection::Machine(_))
+                        && !self.vertex_record(v)?.is_some_and(|r| r.stub);
+                    if !keep {
+                        left_behind.insert(v);
+                    }
+                }
+            }
+        }
+        vertices |= left_behind;
+
+        let mut report = PruneReport {
+            vertices: vertices.len(),
+            edges: edges.len(),
+            stub_vertices: 0,
+        };
+        for v in vertices.iter() {
+            if self.vertex_record(v)?.is_some_and(|r| r.stub) {
+                report.stub_vertices += 1;
+            }
+        }
+        if dry_run || (edges.is_empty() && vertices.is_empty()) {
+            return Ok(report);
+        }
+
+        let edge_list: Vec<u64> = edges.iter().collect();
+        for chunk in edge_list.chunks(PRUNE_BATCH_EDGES) {
+            self.delete_records(chunk, &[])?;
+        }
+        let vertex_list: Vec<u64> = vertices.iter().collect();
+        for chunk in vertex_list.chunks(PRUNE_BATCH_EDGES) {
+            self.delete_records(&[], chunk)?;
+        }
+
+        // Compaction drops the tombstones and the deleted values from disk.
+        let span = |set: &RoaringTreemap| {
+            set.min().zip(set.max()).map(|(lo, hi)| {
+                (
+                    keys::id_key(lo).to_vec(),
+                    keys::id_key(hi.saturating_add(1)).to_vec(),
+                )
+            })
+        };
+        if let Some((lo, hi)) = span(&edges) {
+            self.db
+                .compact_range_cf(self.cf(cf::EDGES), Some(&lo), Some(&hi));
+        }
+        if let Some((lo, hi)) = span(&vertices) {
+            self.db
+                .compact_range_cf(self.cf(cf::VERTICES), Some(&lo), Some(&hi));
+        }
+        if let PruneSelection::Before(t) = selection {
+            let hi = keys::time_prefix(t);
+            self.db
+                .compact_range_cf(self.cf(cf::EDGE_TIME_INDEX), None::<&[u8]>, Some(&hi[..]));
+        }
+        // Adjacency and external ids of the deleted records are spread over the key space.
+        for name in [
+            cf::OUT_ADJACENCY,
+            cf::IN_ADJACENCY,
+            cf::EXTERNAL_IDS,
+            cf::VERTEX_TYPE_INDEX,
+            cf::EDGE_TYPE_INDEX,
+            cf::MACHINE_INDEX,
+        ] {
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+        drop(_writer);
+        self.reload()?;
+        Ok(report)
+    }
+
+    /// Deletes edges and vertices, with every entry that refers to them, in one fsynced write.
+    /// The caller deletes a vertex only once its edges are gone.
+    fn delete_records(&self, edges: &[u64], vertices: &[u64]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        let mut touched: HashMap<ShardKey, RoaringBitmap> = HashMap::new();
+        let mut remove =
+            |batch_store: &Store, cf_name: &'static str, index_key: &[u8], id: u64| -> Result<()> {
+                let (shard, low) = split_id(id);
+                let key = (cf_name, index_key.to_vec(), shard);
+                if !touched.contains_key(&key) {
+                    let stored = batch_store.db.get_pinned_cf(
+                        batch_store.cf(cf_name),
+                        keys::shard_key(index_key, shard),
+                    )?;
+                    let bitmap = match stored {
+                        Some(bytes) => RoaringBitmap::deserialize_from(&bytes[..])
+                            .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?,
+                        None => RoaringBitmap::new(),
+                    };
+                    touched.insert(key.clone(), bitmap);
+                }
+                if let Some(b) = touched.get_mut(&key) {
+                    b.remove(low);
+                }
+                Ok(())
+            };
+        let mut ext_key = Vec::with_capacity(40);
+        let (mut deleted_edges, mut deleted_vertices, mut deleted_stubs) = (0u64, 0u64, 0u64);
+        for &e in edges {
+            let Some(stored) = self.edge_record(EdgeId(e))? else {
+                continue;
+            };
+            let t = TypeId(stored.type_id);
+            let (src, dst) = (VertexId(stored.src), VertexId(stored.dst));
+            batch.delete_cf(self.cf(cf::EDGES), keys::id_key(e));
+            batch.delete_cf(
+                self.cf(cf::OUT_ADJACENCY),
+                keys::adjacency_key(src, t, EdgeId(e), dst),
+            );
+            batch.delete_cf(
+                self.cf(cf::IN_ADJACENCY),
+                keys::adjacency_key(dst, t, EdgeId(e), src),
+            );
+            if let Some(time) = stored.placement.time {
+                batch.delete_cf(
+                    self.cf(cf::EDGE_TIME_INDEX),
+                    keys::time_key(time, EdgeId(e)),
+                );
+            }
+            model_ext(&stored.ext_id).encode_key(EXT_EDGE, &mut ext_key);
+            batch.delete_cf(self.cf(cf::EXTERNAL_IDS), &ext_key);
+            remove(self, cf::EDGE_TYPE_INDEX, &t.0.to_be_bytes(), e)?;
+            deleted_edges += 1;
+        }
+        for &v in vertices {
+            let Some(stored) = self.vertex_record(v)? else {
+                continue;
+            };
+            batch.delete_cf(self.cf(cf::VERTICES), keys::id_key(v));
+            model_ext(&stored.ext_id).encode_key(EXT_VERTEX, &mut ext_key);
+            batch.delete_cf(self.cf(cf::EXTERNAL_IDS), &ext_key);
+            remove(
+                self,
+                cf::VERTEX_TYPE_INDEX,
+                &stored.type_id.to_be_bytes(),
+                v,
+            )?;
+            if let Some(m) = stored.placement.machine {
+                remove(self, cf::MACHINE_INDEX, &m.to_be_bytes(), v)?;
+            }
+            if stored.stub {
+                deleted_stubs += 1;
+            }
+            deleted_vertices += 1;
+        }
+        let mut buf = Vec::new();
+        for ((cf_name, index_key, shard), bitmap) in touched {
+            let key = keys::shard_key(&index_key, shard);
+            if bitmap.is_empty() {
+                batch.delete_cf(self.cf(cf_name), key);
+            } else {
+                buf.clear();
+                bitmap
+                    .serialize_into(&mut buf)
+                    .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
+                batch.put_cf(self.cf(cf_name), key, &buf);
+            }
+        }
+        let meta = self.cf(cf::META);
+        for (key, delta, add) in [
+            (META_PRUNED_EDGES, deleted_edges, true),
+            (META_PRUNED_VERTICES, deleted_vertices, true),
+            (META_STUBS, deleted_stubs, false),
+        ] {
+            let current = self.read_counter(key)?;
+            let value = if add {
+                current.checked_add(delta)
+            } else {
+                current.checked_sub(delta)
+            }
+            .ok_or_else(|| StorageError::corruption("counter", "out of range after prune"))?;
+            batch.put_cf(meta, key, value.to_be_bytes());
+        }
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db.write_opt(batch, &opts)?;
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the archive to `dest` (a folder that must not exist); the
+    /// copy opens as an archive directly.
+    ///
+    /// Opened for writing (nobody else writes), the copy is a RocksDB checkpoint after a flush:
+    /// SST files hard-linked where `dest` is on the same file system, copied otherwise. On a
+    /// secondary or read-only instance (another process writes), a checkpoint would miss the
+    /// writes this instance replayed from the writer's log into memory, so the copy is made
+    /// record by record: catch up with the writer, then copy every column family. The
+    /// instance does not move between catch-ups, so the copy holds every batch the writer had
+    /// committed then, and no part of a later one.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        if self.mode == OpenMode::ReadWrite {
+            self.flush()?;
+            rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dest)?;
+            return Ok(());
+        }
+        self.catch_up()?;
+        let copy = Store::open(dest)?;
+        // The copy is made durable by the flush of `close`, not by a log of its own.
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.disable_wal(true);
+        for name in cf::ALL {
+            let target = copy.cf(name);
+            let mut batch = WriteBatch::default();
+            for item in self.scan_prefix(name, &[]) {
+                let (k, v) = item?;
+                batch.put_cf(target, k, v);
+                if batch.size_in_bytes() > BACKUP_BATCH_BYTES {
+                    copy.db.write_opt(std::mem::take(&mut batch), &opts)?;
+                }
+            }
+            copy.db.write_opt(batch, &opts)?;
+        }
+        copy.close()
+    }
+}
