@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs provdb's whole test suite on a fresh Debian machine, installing what it needs:
 # clang/libclang (rust-rocksdb builds RocksDB with bindgen), mosquitto (broker tests),
-# graphviz (`query --svg`). Used by CI (.ci/run) and by developers alike.
+# graphviz (`query --svg`), mosquitto-clients and openssl (listener tests), Python's prov and
+# duckdb (export interoperability). Used by CI (.ci/run) and by developers alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,12 @@ command -v dot >/dev/null || need+=(graphviz)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   scripts/install-deps.sh "${need[@]}"
+fi
+# Interoperability tests read provdb's exports with the reference readers: the Python `prov`
+# package (PROV-JSON) and DuckDB (Parquet).
+if ! python3 -c "import prov, duckdb" 2>/dev/null; then
+  echo "==> pip install prov duckdb"
+  python3 -m pip install --quiet --disable-pip-version-check prov duckdb
 fi
 # The broker tests start their own mosquitto on a free loopback port; make sure the binary is
 # on PATH (Debian installs it in /usr/sbin) and that no system service holds port 1883.

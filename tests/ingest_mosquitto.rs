@@ -5,8 +5,7 @@
 mod common;
 mod mqtt_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use mqtt_support::*;
