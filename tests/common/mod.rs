@@ -53,3 +53,21 @@ pub const SAMPLES: [(&str, u64, u64, u64, u64); 3] = [
     ("v0.2.2-w3c-badlog.log", 1019, 1, 3020, 6),
     ("v0.8.0-spade-android.log", 13, 0, 14, 0),
 ];
+
+/// An external id without its `cf:` prefix.
+pub fn bare(id: &str) -> String {
+    id.strip_prefix("cf:").unwrap_or(id).to_owned()
+}
+
+/// Sender/receiver keys of each W3C relation section (camflow-format.md, section 3.2).
+pub fn endpoints(section: &str) -> Option<(&'static str, &'static str)> {
+    Some(match section {
+        "used" => ("prov:entity", "prov:activity"),
+        "wasGeneratedBy" => ("prov:activity", "prov:entity"),
+        "wasInformedBy" => ("prov:informant", "prov:informed"),
+        "wasDerivedFrom" => ("prov:usedEntity", "prov:generatedEntity"),
+        "wasAssociatedWith" => ("prov:agent", "prov:activity"),
+        "wasInfluencedBy" => ("prov:influencer", "prov:influencee"),
+        _ => return None,
+    })
+}
