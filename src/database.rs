@@ -8,7 +8,7 @@ use provdb_storage::{
     WriteSummary,
 };
 
-use crate::decode::{self, DEFAULT_MAX_INFLATED};
+use crate::decode::{self, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED};
 use crate::import::{ImportProgress, ImportReport, Importer};
 use crate::Result;
 
@@ -17,6 +17,9 @@ use crate::Result;
 pub struct DatabaseOptions {
     /// Cap on the inflated size of one payload (default 64 MiB): larger is rejected as a bomb.
     pub max_inflated: usize,
+    /// Cap on one line or one multi-line document of an imported file (default 64 MiB):
+    /// longer ones are rejected without being held in memory.
+    pub max_document_bytes: usize,
     /// Records grouped into one atomic write during imports (default 50,000).
     pub batch_records: usize,
     /// Durability of writes (default: WAL without fsync; `close`/`flush` make it durable).
@@ -29,6 +32,7 @@ impl Default for DatabaseOptions {
     fn default() -> Self {
         DatabaseOptions {
             max_inflated: DEFAULT_MAX_INFLATED,
+            max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             batch_records: 50_000,
             durability: Durability::Buffered,
             block_cache_bytes: 256 << 20,

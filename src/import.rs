@@ -1,7 +1,10 @@
-//! Offline import of CamFlow files: W3C logs (one document per line), SPADE JSON lines or a
-//! legacy SPADE array, and files of raw MQTT payloads (base64 of zlib, one per line). The kind
-//! of each line is detected from its text; lines that are not JSON nor base64 (the capture
-//! service's own log lines) are skipped and counted.
+//! Offline import of CamFlow files: W3C logs (one document per line), SPADE JSON lines, one
+//! document over many lines (a pretty-printed W3C document, a legacy SPADE array), and files of
+//! raw MQTT payloads (base64 of zlib, one per line). How a file is laid out is judged from its
+//! content ([`decode::sniff`]), the kind of each line from its text; lines that are not JSON
+//! nor base64 (the capture service's own log lines) are skipped and counted. Lines and
+//! documents over [`crate::DatabaseOptions::max_document_bytes`] are rejected without being
+//! held in memory, and a decoder panic rejects only its document.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -9,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use provdb_storage::{PreparedWrite, RecordBatch, StorageError, WriteSummary};
 
-use crate::decode::{self, classify_line, DecodeError, TextKind};
+use crate::decode::{self, classify_bytes, decode_guarded, DecodeError, TextKind};
 use crate::{Database, Error, Result};
 
 /// How many rejections an [`ImportReport`] keeps in full (all are counted).
@@ -202,17 +205,28 @@ impl<'a> Importer<'a> {
             source,
         };
         let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
-        // A legacy SPADE array spans lines: the whole file is one document.
-        let starts_with_array = {
-            let buf = reader.fill_buf().map_err(io_err)?;
-            buf.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
-        };
-        if starts_with_array {
+        let max_document = self.db.options().max_document_bytes;
+        let whole_document = decode::sniff(reader.fill_buf().map_err(io_err)?).spans_lines;
+        if whole_document {
+            // Read one byte past the cap, so an over-long document is known without reading
+            // (or holding) the rest of it.
             let mut bytes = Vec::new();
-            reader.read_to_end(&mut bytes).map_err(io_err)?;
-            self.report.bytes += bytes.len() as u64;
+            (&mut reader)
+                .take(max_document as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(io_err)?;
             self.report.lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
-            let result = decode::decode_text(bytes);
+            let result = if bytes.len() > max_document {
+                let total = std::fs::metadata(path).map_err(io_err)?.len();
+                self.report.bytes += total;
+                Err(DecodeError::DocumentTooLong {
+                    limit: max_document,
+                    bytes: total.max(bytes.len() as u64),
+                })
+            } else {
+                self.report.bytes += bytes.len() as u64;
+                decode_guarded(|| decode::decode_text(bytes))
+            };
             return self.accept(result, path, 1);
         }
         // Pipeline: this thread reads chunks of lines, DECODERS threads decode them, and this
@@ -226,7 +240,8 @@ impl<'a> Importer<'a> {
                 let tx = done_tx.clone();
                 scope.spawn(move || {
                     for chunk in rx {
-                        if tx.send(decode_chunk(chunk, max_inflated)).is_err() {
+                        let decoded = decode_chunk(chunk, max_inflated, max_document);
+                        if tx.send(decoded).is_err() {
                             break;
                         }
                     }
@@ -234,7 +249,7 @@ impl<'a> Importer<'a> {
             }
             drop(chunk_rx);
             drop(done_tx);
-            let reader_thread = scope.spawn(move || read_chunks(reader, chunk_tx));
+            let reader_thread = scope.spawn(move || read_chunks(reader, max_document, chunk_tx));
             let mut next = 0u64;
             let mut waiting = std::collections::BTreeMap::new();
             let mut failure = None;
@@ -279,8 +294,20 @@ const CHUNK_BYTES: usize = 1 << 20;
 struct Chunk {
     seq: u64,
     first_line: usize,
-    lines: Vec<Vec<u8>>,
+    lines: Vec<BoundedLine>,
     bytes: u64,
+}
+
+/// One line read by [`read_line_bounded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundedLine {
+    /// The line's bytes (with its newline).
+    Text(Vec<u8>),
+    /// A line over the limit: skipped, only its length kept.
+    TooLong {
+        /// Its length in bytes.
+        bytes: u64,
+    },
 }
 
 struct DecodedChunk {
@@ -291,8 +318,59 @@ struct DecodedChunk {
     documents: Vec<(usize, std::result::Result<RecordBatch, DecodeError>)>,
 }
 
+/// Reads one line, holding at most `limit` bytes of it (plus its newline): the rest of a
+/// longer line is consumed and dropped. `None` at the end of input.
+///
+/// ```
+/// use provdb::import::{read_line_bounded, BoundedLine};
+/// let mut input = &b"short\nmuch too long\nend"[..];
+/// assert_eq!(read_line_bounded(&mut input, 8)?, Some(BoundedLine::Text(b"short\n".to_vec())));
+/// assert_eq!(read_line_bounded(&mut input, 8)?, Some(BoundedLine::TooLong { bytes: 14 }));
+/// assert_eq!(read_line_bounded(&mut input, 8)?, Some(BoundedLine::Text(b"end".to_vec())));
+/// assert_eq!(read_line_bounded(&mut input, 8)?, None);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_line_bounded(
+    reader: &mut impl BufRead,
+    limit: usize,
+) -> std::io::Result<Option<BoundedLine>> {
+    let mut text = Vec::new();
+    let mut total = 0u64;
+    let mut too_long = false;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        let (take, ends_line) = match memchr::memchr(b'\n', buf) {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        if !too_long {
+            let content = text.len() + take - usize::from(ends_line);
+            if content > limit {
+                too_long = true;
+                text = Vec::new();
+            } else {
+                text.extend_from_slice(&buf[..take]);
+            }
+        }
+        total += take as u64;
+        reader.consume(take);
+        if ends_line {
+            break;
+        }
+    }
+    Ok(match (total, too_long) {
+        (0, _) => None,
+        (bytes, true) => Some(BoundedLine::TooLong { bytes }),
+        (_, false) => Some(BoundedLine::Text(text)),
+    })
+}
+
 fn read_chunks(
     mut reader: impl BufRead,
+    max_line: usize,
     tx: crossbeam_channel::Sender<Chunk>,
 ) -> std::io::Result<()> {
     let mut seq = 0;
@@ -305,13 +383,14 @@ fn read_chunks(
             bytes: 0,
         };
         while chunk.bytes < CHUNK_BYTES as u64 {
-            let mut line = Vec::new();
-            let n = reader.read_until(b'\n', &mut line)?;
-            if n == 0 {
+            let Some(line) = read_line_bounded(&mut reader, max_line)? else {
                 break;
-            }
+            };
             number += 1;
-            chunk.bytes += n as u64;
+            chunk.bytes += match &line {
+                BoundedLine::Text(t) => t.len() as u64,
+                BoundedLine::TooLong { bytes } => *bytes,
+            };
             chunk.lines.push(line);
         }
         if chunk.lines.is_empty() {
@@ -324,7 +403,7 @@ fn read_chunks(
     }
 }
 
-fn decode_chunk(chunk: Chunk, max_inflated: usize) -> DecodedChunk {
+fn decode_chunk(chunk: Chunk, max_inflated: usize, max_line: usize) -> DecodedChunk {
     let mut out = DecodedChunk {
         seq: chunk.seq,
         lines: chunk.lines.len() as u64,
@@ -334,18 +413,27 @@ fn decode_chunk(chunk: Chunk, max_inflated: usize) -> DecodedChunk {
     };
     for (i, line) in chunk.lines.into_iter().enumerate() {
         let number = chunk.first_line + i;
-        let text = String::from_utf8_lossy(&line);
-        match classify_line(&text) {
-            TextKind::Json => {
-                let mut bytes = text.trim().as_bytes().to_vec();
-                out.documents
-                    .push((number, decode::decode_json_object(&mut bytes, None)));
+        let line = match line {
+            BoundedLine::Text(line) => line,
+            BoundedLine::TooLong { bytes } => {
+                let error = DecodeError::DocumentTooLong {
+                    limit: max_line,
+                    bytes,
+                };
+                out.documents.push((number, Err(error)));
+                continue;
             }
-            TextKind::Payload => {
-                let result = decode::decode_payload(text.trim().as_bytes(), max_inflated);
+        };
+        match classify_bytes(&line) {
+            TextKind::Json => {
+                let result = decode_guarded(|| decode::decode_text(line));
                 out.documents.push((number, result));
             }
-            TextKind::Other if text.trim().is_empty() => {}
+            TextKind::Payload => {
+                let result = decode_guarded(|| decode::decode_payload(&line, max_inflated));
+                out.documents.push((number, result));
+            }
+            TextKind::Other if line.trim_ascii().is_empty() => {}
             TextKind::Other => out.skipped += 1,
         }
     }

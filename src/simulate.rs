@@ -582,3 +582,168 @@ pub fn to_messages(
         })
         .collect()
 }
+
+/// The `cf:` attributes of libprovenance v0.1.7 output (others came later).
+const V0_1_7_ATTRIBUTES: [&str; 15] = [
+    "cf:id",
+    "cf:boot_id",
+    "cf:machine_id",
+    "cf:version",
+    "cf:date",
+    "cf:uid",
+    "cf:gid",
+    "cf:mode",
+    "cf:uuid",
+    "cf:pathname",
+    "cf:address",
+    "cf:allowed",
+    "cf:sender",
+    "cf:receiver",
+    "cf:seq",
+];
+
+/// Numeric `cf:type` of vertices in libprovenance v0.1.7-v0.1.8 (values of the real v0.1.7
+/// output; the decoder reads the type name from `prov:label`, so others get 0).
+fn v0_1_7_vertex_type(name: &str) -> u64 {
+    match name {
+        "task" => 4,
+        "file" => 32,
+        "socket" => 1024,
+        "address" => 16384,
+        "path" => 65536,
+        _ => 0,
+    }
+}
+
+/// Rewrites simulated documents as ONE document in the libprovenance v0.1.7-v0.1.8 format,
+/// pretty-printed over many lines with every machine merged, as the real v0.1.7 file is:
+/// machine entities keyed by bare decimal ids (`prov:label` `[machine] N`, `cf:camflow`
+/// `v0.1.7`); other elements keyed `cf:<base64>`; vertices with a numeric `cf:type`, the type
+/// name only in `prov:label` (`[task] 0`; inodes also `"prov:type":"cf:file"`); relations with
+/// the type in the string `cf:type`; numeric `cf:id` and `cf:machine_id`; `cf:taint` an
+/// empty array; `cf:date` with milliseconds.
+///
+/// ```
+/// use provdb::simulate::{to_v0_1_7, Simulation, SimulationOptions};
+/// let opts = SimulationOptions { machines: 2, documents_per_machine: 1, records_per_document: 8, ..Default::default() };
+/// let text = to_v0_1_7(Simulation::new(&opts));
+/// assert!(text.lines().count() > 50);
+/// assert!(text.contains("\"cf:camflow\": \"v0.1.7\""));
+/// let batch = provdb::decode::decode_text(text.into_bytes())?;
+/// assert_eq!(batch.vertices.iter().filter(|v| v.type_name == "machine").count(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn to_v0_1_7(docs: impl IntoIterator<Item = SimDocument>) -> String {
+    use serde_json::{json, Map, Value};
+    const SECTIONS: [&str; 6] = [
+        "entity",
+        "activity",
+        "used",
+        "wasGeneratedBy",
+        "wasInformedBy",
+        "wasDerivedFrom",
+    ];
+    const INODES: [&str; 7] = [
+        "file",
+        "directory",
+        "link",
+        "char",
+        "block",
+        "fifo",
+        "socket",
+    ];
+    let mut sections: Vec<Map<String, Value>> = vec![Map::new(); SECTIONS.len()];
+    let number = |v: Option<&Value>| -> Value {
+        let text = v.and_then(Value::as_str).unwrap_or("0");
+        json!(text
+            .strip_prefix("cf:")
+            .unwrap_or(text)
+            .parse::<u64>()
+            .unwrap_or(0))
+    };
+    for doc in docs {
+        // The simulator's own output: always valid JSON of the current shape.
+        let Ok(Value::Object(current)) = serde_json::from_str::<Value>(&doc.json) else {
+            continue;
+        };
+        for (section, elements) in current {
+            let Value::Object(elements) = elements else {
+                continue;
+            };
+            if section == "agent" {
+                // The machine: an entity keyed by its bare decimal id.
+                for (_, attrs) in elements {
+                    let attr = |k: &str| attrs.get(k).cloned().unwrap_or(json!(""));
+                    sections[0].insert(
+                        doc.machine.to_string(),
+                        json!({
+                            "prov:label": format!("[machine] {}", doc.machine),
+                            "cf:camflow": "v0.1.7",
+                            "cf:sysname": attr("cf:u_sysname"),
+                            "cf:nodename": attr("cf:u_nodename"),
+                            "cf:release": attr("cf:u_release"),
+                            "cf:version": attr("cf:u_version"),
+                            "cf:machine": attr("cf:u_machine"),
+                        }),
+                    );
+                }
+                continue;
+            }
+            let Some(index) = SECTIONS.iter().position(|s| *s == section) else {
+                continue;
+            };
+            let is_vertex = index < 2;
+            for (key, attrs) in elements {
+                let Value::Object(mut attrs) = attrs else {
+                    continue;
+                };
+                let ty = match attrs.remove("prov:type") {
+                    Some(Value::String(t)) => t,
+                    _ => continue,
+                };
+                // Only the attributes v0.1.7 had (endpoints and labels are `prov:` keys).
+                attrs.retain(|k, _| {
+                    k.starts_with("prov:") || V0_1_7_ATTRIBUTES.contains(&k.as_str())
+                });
+                let id = number(attrs.get("cf:id"));
+                attrs.insert("cf:id".into(), id.clone());
+                let machine = number(attrs.get("cf:machine_id"));
+                attrs.insert("cf:machine_id".into(), machine);
+                attrs.insert("cf:taint".into(), json!([]));
+                if let Some(Value::String(date)) = attrs.get_mut("cf:date") {
+                    date.push_str(&format!(".{:03}", id.as_u64().unwrap_or(0) % 1000));
+                }
+                if is_vertex {
+                    attrs.insert("cf:type".into(), json!(v0_1_7_vertex_type(&ty)));
+                    if INODES.contains(&ty.as_str()) {
+                        attrs.insert("prov:type".into(), json!(format!("cf:{ty}")));
+                    }
+                    let version = attrs.get("cf:version").cloned().unwrap_or(json!(0));
+                    let label = match attrs.get("prov:label").and_then(Value::as_str) {
+                        Some(l) if l.starts_with(&format!("[{ty}]")) => l.to_owned(),
+                        _ => format!("[{ty}] {version}"),
+                    };
+                    attrs.insert("prov:label".into(), json!(label));
+                } else {
+                    attrs.insert("cf:type".into(), json!(ty.clone()));
+                    attrs.insert("prov:label".into(), json!(ty));
+                }
+                sections[index].insert(key, Value::Object(attrs));
+            }
+        }
+    }
+    let mut document = Map::new();
+    document.insert(
+        "prefix".into(),
+        json!({"prov": "http://www.w3.org/ns/prov", "cf": "http://www.camflow.org"}),
+    );
+    for (name, elements) in SECTIONS.iter().zip(sections) {
+        if !elements.is_empty() {
+            document.insert((*name).into(), Value::Object(elements));
+        }
+    }
+    // Serializing a map of strings, numbers and arrays cannot fail.
+    let mut out = serde_json::to_string_pretty(&Value::Object(document)).unwrap_or_default();
+    out.push('\n');
+    out
+}

@@ -10,22 +10,7 @@ use std::path::Path;
 use provdb::{Database, Direction};
 use serde_json::Value as Json;
 
-fn bare(id: &str) -> String {
-    id.strip_prefix("cf:").unwrap_or(id).to_owned()
-}
-
-/// Sender/receiver keys of each W3C relation section (camflow-format.md, section 3.2).
-fn endpoints(section: &str) -> Option<(&'static str, &'static str)> {
-    Some(match section {
-        "used" => ("prov:entity", "prov:activity"),
-        "wasGeneratedBy" => ("prov:activity", "prov:entity"),
-        "wasInformedBy" => ("prov:informant", "prov:informed"),
-        "wasDerivedFrom" => ("prov:usedEntity", "prov:generatedEntity"),
-        "wasAssociatedWith" => ("prov:agent", "prov:activity"),
-        "wasInfluencedBy" => ("prov:influencer", "prov:influencee"),
-        _ => return None,
-    })
-}
+use common::{bare, endpoints};
 
 /// What a file should produce: vertex id -> type, edge id -> (type, sender, receiver).
 #[derive(Default)]

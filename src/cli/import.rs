@@ -13,8 +13,13 @@ use provdb::Database;
 #[command(
     after_help = "Each line's kind is detected from its text: a JSON object (W3C PROV-JSON \
 document or SPADE record), base64 (an MQTT payload: zlib-compressed JSON), or anything else \
-(skipped and counted, like the capture service's own log lines). A file that starts with `[` is \
-a legacy SPADE JSON array. Importing the same data twice stores it once.\n\n\
+(skipped and counted, like the capture service's own log lines). A file whose first line opens \
+a JSON object it does not close (a pretty-printed document, e.g. CamFlow v0.1.7-v0.1.8 output \
+or W3C PROV tools' files) or that starts with `[` (a legacy SPADE JSON array) is read as one \
+document. Importing the same data twice stores it once.\n\n\
+Limits: a line or multi-line document over --max-document-bytes is rejected (and skipped \
+without being held in memory); JSON nested deeper than 64 levels is rejected; a payload \
+inflating past --max-inflated is rejected.\n\n\
 Exit status: 0 when every document was stored, 2 when some were rejected (listed), 1 on error."
 )]
 pub struct ImportArgs {
@@ -24,6 +29,9 @@ pub struct ImportArgs {
     /// Cap on the inflated size of one payload, in bytes (decompression-bomb guard).
     #[arg(long, default_value_t = provdb::decode::DEFAULT_MAX_INFLATED)]
     pub max_inflated: usize,
+    /// Cap on one line, or one document spread over lines, in bytes.
+    #[arg(long, default_value_t = provdb::decode::DEFAULT_MAX_DOCUMENT_BYTES)]
+    pub max_document_bytes: usize,
     /// Records per atomic write batch.
     #[arg(long, default_value_t = 50_000)]
     pub batch_records: usize,
@@ -35,6 +43,7 @@ pub struct ImportArgs {
 pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let options = provdb::DatabaseOptions {
         max_inflated: args.max_inflated,
+        max_document_bytes: args.max_document_bytes,
         batch_records: args.batch_records.max(1),
         ..Default::default()
     };

@@ -286,25 +286,45 @@ pub fn run(db_paths: &[PathBuf], args: ReplArgs) -> anyhow::Result<ExitCode> {
     };
     let mut buffer = String::new();
     let mut failed = false;
+    let mut piped = std::io::BufReader::new(std::io::stdin());
     loop {
         let prompt = if buffer.is_empty() {
             "provdb> "
         } else {
             "   ...> "
         };
-        let line = match rl.readline(prompt) {
+        let read = if interactive {
+            rl.readline(prompt)
+        } else {
+            // A script or pipe: read with a bound, since rustyline would hold a line of any
+            // length.
+            read_piped_line(&mut piped)
+        };
+        let line = match read {
             Ok(l) => l,
             Err(ReadlineError::Interrupted) => {
                 buffer.clear();
                 continue;
             }
             Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                failed = true;
+                eprintln!("error: {e}");
+                buffer.clear();
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         if !buffer.is_empty() {
             buffer.push('\n');
         }
         buffer.push_str(&line);
+        if buffer.len() > MAX_STATEMENT_BYTES {
+            failed = true;
+            eprintln!("error: statement longer than {MAX_STATEMENT_BYTES} bytes: dropped");
+            buffer.clear();
+            continue;
+        }
         if !statement_complete(&buffer) {
             continue;
         }
@@ -347,6 +367,26 @@ pub fn run(db_paths: &[PathBuf], args: ReplArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Longest statement (or line) the REPL holds; queries are a few hundred bytes.
+const MAX_STATEMENT_BYTES: usize = 1 << 20;
+
+/// Next line of piped input, at most [`MAX_STATEMENT_BYTES`] long (a longer one is skipped
+/// and reported as `InvalidData`).
+fn read_piped_line(input: &mut impl std::io::BufRead) -> rustyline::Result<String> {
+    use provdb::import::{read_line_bounded, BoundedLine};
+    match read_line_bounded(input, MAX_STATEMENT_BYTES)? {
+        None => Err(ReadlineError::Eof),
+        Some(BoundedLine::Text(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes);
+            Ok(text.trim_end_matches(['\n', '\r']).to_owned())
+        }
+        Some(BoundedLine::TooLong { bytes }) => Err(ReadlineError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("line of {bytes} bytes is longer than {MAX_STATEMENT_BYTES}: dropped"),
+        ))),
+    }
 }
 
 /// Splits on `;` outside quotes.

@@ -15,7 +15,9 @@ use provdb::simulate::{to_messages, Simulation, SimulationOptions};
 #[command(
     after_help = "Writes W3C PROV-JSON documents in the current CamFlow format, one per \
 line, deterministic from --seed: to stdout, to one file per machine in --out DIR, or straight \
-to a broker with --broker (as camflowd would publish them)."
+to a broker with --broker (as camflowd would publish them). With --format v0.1.7, writes every \
+machine's documents merged into ONE pretty-printed document in the libprovenance v0.1.7-v0.1.8 \
+format (to stdout, or to DIR/camflow-v0.1.7.json)."
 )]
 pub struct SimulateArgs {
     /// Seed of the generator.
@@ -42,9 +44,22 @@ pub struct SimulateArgs {
     /// Messages per second when publishing.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SimFormat::Current)]
+    pub format: SimFormat,
     /// Topic prefix when publishing.
     #[arg(long, default_value = "camflow/provenance/")]
     pub topic_prefix: String,
+}
+
+/// CamFlow output formats the simulator writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimFormat {
+    /// libprovenance v0.5.x: one W3C document per line (per MQTT message).
+    Current,
+    /// libprovenance v0.1.7-v0.1.8: one pretty-printed document with every machine.
+    #[value(name = "v0.1.7")]
+    V017,
 }
 
 pub fn run(_db: &Path, args: SimulateArgs) -> anyhow::Result<ExitCode> {
@@ -55,6 +70,29 @@ pub fn run(_db: &Path, args: SimulateArgs) -> anyhow::Result<ExitCode> {
         records_per_document: args.records,
     };
     let sim = Simulation::new(&opts);
+    if args.format == SimFormat::V017 {
+        anyhow::ensure!(
+            args.broker.is_none(),
+            "--format v0.1.7 writes files only (camflowd of that era is not simulated over MQTT)"
+        );
+        let text = provdb::simulate::to_v0_1_7(sim);
+        match &args.out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let path = dir.join("camflow-v0.1.7.json");
+                std::fs::write(&path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(url) = &args.broker {
         let url = BrokerUrl::parse(url).map_err(anyhow::Error::msg)?;
         let messages = to_messages(sim, &args.topic_prefix);

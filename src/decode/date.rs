@@ -7,8 +7,18 @@
 /// assert_eq!(parse_camflow_date("2019:01:24T08:00:24"), Some(1548316824));
 /// assert_eq!(parse_camflow_date("1970-01-01T00:00:00"), Some(0));
 /// assert_eq!(parse_camflow_date("2019:13:24T08:00:24"), None);
+/// // libprovenance v0.1.7-v0.1.8 added milliseconds (dropped here).
+/// assert_eq!(parse_camflow_date("2016:10:07T10:49:59.747"), Some(1475837399));
 /// ```
 pub fn parse_camflow_date(s: &str) -> Option<i64> {
+    let s = match s.split_once('.') {
+        Some((seconds, fraction))
+            if !fraction.is_empty() && fraction.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            seconds
+        }
+        _ => s,
+    };
     let b = s.as_bytes();
     if b.len() != 19 || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;

@@ -44,6 +44,30 @@ pub enum DecodeError {
         /// What the parser said.
         detail: String,
     },
+    /// JSON nested deeper than the limit (CamFlow documents nest about 4 deep): refused before
+    /// parsing, since the parser recurses once per level.
+    #[error("JSON nested more than {limit} deep at byte {offset}")]
+    TooDeep {
+        /// The nesting limit.
+        limit: usize,
+        /// Byte offset of the bracket that went past it.
+        offset: usize,
+    },
+    /// A line or document longer than the configured limit; it was skipped without being
+    /// held in memory.
+    #[error("document of {bytes} bytes or more exceeds the limit of {limit} bytes")]
+    DocumentTooLong {
+        /// The limit in bytes.
+        limit: usize,
+        /// Bytes seen before giving up (at least `limit + 1`).
+        bytes: u64,
+    },
+    /// The decoder failed internally (a bug, caught so that the rest of the work goes on).
+    #[error("internal decoder error: {detail}")]
+    Internal {
+        /// The panic message.
+        detail: String,
+    },
     /// Valid JSON that is not a CamFlow document or record.
     #[error("{context}: {detail}")]
     Structure {
@@ -77,6 +101,9 @@ impl DecodeError {
             DecodeError::Zlib { .. } | DecodeError::ZlibTruncated { .. } => "zlib",
             DecodeError::TooLarge { .. } => "too_large",
             DecodeError::Json { .. } => "json",
+            DecodeError::TooDeep { .. } => "too_deep",
+            DecodeError::DocumentTooLong { .. } => "too_long",
+            DecodeError::Internal { .. } => "internal",
             DecodeError::Structure { .. } => "structure",
         }
     }

@@ -24,6 +24,10 @@ use simd_json::BorrowedValue;
 pub use error::DecodeError;
 pub use payload::DEFAULT_MAX_INFLATED;
 
+/// Default cap on one line or one multi-line document of an imported file: 64 MiB (camflowd
+/// documents are under 100 KiB; the largest real multi-line file seen is 130 KB).
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 64 << 20;
+
 use identifier::NodeIdentifier;
 
 /// What a piece of text is, judged from its first bytes.
@@ -46,18 +50,147 @@ pub enum TextKind {
 /// assert_eq!(classify_line("Starting audit service..."), TextKind::Other);
 /// ```
 pub fn classify_line(line: &str) -> TextKind {
-    let t = line.trim();
-    match t.as_bytes().first() {
+    classify_bytes(line.trim().as_bytes())
+}
+
+/// [`classify_line`] on bytes (surrounding ASCII whitespace ignored).
+pub fn classify_bytes(line: &[u8]) -> TextKind {
+    let t = line.trim_ascii();
+    match t.first() {
         Some(b'{') | Some(b'[') => TextKind::Json,
         Some(_)
             if t.len() >= 8
-                && t.bytes()
+                && t.iter()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')) =>
         {
             TextKind::Payload
         }
         _ => TextKind::Other,
     }
+}
+
+/// What the start of a text (a file, a payload) says about how to read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sniffed {
+    /// The kind of its first line.
+    pub kind: TextKind,
+    /// Its first JSON value continues past the first line, so the text is one document (a
+    /// pretty-printed W3C document or a SPADE JSON array), not one document per line.
+    pub spans_lines: bool,
+}
+
+/// Judges a text from its first line: the one place that decides between "one document per
+/// line" and "one document over many lines". A first line that opens an object or array and
+/// ends between tokens without closing it (`{`, `"prefix":{`, ...) starts a multi-line
+/// document; a SPADE array (`[`) is always read whole. A line cut inside a string is a
+/// damaged one-line document, not the start of a multi-line one.
+///
+/// ```
+/// use provdb::decode::{sniff, TextKind};
+/// assert!(sniff(b"{\n  \"prefix\": {}\n}\n").spans_lines);
+/// assert!(!sniff(b"{\"prefix\":{}}\n{\"prefix\":{}}\n").spans_lines);
+/// assert!(!sniff(b"{\"prefix\":{\"cf\":\"http://www.cam").spans_lines);
+/// assert_eq!(sniff(b"Starting audit service...\n{").kind, TextKind::Other);
+/// ```
+pub fn sniff(text: &[u8]) -> Sniffed {
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(text.len());
+    let text = &text[start..];
+    let first_line = match memchr::memchr(b'\n', text) {
+        Some(end) => &text[..end],
+        None => text,
+    };
+    let kind = classify_bytes(first_line);
+    let spans_lines = kind == TextKind::Json
+        && (first_line.first() == Some(&b'[')
+            || match scan_nesting(first_line, usize::MAX) {
+                Ok(n) => n.depth > 0 && !n.in_string && first_line.len() < text.len(),
+                Err(_) => false,
+            });
+    Sniffed { kind, spans_lines }
+}
+
+/// Deepest JSON nesting accepted. CamFlow documents nest about 4 deep (document, section,
+/// element, `cf:address`); the parser recurses once per level, so a limit keeps hostile
+/// input from overflowing the stack.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// Where a scan of JSON text ended.
+#[derive(Debug, Clone, Copy)]
+struct Nesting {
+    /// Open objects and arrays at the end.
+    depth: usize,
+    /// The text ended inside a string.
+    in_string: bool,
+}
+
+/// Counts bracket nesting outside strings (honouring `\` escapes) without parsing. Returns
+/// the byte offset of the first bracket deeper than `limit` as the error. Strings are
+/// skipped with `memchr`, so this costs little next to parsing.
+fn scan_nesting(bytes: &[u8], limit: usize) -> Result<Nesting, usize> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                i += 1;
+                loop {
+                    let rest = bytes.get(i..).unwrap_or(&[]);
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        None => {
+                            return Ok(Nesting {
+                                depth,
+                                in_string: true,
+                            })
+                        }
+                        Some(k) if rest[k] == b'\\' => i += k + 2,
+                        Some(k) => {
+                            i += k + 1;
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return Err(i);
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(Nesting {
+        depth,
+        in_string: false,
+    })
+}
+
+/// Runs a decoder, turning a panic inside it into [`DecodeError::Internal`], so that one
+/// document that trips a bug is rejected and the rest of the work goes on.
+///
+/// ```
+/// let r: Result<(), _> = provdb::decode::decode_guarded(|| panic!("boom"));
+/// assert_eq!(r.unwrap_err().kind(), "internal");
+/// ```
+pub fn decode_guarded<T>(
+    decode: impl FnOnce() -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|panic| {
+        let detail = if let Some(s) = panic.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = panic.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic".to_owned()
+        };
+        Err(DecodeError::Internal { detail })
+    })
 }
 
 /// Decodes an MQTT payload (base64 of zlib of a W3C document or SPADE lines).
@@ -91,18 +224,16 @@ pub fn decode_text(bytes: Vec<u8>) -> Result<RecordBatch, DecodeError> {
     let Some((first, last)) = payload::trimmed_bounds(&bytes) else {
         return Err(DecodeError::Empty);
     };
-    if bytes[first] == b'[' {
-        return spade::decode_array(&mut bytes);
+    let text = &mut bytes[first..=last];
+    if text[0] == b'[' {
+        return spade::decode_array(text);
     }
-    if let Some(newline) = bytes[first..=last].iter().position(|b| *b == b'\n') {
-        // JSON lines (SPADE records, or several W3C documents) when the first line is a whole
-        // JSON value; otherwise one document spread over lines (pretty-printed).
-        let mut probe = bytes[first..first + newline].to_vec();
-        if parse_json(&mut probe, Some(1)).is_ok() {
-            return decode_lines(&mut bytes);
-        }
+    // JSON lines (SPADE records, or several W3C documents), unless the first line opens a
+    // document that goes on (pretty-printed).
+    if text.contains(&b'\n') && !sniff(text).spans_lines {
+        return decode_lines(text);
     }
-    decode_json_object(&mut bytes[first..=last], None)
+    decode_json_object(text, None)
 }
 
 /// Decodes newline-separated JSON objects (SPADE records or W3C documents). A bad line
@@ -139,10 +270,18 @@ pub(crate) fn decode_json_object(
     }
 }
 
+/// The only JSON parser of the decoders: refuses nesting deeper than [`MAX_JSON_DEPTH`]
+/// before simd-json (which recurses per level) sees it.
 pub(crate) fn parse_json(
     bytes: &mut [u8],
     line: Option<usize>,
 ) -> Result<BorrowedValue<'_>, DecodeError> {
+    if let Err(offset) = scan_nesting(bytes, MAX_JSON_DEPTH) {
+        return Err(DecodeError::TooDeep {
+            limit: MAX_JSON_DEPTH,
+            offset,
+        });
+    }
     simd_json::to_borrowed_value(bytes).map_err(|e| DecodeError::Json {
         line,
         offset: e.index(),

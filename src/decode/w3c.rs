@@ -111,22 +111,26 @@ fn vertex(
 ) -> Result<VertexInput, DecodeError> {
     let ext_id = ExternalId::parse(key);
     let type_name = match attrs.get("prov:type") {
-        Some(t) => t
-            .as_str()
-            .ok_or_else(|| DecodeError::structure(context(), "`prov:type` is not a string"))?
+        // libprovenance v0.1.7-v0.1.8 wrote `"prov:type":"cf:file"` on inodes.
+        Some(t) => bare_id(
+            t.as_str()
+                .ok_or_else(|| DecodeError::structure(context(), "`prov:type` is not a string"))?,
+        )
+        .into_owned(),
+        // Versions up to v0.1.8 (all vertices but inodes) and the camflowd <= v0.2.2 machine
+        // description have no prov:type: the label starts with the type, as in `[task] 0`,
+        // `[path] /etc/hosts` or `[machine] 184983327`.
+        None => attrs
+            .get("prov:label")
+            .and_then(|l| l.as_str())
+            .and_then(type_of_label)
+            .ok_or_else(|| {
+                DecodeError::structure(
+                    context(),
+                    "missing `prov:type` (and no `[type] ...` `prov:label`)",
+                )
+            })?
             .to_owned(),
-        None => {
-            // camflowd <= v0.2.2 machine description: no prov:type, label "[machine] <id>".
-            let label = attrs
-                .get("prov:label")
-                .and_then(|l| l.as_str())
-                .unwrap_or("");
-            if label.starts_with("[machine]") {
-                "machine".to_owned()
-            } else {
-                return Err(DecodeError::structure(context(), "missing `prov:type`"));
-            }
-        }
     };
     let mut placement = vertex_placement(&ext_id, type_name == "packet", time_of(attrs));
     if placement.machine.is_none() && type_name == "machine" {
@@ -147,6 +151,12 @@ fn vertex(
         placement,
         attrs,
     })
+}
+
+/// The type name at the start of a label: `task` in `[task] 0`.
+fn type_of_label(label: &str) -> Option<&str> {
+    let (name, _) = label.strip_prefix('[')?.split_once(']')?;
+    (!name.is_empty() && !name.contains(char::is_whitespace)).then_some(name)
 }
 
 fn endpoint(
@@ -184,7 +194,11 @@ fn edge(
             .as_str()
             .ok_or_else(|| DecodeError::structure(context(), "`prov:type` is not a string"))?
             .to_owned(),
-        None => section.to_owned(),
+        // Up to v0.1.8 the relation type was the string `cf:type` (later a number or hex).
+        None => match attrs.get("cf:type").and_then(|t| t.as_str()) {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => section.to_owned(),
+        },
     };
     let src = endpoint(attrs, snd, context)?;
     let dst = endpoint(attrs, rcv, context)?;

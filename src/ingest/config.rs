@@ -259,6 +259,9 @@ pub struct MqttFileConfig {
     pub ca_file: Option<PathBuf>,
 }
 
+/// Largest `--config` file read: camflowd.ini is a few hundred bytes.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
 impl MqttFileConfig {
     /// Parses the `[mqtt]` section of ini text (other sections are ignored; a file without
     /// sections is read as a whole).
@@ -300,8 +303,33 @@ impl MqttFileConfig {
         out
     }
 
-    /// Reads and parses a file.
+    /// Reads and parses a file of at most [`MAX_CONFIG_BYTES`] (a larger one, such as a
+    /// device or a wrong path, is an `InvalidData` error rather than a read without end).
     pub fn read(path: &Path) -> std::io::Result<MqttFileConfig> {
-        Ok(MqttFileConfig::parse(&std::fs::read_to_string(path)?))
+        use std::io::Read as _;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(MAX_CONFIG_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is larger than {MAX_CONFIG_BYTES} bytes: not a camflowd ini file",
+                    path.display()
+                ),
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not UTF-8 text (invalid byte at offset {})",
+                    path.display(),
+                    e.utf8_error().valid_up_to()
+                ),
+            )
+        })?;
+        Ok(MqttFileConfig::parse(&text))
     }
 }

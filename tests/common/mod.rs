@@ -120,4 +120,20 @@ pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
         .output()
         .unwrap();
     stdout_of(&out)
+/// An external id without its `cf:` prefix.
+pub fn bare(id: &str) -> String {
+    id.strip_prefix("cf:").unwrap_or(id).to_owned()
+}
+
+/// Sender/receiver keys of each W3C relation section (camflow-format.md, section 3.2).
+pub fn endpoints(section: &str) -> Option<(&'static str, &'static str)> {
+    Some(match section {
+        "used" => ("prov:entity", "prov:activity"),
+        "wasGeneratedBy" => ("prov:activity", "prov:entity"),
+        "wasInformedBy" => ("prov:informant", "prov:informed"),
+        "wasDerivedFrom" => ("prov:usedEntity", "prov:generatedEntity"),
+        "wasAssociatedWith" => ("prov:agent", "prov:activity"),
+        "wasInfluencedBy" => ("prov:influencer", "prov:influencee"),
+        _ => return None,
+    })
 }
