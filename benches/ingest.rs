@@ -159,7 +159,13 @@ fn main() {
         let mut config = IngestConfig::embedded(listen);
         config.report_interval = None;
         let dir = tmp.path().join(format!("embedded-{i}"));
-        embedded.push(serve_run(&dir, &config, &url, &messages, &format!("bench-embedded-{i}")));
+        embedded.push(serve_run(
+            &dir,
+            &config,
+            &url,
+            &messages,
+            &format!("bench-embedded-{i}"),
+        ));
     }
     let served_embedded = report("service, embedded listener", &embedded);
 
@@ -175,7 +181,13 @@ fn main() {
         config.client_id = format!("bench-{i}");
         config.report_interval = None;
         let dir = tmp.path().join(format!("serve-{i}"));
-        service.push(serve_run(&dir, &config, &url, &messages, &format!("bench-pub-{i}")));
+        service.push(serve_run(
+            &dir,
+            &config,
+            &url,
+            &messages,
+            &format!("bench-pub-{i}"),
+        ));
     }
     let served = report("service via mosquitto", &service);
     println!(

@@ -152,16 +152,10 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
 
     let mut child = spawn_serve(&db_path, &broker);
     let url = broker.url();
-    let publisher = {
-        let messages = messages.clone();
-        std::thread::spawn(move || {
-            let mut o = provdb::publish::PublishOptions::new(url);
-            o.qos = 1;
-            o.rate = Some(400.0);
-            o.client_id = "kill9-publisher".to_owned();
-            provdb::publish::publish_messages(&messages, &o).expect("publish")
-        })
-    };
+    let publisher = publish_in_background(url, messages.clone(), |o| {
+        o.rate = Some(400.0);
+        o.client_id = "kill9-publisher".to_owned();
+    });
     std::thread::sleep(Duration::from_millis(500));
     child.kill().expect("SIGKILL provdb serve");
     let _ = child.wait();
@@ -178,7 +172,7 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
     );
     std::thread::sleep(Duration::from_millis(300));
     let mut child = spawn_serve(&db_path, &broker);
-    let report = publisher.join().expect("publisher");
+    let report = publisher.join().expect("publisher").expect("publish");
     assert_eq!(report.messages, messages.len() as u64);
     // Wait (bounded) until the service has everything.
     let deadline = Instant::now() + Duration::from_secs(90);

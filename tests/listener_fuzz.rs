@@ -52,7 +52,10 @@ fn conversation(seed: u64, client: &str) -> Vec<Packet> {
     packets.push(Packet::PubRel(PubRel::new(1)));
     packets.push(Packet::PingReq);
     if seed % 4 == 0 {
-        packets.push(Packet::Subscribe(Subscribe::new("camflow/#", QoS::AtLeastOnce)));
+        packets.push(Packet::Subscribe(Subscribe::new(
+            "camflow/#",
+            QoS::AtLeastOnce,
+        )));
     }
     packets.push(Packet::Disconnect);
     packets
@@ -70,7 +73,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1u8..=255).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
         any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 0..64))
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 0..64)
+        )
             .prop_map(|(at, bytes)| Mutation::Splice { at, bytes }),
         any::<usize>().prop_map(|at| Mutation::HugeLength { at }),
     ]
@@ -141,7 +147,10 @@ fn hostile_bytes_never_panic_or_stop_the_listener() {
     let strategy = (any::<u64>(), proptest::collection::vec(mutation(), 0..4));
     runner
         .run(&strategy, |(seed, mutations)| {
-            let bytes = apply(encode(&conversation(seed, &format!("fuzz-{seed}"))), &mutations);
+            let bytes = apply(
+                encode(&conversation(seed, &format!("fuzz-{seed}"))),
+                &mutations,
+            );
             send(port, &bytes);
             prop_assert_eq!(panics.load(Ordering::SeqCst), 0);
             Ok(())
@@ -165,5 +174,8 @@ fn hostile_bytes_never_panic_or_stop_the_listener() {
     let stats = db.stats().expect("stats");
     let expected = reference.stats().expect("stats");
     // The fuzz cases' publishes carry empty documents: the graph is the publisher's.
-    assert_eq!((stats.vertices, stats.edges), (expected.vertices, expected.edges));
+    assert_eq!(
+        (stats.vertices, stats.edges),
+        (expected.vertices, expected.edges)
+    );
 }

@@ -66,21 +66,19 @@ fn two_nodes_split_a_fleet_and_lose_nothing_when_one_is_killed() {
 
     let (a, b) = (tmp.path().join("node-a"), tmp.path().join("node-b"));
     let node = |db: &Path, name: &str| {
-        spawn_serve_with(db, &broker, &["--share-group", "fleet", "--client-id", name])
+        spawn_serve_with(
+            db,
+            &broker,
+            &["--share-group", "fleet", "--client-id", name],
+        )
     };
     let node_a = node(&a, "node-a");
     let node_b = node(&b, "node-b");
     let url = broker.url();
-    let publisher = {
-        let messages = messages.clone();
-        std::thread::spawn(move || {
-            let mut o = provdb::publish::PublishOptions::new(url);
-            o.qos = 1;
-            o.rate = Some(300.0);
-            o.client_id = "fleet-publisher".to_owned();
-            provdb::publish::publish_messages(&messages, &o).expect("publish")
-        })
-    };
+    let publisher = publish_in_background(url, messages.clone(), |o| {
+        o.rate = Some(300.0);
+        o.client_id = "fleet-publisher".to_owned();
+    });
     // Kill node B mid-stream, then restart it: its persistent session gets what it missed.
     std::thread::sleep(Duration::from_millis(800));
     let mut node_b = node_b;
@@ -90,7 +88,10 @@ fn two_nodes_split_a_fleet_and_lose_nothing_when_one_is_killed() {
     assert!(partial < expected.edges, "the kill came too late");
     std::thread::sleep(Duration::from_millis(300));
     let node_b = node(&b, "node-b");
-    assert_eq!(publisher.join().unwrap().messages, messages.len() as u64);
+    assert_eq!(
+        publisher.join().unwrap().unwrap().messages,
+        messages.len() as u64
+    );
 
     let deadline = Instant::now() + Duration::from_secs(120);
     while edges_stored(&a) + edges_stored(&b) < expected.edges {

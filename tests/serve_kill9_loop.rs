@@ -41,7 +41,7 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
     let docs: Vec<_> = Simulation::new(&SimulationOptions {
         seed: 21,
         machines: 4,
-        documents_per_machine: (cycles as usize * 50).max(150),
+        documents_per_machine: (u64::from(cycles) * 50).max(150),
         records_per_document: 40,
     })
     .collect();
@@ -52,15 +52,12 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
 
     let mut serve = ServeProcess::start(&db_path, serve_args, &[]);
     let total = messages.len();
-    let publisher = std::thread::spawn(move || {
-        let mut o = provdb::publish::PublishOptions::new(publish_to);
-        o.qos = 1;
+    let publisher = publish_in_background(publish_to, messages, |o| {
         // About 2.5 s of traffic per kill cycle.
         o.rate = Some(80.0);
         o.persistent_session = true;
         o.client_id = "kill9-loop-publisher".to_owned();
         o.ack_timeout = Duration::from_secs(300);
-        provdb::publish::publish_messages(&messages, &o)
     });
     let started = Instant::now();
     let mut at_kill = Vec::new();
@@ -68,7 +65,10 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
         // Kill at a point that moves within each cycle, so kills land in every stage.
         let wait = 700 + u64::from(cycle * 397 % 1300);
         std::thread::sleep(Duration::from_millis(wait));
-        assert!(!publisher.is_finished(), "the publisher finished before kill {cycle}: make the stream longer");
+        assert!(
+            !publisher.is_finished(),
+            "the publisher finished before kill {cycle}: make the stream longer"
+        );
         serve.kill9();
         at_kill.push(edges_stored(&db_path));
         serve = ServeProcess::start(&db_path, serve_args, &[]);
@@ -85,7 +85,10 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
     if !acked_means_stored {
         let deadline = Instant::now() + Duration::from_secs(90);
         while edges_stored(&db_path) < expected_edges {
-            assert!(Instant::now() < deadline, "the service did not catch up in 90 s");
+            assert!(
+                Instant::now() < deadline,
+                "the service did not catch up in 90 s"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

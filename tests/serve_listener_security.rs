@@ -55,8 +55,14 @@ fn mosquitto_publish(pub_bin: &Path, port: u16, messages: &[Message], extra: &[&
 }
 
 fn assert_clean_log(stderr: &str) {
-    assert!(!stderr.contains("ERROR"), "an ERROR in normal operation:\n{stderr}");
-    assert!(!stderr.contains("\x1b["), "ANSI escapes on a non-terminal:\n{stderr}");
+    assert!(
+        !stderr.contains("ERROR"),
+        "an ERROR in normal operation:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("\x1b["),
+        "ANSI escapes on a non-terminal:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "a panic:\n{stderr}");
 }
 
@@ -73,12 +79,22 @@ fn password_file_admits_its_users_and_refuses_others_once_each() {
     let listen = format!("127.0.0.1:{port}");
     let serve = ServeProcess::start(
         &db_path,
-        &["--listen", &listen, "--password-file", file.to_str().expect("utf-8")],
+        &[
+            "--listen",
+            &listen,
+            "--password-file",
+            file.to_str().expect("utf-8"),
+        ],
         &[],
     );
     for _ in 0..2 {
         assert!(
-            !mosquitto_publish(&pub_bin, port, &messages[..1], &["-u", "alice", "-P", "wrong"]),
+            !mosquitto_publish(
+                &pub_bin,
+                port,
+                &messages[..1],
+                &["-u", "alice", "-P", "wrong"]
+            ),
             "a wrong password was accepted"
         );
     }
@@ -87,7 +103,12 @@ fn password_file_admits_its_users_and_refuses_others_once_each() {
         "a client without credentials was accepted"
     );
     assert!(
-        !mosquitto_publish(&pub_bin, port, &messages[..1], &["-u", "mallory", "-P", "s3cret"]),
+        !mosquitto_publish(
+            &pub_bin,
+            port,
+            &messages[..1],
+            &["-u", "mallory", "-P", "s3cret"]
+        ),
         "an unknown user was accepted"
     );
     assert!(
@@ -97,7 +118,9 @@ fn password_file_admits_its_users_and_refuses_others_once_each() {
     let (status, stderr) = serve.stop();
     assert!(status.success(), "{status:?}");
     assert_eq!(
-        stderr.matches("bad user name or password (user `alice`)").count(),
+        stderr
+            .matches("bad user name or password (user `alice`)")
+            .count(),
         1,
         "the same refusal must be logged once:\n{stderr}"
     );
@@ -173,13 +196,25 @@ fn settings_that_cannot_work_are_refused_at_start_with_the_fix() {
         stderr.contains("--password-file") && stderr.contains("--allow-anonymous"),
         "{stderr}"
     );
-    let stderr = refused_start(&db, &["--listen", "127.0.0.1:0", "--password-file", "/nonexistent"]);
-    assert!(stderr.contains("cannot read password file /nonexistent"), "{stderr}");
+    let stderr = refused_start(
+        &db,
+        &["--listen", "127.0.0.1:0", "--password-file", "/nonexistent"],
+    );
+    assert!(
+        stderr.contains("cannot read password file /nonexistent"),
+        "{stderr}"
+    );
     let not_pem = tmp.path().join("not-a-cert.pem");
     std::fs::write(&not_pem, "hello").expect("write");
     let p = not_pem.to_str().expect("utf-8");
-    let stderr = refused_start(&db, &["--listen", "127.0.0.1:0", "--tls-cert", p, "--tls-key", p]);
-    assert!(stderr.contains("TLS certificate") && stderr.contains("not-a-cert.pem"), "{stderr}");
+    let stderr = refused_start(
+        &db,
+        &["--listen", "127.0.0.1:0", "--tls-cert", p, "--tls-key", p],
+    );
+    assert!(
+        stderr.contains("TLS certificate") && stderr.contains("not-a-cert.pem"),
+        "{stderr}"
+    );
     // With --allow-anonymous the same address is accepted.
     let serve = ServeProcess::start(&db, &["--listen", &anywhere, "--allow-anonymous"], &[]);
     let (status, stderr) = serve.stop();

@@ -44,17 +44,16 @@ fn workload(dir: &std::path::Path, marker: &str) -> (Vec<Message>, Database) {
     (messages, reference)
 }
 
-fn publisher(url: BrokerUrl, messages: Vec<Message>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut o = provdb::publish::PublishOptions::new(url);
-        o.qos = 1;
+fn publisher(
+    url: BrokerUrl,
+    messages: Vec<Message>,
+) -> std::thread::JoinHandle<Result<provdb::publish::PublishReport, provdb::publish::PublishError>>
+{
+    publish_in_background(url, messages, |o| {
         o.rate = Some(40.0);
         o.persistent_session = true;
         o.client_id = "poison-publisher".to_owned();
         o.ack_timeout = Duration::from_secs(120);
-        provdb::publish::publish_messages(&messages, &o)
-            .expect("every message acknowledged")
-            .messages
     })
 }
 
@@ -84,7 +83,8 @@ fn a_message_that_aborts_the_decoder_is_quarantined_after_two_crashes() {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(publishing.join().expect("publisher"), total);
+    let report = publishing.join().expect("publisher thread");
+    assert_eq!(report.expect("every message acknowledged").messages, total);
     let (status, last) = serve.stop();
     assert!(status.success(), "{last}");
     logs.push_str(&last);
@@ -116,13 +116,18 @@ fn a_panic_in_decoding_quarantines_the_message_and_ingest_goes_on() {
         &["--listen", listen.as_str()],
         &[("PROVDB_TEST_PANIC_ON", marker)],
     );
-    assert_eq!(publisher(url, messages).join().expect("publisher"), total);
+    let report = publisher(url, messages).join().expect("publisher thread");
+    assert_eq!(report.expect("every message acknowledged").messages, total);
     let (status, stderr) = serve.stop();
     assert!(status.success(), "{stderr}");
     let db = Database::open(&db_path).expect("reopen");
     let quarantine = load_quarantine(db.store()).expect("quarantine");
     assert_eq!(quarantine.len(), 1, "{quarantine:?}");
     assert_eq!(quarantine[0].kind, "panic");
-    assert!(quarantine[0].error.contains("test hook: panicking"), "{:?}", quarantine[0]);
+    assert!(
+        quarantine[0].error.contains("test hook: panicking"),
+        "{:?}",
+        quarantine[0]
+    );
     assert_same_graph(&db, &reference);
 }

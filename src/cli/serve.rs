@@ -170,7 +170,11 @@ pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     watch_signals(control.shutdown.clone())?;
     let source = match &config.broker {
         ingest::BrokerTarget::Embedded { listen } => {
-            let scheme = if args.tls_cert.is_some() { "mqtts" } else { "mqtt" };
+            let scheme = if args.tls_cert.is_some() {
+                "mqtts"
+            } else {
+                "mqtt"
+            };
             format!("the embedded MQTT listener on {scheme}://{listen}")
         }
         ingest::BrokerTarget::External(url) => format!("broker {url}"),

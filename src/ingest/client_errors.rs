@@ -12,9 +12,8 @@ use rumqttc::tokio_rustls::rustls;
 use rumqttc::{ConnectReturnCode, ConnectionError, TlsConfiguration, TlsError, Transport};
 use rustls::pki_types::pem;
 
-use super::tls::{self, PemProblem};
 use super::config::{BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig};
-
+use super::tls::{self, PemProblem};
 
 /// What a failed connection attempt means for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]

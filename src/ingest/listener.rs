@@ -22,19 +22,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use rumqttc::tokio_rustls::{rustls, TlsAcceptor};
 use rumqttc::{
-    ConnAck, ConnectReturnCode, Packet, PingResp, Protocol, PubAck, PubComp, PubRec, QoS,
-    SubAck, SubscribeReasonCode, UnsubAck,
+    ConnAck, ConnectReturnCode, Packet, Protocol, PubAck, PubComp, PubRec, QoS, SubAck,
+    SubscribeReasonCode, UnsubAck,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 use super::passwords::{PasswordFile, PasswordFileError};
+use super::service::{now_ms, send_with_backpressure, Ack, Incoming, IngestStats};
 use super::tls;
-use super::service::{now_ms, Ack, Incoming, IngestStats};
 
 /// Largest MQTT packet the listener accepts (camflowd documents are well below 1 MiB).
 pub const MAX_PACKET_BYTES: usize = 16 << 20;
@@ -129,11 +129,6 @@ impl ListenerSetup {
             passwords,
             tls,
         })
-    }
-
-    /// True when the listener speaks TLS.
-    pub(crate) fn is_tls(&self) -> bool {
-        self.tls.is_some()
     }
 }
 
@@ -306,10 +301,7 @@ async fn read_packet<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_packet<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    packet: Packet,
-) -> Result<(), Close> {
+async fn write_packet<W: AsyncWrite + Unpin>(writer: &mut W, packet: Packet) -> Result<(), Close> {
     let mut out = BytesMut::with_capacity(8);
     packet
         .write(&mut out, MAX_PACKET_BYTES)
@@ -333,25 +325,24 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(64 << 10);
-    let connect = match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_packet(&mut reader, &mut buf))
-        .await
-    {
-        Ok(Ok(Packet::Connect(c))) => c,
-        Ok(Ok(other)) => {
-            shared.log_refusal(peer, &format!("expected CONNECT, got {other:?}"));
-            return;
-        }
-        // A port probe or health check that connects and closes is not worth a line.
-        Ok(Err(Close::Normal)) => return,
-        Ok(Err(Close::Protocol(why))) => {
-            shared.log_refusal(peer, &why);
-            return;
-        }
-        Err(_) => {
-            shared.log_refusal(peer, "no CONNECT within 10 s");
-            return;
-        }
-    };
+    let connect =
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_packet(&mut reader, &mut buf)).await {
+            Ok(Ok(Packet::Connect(c))) => c,
+            Ok(Ok(other)) => {
+                shared.log_refusal(peer, &format!("expected CONNECT, got {other:?}"));
+                return;
+            }
+            // A port probe or health check that connects and closes is not worth a line.
+            Ok(Err(Close::Normal)) => return,
+            Ok(Err(Close::Protocol(why))) => {
+                shared.log_refusal(peer, &why);
+                return;
+            }
+            Err(_) => {
+                shared.log_refusal(peer, "no CONNECT within 10 s");
+                return;
+            }
+        };
     if connect.protocol != Protocol::V4 {
         let _ = write_packet(
             &mut writer,
@@ -515,23 +506,14 @@ impl Session<'_> {
                                 }
                             };
                             self.shared.stats.received.fetch_add(1, Ordering::Relaxed);
-                            let mut item = Incoming {
+                            let item = Incoming {
                                 topic: publish.topic,
                                 payload: publish.payload,
                                 arrival_ms: now_ms(),
                                 ack,
                             };
-                            // A full pipeline stops this connection's reads: backpressure
-                            // reaches the publisher through TCP.
-                            loop {
-                                match tx.try_send(item) {
-                                    Ok(()) => break,
-                                    Err(TrySendError::Full(back)) => {
-                                        item = back;
-                                        tokio::time::sleep(Duration::from_millis(1)).await;
-                                    }
-                                    Err(TrySendError::Disconnected(_)) => return Close::Normal,
-                                }
+                            if !send_with_backpressure(tx, item).await {
+                                return Close::Normal;
                             }
                         }
                         Packet::PubRel(rel) => {

@@ -292,7 +292,10 @@ mod tests {
             PasswordFile::parse("a:$6$***$AA=="),
             Err(ParseError::Line { line: 1, .. })
         ));
-        assert_eq!(PasswordFile::parse("# nobody\n").unwrap_err(), ParseError::Empty);
+        assert_eq!(
+            PasswordFile::parse("# nobody\n").unwrap_err(),
+            ParseError::Empty
+        );
     }
 
     proptest::proptest! {

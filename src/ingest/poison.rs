@@ -51,9 +51,8 @@ impl PoisonJournal {
     /// The journal beside the archive (`<db>/decoding/`).
     pub(crate) fn open(db_path: &Path) -> Result<PoisonJournal, IngestError> {
         let dir = db_path.join("decoding");
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            IngestError::Broker(format!("cannot create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| IngestError::Broker(format!("cannot create {}: {e}", dir.display())))?;
         Ok(PoisonJournal { dir })
     }
 
@@ -66,14 +65,12 @@ impl PoisonJournal {
             let Some(rest) = k.strip_prefix(STRIKE_PREFIX) else {
                 break;
             };
-            if let (Ok(key), Ok(count)) = (<[u8; 8]>::try_from(rest), <[u8; 4]>::try_from(&v[..]))
-            {
+            if let (Ok(key), Ok(count)) = (<[u8; 8]>::try_from(rest), <[u8; 4]>::try_from(&v[..])) {
                 strikes.insert(u64::from_be_bytes(key), u32::from_be_bytes(count));
             }
         }
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
-            IngestError::Broker(format!("cannot read {}: {e}", self.dir.display()))
-        })?;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| IngestError::Broker(format!("cannot read {}: {e}", self.dir.display())))?;
         let mut puts = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();

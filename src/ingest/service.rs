@@ -28,9 +28,9 @@ use super::client_errors::{self, Failure};
 use super::config::{connect_address, BrokerTarget, IngestConfig};
 use super::listener::{self, ListenerSetup, SessionRequest};
 use super::poison::{DecodeMarker, PoisonJournal, Strikes, STRIKES_TO_QUARANTINE};
-use super::wire::fnv1a;
 use super::quarantine::QuarantineEntry;
 use super::registry::{load_machines, MachineRecord};
+use super::wire::fnv1a;
 use super::IngestError;
 use crate::decode::{self, payload::unwrap_payload, DecodeError};
 use crate::Database;
@@ -221,11 +221,28 @@ fn topic_kind<'t>(config: &IngestConfig, topic: &'t str) -> (TopicKind, Option<&
     (TopicKind::Other, None)
 }
 
-/// Decodes a payload: base64+zlib as camflowd sends it, or bare JSON text.
+/// Decodes a payload: base64+zlib as camflowd sends it, or bare JSON text (as decode's one
+/// sniffing function judges it).
 fn payload_json(payload: &[u8], max_inflated: usize) -> Result<Vec<u8>, DecodeError> {
-    match payload.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') | Some(b'[') => Ok(payload.to_vec()),
+    match decode::sniff(payload).kind {
+        decode::TextKind::Json => Ok(payload.to_vec()),
         _ => unwrap_payload(payload, max_inflated),
+    }
+}
+
+/// Hands a message to the decoders, waiting while their queue is full: the network side
+/// stops reading, so backpressure reaches the publisher or broker through TCP. False when the
+/// decoders have stopped.
+pub(crate) async fn send_with_backpressure(tx: &Sender<Incoming>, mut item: Incoming) -> bool {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return true,
+            Err(TrySendError::Full(back)) => {
+                item = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(TrySendError::Disconnected(_)) => return false,
+        }
     }
 }
 
@@ -308,7 +325,11 @@ fn decode_guarded(
     marker: &mut DecodeMarker,
 ) -> Decoded {
     let key = fnv1a(&[incoming.topic.as_bytes(), &incoming.payload]);
-    let struck = if strikes.is_empty() { 0 } else { strikes.of(key) };
+    let struck = if strikes.is_empty() {
+        0
+    } else {
+        strikes.of(key)
+    };
     if struck >= STRIKES_TO_QUARANTINE {
         let machine = topic_machine(config, &incoming.topic);
         let outcome = quarantine(
@@ -363,8 +384,13 @@ mod test_hooks {
     use std::sync::OnceLock;
 
     fn marker(var: &str, cell: &'static OnceLock<Option<Vec<u8>>>) -> Option<&'static [u8]> {
-        cell.get_or_init(|| std::env::var(var).ok().filter(|m| !m.is_empty()).map(String::into_bytes))
-            .as_deref()
+        cell.get_or_init(|| {
+            std::env::var(var)
+                .ok()
+                .filter(|m| !m.is_empty())
+                .map(String::into_bytes)
+        })
+        .as_deref()
     }
 
     fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -725,7 +751,7 @@ pub fn run(
         BrokerTarget::Embedded { listen } => {
             Source::Listener(ListenerSetup::prepare(*listen, &config.listener)?)
         }
-        BrokerTarget::External(_) => Source::Broker(mqtt_options(config)?),
+        BrokerTarget::External(_) => Source::Broker(Box::new(mqtt_options(config)?)),
     };
     let registry: HashMap<u32, MachineRecord> = load_machines(db.store())?
         .into_iter()
@@ -781,7 +807,7 @@ pub fn run(
                 let Some(ack_rx) = broker_ack_rx else {
                     return Err(IngestError::Broker("no acknowledgement channel".to_owned()));
                 };
-                runtime.block_on(network(config, options, raw_tx, ack_rx, control))
+                runtime.block_on(network(config, *options, raw_tx, ack_rx, control))
             }
             Source::Listener(setup) => {
                 let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
@@ -809,7 +835,7 @@ pub fn run(
 /// Where messages come from.
 enum Source {
     /// An external broker, through the MQTT client.
-    Broker(MqttOptions),
+    Broker(Box<MqttOptions>),
     /// The embedded listener.
     Listener(ListenerSetup),
 }
@@ -1038,7 +1064,7 @@ async fn network(
                     // Shutting down: leave it unacknowledged for the next run.
                     continue;
                 };
-                let mut item = Incoming {
+                let item = Incoming {
                     topic: publish.topic.clone(),
                     payload: publish.payload.clone(),
                     arrival_ms: now_ms(),
@@ -1052,17 +1078,8 @@ async fn network(
                     },
                 };
                 seq += 1;
-                loop {
-                    match tx.try_send(item) {
-                        Ok(()) => break,
-                        Err(TrySendError::Full(back)) => {
-                            item = back;
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                        Err(TrySendError::Disconnected(_)) => {
-                            return Err(IngestError::Broker("the decoders stopped".to_owned()))
-                        }
-                    }
+                if !send_with_backpressure(tx, item).await {
+                    return Err(IngestError::Broker("the decoders stopped".to_owned()));
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {

@@ -12,11 +12,11 @@ use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
 use crate::column_families as cf;
 use crate::dictionary::{DictKind, Dictionaries};
 use crate::error::{Result, StorageError};
-use crate::writer::AuxPut;
 use crate::id_set::IdSet;
 use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, Value, Vertex};
+use crate::writer::AuxPut;
 use crate::writer::WriterState;
 
 /// On-disk format version written by this build.

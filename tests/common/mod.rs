@@ -120,6 +120,8 @@ pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> String {
         .output()
         .unwrap();
     stdout_of(&out)
+}
+
 /// An external id without its `cf:` prefix.
 pub fn bare(id: &str) -> String {
     id.strip_prefix("cf:").unwrap_or(id).to_owned()

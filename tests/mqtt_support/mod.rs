@@ -547,6 +547,7 @@ pub fn wait_for_counts(db: &Path, expected: (u64, u64), timeout: Duration) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
 
 /// mosquitto_pub, or `None` (skip, with a message) when missing; a failure under CI=true.
 pub fn mosquitto_pub() -> Option<PathBuf> {
@@ -570,4 +571,19 @@ pub fn spawn_serve_with(db: &Path, broker: &Mosquitto, extra: &[&str]) -> Child 
     let mut args = vec!["--broker", url.as_str()];
     args.extend_from_slice(extra);
     ServeProcess::start(db, &args, &[]).into_child()
+}
+
+/// Publishes `messages` on a thread, QoS 1 unless `configure` says otherwise.
+pub fn publish_in_background(
+    url: BrokerUrl,
+    messages: Vec<Message>,
+    configure: impl FnOnce(&mut provdb::publish::PublishOptions) + Send + 'static,
+) -> std::thread::JoinHandle<Result<provdb::publish::PublishReport, provdb::publish::PublishError>>
+{
+    std::thread::spawn(move || {
+        let mut o = provdb::publish::PublishOptions::new(url);
+        o.qos = 1;
+        configure(&mut o);
+        provdb::publish::publish_messages(&messages, &o)
+    })
 }
