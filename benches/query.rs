@@ -3,12 +3,20 @@
 //! archive holds the asked number of edges (env `PROVDB_BENCH_EDGES`, default `1000000`; e.g.
 //! `1000000,10000000`).
 //!
-//! Each archive is built once with the offline importer from a CamFlow W3C log of the replicas
-//! (decoding included, every attribute kept), compacted, and cached under
-//! `target/bench-archives/edges-N` with its load figures. Queries run through the query
-//! language, over 200 fixed start vertices that have at least one edge (warm cache, one
-//! thread); the benchmark prints median and p99 per query and size, then runs criterion on one
-//! start vertex.
+//! Each archive is built with the offline importer from a CamFlow W3C log of the replicas
+//! (decoding included, every attribute kept) and compacted, under
+//! `target/bench-archives/edges-N` (`PROVDB_BENCH_REUSE=1` reuses one built before, with its
+//! load figures, instead of loading again).
+//!
+//! Three sets of figures, over 200 fixed start vertices that have at least one edge:
+//! 1. **The peers' method** (first touch): for each of Q1-Q4 a freshly started process opens
+//!    the archive read-only and asks the question once per start, in order, fetching the
+//!    vertex ids (`| dedup a | return a.id`); then asks them all once more (warm). Beside it,
+//!    the same graph loaded into SQLite from CSV by `benches/sqlite_baseline.py` and queried
+//!    the same way with recursive CTEs, in the same run: load rate, bytes per edge, medians and
+//!    p99s, and the ratio provdb / SQLite.
+//! 2. Warm counts in this process (a warm-up pass, then a timed pass), for more query forms.
+//! 3. criterion on one start vertex.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented public items
 
@@ -16,9 +24,10 @@ mod common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use provdb::{Database, Direction, VertexId};
 
 /// Start vertices per query, as in the peer benchmarks.
@@ -55,8 +64,10 @@ fn archive(edges: u64) -> Option<(PathBuf, String)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-archives");
     let dir = root.join(format!("edges-{edges}"));
     let figures = dir.join("LOAD");
-    if let Ok(text) = std::fs::read_to_string(&figures) {
-        return Some((dir, text));
+    if std::env::var_os("PROVDB_BENCH_REUSE").is_some() {
+        if let Ok(text) = std::fs::read_to_string(&figures) {
+            return Some((dir, format!("(reused, not this run) {text}")));
+        }
     }
     let samples = common::w3c_samples()?;
     let _ = std::fs::remove_dir_all(&dir);
@@ -207,6 +218,8 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|&v| (external(&db, v), external(&db, far_vertex(&db, v))))
             .collect();
+        let start_ids: Vec<String> = ends.iter().map(|(v, _)| v.clone()).collect();
+        peer_method(edges, &dir, &db, &start_ids, &load);
         let names: Vec<&str> = queries("", "").iter().map(|(n, _)| *n).collect();
         for (qi, name) in names.iter().enumerate() {
             // One warm-up pass over all starts, then the timed pass.
@@ -225,7 +238,7 @@ fn bench(c: &mut Criterion) {
             }
             times.sort();
             println!(
-                "query {edges} edges | {name:<30} | median {:>9.3} ms | p99 {:>9.3} ms | {} starts",
+                "warm count {edges} edges | {name:<30} | median {:>9.3} ms | p99 {:>9.3} ms | {} starts",
                 percentile(&times, 50).as_secs_f64() * 1e3,
                 percentile(&times, 99).as_secs_f64() * 1e3,
                 times.len()
@@ -241,5 +254,226 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// The peers' four questions, returning ids, for the fresh-process measurement.
+fn peer_query(name: &str, v: &str) -> String {
+    match name {
+        "Q1" => "() -[:read]-> () | count".into(),
+        "Q2" => format!("(v {{id:'{v}'}}) <-[*1..3]- (a) | dedup a | return a.id"),
+        "Q3" => format!("(v {{id:'{v}'}}) -[*1..5]-> (d) | dedup d | return d.id"),
+        _ => format!("(v {{id:'{v}'}}) -[:read|write]-> (n) | dedup n | return n.id"),
+    }
+}
+
+const PEER_QUERIES: [&str; 4] = ["Q1", "Q2", "Q3", "Q4"];
+
+/// What one fresh process measured for one question over every start.
+struct PeerTimes {
+    first: Vec<Duration>,
+    warm: Vec<Duration>,
+    rows: u64,
+}
+
+/// The child process of the peers' method: opens the archive read-only, asks `query` once per
+/// start, in order, then once more; prints the times in milliseconds and the row count in the
+/// format of `sqlite_baseline.py`.
+fn peer_child(spec: &str) {
+    let mut parts = spec.splitn(3, '|');
+    let (Some(dir), Some(starts), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("PROVDB_BENCH_CHILD is DIR|STARTS|Qn");
+    };
+    let starts = std::fs::read_to_string(starts).expect("starts file");
+    let starts: Vec<&str> = starts.lines().filter(|l| !l.is_empty()).collect();
+    let db = Database::open_read_only(dir).expect("open archive read-only");
+    let mut rows = 0;
+    for label in ["first", "warm"] {
+        let mut times = Vec::with_capacity(starts.len());
+        for v in &starts {
+            let text = peer_query(name, v);
+            let t = Instant::now();
+            let result = db.query(&text).expect("query runs");
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            if label == "first" {
+                rows += result.rows.len() as u64;
+            }
+            std::hint::black_box(result);
+        }
+        let text: Vec<String> = times.iter().map(|ms| format!("{ms:.6}")).collect();
+        println!("times {label} {}", text.join(" "));
+    }
+    println!("rows {rows}");
+}
+
+/// Parses the `times first ...`, `times warm ...`, `rows N` lines of a child (provdb's or
+/// SQLite's).
+fn parse_peer_times(out: &str) -> Option<PeerTimes> {
+    let mut times = PeerTimes {
+        first: Vec::new(),
+        warm: Vec::new(),
+        rows: 0,
+    };
+    for line in out.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("times"), Some(label)) => {
+                let list: Vec<Duration> = words
+                    .filter_map(|w| w.parse::<f64>().ok())
+                    .map(|ms| Duration::from_secs_f64(ms / 1e3))
+                    .collect();
+                if label == "first" {
+                    times.first = list;
+                } else {
+                    times.warm = list;
+                }
+            }
+            (Some("rows"), Some(n)) => times.rows = n.parse().ok()?,
+            _ => {}
+        }
+    }
+    (!times.first.is_empty()).then_some(times)
+}
+
+fn run_child(command: &mut Command) -> Option<PeerTimes> {
+    let out = command.output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "peer measurement failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    parse_peer_times(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Writes the graph as the peers load it: vertices.csv (id, type) and edges.csv (id, type,
+/// src, dst), external ids as text.
+fn write_csv(db: &Database, dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let store = db.store();
+    let mut ids = Vec::new();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("vertices.csv"))?);
+    for v in store.scan_vertices() {
+        let v = v.map_err(std::io::Error::other)?;
+        let id = v.ext_id.to_string();
+        writeln!(out, "{id},{}", v.type_name)?;
+        let index = v.id.0 as usize;
+        if ids.len() <= index {
+            ids.resize(index + 1, String::new());
+        }
+        ids[index] = id;
+    }
+    out.flush()?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("edges.csv"))?);
+    for e in store.scan_edges() {
+        let e = e.map_err(std::io::Error::other)?;
+        let (src, dst) = (&ids[e.src.0 as usize], &ids[e.dst.0 as usize]);
+        writeln!(out, "{},{},{src},{dst}", e.ext_id, e.type_name)?;
+    }
+    out.flush()
+}
+
+/// The peers' method, provdb beside SQLite on the same graph, in this run.
+fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_figures: &str) {
+    let work = dir.with_extension("peer");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("peer work folder");
+    let starts_file = work.join("starts.txt");
+    std::fs::write(&starts_file, starts.join("\n")).expect("starts file");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/sqlite_baseline.py");
+    let sqlite_db = work.join("sqlite.db");
+    let sqlite_load = write_csv(db, &work)
+        .ok()
+        .and_then(|()| {
+            Command::new("python3")
+                .arg(&script)
+                .arg("load")
+                .arg(&work)
+                .arg(&sqlite_db)
+                .output()
+                .ok()
+        })
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+    match &sqlite_load {
+        Some(line) => {
+            let f: Vec<f64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            if let [seconds, n, bytes] = f[..] {
+                println!(
+                    "peer method {edges} edges | SQLite load from CSV: {:.0} edges/s, {:.0} B/edge | provdb: {load_figures}",
+                    n / seconds,
+                    bytes / n
+                );
+            }
+        }
+        None => println!(
+            "peer method {edges} edges | SQLite baseline SKIPPED (python3 with sqlite3 needed)"
+        ),
+    }
+    println!(
+        "peer method {edges} edges | query | provdb first median / p99 ms | SQLite first median / p99 ms | ratio | provdb warm median / p99 | SQLite warm median | rows provdb / SQLite"
+    );
+    let exe = std::env::current_exe().expect("bench executable");
+    for name in PEER_QUERIES {
+        let provdb = run_child(Command::new(&exe).env(
+            "PROVDB_BENCH_CHILD",
+            format!("{}|{}|{name}", dir.display(), starts_file.display()),
+        ));
+        let sqlite = sqlite_load.as_ref().and_then(|_| {
+            run_child(
+                Command::new("python3")
+                    .arg(&script)
+                    .arg("query")
+                    .arg(&sqlite_db)
+                    .arg(&starts_file)
+                    .arg(name),
+            )
+        });
+        let Some(mut p) = provdb else { continue };
+        p.first.sort();
+        p.warm.sort();
+        let (s_first, s_warm, s_rows, ratio) = match sqlite {
+            Some(mut s) => {
+                s.first.sort();
+                s.warm.sort();
+                let ratio = ms(percentile(&p.first, 50)) / ms(percentile(&s.first, 50));
+                (
+                    format!(
+                        "{:.3} / {:.3}",
+                        ms(percentile(&s.first, 50)),
+                        ms(percentile(&s.first, 99))
+                    ),
+                    format!("{:.3}", ms(percentile(&s.warm, 50))),
+                    s.rows.to_string(),
+                    format!("{ratio:.2}x"),
+                )
+            }
+            None => ("-".into(), "-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "peer method {edges} edges | {name} | {:.3} / {:.3} | {s_first} | {ratio} | {:.3} / {:.3} | {s_warm} | {} / {s_rows}",
+            ms(percentile(&p.first, 50)),
+            ms(percentile(&p.first, 99)),
+            ms(percentile(&p.warm, 50)),
+            ms(percentile(&p.warm, 99)),
+            p.rows,
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("PROVDB_BENCH_CHILD") {
+        peer_child(&spec);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

@@ -38,6 +38,17 @@ export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 echo "==> clippy -D warnings on all targets (build of tests and benchmarks)"
 cargo test --workspace --all-targets --no-run
+echo "==> the library without default features: builds, and compiles no CLI or service crate"
+forbidden='^(clap|anyhow|indicatif|comfy-table|rustyline|tracing|tracing-subscriber|mimalloc|rumqttc|tokio|parquet|arrow-array) '
+if cargo tree -p provdb --no-default-features -e normal --prefix none | grep -E "$forbidden"; then
+  echo "error: the lean library depends on the crates above" >&2
+  exit 1
+fi
+# Another feature set changes the features of crates RocksDB's build depends on, which would
+# compile RocksDB's C++ again: link the check against the library just built instead.
+rocksdb_lib="$(ls -d target/debug/build/librocksdb-sys-*/out 2>/dev/null | head -1)"
+ROCKSDB_LIB_DIR="$rocksdb_lib" CARGO_TARGET_DIR=target/lean \
+  cargo check -p provdb --no-default-features --lib
 echo "==> cargo test"
 # Unit, integration and doc tests (benchmarks were compiled and linted above; `cargo bench` runs them).
 cargo test --workspace

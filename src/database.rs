@@ -9,7 +9,7 @@ use provdb_storage::{
 };
 
 use crate::decode::{self, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED};
-use crate::import::{ImportProgress, ImportReport, Importer};
+use crate::import::{ImportProgress, ImportReport};
 use crate::Result;
 
 /// Options of a [`Database`].
@@ -26,6 +26,13 @@ pub struct DatabaseOptions {
     pub durability: Durability,
     /// Block cache bytes (default 256 MiB).
     pub block_cache_bytes: usize,
+    /// Decoder threads of an import (default: the number of cores).
+    pub decoders: usize,
+}
+
+/// The number of cores, the default count of decoder threads.
+pub(crate) fn default_decoders() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Default for DatabaseOptions {
@@ -36,6 +43,7 @@ impl Default for DatabaseOptions {
             batch_records: 50_000,
             durability: Durability::Buffered,
             block_cache_bytes: 256 << 20,
+            decoders: default_decoders(),
         }
     }
 }
@@ -136,7 +144,7 @@ impl Database {
         paths: &[PathBuf],
         progress: &mut dyn FnMut(ImportProgress),
     ) -> Result<ImportReport> {
-        Importer::new(self, progress).run(paths)
+        crate::import::import_files(self, paths, progress)
     }
 
     /// The vertex with this external id (with or without `cf:`).
@@ -247,7 +255,7 @@ impl Database {
         let report = self.store.prune(selection, dry_run)?;
         if let (PruneSelection::Machine(m), false) = (selection, dry_run) {
             self.store
-                .aux_delete(AuxTable::Machines, &crate::ingest::MachineRecord::key(m))?;
+                .aux_delete(AuxTable::Machines, &machine_registry_key(m))?;
         }
         Ok(report)
     }
@@ -262,4 +270,11 @@ impl Database {
     pub fn close(self) -> Result<()> {
         Ok(self.store.close()?)
     }
+}
+
+/// Key of a machine's row in the machine registry (`AuxTable::Machines`): its id, big-endian.
+/// Defined here, not in the ingest service, because pruning a machine deletes its row even in
+/// a build without the service.
+pub(crate) fn machine_registry_key(machine: u32) -> [u8; 4] {
+    machine.to_be_bytes()
 }

@@ -9,6 +9,7 @@ use crate::decode::DecodeError;
 
 /// Errors of [`crate::Database`] operations.
 #[derive(Debug, Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The storage engine failed.
     #[error(transparent)]
@@ -27,6 +28,18 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A thread of the ingest pipeline could not be started.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        /// Which stage.
+        name: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A stage of the ingest pipeline stopped abnormally (it panicked, or its consumer went
+    /// away); nothing after its last completed write was acknowledged.
+    #[error("the {0} stage of the ingest pipeline stopped")]
+    StageFailed(&'static str),
 }
 
 /// Result alias of the provdb library.

@@ -10,9 +10,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use provdb_storage::{PreparedWrite, RecordBatch, StorageError, WriteSummary};
+use provdb_storage::{RecordBatch, WriteSummary};
 
 use crate::decode::{self, classify_bytes, decode_guarded, DecodeError, TextKind};
+use crate::pipeline::{self, BatchWrite, Batcher, Feeder, PipelineSettings};
 use crate::{Database, Error, Result};
 
 /// How many rejections an [`ImportReport`] keeps in full (all are counted).
@@ -82,220 +83,212 @@ impl ImportReport {
     }
 }
 
-pub(crate) struct Importer<'a> {
-    db: &'a Database,
-    pending: RecordBatch,
-    report: ImportReport,
-    progress: &'a mut dyn FnMut(ImportProgress),
-    bytes_total: u64,
-    /// Prepared writes on their way to the committer thread.
-    commits: Option<crossbeam_channel::Sender<PreparedWrite<'a>>>,
+/// Runs an import through the ingest pipeline ([`crate::pipeline`]): this thread reads the
+/// files into chunks of lines (or whole documents), the decoders decode them, and the writer
+/// takes them back in file order (so ids stay deterministic) while the committer writes the
+/// previous batch.
+pub(crate) fn import_files(
+    db: &Database,
+    paths: &[PathBuf],
+    progress: &mut dyn FnMut(ImportProgress),
+) -> Result<ImportReport> {
+    let mut bytes_total = 0;
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|source| Error::Io {
+            path: p.clone(),
+            source,
+        })?;
+        bytes_total += meta.len();
+    }
+    let options = db.options();
+    let (max_inflated, max_document) = (options.max_inflated, options.max_document_bytes);
+    let decoders = (0..options.decoders.max(1))
+        .map(|_| move |chunk: Chunk| decode_chunk(chunk, max_inflated, max_document))
+        .collect();
+    let mut batcher = ImportBatcher {
+        paths,
+        batch_records: options.batch_records,
+        pending: RecordBatch::default(),
+        report: ImportReport::default(),
+        progress,
+        bytes_total,
+    };
+    let mut stored = WriteSummary::default();
+    let settings = PipelineSettings {
+        queue_capacity: options.decoders.max(1) * 2,
+        max_latency: None,
+        durability: options.durability,
+    };
+    let files = pipeline::run(
+        db.store(),
+        &settings,
+        decoders,
+        &mut batcher,
+        |(), summary| stored += summary,
+        |feeder| {
+            for (file, path) in paths.iter().enumerate() {
+                read_file(file, path, max_document, &feeder)?;
+            }
+            Ok(paths.len())
+        },
+    )?;
+    db.store().flush()?;
+    let mut report = batcher.report;
+    report.files = files;
+    report.stored = stored;
+    Ok(report)
 }
 
-impl<'a> Importer<'a> {
-    pub(crate) fn new(db: &'a Database, progress: &'a mut dyn FnMut(ImportProgress)) -> Self {
-        Importer {
-            db,
-            pending: RecordBatch::default(),
-            report: ImportReport::default(),
-            progress,
-            bytes_total: 0,
-            commits: None,
-        }
+/// Reads one file into the pipeline: one chunk for a document spread over many lines (as
+/// [`decode::sniff`] judges it), chunks of about [`CHUNK_BYTES`] of lines otherwise.
+fn read_file(file: usize, path: &Path, max_document: usize, feeder: &Feeder<Chunk>) -> Result<()> {
+    let io_err = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    // The pipeline stopped: the stage that failed reports why.
+    let stopped = |_| Error::StageFailed("decoder");
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    if decode::sniff(reader.fill_buf().map_err(io_err)?).spans_lines {
+        // Read one byte past the cap, so an over-long document is known without reading (or
+        // holding) the rest of it.
+        let mut bytes = Vec::new();
+        (&mut reader)
+            .take(max_document as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err)?;
+        let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        let chunk = if bytes.len() > max_document {
+            let total = std::fs::metadata(path).map_err(io_err)?.len();
+            let total = total.max(bytes.len() as u64);
+            Chunk {
+                file,
+                lines,
+                bytes: total,
+                piece: Piece::DocumentTooLong { bytes: total },
+            }
+        } else {
+            Chunk {
+                file,
+                lines,
+                bytes: bytes.len() as u64,
+                piece: Piece::Document(bytes),
+            }
+        };
+        return feeder.send(chunk).map_err(stopped);
     }
-
-    pub(crate) fn run(mut self, paths: &[PathBuf]) -> Result<ImportReport> {
-        for p in paths {
-            let meta = std::fs::metadata(p).map_err(|source| Error::Io {
-                path: p.clone(),
-                source,
-            })?;
-            self.bytes_total += meta.len();
+    let mut number = 0usize;
+    loop {
+        let first_line = number + 1;
+        let mut lines = Vec::new();
+        let mut bytes = 0u64;
+        while bytes < CHUNK_BYTES as u64 {
+            let Some(line) = read_line_bounded(&mut reader, max_document).map_err(io_err)? else {
+                break;
+            };
+            number += 1;
+            bytes += match &line {
+                BoundedLine::Text(t) => t.len() as u64,
+                BoundedLine::TooLong { bytes } => *bytes,
+            };
+            lines.push(line);
         }
-        // This thread prepares each batch (resolves ids, encodes) while a committer thread
-        // writes the previous one into RocksDB: two cores instead of one on the write path.
-        let db: &'a Database = self.db;
-        let store = db.store();
-        std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) = crossbeam_channel::bounded::<PreparedWrite<'_>>(1);
-            let committer = scope.spawn(move || -> Result<()> {
-                for prepared in rx {
-                    store.commit_prepared(prepared)?;
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let chunk = Chunk {
+            file,
+            lines: lines.len() as u64,
+            bytes,
+            piece: Piece::Lines { first_line, lines },
+        };
+        feeder.send(chunk).map_err(stopped)?;
+    }
+}
+
+/// The import's writer-stage policy: counts what was read, keeps rejections, and closes a
+/// batch at [`crate::DatabaseOptions::batch_records`] records.
+struct ImportBatcher<'p> {
+    paths: &'p [PathBuf],
+    batch_records: usize,
+    pending: RecordBatch,
+    report: ImportReport,
+    progress: &'p mut dyn FnMut(ImportProgress),
+    bytes_total: u64,
+}
+
+impl Batcher<DecodedChunk> for ImportBatcher<'_> {
+    type Token = ();
+
+    fn take(&mut self, d: DecodedChunk) -> Result<bool> {
+        self.report.lines += d.lines;
+        self.report.bytes += d.bytes;
+        self.report.skipped_lines += d.skipped;
+        self.pending.skipped_lines += d.skipped;
+        for (line, result) in d.documents {
+            match result {
+                Ok(batch) => {
+                    self.report.documents += 1;
+                    self.report.records += batch.len() as u64;
+                    self.pending.append(batch);
                 }
-                Ok(())
-            });
-            self.commits = Some(tx);
-            let imported = self.import_all(paths);
-            // Closing the channel ends the committer once it has written everything sent.
-            self.commits = None;
-            let committed = committer
-                .join()
-                .unwrap_or(Err(Error::Storage(StorageError::PipelineAborted)));
-            // The committer's own error explains why sending to it failed.
-            committed.and(imported)
-        })?;
-        store.flush()?;
-        Ok(self.report)
-    }
-
-    fn import_all(&mut self, paths: &[PathBuf]) -> Result<()> {
-        for p in paths {
-            self.import_file(p)?;
-            self.report.files += 1;
+                Err(DecodeError::Empty) => {}
+                Err(e) => {
+                    let file = self
+                        .paths
+                        .get(d.file)
+                        .map_or(Path::new(""), |p| p.as_path());
+                    self.report.reject(file, line, e);
+                    self.pending.rejected_documents += 1;
+                }
+            }
         }
-        self.flush()
+        Ok(self.pending.len() >= self.batch_records)
     }
 
-    fn flush(&mut self) -> Result<()> {
+    fn build(&mut self) -> Result<Option<BatchWrite<()>>> {
         if self.pending.is_empty()
             && self.pending.skipped_lines == 0
             && self.pending.rejected_documents == 0
         {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.pending);
-        let db: &'a Database = self.db;
-        let prepared = db
-            .store()
-            .prepare_write(&batch, &[], db.options().durability)?;
-        self.report.stored += prepared.summary();
-        match &self.commits {
-            Some(tx) => tx
-                .send(prepared)
-                .map_err(|_| Error::Storage(StorageError::PipelineAborted))?,
-            None => {
-                self.db.store().commit_prepared(prepared)?;
-            }
+            return Ok(None);
         }
         (self.progress)(ImportProgress {
             bytes_done: self.report.bytes,
             bytes_total: self.bytes_total,
             records: self.report.records,
         });
-        Ok(())
-    }
-
-    fn accept(
-        &mut self,
-        result: std::result::Result<RecordBatch, DecodeError>,
-        file: &Path,
-        line: usize,
-    ) -> Result<()> {
-        match result {
-            Ok(batch) => {
-                self.report.documents += 1;
-                self.report.records += batch.len() as u64;
-                self.pending.append(batch);
-                if self.pending.len() >= self.db.options().batch_records {
-                    self.flush()?;
-                }
-            }
-            Err(DecodeError::Empty) => {}
-            Err(e) => {
-                self.report.reject(file, line, e);
-                self.pending.rejected_documents += 1;
-            }
-        }
-        Ok(())
-    }
-
-    fn import_file(&mut self, path: &Path) -> Result<()> {
-        let io_err = |source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
-        let max_document = self.db.options().max_document_bytes;
-        let whole_document = decode::sniff(reader.fill_buf().map_err(io_err)?).spans_lines;
-        if whole_document {
-            // Read one byte past the cap, so an over-long document is known without reading
-            // (or holding) the rest of it.
-            let mut bytes = Vec::new();
-            (&mut reader)
-                .take(max_document as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(io_err)?;
-            self.report.lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
-            let result = if bytes.len() > max_document {
-                let total = std::fs::metadata(path).map_err(io_err)?.len();
-                self.report.bytes += total;
-                Err(DecodeError::DocumentTooLong {
-                    limit: max_document,
-                    bytes: total.max(bytes.len() as u64),
-                })
-            } else {
-                self.report.bytes += bytes.len() as u64;
-                decode_guarded(|| decode::decode_text(bytes))
-            };
-            return self.accept(result, path, 1);
-        }
-        // Pipeline: this thread reads chunks of lines, DECODERS threads decode them, and this
-        // thread writes the decoded chunks back in file order (so ids stay deterministic).
-        let max_inflated = self.db.options().max_inflated;
-        std::thread::scope(|scope| -> Result<()> {
-            let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(DECODERS * 2);
-            let (done_tx, done_rx) = crossbeam_channel::bounded::<DecodedChunk>(DECODERS * 2);
-            for _ in 0..DECODERS {
-                let rx = chunk_rx.clone();
-                let tx = done_tx.clone();
-                scope.spawn(move || {
-                    for chunk in rx {
-                        let decoded = decode_chunk(chunk, max_inflated, max_document);
-                        if tx.send(decoded).is_err() {
-                            break;
-                        }
-                    }
-                });
-            }
-            drop(chunk_rx);
-            drop(done_tx);
-            let reader_thread = scope.spawn(move || read_chunks(reader, max_document, chunk_tx));
-            let mut next = 0u64;
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut failure = None;
-            for decoded in done_rx {
-                waiting.insert(decoded.seq, decoded);
-                while let Some(d) = waiting.remove(&next) {
-                    next += 1;
-                    if failure.is_none() {
-                        if let Err(e) = self.take(d, path) {
-                            failure = Some(e);
-                        }
-                    }
-                }
-            }
-            let read_result = reader_thread
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("reader thread panicked")));
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            read_result.map_err(io_err)
-        })
-    }
-
-    fn take(&mut self, d: DecodedChunk, path: &Path) -> Result<()> {
-        self.report.lines += d.lines;
-        self.report.bytes += d.bytes;
-        self.report.skipped_lines += d.skipped;
-        self.pending.skipped_lines += d.skipped;
-        for (line, result) in d.documents {
-            self.accept(result, path, line)?;
-        }
-        Ok(())
+        Ok(Some(BatchWrite {
+            records: std::mem::take(&mut self.pending),
+            aux: Vec::new(),
+            token: (),
+        }))
     }
 }
 
-/// Decoder threads of an import (the machines have two cores; the writer shares them).
-const DECODERS: usize = 2;
 /// Bytes of lines handed to a decoder at once.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// What the reader hands a decoder: a run of lines, or a whole multi-line document.
 struct Chunk {
-    seq: u64,
-    first_line: usize,
-    lines: Vec<BoundedLine>,
+    /// Index of the file in the import's list.
+    file: usize,
+    /// Lines it covers.
+    lines: u64,
+    /// Bytes it covers.
     bytes: u64,
+    piece: Piece,
+}
+
+enum Piece {
+    Lines {
+        first_line: usize,
+        lines: Vec<BoundedLine>,
+    },
+    Document(Vec<u8>),
+    DocumentTooLong {
+        bytes: u64,
+    },
 }
 
 /// One line read by [`read_line_bounded`].
@@ -311,7 +304,7 @@ pub enum BoundedLine {
 }
 
 struct DecodedChunk {
-    seq: u64,
+    file: usize,
     lines: u64,
     bytes: u64,
     skipped: u64,
@@ -368,51 +361,32 @@ pub fn read_line_bounded(
     })
 }
 
-fn read_chunks(
-    mut reader: impl BufRead,
-    max_line: usize,
-    tx: crossbeam_channel::Sender<Chunk>,
-) -> std::io::Result<()> {
-    let mut seq = 0;
-    let mut number = 0usize;
-    loop {
-        let mut chunk = Chunk {
-            seq,
-            first_line: number + 1,
-            lines: Vec::new(),
-            bytes: 0,
-        };
-        while chunk.bytes < CHUNK_BYTES as u64 {
-            let Some(line) = read_line_bounded(&mut reader, max_line)? else {
-                break;
-            };
-            number += 1;
-            chunk.bytes += match &line {
-                BoundedLine::Text(t) => t.len() as u64,
-                BoundedLine::TooLong { bytes } => *bytes,
-            };
-            chunk.lines.push(line);
-        }
-        if chunk.lines.is_empty() {
-            return Ok(());
-        }
-        seq += 1;
-        if tx.send(chunk).is_err() {
-            return Ok(()); // the writer stopped on an error it reports itself
-        }
-    }
-}
-
 fn decode_chunk(chunk: Chunk, max_inflated: usize, max_line: usize) -> DecodedChunk {
     let mut out = DecodedChunk {
-        seq: chunk.seq,
-        lines: chunk.lines.len() as u64,
+        file: chunk.file,
+        lines: chunk.lines,
         bytes: chunk.bytes,
         skipped: 0,
         documents: Vec::new(),
     };
-    for (i, line) in chunk.lines.into_iter().enumerate() {
-        let number = chunk.first_line + i;
+    let (first_line, lines) = match chunk.piece {
+        Piece::Lines { first_line, lines } => (first_line, lines),
+        Piece::Document(bytes) => {
+            out.documents
+                .push((1, decode_guarded(|| decode::decode_text(bytes))));
+            return out;
+        }
+        Piece::DocumentTooLong { bytes } => {
+            let error = DecodeError::DocumentTooLong {
+                limit: max_line,
+                bytes,
+            };
+            out.documents.push((1, Err(error)));
+            return out;
+        }
+    };
+    for (i, line) in lines.into_iter().enumerate() {
+        let number = first_line + i;
         let line = match line {
             BoundedLine::Text(line) => line,
             BoundedLine::TooLong { bytes } => {

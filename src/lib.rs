@@ -32,11 +32,14 @@ pub mod export;
 pub mod federation;
 pub mod import;
 /// The MQTT ingest service (`provdb serve`): embedded or external broker, machine registry,
-/// quarantine.
+/// quarantine. Feature `mqtt`.
+#[cfg(feature = "mqtt")]
 pub mod ingest;
 #[cfg(feature = "parquet")]
 pub mod parquet_export;
-/// A camflowd-faithful MQTT publisher of CamFlow log files (`provdb publish`).
+mod pipeline;
+/// A camflowd-faithful MQTT publisher of CamFlow log files (`provdb publish`). Feature `mqtt`.
+#[cfg(feature = "mqtt")]
 pub mod publish;
 /// Synthetic, format-faithful CamFlow W3C documents (`provdb simulate`).
 pub mod simulate;

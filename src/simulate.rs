@@ -568,6 +568,7 @@ impl Iterator for Simulation {
 }
 
 /// The MQTT messages of simulated documents (topic `<prefix><machine>`, camflowd encoding).
+#[cfg(feature = "mqtt")]
 pub fn to_messages(
     docs: impl IntoIterator<Item = SimDocument>,
     topic_prefix: &str,

@@ -35,6 +35,10 @@ pub struct ImportArgs {
     /// Records per atomic write batch.
     #[arg(long, default_value_t = 50_000)]
     pub batch_records: usize,
+    /// Decoder threads (default: the number of cores). Reading, writing and committing each
+    /// have a thread of their own besides.
+    #[arg(long)]
+    pub decode_threads: Option<usize>,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -46,6 +50,10 @@ pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
         max_document_bytes: args.max_document_bytes,
         batch_records: args.batch_records.max(1),
         ..Default::default()
+    };
+    let options = provdb::DatabaseOptions {
+        decoders: args.decode_threads.unwrap_or(options.decoders).max(1),
+        ..options
     };
     let db = Database::open_with(db_path, options)
         .with_context(|| format!("opening database {}", db_path.display()))?;

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Decoder threads (default: number of cores).
     #[arg(long)]
     pub decode_threads: Option<usize>,
+    /// Cap on the inflated size of one payload, in bytes (decompression-bomb guard): larger
+    /// ones are quarantined.
+    #[arg(long, default_value_t = provdb::decode::DEFAULT_MAX_INFLATED)]
+    pub max_inflated: usize,
     /// Seconds between throughput lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]
     pub report_secs: u64,
@@ -164,7 +168,11 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
 
 pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = build_config(&args)?;
-    let db = Database::open_with(db_path, DatabaseOptions::default())
+    let options = DatabaseOptions {
+        max_inflated: args.max_inflated,
+        ..DatabaseOptions::default()
+    };
+    let db = Database::open_with(db_path, options)
         .with_context(|| format!("opening {}", db_path.display()))?;
     let control = IngestControl::new();
     watch_signals(control.shutdown.clone())?;

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::listener::ListenerSecurity;
-use crate::decode::DEFAULT_MAX_INFLATED;
 
 /// Where the service gets its messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,8 +153,6 @@ pub struct IngestConfig {
     pub batch_max_records: usize,
     /// Longest a message waits for its batch to fill.
     pub batch_latency: Duration,
-    /// Cap on one payload's inflated size.
-    pub max_inflated: usize,
     /// Interval of the one-line throughput report (`None`: no report).
     pub report_interval: Option<Duration>,
     /// Most messages the broker may send before acknowledgements (MQTT inflight window the
@@ -197,7 +194,6 @@ impl IngestConfig {
             batch_max_messages: 2048,
             batch_max_records: 100_000,
             batch_latency: Duration::from_millis(10),
-            max_inflated: DEFAULT_MAX_INFLATED,
             report_interval: Some(Duration::from_secs(10)),
             inflight: 1000,
         }

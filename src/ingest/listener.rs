@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::pipeline::Feeder;
 use bytes::BytesMut;
-use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use rumqttc::tokio_rustls::{rustls, TlsAcceptor};
 use rumqttc::{
@@ -186,7 +186,7 @@ impl Shared {
 /// acknowledging what is in flight. Returns when all connections are closed.
 pub(crate) async fn serve(
     setup: ListenerSetup,
-    raw_tx: Sender<Incoming>,
+    raw_tx: Feeder<Incoming>,
     sessions: std::sync::mpsc::Sender<SessionRequest>,
     stats: Arc<IngestStats>,
     mut stop: watch::Receiver<bool>,
@@ -320,7 +320,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
     shared: &Shared,
-    raw_tx: Sender<Incoming>,
+    raw_tx: Feeder<Incoming>,
     stop: watch::Receiver<bool>,
 ) {
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -456,7 +456,7 @@ impl Session<'_> {
         reader: &mut R,
         writer: &mut W,
         buf: &mut BytesMut,
-        raw_tx: Sender<Incoming>,
+        raw_tx: Feeder<Incoming>,
         mut stop: watch::Receiver<bool>,
         kicked: &Notify,
     ) -> Close

@@ -41,16 +41,29 @@ pub use service::{run, IngestControl, IngestStats, Shutdown, StatsSnapshot};
 
 /// Errors that stop the ingest service (bad input never does).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum IngestError {
-    /// The database failed.
+    /// The database or the ingest pipeline failed.
     #[error(transparent)]
     Database(#[from] crate::Error),
-    /// The broker could not be started or reached.
+    /// The external broker failed in a way retrying cannot mend (refused credentials, a
+    /// certificate that does not verify): the message names the broker, the cause and the fix.
     #[error("{0}")]
     Broker(String),
     /// The embedded listener cannot start with these settings.
     #[error(transparent)]
     Listener(#[from] ListenerError),
+    /// The network runtime could not be started.
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The crash-loop journal (`<db>/decoding/`) could not be used.
+    #[error("crash-loop journal {}: {source}", path.display())]
+    Journal {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 impl From<provdb_storage::StorageError> for IngestError {

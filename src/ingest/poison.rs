@@ -51,8 +51,10 @@ impl PoisonJournal {
     /// The journal beside the archive (`<db>/decoding/`).
     pub(crate) fn open(db_path: &Path) -> Result<PoisonJournal, IngestError> {
         let dir = db_path.join("decoding");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| IngestError::Broker(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|source| IngestError::Journal {
+            path: dir.clone(),
+            source,
+        })?;
         Ok(PoisonJournal { dir })
     }
 
@@ -69,8 +71,10 @@ impl PoisonJournal {
                 strikes.insert(u64::from_be_bytes(key), u32::from_be_bytes(count));
             }
         }
-        let entries = std::fs::read_dir(&self.dir)
-            .map_err(|e| IngestError::Broker(format!("cannot read {}: {e}", self.dir.display())))?;
+        let entries = std::fs::read_dir(&self.dir).map_err(|source| IngestError::Journal {
+            path: self.dir.clone(),
+            source,
+        })?;
         let mut puts = Vec::new();
         for entry in entries.flatten() {
             let path = entry.path();
@@ -115,7 +119,10 @@ impl PoisonJournal {
             .truncate(true)
             .write(true)
             .open(&path)
-            .map_err(|e| IngestError::Broker(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|source| IngestError::Journal {
+                path: path.clone(),
+                source,
+            })?;
         Ok(DecodeMarker {
             file,
             record: Vec::with_capacity(64),

@@ -44,7 +44,7 @@ impl MachineRecord {
 
     /// Registry key of a machine.
     pub fn key(machine: u32) -> [u8; 4] {
-        machine.to_be_bytes()
+        crate::database::machine_registry_key(machine)
     }
 
     /// Encodes the value.

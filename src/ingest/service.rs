@@ -1,25 +1,27 @@
-//! The ingest pipeline: MQTT receive -> parallel decode -> one batching writer -> acks.
+//! The ingest service: MQTT receive -> the ingest pipeline ([`crate::pipeline`], shared with
+//! `import`) -> acks.
 //!
 //! * The network side (tokio, one thread) is either the embedded listener
 //!   ([`super::listener`], publishers connect to provdb) or an MQTT client of an external
-//!   broker. It hands each publish to a bounded queue; when the queue is full it stops reading
-//!   (backpressure reaches the publisher or broker through TCP).
-//! * `decode_threads` decoder threads turn payloads into records, or into quarantine entries;
-//!   each marks the message it decodes, so a message that kills the process is identified at
-//!   the next start (`poison`), and catches panics per message.
-//! * One writer groups messages into one atomic, fsynced RocksDB write (bounded by messages,
-//!   records and latency), updating the machine registry and quarantine in the same write.
-//! * Only then are the messages acknowledged: PUBACK/PUBREC by the listener's connection, or
-//!   manual acks through the client (acks of messages received on an earlier broker
-//!   connection are dropped, since the broker redelivers those anyway).
+//!   broker. It hands each publish to the pipeline in arrival order; when its queue is full it
+//!   stops reading (backpressure reaches the publisher or broker through TCP).
+//! * `decode_threads` decoders turn payloads into records, or into quarantine entries; each
+//!   marks the message it decodes, so a message that kills the process is identified at the
+//!   next start (`poison`), and catches panics per message.
+//! * The writer stage groups messages, in arrival order, into one atomic RocksDB write
+//!   (bounded by messages, records and latency), updating the machine registry and quarantine
+//!   in the same write, and prepares the next one while the committer fsyncs the last.
+//! * Only once a write is durable are its messages acknowledged, in arrival order:
+//!   PUBACK/PUBREC by the listener's connection, or manual acks through the client (acks of
+//!   messages received on an earlier broker connection are dropped, since the broker
+//!   redelivers those anyway).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
-use provdb_storage::{AuxPut, AuxTable, Durability, RecordBatch};
+use provdb_storage::{AuxPut, AuxTable, Durability, RecordBatch, WriteSummary};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
 };
@@ -33,6 +35,7 @@ use super::registry::{load_machines, MachineRecord};
 use super::wire::fnv1a;
 use super::IngestError;
 use crate::decode::{self, payload::unwrap_payload, DecodeError};
+use crate::pipeline::{self, BatchWrite, Batcher, Feeder, PipelineSettings, TrySend};
 use crate::Database;
 
 /// Largest machine description kept in the registry.
@@ -158,13 +161,10 @@ pub(crate) struct Incoming {
 
 /// Where a message's acknowledgement goes once the message is durable.
 pub(crate) enum Ack {
-    /// An external broker's delivery: acknowledged through the client, in arrival order per
-    /// connection (`epoch`); its payload is not kept here.
-    Broker {
-        publish: Publish,
-        epoch: u64,
-        seq: u64,
-    },
+    /// An external broker's delivery: acknowledged through the client (the pipeline completes
+    /// messages in arrival order, the order brokers expect acks in); `epoch` numbers the
+    /// connection it came on. Its payload is not kept here.
+    Broker { publish: Publish, epoch: u64 },
     /// A publish on the embedded listener: its connection sends PUBACK/PUBREC for `seq`.
     Listener {
         done: tokio::sync::mpsc::UnboundedSender<u64>,
@@ -233,21 +233,25 @@ fn payload_json(payload: &[u8], max_inflated: usize) -> Result<Vec<u8>, DecodeEr
 /// Hands a message to the decoders, waiting while their queue is full: the network side
 /// stops reading, so backpressure reaches the publisher or broker through TCP. False when the
 /// decoders have stopped.
-pub(crate) async fn send_with_backpressure(tx: &Sender<Incoming>, mut item: Incoming) -> bool {
+pub(crate) async fn send_with_backpressure(tx: &Feeder<Incoming>, mut item: Incoming) -> bool {
     loop {
         match tx.try_send(item) {
             Ok(()) => return true,
-            Err(TrySendError::Full(back)) => {
+            Err(TrySend::Full(back)) => {
                 item = back;
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySend::Stopped) => return false,
         }
     }
 }
 
 /// Decides what to do with one message: its machine (from the topic) and the outcome.
-fn decode_message(config: &IngestConfig, incoming: &Incoming) -> (Option<u32>, Outcome) {
+fn decode_message(
+    config: &IngestConfig,
+    max_inflated: usize,
+    incoming: &Incoming,
+) -> (Option<u32>, Outcome) {
     let topic = incoming.topic.as_str();
     let (kind, suffix) = topic_kind(config, topic);
     if kind == TopicKind::Other || incoming.payload.is_empty() {
@@ -265,7 +269,7 @@ fn decode_message(config: &IngestConfig, incoming: &Incoming) -> (Option<u32>, O
     };
     #[cfg(debug_assertions)]
     test_hooks::crash_if_marked(&incoming.payload);
-    let outcome = match payload_json(&incoming.payload, config.max_inflated) {
+    let outcome = match payload_json(&incoming.payload, max_inflated) {
         Err(e) => quarantine(incoming, e.kind(), e.to_string(), machine),
         Ok(json) => {
             let json_bytes = json.len();
@@ -320,6 +324,7 @@ fn topic_machine(config: &IngestConfig, topic: &str) -> Option<u32> {
 /// decoded, and a panic in decoding quarantines the message instead of ending the thread.
 fn decode_guarded(
     config: &IngestConfig,
+    max_inflated: usize,
     incoming: Incoming,
     strikes: &Strikes,
     marker: &mut DecodeMarker,
@@ -349,7 +354,7 @@ fn decode_guarded(
     }
     marker.begin(key, &incoming.topic);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        decode_message(config, &incoming)
+        decode_message(config, max_inflated, &incoming)
     }));
     marker.end();
     let (machine, outcome) = match result {
@@ -436,38 +441,15 @@ fn foreign_machine(batch: &RecordBatch, machine: u32) -> Option<(String, u32)> {
     None
 }
 
-fn decoder_loop(
-    config: &IngestConfig,
-    rx: Receiver<Incoming>,
-    tx: Sender<Decoded>,
-    strikes: &Strikes,
-    mut marker: DecodeMarker,
-) {
-    for incoming in rx.iter() {
-        let decoded = decode_guarded(config, incoming, strikes, &mut marker);
-        if tx.send(decoded).is_err() {
-            break;
-        }
-    }
-}
-
-/// Stored messages to acknowledge through an external broker: (publish, connection epoch,
-/// arrival order).
-type AckBatch = Vec<(Publish, u64, u64)>;
+/// Stored messages to acknowledge through an external broker: (publish, connection epoch).
+type AckBatch = Vec<(Publish, u64)>;
 
 /// Sends the acknowledgements of durable messages where each belongs.
-fn acknowledge(
-    stored: Vec<Decoded>,
-    broker_acks: Option<&tokio::sync::mpsc::UnboundedSender<AckBatch>>,
-) {
+fn acknowledge(acks: Vec<Ack>, broker_acks: Option<&tokio::sync::mpsc::UnboundedSender<AckBatch>>) {
     let mut batch: AckBatch = Vec::new();
-    for d in stored {
-        match d.incoming.ack {
-            Ack::Broker {
-                publish,
-                epoch,
-                seq,
-            } => batch.push((publish, epoch, seq)),
+    for ack in acks {
+        match ack {
+            Ack::Broker { publish, epoch } => batch.push((publish, epoch)),
             // A closed connection: its client resends on the next one.
             Ack::Listener { done, seq } => {
                 let _ = done.send(seq);
@@ -485,119 +467,89 @@ fn acknowledge(
     }
 }
 
-/// The writer: groups decoded messages into durable writes, then hands their acks on.
-struct Writer<'a> {
-    db: &'a Database,
-    config: &'a IngestConfig,
-    stats: &'a IngestStats,
-    registry: HashMap<u32, MachineRecord>,
+/// What one batch of messages added to the service's counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct BatchCounts {
+    stored: u64,
+    records: u64,
+    json_bytes: u64,
+    payload_bytes: u64,
+    quarantined: u64,
+    ignored: u64,
 }
 
-impl Writer<'_> {
-    fn run(
-        mut self,
-        rx: Receiver<Decoded>,
-        broker_acks: Option<tokio::sync::mpsc::UnboundedSender<AckBatch>>,
-        shutdown: &Shutdown,
+/// What the committer completes once a batch is durable.
+struct Completion {
+    acks: Vec<Ack>,
+    counts: BatchCounts,
+    /// Newly quarantined messages: (topic, kind, error), logged once durable.
+    quarantined_new: Vec<(String, String, String)>,
+}
+
+impl Completion {
+    /// Logs, counts and acknowledges a durable batch.
+    fn complete(
+        self,
+        stats: &IngestStats,
+        broker_acks: Option<&tokio::sync::mpsc::UnboundedSender<AckBatch>>,
     ) {
-        let mut pending: Vec<Decoded> = Vec::new();
-        loop {
-            let first = match rx.recv() {
-                Ok(d) => d,
-                Err(_) => break,
-            };
-            let deadline = Instant::now() + self.config.batch_latency;
-            let mut records = record_count(&first);
-            pending.push(first);
-            while pending.len() < self.config.batch_max_messages
-                && records < self.config.batch_max_records
-            {
-                let next = match rx.try_recv() {
-                    Ok(d) => Ok(d),
-                    Err(_) => rx.recv_deadline(deadline),
-                };
-                match next {
-                    Ok(d) => {
-                        records += record_count(&d);
-                        pending.push(d);
-                    }
-                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            match self.commit_with_retry(&mut pending, shutdown) {
-                Ok(()) => acknowledge(std::mem::take(&mut pending), broker_acks.as_ref()),
-                Err(e) => {
-                    tracing::error!(
-                        "storage write failed ({e}); stopping without acknowledging {} messages \
-                         (the broker will redeliver them)",
-                        pending.len()
-                    );
-                    shutdown.trigger();
-                    return;
-                }
-            }
+        for (topic, kind, error) in &self.quarantined_new {
+            tracing::warn!(topic = %topic, kind = %kind, "quarantined a message: {error}");
         }
+        let c = self.counts;
+        stats.stored.fetch_add(c.stored, Ordering::Relaxed);
+        stats.records.fetch_add(c.records, Ordering::Relaxed);
+        stats.json_bytes.fetch_add(c.json_bytes, Ordering::Relaxed);
+        stats
+            .payload_bytes
+            .fetch_add(c.payload_bytes, Ordering::Relaxed);
+        stats
+            .quarantined
+            .fetch_add(c.quarantined, Ordering::Relaxed);
+        stats.ignored.fetch_add(c.ignored, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        acknowledge(self.acks, broker_acks);
+    }
+}
+
+/// The service's writer-stage policy: groups decoded messages (bounded by messages, records
+/// and the pipeline's latency) into one write with the machine registry and quarantine rows.
+struct ServeBatcher<'a> {
+    db: &'a Database,
+    config: &'a IngestConfig,
+    /// The registry as of the last prepared write (a write that then fails stops the service).
+    registry: HashMap<u32, MachineRecord>,
+    pending: Vec<Decoded>,
+    records: usize,
+}
+
+impl Batcher<Decoded> for ServeBatcher<'_> {
+    type Token = Completion;
+
+    fn take(&mut self, d: Decoded) -> crate::Result<bool> {
+        self.records += match &d.outcome {
+            Outcome::Store { batch, .. } => batch.len(),
+            _ => 1,
+        };
+        self.pending.push(d);
+        Ok(self.pending.len() >= self.config.batch_max_messages
+            || self.records >= self.config.batch_max_records)
     }
 
-    fn commit_with_retry(
-        &mut self,
-        pending: &mut [Decoded],
-        shutdown: &Shutdown,
-    ) -> crate::Result<()> {
-        let prepared = self.prepare(pending)?;
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 0;
-        loop {
-            let result = if prepared.batch.is_empty() && prepared.aux.is_empty() {
-                Ok(())
-            } else {
-                self.db
-                    .store()
-                    .write_with(&prepared.batch, &prepared.aux, Durability::Sync)
-                    .map(|_| ())
-            };
-            match result {
-                Ok(()) => break,
-                Err(e) if attempt < 5 && !shutdown.is_triggered() => {
-                    tracing::warn!("storage write failed, retrying in {delay:?}: {e}");
-                    std::thread::sleep(delay);
-                    delay *= 2;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e.into()),
-            }
+    fn build(&mut self) -> crate::Result<Option<BatchWrite<Completion>>> {
+        if self.pending.is_empty() {
+            return Ok(None);
         }
-        for entry in &prepared.quarantined_new {
-            tracing::warn!(
-                topic = %entry.0,
-                kind = %entry.1,
-                "quarantined a message: {}",
-                entry.2
-            );
-        }
-        self.registry.extend(prepared.touched);
-        let s = self.stats;
-        let c = prepared.counts;
-        s.stored.fetch_add(c[0], Ordering::Relaxed);
-        s.records.fetch_add(c[1], Ordering::Relaxed);
-        s.json_bytes.fetch_add(c[2], Ordering::Relaxed);
-        s.payload_bytes.fetch_add(c[3], Ordering::Relaxed);
-        s.quarantined.fetch_add(c[4], Ordering::Relaxed);
-        s.ignored.fetch_add(c[5], Ordering::Relaxed);
-        s.batches.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Builds one write from the pending messages (their record batches are moved out).
-    fn prepare(&mut self, pending: &mut [Decoded]) -> crate::Result<Prepared> {
-        let mut batch = RecordBatch::default();
+        let pending = std::mem::take(&mut self.pending);
+        self.records = 0;
+        let mut records = RecordBatch::default();
         let mut aux = Vec::new();
         let mut touched: HashMap<u32, MachineRecord> = HashMap::new();
         let mut seen_quarantine: HashSet<[u8; 8]> = HashSet::new();
         let mut quarantined_new = Vec::new();
-        // stored, records, json bytes, payload bytes, quarantined, ignored
-        let mut c = [0u64; 6];
-        for d in pending.iter_mut() {
+        let mut c = BatchCounts::default();
+        let mut acks = Vec::with_capacity(pending.len());
+        for d in pending {
             let bytes = d.incoming.payload.len() as u64;
             let arrival = d.incoming.arrival_ms;
             let record = d.machine.and_then(|m| match &d.outcome {
@@ -609,25 +561,25 @@ impl Writer<'_> {
                         .unwrap_or_else(|| MachineRecord::new(m, arrival))
                 })),
             });
-            match &mut d.outcome {
+            match d.outcome {
                 Outcome::Store {
-                    batch: b,
+                    batch,
                     json_bytes,
                     description,
                 } => {
-                    let n = b.len() as u64;
-                    batch.append(std::mem::take(b));
-                    c[0] += 1;
-                    c[1] += n;
-                    c[2] += *json_bytes as u64;
-                    c[3] += bytes;
+                    let n = batch.len() as u64;
+                    records.append(batch);
+                    c.stored += 1;
+                    c.records += n;
+                    c.json_bytes += json_bytes as u64;
+                    c.payload_bytes += bytes;
                     if let Some(r) = record {
                         r.messages += 1;
                         r.records += n;
                         r.bytes += bytes;
                         r.last_seen_ms = r.last_seen_ms.max(arrival);
                         if description.is_some() {
-                            r.description = description.take();
+                            r.description = description;
                         }
                     }
                 }
@@ -648,21 +600,18 @@ impl Writer<'_> {
                         }
                     }
                     if new {
-                        quarantined_new.push((
-                            entry.topic.clone(),
-                            entry.kind.clone(),
-                            entry.error.clone(),
-                        ));
                         aux.push(AuxPut {
                             table: AuxTable::Quarantine,
                             key: key.to_vec(),
                             value: entry.encode(),
                         });
+                        quarantined_new.push((entry.topic, entry.kind, entry.error));
                     }
-                    c[4] += 1;
+                    c.quarantined += 1;
                 }
-                Outcome::Ignore => c[5] += 1,
+                Outcome::Ignore => c.ignored += 1,
             }
+            acks.push(d.incoming.ack);
         }
         for (m, r) in &touched {
             aux.push(AuxPut {
@@ -671,29 +620,16 @@ impl Writer<'_> {
                 value: r.encode(),
             });
         }
-        Ok(Prepared {
-            batch,
+        self.registry.extend(touched);
+        Ok(Some(BatchWrite {
+            records,
             aux,
-            touched,
-            quarantined_new,
-            counts: c,
-        })
-    }
-}
-
-/// One durable write in the making.
-struct Prepared {
-    batch: RecordBatch,
-    aux: Vec<AuxPut>,
-    touched: HashMap<u32, MachineRecord>,
-    quarantined_new: Vec<(String, String, String)>,
-    counts: [u64; 6],
-}
-
-fn record_count(d: &Decoded) -> usize {
-    match &d.outcome {
-        Outcome::Store { batch, .. } => batch.len(),
-        _ => 1,
+            token: Completion {
+                acks,
+                counts: c,
+                quarantined_new,
+            },
+        }))
     }
 }
 
@@ -759,69 +695,77 @@ pub fn run(
         .collect();
     let journal = PoisonJournal::open(db.store().path())?;
     let strikes = journal.recover(db.store())?;
-    let decoders = config.decode_threads.max(1);
-    let markers = (0..decoders)
+    let markers = (0..config.decode_threads.max(1))
         .map(|i| journal.marker(i))
         .collect::<Result<Vec<_>, _>>()?;
-    let (raw_tx, raw_rx) = bounded::<Incoming>(config.queue_capacity.max(1));
-    let (dec_tx, dec_rx) = bounded::<Decoded>(config.queue_capacity.max(1));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| IngestError::Broker(format!("cannot start the network runtime: {e}")))?;
+        .map_err(IngestError::Runtime)?;
     let shutdown = &control.shutdown;
     let stats = &control.stats;
     let strikes = &strikes;
-    let writer = Writer {
+    // One cap for every way in: the database's (`--max-inflated` of serve and import).
+    let max_inflated = db.options().max_inflated;
+    let decoders: Vec<_> = markers
+        .into_iter()
+        .map(|mut marker| {
+            move |incoming| decode_guarded(config, max_inflated, incoming, strikes, &mut marker)
+        })
+        .collect();
+    let mut batcher = ServeBatcher {
         db,
         config,
-        stats,
         registry,
+        pending: Vec::new(),
+        records: 0,
     };
-    let (broker_ack_tx, broker_ack_rx) = match &source {
-        Source::Broker(_) => {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
-            (Some(tx), Some(rx))
-        }
-        Source::Listener(_) => (None, None),
+    // Acks through the external broker's client (the listener's go to their connections).
+    let (broker_ack_tx, broker_ack_rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
+    let on_durable = move |completion: Completion, _: WriteSummary| {
+        completion.complete(stats, Some(&broker_ack_tx));
     };
-    let network_result = std::thread::scope(|scope| {
-        for (i, marker) in markers.into_iter().enumerate() {
-            let rx = raw_rx.clone();
-            let tx = dec_tx.clone();
-            std::thread::Builder::new()
-                .name(format!("decode-{i}"))
-                .spawn_scoped(scope, move || decoder_loop(config, rx, tx, strikes, marker))
-                .map_err(|e| IngestError::Broker(format!("cannot start a decoder: {e}")))?;
-        }
-        drop(raw_rx);
-        drop(dec_tx);
-        std::thread::Builder::new()
-            .name("writer".to_owned())
-            .spawn_scoped(scope, move || writer.run(dec_rx, broker_ack_tx, shutdown))
-            .map_err(|e| IngestError::Broker(format!("cannot start the writer: {e}")))?;
-        // The network side drops `raw_tx` when it stops, so the decoders and the writer
-        // finish after it.
-        match source {
-            Source::Broker(options) => {
-                let Some(ack_rx) = broker_ack_rx else {
-                    return Err(IngestError::Broker("no acknowledgement channel".to_owned()));
-                };
-                runtime.block_on(network(config, *options, raw_tx, ack_rx, control))
-            }
-            Source::Listener(setup) => {
-                let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
-                std::thread::Builder::new()
-                    .name("sessions".to_owned())
-                    .spawn_scoped(scope, move || keep_sessions(db, session_rx, shutdown))
-                    .map_err(|e| {
-                        IngestError::Broker(format!("cannot start the session keeper: {e}"))
-                    })?;
-                runtime.block_on(listen(setup, raw_tx, session_tx, control))
-            }
-        }
-    });
-    network_result?;
+    let settings = PipelineSettings {
+        queue_capacity: config.queue_capacity.max(1),
+        max_latency: Some(config.batch_latency),
+        durability: Durability::Sync,
+    };
+    // The network side drops the feeder when it stops, so the decoders, the writer and the
+    // committer finish after it, storing and acknowledging everything it handed in.
+    let network_result = pipeline::run(
+        db.store(),
+        &settings,
+        decoders,
+        &mut batcher,
+        on_durable,
+        |feeder| {
+            Ok(std::thread::scope(|scope| match source {
+                Source::Broker(options) => {
+                    runtime.block_on(network(config, *options, feeder, broker_ack_rx, control))
+                }
+                Source::Listener(setup) => {
+                    let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
+                    std::thread::Builder::new()
+                        .name("sessions".to_owned())
+                        .spawn_scoped(scope, move || keep_sessions(db, session_rx, shutdown))
+                        .map_err(|e| {
+                            IngestError::Database(crate::Error::Thread {
+                                name: "session keeper",
+                                source: e,
+                            })
+                        })?;
+                    runtime.block_on(listen(setup, feeder, session_tx, control))
+                }
+            }))
+        },
+    );
+    if let Err(e) = &network_result {
+        tracing::error!(
+            "ingest stopped on an error ({e}); what was not acknowledged will be redelivered"
+        );
+        shutdown.trigger();
+    }
+    network_result??;
     let snap = stats.snapshot();
     tracing::info!(
         "ingest stopped: {} messages stored ({} records), {} quarantined",
@@ -843,7 +787,7 @@ enum Source {
 /// Runs the embedded listener until shutdown is triggered.
 async fn listen(
     setup: ListenerSetup,
-    raw_tx: Sender<Incoming>,
+    raw_tx: Feeder<Incoming>,
     session_tx: std::sync::mpsc::Sender<SessionRequest>,
     control: &IngestControl,
 ) -> Result<(), IngestError> {
@@ -937,7 +881,7 @@ fn keep_sessions(
 async fn network(
     config: &IngestConfig,
     options: MqttOptions,
-    raw_tx: Sender<Incoming>,
+    raw_tx: Feeder<Incoming>,
     mut ack_rx: tokio::sync::mpsc::UnboundedReceiver<AckBatch>,
     control: &IngestControl,
 ) -> Result<(), IngestError> {
@@ -951,26 +895,13 @@ async fn network(
         let epoch = epoch.clone();
         let acks_done = acks_done.clone();
         tokio::spawn(async move {
-            // Brokers (rumqttd strictly) expect acks in delivery order, but parallel decoding
-            // commits out of order: release acks only in contiguous arrival order.
-            let mut ack_epoch = 0u64;
-            let mut next = 0u64;
-            let mut waiting: BTreeMap<u64, Publish> = BTreeMap::new();
+            // The pipeline completes messages in arrival order, the order brokers expect acks
+            // in; acks of an earlier connection are dropped (the broker redelivers those).
             while let Some(batch) = ack_rx.recv().await {
-                for (publish, e, seq) in batch {
-                    if e < ack_epoch || e < epoch.load(Ordering::SeqCst) {
-                        // Received on an earlier connection: the broker redelivers it.
+                for (publish, e) in batch {
+                    if e < epoch.load(Ordering::SeqCst) {
                         continue;
                     }
-                    if e > ack_epoch {
-                        ack_epoch = e;
-                        next = 0;
-                        waiting.clear();
-                    }
-                    waiting.insert(seq, publish);
-                }
-                while let Some(publish) = waiting.remove(&next) {
-                    next += 1;
                     if let Err(err) = client.ack(&publish).await {
                         tracing::debug!("ack not sent: {err}");
                     }
@@ -1009,7 +940,6 @@ async fn network(
     let filters = config.filters();
     let qos = qos_of(config.qos);
     let mut raw_tx = Some(raw_tx);
-    let mut seq = 0u64;
     let mut backoff = Duration::from_millis(100);
     let mut drain_deadline: Option<tokio::time::Instant> = None;
     loop {
@@ -1043,7 +973,6 @@ async fn network(
                     continue;
                 }
                 epoch.fetch_add(1, Ordering::SeqCst);
-                seq = 0;
                 stats.connections.fetch_add(1, Ordering::Relaxed);
                 stats.connected.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(100);
@@ -1074,12 +1003,11 @@ async fn network(
                             ..publish
                         },
                         epoch: epoch.load(Ordering::SeqCst),
-                        seq,
                     },
                 };
-                seq += 1;
                 if !send_with_backpressure(tx, item).await {
-                    return Err(IngestError::Broker("the decoders stopped".to_owned()));
+                    // A pipeline stage failed: it reports why.
+                    return Ok(());
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {

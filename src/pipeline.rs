@@ -1,0 +1,427 @@
+//! The one ingest pipeline, shared by `import` and `serve`:
+//!
+//! ```text
+//! source --(seq, item)--> decoders (N threads) --> writer: reorder by seq, batch, prepare
+//!        --> committer: commit (fsync when asked) --> on_durable(token, summary)
+//! ```
+//!
+//! * The **source** runs on a thread of its own and hands items in through a [`Feeder`],
+//!   which numbers them in the order they enter (so ids are assigned in arrival order,
+//!   whatever decoder finishes first).
+//! * Each **decoder** is a closure with its own state (the ingest service's crash marker);
+//!   their number is the length of the vector given.
+//! * The **writer**, on the calling thread (so the batcher may hold what is not `Send`, such
+//!   as a caller's progress callback), puts decoded items back in order and gives them to a [`Batcher`],
+//!   which says when a batch is full and builds its write (records, side-table puts, and a
+//!   token); a batch also closes when `max_latency` has passed since its first item. The write
+//!   is resolved and encoded there ([`provdb_storage::Store::prepare_write`]) while the
+//!   previous one commits.
+//! * The **committer** thread commits each prepared write, then calls `on_durable` with the
+//!   batch's token: that is where `serve` acknowledges to publishers, and where detection
+//!   hooks in. Nothing is completed before its write is durable. The callback is dropped when
+//!   the committer ends, so what it holds (the service's ack channel) closes then.
+//!
+//! Any stage's error stops the pipeline: the source's next send fails, the rest drains, and
+//! the first error is returned.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use parking_lot::Mutex;
+use provdb_storage::{AuxPut, Durability, PreparedWrite, RecordBatch, Store, WriteSummary};
+
+use crate::{Error, Result};
+
+/// How the pipeline runs.
+#[derive(Debug, Clone)]
+pub(crate) struct PipelineSettings {
+    /// Items (and decoded items) queued between the stages.
+    pub(crate) queue_capacity: usize,
+    /// Longest an item waits for its batch to fill (`None`: until the batcher says full or the
+    /// input ends).
+    pub(crate) max_latency: Option<Duration>,
+    /// Durability of each commit.
+    pub(crate) durability: Durability,
+}
+
+/// One batch's write, as a [`Batcher`] builds it.
+pub(crate) struct BatchWrite<T> {
+    pub(crate) records: RecordBatch,
+    pub(crate) aux: Vec<AuxPut>,
+    /// Handed to `on_durable` once the write is durable.
+    pub(crate) token: T,
+}
+
+/// The writer stage's policy: what decoded items become, and when a batch is written.
+pub(crate) trait Batcher<O> {
+    /// Completed by `on_durable`.
+    type Token: Send;
+    /// Takes the next decoded item, in source order; true when the batch should be written
+    /// now.
+    fn take(&mut self, item: O) -> Result<bool>;
+    /// The write of everything taken since the last call, or `None` when there is nothing to
+    /// write or complete.
+    fn build(&mut self) -> Result<Option<BatchWrite<Self::Token>>>;
+}
+
+/// The pipeline stopped taking items (a stage failed, or it is shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stopped;
+
+/// Hands items to the pipeline, numbering them in the order they enter. Clones share the
+/// numbering.
+pub(crate) struct Feeder<I> {
+    tx: Sender<(u64, I)>,
+    next: Arc<Mutex<u64>>,
+}
+
+impl<I> Clone for Feeder<I> {
+    fn clone(&self) -> Self {
+        Feeder {
+            tx: self.tx.clone(),
+            next: self.next.clone(),
+        }
+    }
+}
+
+impl<I> Feeder<I> {
+    /// Sends an item, waiting while the decoders' queue is full.
+    pub(crate) fn send(&self, item: I) -> std::result::Result<(), Stopped> {
+        // The number is taken and the item queued under one lock, so numbers enter the
+        // queue without gaps (a gap would stall the writer's reordering for good).
+        let mut next = self.next.lock();
+        self.tx.send((*next, item)).map_err(|_| Stopped)?;
+        *next += 1;
+        Ok(())
+    }
+
+    /// Sends an item if the queue has room; gives it back when full (for async sources,
+    /// which must not block their thread).
+    pub(crate) fn try_send(&self, item: I) -> std::result::Result<(), TrySend<I>> {
+        let mut next = self.next.lock();
+        match self.tx.try_send((*next, item)) {
+            Ok(()) => {
+                *next += 1;
+                Ok(())
+            }
+            Err(TrySendError::Full((_, item))) => Err(TrySend::Full(item)),
+            Err(TrySendError::Disconnected(_)) => Err(TrySend::Stopped),
+        }
+    }
+}
+
+/// Why [`Feeder::try_send`] did not take an item.
+pub(crate) enum TrySend<I> {
+    /// The queue is full: try again later.
+    Full(I),
+    /// The pipeline stopped.
+    Stopped,
+}
+
+/// Runs the pipeline until `source` returns and everything it sent is committed and completed
+/// (or a stage fails). Returns the source's result, or the first stage error.
+pub(crate) fn run<I, O, D, B, R>(
+    store: &Store,
+    settings: &PipelineSettings,
+    decoders: Vec<D>,
+    batcher: &mut B,
+    mut on_durable: impl FnMut(B::Token, WriteSummary) + Send,
+    source: impl FnOnce(Feeder<I>) -> Result<R> + Send,
+) -> Result<R>
+where
+    I: Send,
+    O: Send,
+    R: Send,
+    D: FnMut(I) -> O + Send,
+    B: Batcher<O>,
+{
+    let capacity = settings.queue_capacity.max(1);
+    let (item_tx, item_rx) = bounded::<(u64, I)>(capacity);
+    let (decoded_tx, decoded_rx) = bounded::<(u64, O)>(capacity);
+    let (commit_tx, commit_rx) = bounded::<(PreparedWrite<'_>, B::Token)>(1);
+    std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for (i, mut decode) in decoders.into_iter().enumerate() {
+            let rx = item_rx.clone();
+            let tx = decoded_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("decode-{i}"))
+                .spawn_scoped(scope, move || {
+                    for (seq, item) in rx {
+                        if tx.send((seq, decode(item))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            threads.push(spawned.map_err(|e| Error::Thread {
+                name: "decoder",
+                source: e,
+            })?);
+        }
+        drop(item_rx);
+        drop(decoded_tx);
+        let committer = std::thread::Builder::new()
+            .name("committer".to_owned())
+            .spawn_scoped(scope, move || -> Result<()> {
+                for (prepared, token) in commit_rx {
+                    let summary = store.commit_prepared(prepared)?;
+                    on_durable(token, summary);
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::Thread {
+                name: "committer",
+                source: e,
+            })?;
+        let feeder = Feeder {
+            tx: item_tx,
+            next: Arc::new(Mutex::new(0)),
+        };
+        let source = std::thread::Builder::new()
+            .name("source".to_owned())
+            .spawn_scoped(scope, move || source(feeder))
+            .map_err(|e| Error::Thread {
+                name: "source",
+                source: e,
+            })?;
+        // Ends when the source and then the decoders have finished, or on the first error
+        // (then the decoders, and the source, find their consumers gone and stop).
+        let written = write_in_order(store, settings, decoded_rx, batcher, commit_tx);
+        let fed = source.join().unwrap_or(Err(Error::StageFailed("source")));
+        let committed = committer
+            .join()
+            .unwrap_or(Err(Error::StageFailed("committer")));
+        for t in threads {
+            if t.join().is_err() {
+                return Err(Error::StageFailed("decoder"));
+            }
+        }
+        // A stage's own error explains why the source could not send.
+        committed.and(written).and(fed)
+    })
+}
+
+/// The writer stage: puts decoded items back in source order, batches, prepares each write
+/// and hands it to the committer.
+fn write_in_order<'s, O, B: Batcher<O>>(
+    store: &'s Store,
+    settings: &PipelineSettings,
+    decoded: Receiver<(u64, O)>,
+    batcher: &mut B,
+    commits: Sender<(PreparedWrite<'s>, B::Token)>,
+) -> Result<()> {
+    let mut waiting: BTreeMap<u64, O> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut deadline: Option<Instant> = None;
+    let flush = |batcher: &mut B| -> Result<()> {
+        if let Some(write) = batcher.build()? {
+            let prepared = store.prepare_write(&write.records, &write.aux, settings.durability)?;
+            commits
+                .send((prepared, write.token))
+                .map_err(|_| Error::StageFailed("committer"))?;
+        }
+        Ok(())
+    };
+    loop {
+        if let Some(item) = waiting.remove(&next) {
+            next += 1;
+            if batcher.take(item)? {
+                flush(batcher)?;
+                deadline = None;
+            } else if deadline.is_none() {
+                deadline = settings.max_latency.map(|l| Instant::now() + l);
+            }
+            continue;
+        }
+        let received = match deadline {
+            Some(d) => decoded.recv_deadline(d),
+            None => decoded.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok((seq, item)) => {
+                waiting.insert(seq, item);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                flush(batcher)?;
+                deadline = None;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    flush(batcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provdb_storage::{ExternalId, Placement, ProvClass, VertexInput};
+
+    fn vertex(n: u64) -> VertexInput {
+        VertexInput {
+            ext_id: ExternalId::parse(&format!("v{n}")),
+            type_name: "task".to_owned(),
+            class: ProvClass::Activity,
+            placement: Placement::default(),
+            attrs: Vec::new(),
+        }
+    }
+
+    /// Collects items; writes every `per_batch`; its token lists the items of the batch.
+    struct Collect {
+        per_batch: usize,
+        taken: Vec<u64>,
+    }
+
+    impl Batcher<u64> for Collect {
+        type Token = Vec<u64>;
+        fn take(&mut self, item: u64) -> Result<bool> {
+            self.taken.push(item);
+            Ok(self.taken.len() >= self.per_batch)
+        }
+        fn build(&mut self) -> Result<Option<BatchWrite<Vec<u64>>>> {
+            if self.taken.is_empty() {
+                return Ok(None);
+            }
+            let mut records = RecordBatch::default();
+            for n in &self.taken {
+                records.vertices.push(vertex(*n));
+            }
+            Ok(Some(BatchWrite {
+                records,
+                aux: Vec::new(),
+                token: std::mem::take(&mut self.taken),
+            }))
+        }
+    }
+
+    fn settings(latency: Option<Duration>) -> PipelineSettings {
+        PipelineSettings {
+            queue_capacity: 4,
+            max_latency: latency,
+            durability: Durability::Buffered,
+        }
+    }
+
+    #[test]
+    fn items_complete_in_source_order_whatever_decoder_finishes_first() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        // Decoder 0 is slow on even items, so odd ones overtake them between the stages.
+        let decoders: Vec<_> = (0..3)
+            .map(|_| {
+                |n: u64| {
+                    if n % 2 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    n
+                }
+            })
+            .collect();
+        let mut batcher = Collect {
+            per_batch: 7,
+            taken: Vec::new(),
+        };
+        let mut completed: Vec<Vec<u64>> = Vec::new();
+        let on_durable = |token: Vec<u64>, summary: WriteSummary| {
+            assert_eq!(summary.vertices_added as usize, token.len());
+            completed.push(token);
+        };
+        run(
+            &store,
+            &settings(None),
+            decoders,
+            &mut batcher,
+            on_durable,
+            |feeder| {
+                for n in 0..100u64 {
+                    feeder.send(n).map_err(|_| Error::StageFailed("test"))?;
+                }
+                Ok(())
+            },
+        )
+        .expect("pipeline runs");
+        let flat: Vec<u64> = completed.iter().flatten().copied().collect();
+        assert_eq!(flat, (0..100).collect::<Vec<_>>());
+        assert_eq!(
+            completed.len(),
+            15,
+            "14 full batches of 7, then the rest (2)"
+        );
+        // Ids were given in source order: vertex vN has internal id N.
+        for n in [0u64, 41, 99] {
+            let id = store
+                .vertex_id(&ExternalId::parse(&format!("v{n}")))
+                .expect("read")
+                .expect("stored");
+            assert_eq!(id.0, n);
+        }
+    }
+
+    #[test]
+    fn a_batch_closes_after_the_latency_even_when_not_full() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut batcher = Collect {
+            per_batch: 1000,
+            taken: Vec::new(),
+        };
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Vec<u64>>();
+        let on_durable = move |token: Vec<u64>, _| {
+            let _ = done_tx.send(token);
+        };
+        run(
+            &store,
+            &settings(Some(Duration::from_millis(20))),
+            vec![|n: u64| n],
+            &mut batcher,
+            on_durable,
+            move |feeder| {
+                feeder.send(1).map_err(|_| Error::StageFailed("test"))?;
+                // Completed by the latency while the source still holds the feeder open.
+                let token = done_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .map_err(|_| Error::StageFailed("no completion within 10 s"))?;
+                assert_eq!(token, vec![1]);
+                Ok(())
+            },
+        )
+        .expect("pipeline runs");
+    }
+
+    #[test]
+    fn a_failing_stage_stops_the_source_and_is_returned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        struct Fails;
+        impl Batcher<u64> for Fails {
+            type Token = ();
+            fn take(&mut self, _: u64) -> Result<bool> {
+                Err(Error::StageFailed("batcher said no"))
+            }
+            fn build(&mut self) -> Result<Option<BatchWrite<()>>> {
+                Ok(None)
+            }
+        }
+        let mut sent = 0;
+        let result = run(
+            &store,
+            &settings(None),
+            vec![|n: u64| n],
+            &mut Fails,
+            |_, _| {},
+            |feeder| {
+                for n in 0..10_000u64 {
+                    if feeder.send(n).is_err() {
+                        break;
+                    }
+                    sent += 1;
+                }
+                Ok(())
+            },
+        );
+        assert!(matches!(result, Err(Error::StageFailed("batcher said no"))));
+        assert!(sent < 10_000, "the source saw the pipeline stop");
+    }
+}
