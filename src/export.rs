@@ -289,7 +289,7 @@ pub fn export(
             // One pass per section: PROV-JSON groups elements by section, and a pass costs
             // less than holding the archive.
             for section in ["activity", "entity", "agent"] {
-                let mut opened = false;
+                let mut out_section = JsonSection::new(section);
                 for v in store.scan_vertices() {
                     let v = v?;
                     if !vertex_chosen(&v) {
@@ -304,19 +304,11 @@ pub fn export(
                     let mut element = Map::new();
                     element.insert("prov:type".into(), Json::String(v.type_name.to_string()));
                     attrs_into(&mut element, &v.attrs);
-                    let sep = if opened { "," } else { "" };
-                    if !opened {
-                        write!(w, ",\"{section}\":{{").map_err(io)?;
-                        opened = true;
-                    }
-                    let key = Json::String(qualified(&v.ext_id));
-                    write!(w, "{sep}{key}:{}", Json::Object(element)).map_err(io)?;
+                    out_section.element(&mut w, &qualified(&v.ext_id), element)?;
                     report.vertices += 1;
                     tick(&report);
                 }
-                if opened {
-                    w.write_all(b"}").map_err(io)?;
-                }
+                out_section.close(&mut w)?;
             }
             let mut sections: Vec<&str> = Vec::new();
             for relation in [
@@ -334,7 +326,7 @@ pub fn export(
                     continue;
                 }
                 sections.push(section);
-                let mut opened = false;
+                let mut out_section = JsonSection::new(section);
                 for e in store.scan_edges() {
                     let e = e?;
                     if prov_section(e.relation).map(|s| s.0) != Some(section) || !edge_chosen(&e) {
@@ -351,19 +343,11 @@ pub fn export(
                         Json::String(qualified(&ext_of(store, e.dst)?)),
                     );
                     attrs_into(&mut element, &e.attrs);
-                    let sep = if opened { "," } else { "" };
-                    if !opened {
-                        write!(w, ",\"{section}\":{{").map_err(io)?;
-                        opened = true;
-                    }
-                    let key = Json::String(qualified(&e.ext_id));
-                    write!(w, "{sep}{key}:{}", Json::Object(element)).map_err(io)?;
+                    out_section.element(&mut w, &qualified(&e.ext_id), element)?;
                     report.edges += 1;
                     tick(&report);
                 }
-                if opened {
-                    w.write_all(b"}").map_err(io)?;
-                }
+                out_section.close(&mut w)?;
             }
             w.write_all(b"}\n").map_err(io)?;
         }
@@ -423,4 +407,38 @@ pub fn export(
     report.bytes = w.bytes;
     progress(report.vertices + report.edges);
     Ok(report)
+}
+
+/// One section of a PROV-JSON document (`"activity": {...}`), written as its elements come:
+/// opened at its first element, so an empty section is left out.
+struct JsonSection {
+    name: &'static str,
+    opened: bool,
+}
+
+impl JsonSection {
+    fn new(name: &'static str) -> JsonSection {
+        JsonSection {
+            name,
+            opened: false,
+        }
+    }
+
+    fn element(&mut self, w: &mut impl Write, key: &str, element: Map<String, Json>) -> Result<()> {
+        if !self.opened {
+            write!(w, ",\"{}\":{{", self.name).map_err(io)?;
+            self.opened = true;
+        } else {
+            w.write_all(b",").map_err(io)?;
+        }
+        let key = Json::String(key.to_owned());
+        write!(w, "{key}:{}", Json::Object(element)).map_err(io)
+    }
+
+    fn close(self, w: &mut impl Write) -> Result<()> {
+        if self.opened {
+            w.write_all(b"}").map_err(io)?;
+        }
+        Ok(())
+    }
 }

@@ -99,6 +99,7 @@ impl<I> Feeder<I> {
 
     /// Sends an item if the queue has room; gives it back when full (for async sources,
     /// which must not block their thread).
+    #[cfg_attr(not(feature = "mqtt"), allow(dead_code))]
     pub(crate) fn try_send(&self, item: I) -> std::result::Result<(), TrySend<I>> {
         let mut next = self.next.lock();
         match self.tx.try_send((*next, item)) {
@@ -113,6 +114,7 @@ impl<I> Feeder<I> {
 }
 
 /// Why [`Feeder::try_send`] did not take an item.
+#[cfg_attr(not(feature = "mqtt"), allow(dead_code))]
 pub(crate) enum TrySend<I> {
     /// The queue is full: try again later.
     Full(I),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mqtt_support::*;
 use provdb::ingest::{load_machines, IngestConfig};
 use provdb::publish::{Message, MessagePlan};
-use provdb::simulate::{to_messages, Simulation, SimulationOptions};
+use provdb::simulate::SimulationOptions;
 use provdb::Database;
 
 fn external(m: &Mosquitto, client: &str) -> IngestConfig {
@@ -95,14 +95,18 @@ fn broker_restarted_under_the_service_loses_nothing() {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
-        seed: 3,
-        machines: 3,
-        documents_per_machine: 30,
-        records_per_document: 40,
-    })
-    .collect();
-    let messages = to_messages(docs.clone(), "camflow/provenance/");
+    let SimulatedFleet {
+        messages,
+        reference,
+    } = SimulatedFleet::new(
+        &tmp.path().join("reference"),
+        &SimulationOptions {
+            seed: 3,
+            machines: 3,
+            documents_per_machine: 30,
+            records_per_document: 40,
+        },
+    );
     let (first, second) = messages.split_at(messages.len() / 2);
     let service = Service::start(
         Database::open(tmp.path().join("served")).expect("db"),
@@ -120,8 +124,6 @@ fn broker_restarted_under_the_service_loses_nothing() {
         s.stored >= messages.len() as u64
     });
     let (db, _) = service.stop();
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
-    let reference = reference_from_json(&tmp.path().join("reference"), &json);
     assert_same_graph(&db, &reference);
 }
 
@@ -137,17 +139,19 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
     };
     let tmp = tempfile::tempdir().expect("tempdir");
     let db_path = tmp.path().join("served");
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
-        seed: 11,
-        machines: 4,
-        documents_per_machine: 150,
-        records_per_document: 40,
-    })
-    .collect();
-    let messages = to_messages(docs.clone(), "camflow/provenance/");
     // The expected graph, computed independently by an offline import of the same documents.
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
-    let reference = reference_from_json(&tmp.path().join("reference"), &json);
+    let SimulatedFleet {
+        messages,
+        reference,
+    } = SimulatedFleet::new(
+        &tmp.path().join("reference"),
+        &SimulationOptions {
+            seed: 11,
+            machines: 4,
+            documents_per_machine: 150,
+            records_per_document: 40,
+        },
+    );
     let expected = reference.stats().expect("stats");
 
     let mut child = spawn_serve(&db_path, &broker);

@@ -158,19 +158,21 @@ fn hostile_bytes_never_panic_or_stop_the_listener() {
         .expect("no input panics the listener");
     // A well-behaved publisher is still served, and what it sends is stored.
     let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
-    let docs: Vec<_> = provdb::simulate::Simulation::new(&provdb::simulate::SimulationOptions {
-        seed: 9,
-        machines: 1,
-        documents_per_machine: 3,
-        records_per_document: 10,
-    })
-    .collect();
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
-    let messages = provdb::simulate::to_messages(docs, "camflow/provenance/");
+    let SimulatedFleet {
+        messages,
+        reference,
+    } = SimulatedFleet::new(
+        &tmp.path().join("reference"),
+        &provdb::simulate::SimulationOptions {
+            seed: 9,
+            machines: 1,
+            documents_per_machine: 3,
+            records_per_document: 10,
+        },
+    );
     publish(&url, &messages, 1);
     let (db, _) = service.stop();
     assert_eq!(panics.load(Ordering::SeqCst), 0);
-    let reference = reference_from_json(&tmp.path().join("reference"), &json);
     let stats = db.stats().expect("stats");
     let expected = reference.stats().expect("stats");
     // The fuzz cases' publishes carry empty documents: the graph is the publisher's.

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mqtt_support::*;
-use provdb::simulate::{to_messages, Simulation, SimulationOptions};
+use provdb::simulate::SimulationOptions;
 use provdb::Database;
 
 /// External ids of every edge of an archive being written (read-only view).
@@ -48,17 +48,19 @@ fn two_nodes_split_a_fleet_and_lose_nothing_when_one_is_killed() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
-        seed: 5,
-        machines: 6,
-        documents_per_machine: 120,
-        records_per_document: 40,
-    })
-    .collect();
-    let messages = to_messages(docs.clone(), "camflow/provenance/");
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
     let reference_dir = tmp.path().join("reference");
-    let reference = reference_from_json(&reference_dir, &json);
+    let SimulatedFleet {
+        messages,
+        reference,
+    } = SimulatedFleet::new(
+        &reference_dir,
+        &SimulationOptions {
+            seed: 5,
+            machines: 6,
+            documents_per_machine: 120,
+            records_per_document: 40,
+        },
+    );
     let expected = reference.stats().unwrap();
     reference.close().unwrap();
     let expected_ids = edge_ids(&reference_dir);

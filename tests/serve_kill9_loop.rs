@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_support::*;
 use provdb::ingest::BrokerUrl;
-use provdb::simulate::{to_messages, Simulation, SimulationOptions};
+use provdb::simulate::SimulationOptions;
 use provdb::Database;
 
 fn cycles() -> u32 {
@@ -38,19 +38,21 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
     let cycles = cycles();
     let tmp = tempfile::tempdir().expect("tempdir");
     let db_path = tmp.path().join("served");
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
-        seed: 21,
-        machines: 4,
-        documents_per_machine: (u64::from(cycles) * 50).max(150),
-        records_per_document: 40,
-    })
-    .collect();
-    let messages = to_messages(docs.clone(), "camflow/provenance/");
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
-    let reference = reference_from_json(&tmp.path().join("reference"), &json);
+    let SimulatedFleet {
+        messages,
+        reference,
+    } = SimulatedFleet::new(
+        &tmp.path().join("reference"),
+        &SimulationOptions {
+            seed: 21,
+            machines: 4,
+            documents_per_machine: (u64::from(cycles) * 50).max(150),
+            records_per_document: 40,
+        },
+    );
     let expected_edges = reference.stats().expect("stats").edges;
 
-    let mut serve = ServeProcess::start(&db_path, serve_args, &[]);
+    let mut serve = ServeProcess::start(&db_path, serve_args, &[("RUST_LOG", "provdb=debug")]);
     let total = messages.len();
     let publisher = publish_in_background(publish_to, messages, |o| {
         // About 2.5 s of traffic per kill cycle.
@@ -71,12 +73,17 @@ fn kill_loop(name: &str, serve_args: &[&str], publish_to: BrokerUrl, acked_means
         );
         serve.kill9();
         at_kill.push(edges_stored(&db_path));
-        serve = ServeProcess::start(&db_path, serve_args, &[]);
+        serve = ServeProcess::start(&db_path, serve_args, &[("RUST_LOG", "provdb=debug")]);
     }
-    let report = publisher
-        .join()
-        .expect("publisher thread")
-        .expect("every message acknowledged");
+    let report = match publisher.join().expect("publisher thread") {
+        Ok(report) => report,
+        Err(e) => panic!(
+            "not every message was acknowledged: {e}\nedges stored: {} of {expected_edges}; \
+             edges at each kill: {at_kill:?}\nlog of the running service:\n{}",
+            edges_stored(&db_path),
+            serve.log()
+        ),
+    };
     assert_eq!(report.messages, total as u64);
     // With the embedded listener every acknowledged message is durable: the archive must hold
     // them all now (nothing is resent after its acknowledgement). Behind a broker, provdb

@@ -12,21 +12,21 @@ use std::time::Duration;
 
 use mqtt_support::*;
 use provdb::publish::Message;
-use provdb::simulate::{to_messages, Simulation, SimulationOptions};
+use provdb::simulate::SimulationOptions;
 use provdb::Database;
 
 /// A few simulated documents, their messages, and the graph an offline import makes of them.
 fn workload(dir: &Path, seed: u64) -> (Vec<Message>, Database) {
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
-        seed,
-        machines: 1,
-        documents_per_machine: 3,
-        records_per_document: 20,
-    })
-    .collect();
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
-    let reference = reference_from_json(&dir.join("reference"), &json);
-    (to_messages(docs, "camflow/provenance/"), reference)
+    let fleet = SimulatedFleet::new(
+        &dir.join("reference"),
+        &SimulationOptions {
+            seed,
+            machines: 1,
+            documents_per_machine: 3,
+            records_per_document: 20,
+        },
+    );
+    (fleet.messages, fleet.reference)
 }
 
 /// Runs mosquitto_pub once per message with `extra` options; true when every run succeeded.

@@ -11,22 +11,24 @@ use std::time::{Duration, Instant};
 use mqtt_support::*;
 use provdb::ingest::{load_quarantine, BrokerUrl};
 use provdb::publish::Message;
-use provdb::simulate::{to_messages, Simulation, SimulationOptions};
+use provdb::simulate::SimulationOptions;
 use provdb::Database;
 
 /// Good messages with one marked message in the middle (bare JSON, which serve accepts as a
 /// payload), and the graph an offline import of the good ones makes.
 fn workload(dir: &std::path::Path, marker: &str) -> (Vec<Message>, Database) {
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
-        seed: 5,
-        machines: 2,
-        documents_per_machine: 30,
-        records_per_document: 20,
-    })
-    .collect();
-    let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
-    let reference = reference_from_json(&dir.join("reference"), &json);
-    let mut messages = to_messages(docs, "camflow/provenance/");
+    let SimulatedFleet {
+        mut messages,
+        reference,
+    } = SimulatedFleet::new(
+        &dir.join("reference"),
+        &SimulationOptions {
+            seed: 5,
+            machines: 2,
+            documents_per_machine: 30,
+            records_per_document: 20,
+        },
+    );
     let machine = messages[0].machine;
     let poison = format!(
         r#"{{"prefix":{{}},"activity":{{"cf:AQAAAAAAAEDDHQIAAAAAAAEAAABTTLt0AgAAAAAAAAA=":{{"prov:type":"task","cf:note":"{marker}"}}}}}}"#

@@ -60,6 +60,8 @@ pub struct QueryError {
     message: String,
     help: Option<String>,
     location: Option<Location>,
+    /// The storage engine's own error, kept typed (kind [`ErrorKind::Storage`]).
+    storage: Option<std::sync::Arc<StorageError>>,
 }
 
 /// Where an error is in the query text (1-based line and column, in characters).
@@ -83,6 +85,7 @@ impl QueryError {
             message: message.into(),
             help: None,
             location: Some(locate(text, span)),
+            storage: None,
         }
     }
 
@@ -93,6 +96,7 @@ impl QueryError {
             message: message.into(),
             help: None,
             location: None,
+            storage: None,
         }
     }
 
@@ -120,6 +124,12 @@ impl QueryError {
     /// The place in the query, if the error has one.
     pub fn location(&self) -> Option<&Location> {
         self.location.as_ref()
+    }
+
+    /// The storage engine's error, when the storage engine failed (also the error's
+    /// [`std::error::Error::source`]): callers can tell corruption from I/O, for instance.
+    pub fn storage_error(&self) -> Option<&StorageError> {
+        self.storage.as_deref()
     }
 }
 
@@ -158,11 +168,19 @@ impl fmt::Display for QueryError {
     }
 }
 
-impl std::error::Error for QueryError {}
+impl std::error::Error for QueryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.storage
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl From<StorageError> for QueryError {
     fn from(e: StorageError) -> QueryError {
-        QueryError::new(ErrorKind::Storage, format!("storage error: {e}"))
+        let mut err = QueryError::new(ErrorKind::Storage, format!("storage error: {e}"));
+        err.storage = Some(std::sync::Arc::new(e));
+        err
     }
 }
 

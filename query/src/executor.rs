@@ -11,6 +11,7 @@ use provdb_storage::{find_attr, Direction, Edge, EdgeId, GraphRead, TypeId, Vert
 
 use crate::ast::CmpOp;
 use crate::error::{ErrorKind, QueryError};
+use crate::naming;
 use crate::planner::{Anchor, CEdge, CExpr, CNode, CStep, Plan, PropKey, Stage};
 use crate::value::{DKey, Datum, EdgeRef, VertexRef};
 
@@ -181,58 +182,12 @@ impl<'g> Exec<'g> {
         Ok(Some(e))
     }
 
-    /// The path name of a vertex: its own `pathname`, else that of a path vertex `named` to
-    /// it or to an older version of it (up to 32 versions back).
+    /// The name of a vertex ([`crate::naming`]), cached.
     pub(crate) fn name_of(&self, id: VertexId) -> Res<Option<String>> {
         if let Some(n) = self.names.borrow().get(&id) {
             return Ok(n.clone());
         }
-        let mut found = None;
-        let mut cur = id;
-        let mut seen = HashSet::new();
-        for _ in 0..32 {
-            if !seen.insert(cur) {
-                break;
-            }
-            let Some(v) = self.vertex(cur)? else { break };
-            if let Some(p) = find_attr(&v.attrs, "pathname") {
-                found = Some(p.to_string());
-                break;
-            }
-            if cur == id {
-                if let Some(a) = find_attr(&v.attrs, "address") {
-                    found = Some(a.to_string());
-                    break;
-                }
-            }
-            if !self.plan.named_types.is_empty() {
-                for adj in self
-                    .g
-                    .neighbours(cur, Direction::In, &self.plan.named_types)
-                    .take(16)
-                {
-                    let adj = adj?;
-                    if let Some(p) = self.vertex(adj.neighbour)? {
-                        if let Some(n) = find_attr(&p.attrs, "pathname") {
-                            found = Some(n.to_string());
-                            break;
-                        }
-                    }
-                }
-            }
-            if found.is_some() || self.plan.version_types.is_empty() {
-                break;
-            }
-            let older = self
-                .g
-                .neighbours(cur, Direction::In, &self.plan.version_types)
-                .next()
-                .transpose()?;
-            match older {
-                Some(adj) => cur = adj.neighbour,
-                None => break,
-            }
-        }
+        let found = naming::name_of(self.g, &self.plan.naming, id, |v| self.vertex(v))?;
         let mut names = self.names.borrow_mut();
         if names.len() >= CACHE_CAP {
             names.clear();

@@ -51,6 +51,7 @@ pub mod builder;
 mod error;
 mod executor;
 mod lexer;
+mod naming;
 mod parser;
 mod planner;
 mod time;

@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
-use provdb_storage::{Direction, ExternalId, GraphRead, TypeId};
+use provdb_storage::{Direction, ExternalId, GraphRead, IdSet, TypeId};
 use regex::Regex;
 
 use crate::ast::*;
 use crate::error::{did_you_mean, ErrorKind, QueryError, Span};
+use crate::naming::NamingEdges;
 use crate::value::Datum;
 
 /// Virtual properties of vertices.
@@ -134,8 +135,9 @@ impl CEdge {
 /// Where matching starts.
 #[derive(Debug, Clone)]
 pub(crate) enum Anchor {
-    /// Vertex ids from an id lookup or a type index, at node `node`.
-    Vertices { node: usize, ids: Vec<u64> },
+    /// Vertex ids from an id lookup or a type index, at node `node` (iterated lazily from
+    /// the bitmaps).
+    Vertices { node: usize, ids: IdSet },
     /// Every vertex, at node `node`.
     AllVertices {
         node: usize,
@@ -143,8 +145,9 @@ pub(crate) enum Anchor {
         /// Some ids below `count` name no vertex (pruned): check each id exists.
         gaps: bool,
     },
-    /// Edge ids from an edge type index, at edge `edge` (between nodes `edge` and `edge+1`).
-    Edges { edge: usize, ids: Vec<u64> },
+    /// Edge ids from an edge type index, at edge `edge` (between nodes `edge` and `edge+1`),
+    /// iterated lazily from the bitmaps.
+    Edges { edge: usize, ids: IdSet },
 }
 
 /// One expansion after the anchor.
@@ -183,8 +186,8 @@ pub struct Plan {
     pub(crate) format: Option<String>,
     /// A count answered from the indexes alone.
     pub(crate) index_count: Option<u64>,
-    pub(crate) named_types: Vec<TypeId>,
-    pub(crate) version_types: Vec<TypeId>,
+    /// The edge types naming follows.
+    pub(crate) naming: NamingEdges,
     pub(crate) explain: Vec<String>,
     pub(crate) warnings: Vec<String>,
 }
@@ -837,20 +840,7 @@ impl Planner<'_> {
             }
         }
 
-        let named_types = self
-            .g
-            .edge_types()
-            .into_iter()
-            .filter(|(_, n)| n.starts_with("named"))
-            .map(|(t, _)| t)
-            .collect();
-        let version_types = self
-            .g
-            .edge_types()
-            .into_iter()
-            .filter(|(_, n)| n.starts_with("version"))
-            .map(|(t, _)| t)
-            .collect();
+        let naming = NamingEdges::resolve(self.g);
 
         // Counts that the indexes answer alone.
         let mut index_count = None;
@@ -899,7 +889,10 @@ impl Planner<'_> {
         if index_count.is_none() {
             for (i, n) in nodes.iter().enumerate() {
                 let (cost, anchor) = if let Some(ext) = &n.id {
-                    let ids = self.g.vertex_id(ext)?.map(|v| v.0).into_iter().collect();
+                    let ids = self
+                        .g
+                        .vertex_id(ext)?
+                        .map_or_else(IdSet::default, |v| IdSet::single(v.0));
                     (1, Anchor::Vertices { node: i, ids })
                 } else if let Some(ts) = &n.types {
                     if best.as_ref().is_some_and(|(c, _)| *c <= 1) {
@@ -913,12 +906,10 @@ impl Planner<'_> {
                     if best.as_ref().is_some_and(|(c, _)| *c <= cost) {
                         continue;
                     }
-                    let mut ids = Vec::new();
+                    let mut ids = IdSet::default();
                     for t in ts {
-                        ids.extend(self.g.vertices_of_type(*t)?.iter());
+                        ids.union_with(&self.g.vertices_of_type(*t)?);
                     }
-                    ids.sort_unstable();
-                    ids.dedup();
                     (cost, Anchor::Vertices { node: i, ids })
                 } else {
                     let count = self.g.vertex_count()?;
@@ -942,7 +933,7 @@ impl Planner<'_> {
                         0,
                         Anchor::Edges {
                             edge: i,
-                            ids: Vec::new(),
+                            ids: IdSet::default(),
                         },
                     ));
                     break;
@@ -958,11 +949,10 @@ impl Planner<'_> {
                     cost += self.g.count_edges_of_type(*t)?;
                 }
                 if best.as_ref().is_none_or(|(c, _)| cost < *c) {
-                    let mut ids = Vec::new();
+                    let mut ids = IdSet::default();
                     for t in &e.types {
-                        ids.extend(self.g.edges_of_type(*t)?.iter());
+                        ids.union_with(&self.g.edges_of_type(*t)?);
                     }
-                    ids.sort_unstable();
                     best = Some((cost, Anchor::Edges { edge: i, ids }));
                 }
             }
@@ -971,7 +961,7 @@ impl Planner<'_> {
             Some((_, a)) => a,
             None => Anchor::Vertices {
                 node: 0,
-                ids: Vec::new(),
+                ids: IdSet::default(),
             },
         };
         // Expansion order: right of the anchor, then left.
@@ -1035,8 +1025,7 @@ impl Planner<'_> {
             columns,
             format,
             index_count,
-            named_types,
-            version_types,
+            naming,
             explain,
             warnings: self.warnings.clone(),
         })

@@ -108,10 +108,16 @@ impl Shards {
     }
 }
 
+/// Which kind of record a table holds (for `check`'s messages).
+#[derive(Clone, Copy)]
+enum Record {
+    Vertex,
+    Edge,
+}
+
 fn u64_key(k: &[u8], what: &'static str) -> Result<u64> {
-    k.try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| StorageError::corruption(what, format!("key of {} bytes", k.len())))
+    keys::decode_id_key(k)
+        .ok_or_else(|| StorageError::corruption(what, format!("key of {} bytes", k.len())))
 }
 
 fn model_ext(ext: &StoredExternalId) -> ExternalId {
@@ -122,6 +128,26 @@ fn model_ext(ext: &StoredExternalId) -> ExternalId {
 }
 
 impl Store {
+    /// The records of a vertex or edge table, decoded, for `check`: an unreadable key or
+    /// record is `Ok(Err(problem))` (reported, and the check goes on), a failed read `Err`.
+    fn decoded_records<'a, T: bincode::Decode<()> + 'a>(
+        &'a self,
+        cf_name: &str,
+        kind: Record,
+    ) -> impl Iterator<Item = Result<std::result::Result<(u64, T), String>>> + 'a {
+        let (key, record, label) = match kind {
+            Record::Vertex => ("vertex key", "vertex record", "vertex"),
+            Record::Edge => ("edge key", "edge record", "edge"),
+        };
+        self.scan_records(cf_name, key).map(move |item| match item {
+            Ok((id, value)) => Ok(codec::decode::<T>(&value, record)
+                .map(|stored| (id, stored))
+                .map_err(|e| format!("{label} {id}: {e}"))),
+            Err(e @ StorageError::Corruption { .. }) => Ok(Err(e.to_string())),
+            Err(e) => Err(e),
+        })
+    }
+
     /// Verifies the archive: every edge's endpoints exist; out- and in-adjacency agree with
     /// each other and with the edge records; the type, machine and time indexes and the
     /// external-id table agree with the records; the counters agree with what is stored.
@@ -133,19 +159,11 @@ impl Store {
         let mut stubs = 0u64;
         let mut ext_key = Vec::with_capacity(40);
 
-        for item in self.scan_prefix(cf::VERTICES, &[]) {
-            let (k, v) = item?;
-            let id = match u64_key(&k, "vertex key") {
-                Ok(id) => id,
-                Err(e) => {
-                    report.problem("vertex record", e.to_string());
-                    continue;
-                }
-            };
-            let stored: StoredVertex = match codec::decode(&v, "vertex record") {
-                Ok(s) => s,
-                Err(e) => {
-                    report.problem("vertex record", format!("vertex {id}: {e}"));
+        for item in self.decoded_records::<StoredVertex>(cf::VERTICES, Record::Vertex) {
+            let (id, stored) = match item? {
+                Ok(record) => record,
+                Err(problem) => {
+                    report.problem("vertex record", problem);
                     continue;
                 }
             };
@@ -180,19 +198,11 @@ impl Store {
 
         let mut edge_ids = RoaringTreemap::new();
         let mut timed_edges = 0u64;
-        for item in self.scan_prefix(cf::EDGES, &[]) {
-            let (k, v) = item?;
-            let id = match u64_key(&k, "edge key") {
-                Ok(id) => id,
-                Err(e) => {
-                    report.problem("edge record", e.to_string());
-                    continue;
-                }
-            };
-            let stored: StoredEdge = match codec::decode(&v, "edge record") {
-                Ok(s) => s,
-                Err(e) => {
-                    report.problem("edge record", format!("edge {id}: {e}"));
+        for item in self.decoded_records::<StoredEdge>(cf::EDGES, Record::Edge) {
+            let (id, stored) = match item? {
+                Ok(record) => record,
+                Err(problem) => {
+                    report.problem("edge record", problem);
                     continue;
                 }
             };

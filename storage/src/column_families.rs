@@ -59,10 +59,33 @@ pub(crate) fn db_options() -> Options {
     opts
 }
 
-/// Bottom-level compression of [`crate::Store::compact`]: zstd level 9 with a dictionary
-/// trained per file (CamFlow records repeat their attribute names and values).
+/// Bottom-level compression of [`crate::Store::compact`] for the record tables: zstd level 9
+/// with a dictionary trained per file (CamFlow records repeat their attribute names and
+/// values).
 pub(crate) const ARCHIVE_COMPRESSION: &str =
     "{level=9;max_dict_bytes=32768;zstd_max_train_bytes=3276800;enabled=true}";
+
+/// How a column family keeps its bytes, decided by what it is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoragePolicy {
+    /// Read on every traversal step (adjacency, id look-ups, the time index): small blocks
+    /// and LZ4 at every level, so a first touch reads and decompresses little. Keys are most
+    /// of their bytes, which the blocks' prefix encoding already shares.
+    Hot,
+    /// Records and bitmaps, read once per result: larger blocks, zstd at the bottom level
+    /// (the archive's dictionary-trained zstd after [`crate::Store::compact`]).
+    Dense,
+}
+
+impl StoragePolicy {
+    /// The policy of column family `name`.
+    pub(crate) fn of(name: &str) -> StoragePolicy {
+        match name {
+            OUT_ADJACENCY | IN_ADJACENCY | EXTERNAL_IDS | EDGE_TIME_INDEX => StoragePolicy::Hot,
+            _ => StoragePolicy::Dense,
+        }
+    }
+}
 
 pub(crate) fn descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
     ALL.iter()
@@ -91,8 +114,12 @@ pub(crate) fn existing_descriptors(
 fn cf_options(name: &str, cache: &Cache) -> Options {
     let mut opts = Options::default();
     let mut table = BlockBasedOptions::default();
+    let policy = StoragePolicy::of(name);
     table.set_block_cache(cache);
-    table.set_block_size(16 * 1024);
+    table.set_block_size(match policy {
+        StoragePolicy::Hot => 4 * 1024,
+        StoragePolicy::Dense => 16 * 1024,
+    });
     // Partitioned indexes and filters: a lookup reads one small partition through the block
     // cache. A whole-file filter of a large file can outgrow a cache shard; it is then read
     // from disk on every lookup: a 10-million-edge import stalled on those reads.
@@ -105,7 +132,10 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_format_version(5);
     opts.set_compression_type(DBCompressionType::Lz4);
-    opts.set_bottommost_compression_type(DBCompressionType::Zstd);
+    opts.set_bottommost_compression_type(match policy {
+        StoragePolicy::Hot => DBCompressionType::Lz4,
+        StoragePolicy::Dense => DBCompressionType::Zstd,
+    });
     // Background compactions use zstd's default level: the archive's stronger settings
     // (ARCHIVE_COMPRESSION) cost too much CPU beside a running import; `Store::compact`
     // switches to them.

@@ -16,6 +16,38 @@ impl IdSet {
         self.shards.push((shard, bitmap));
     }
 
+    /// The set of one id.
+    ///
+    /// ```
+    /// let set = provdb_storage::IdSet::single(5_000_000);
+    /// assert_eq!(set.into_iter().collect::<Vec<_>>(), vec![5_000_000]);
+    /// ```
+    pub fn single(id: u64) -> IdSet {
+        let (shard, low) = split_id(id);
+        let mut bitmap = RoaringBitmap::new();
+        bitmap.insert(low);
+        IdSet {
+            shards: vec![(shard, bitmap)],
+        }
+    }
+
+    /// Adds every id of `other` (a union of compressed bitmaps: no id is materialised).
+    ///
+    /// ```
+    /// let mut a = provdb_storage::IdSet::single(3);
+    /// a.union_with(&provdb_storage::IdSet::single(2_000_000));
+    /// a.union_with(&provdb_storage::IdSet::single(1));
+    /// assert_eq!(a.into_iter().collect::<Vec<_>>(), vec![1, 3, 2_000_000]);
+    /// ```
+    pub fn union_with(&mut self, other: &IdSet) {
+        for (shard, bitmap) in &other.shards {
+            match self.shards.binary_search_by_key(shard, |(s, _)| *s) {
+                Ok(i) => self.shards[i].1 |= bitmap,
+                Err(i) => self.shards.insert(i, (*shard, bitmap.clone())),
+            }
+        }
+    }
+
     /// Number of ids.
     pub fn len(&self) -> u64 {
         self.shards.iter().map(|(_, b)| b.len()).sum()
@@ -40,6 +72,38 @@ impl IdSet {
         self.shards
             .iter()
             .flat_map(|(s, b)| b.iter().map(move |low| (s << SHARD_BITS) | u64::from(low)))
+    }
+}
+
+impl FromIterator<u64> for IdSet {
+    /// A set of the given ids (in any order, repeats allowed).
+    ///
+    /// ```
+    /// let set: provdb_storage::IdSet = [9, 1, 9, 3_000_000].into_iter().collect();
+    /// assert_eq!(set.len(), 3);
+    /// assert!(set.contains(3_000_000));
+    /// ```
+    fn from_iter<T: IntoIterator<Item = u64>>(ids: T) -> Self {
+        let mut set = IdSet::default();
+        for id in ids {
+            set.union_with(&IdSet::single(id));
+        }
+        set
+    }
+}
+
+impl IntoIterator for IdSet {
+    type Item = u64;
+    type IntoIter = Box<dyn Iterator<Item = u64> + Send>;
+
+    /// The ids in ascending order, decoded one at a time from the bitmaps (a `limit 10` over a
+    /// type's millions of ids touches ten).
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.shards.into_iter().flat_map(|(shard, bitmap)| {
+            bitmap
+                .into_iter()
+                .map(move |low| (shard << SHARD_BITS) | u64::from(low))
+        }))
     }
 }
 

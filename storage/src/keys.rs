@@ -18,6 +18,12 @@ pub(crate) fn id_key(id: u64) -> [u8; 8] {
     id.to_be_bytes()
 }
 
+/// Decodes an [`id_key`] (or any 8-byte big-endian number in a key); `None` when the key is
+/// not 8 bytes long.
+pub(crate) fn decode_id_key(k: &[u8]) -> Option<u64> {
+    k.try_into().ok().map(u64::from_be_bytes)
+}
+
 pub(crate) fn adjacency_key(v: VertexId, t: TypeId, e: EdgeId, other: VertexId) -> [u8; 26] {
     let mut k = [0u8; ADJ_KEY_LEN];
     k[0..8].copy_from_slice(&v.0.to_be_bytes());

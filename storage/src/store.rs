@@ -305,15 +305,18 @@ impl Store {
         Ok(())
     }
 
-    /// Compacts every column family down to the bottom level, rewritten with the archive's
-    /// compression (zstd level 9, trained dictionary): the smallest size on disk.
+    /// Compacts every column family down to the bottom level: the record tables rewritten
+    /// with the archive's compression (zstd level 9, trained dictionary), the tables every
+    /// traversal reads kept in LZ4 (see `StoragePolicy`).
     pub fn compact(&self) -> Result<()> {
         // Force the bottom level too: files that reached it by trivial moves still carry the
         // fast compression of the upper levels, not the archive's.
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         for name in cf::ALL {
-            if self.mode == OpenMode::ReadWrite {
+            if self.mode == OpenMode::ReadWrite
+                && cf::StoragePolicy::of(name) == cf::StoragePolicy::Dense
+            {
                 self.db.set_options_cf(
                     self.cf(name),
                     &[("bottommost_compression_opts", cf::ARCHIVE_COMPRESSION)],
@@ -438,27 +441,30 @@ impl Store {
     /// Every stored vertex in id order, read as the iterator advances (memory stays that of
     /// one record).
     pub fn scan_vertices(&self) -> impl Iterator<Item = Result<Vertex>> + '_ {
-        self.scan_prefix(cf::VERTICES, &[]).map(|item| {
-            let (k, v) = item?;
-            let id = u64::from_be_bytes(
-                k[..]
-                    .try_into()
-                    .map_err(|_| StorageError::corruption("vertex key", "not 8 bytes"))?,
-            );
-            self.decode_vertex(VertexId(id), &v)
-        })
+        self.scan_records(cf::VERTICES, "vertex key")
+            .map(|item| item.and_then(|(id, v)| self.decode_vertex(VertexId(id), &v)))
     }
 
     /// Every stored edge in id order, read as the iterator advances.
     pub fn scan_edges(&self) -> impl Iterator<Item = Result<Edge>> + '_ {
-        self.scan_prefix(cf::EDGES, &[]).map(|item| {
+        self.scan_records(cf::EDGES, "edge key")
+            .map(|item| item.and_then(|(id, v)| self.decode_edge(EdgeId(id), &v)))
+    }
+
+    /// Every entry of a table keyed by 8-byte ids (vertex or edge records), in id order, with
+    /// its id decoded; a key of another length is a [`StorageError::Corruption`] naming
+    /// `what`, and the scan goes on after it.
+    pub(crate) fn scan_records<'a>(
+        &'a self,
+        cf_name: &str,
+        what: &'static str,
+    ) -> impl Iterator<Item = Result<(u64, Box<[u8]>)>> + 'a {
+        self.scan_prefix(cf_name, &[]).map(move |item| {
             let (k, v) = item?;
-            let id = u64::from_be_bytes(
-                k[..]
-                    .try_into()
-                    .map_err(|_| StorageError::corruption("edge key", "not 8 bytes"))?,
-            );
-            self.decode_edge(EdgeId(id), &v)
+            let id = keys::decode_id_key(&k).ok_or_else(|| {
+                StorageError::corruption(what, format!("key of {} bytes", k.len()))
+            })?;
+            Ok((id, v))
         })
     }
 

@@ -326,6 +326,25 @@ impl Service {
     }
 }
 
+/// A simulated fleet: its MQTT messages (camflowd's encoding, on `camflow/provenance/<id>`)
+/// and the graph an offline import of the same documents makes, in `reference_dir`: what a
+/// service that loses nothing and stores nothing twice must end up with.
+pub struct SimulatedFleet {
+    pub messages: Vec<Message>,
+    pub reference: Database,
+}
+
+impl SimulatedFleet {
+    pub fn new(reference_dir: &Path, options: &provdb::simulate::SimulationOptions) -> Self {
+        let docs: Vec<_> = provdb::simulate::Simulation::new(options).collect();
+        let json: Vec<String> = docs.iter().map(|d| d.json.clone()).collect();
+        SimulatedFleet {
+            messages: provdb::simulate::to_messages(docs, "camflow/provenance/"),
+            reference: reference_from_json(reference_dir, &json),
+        }
+    }
+}
+
 /// The graph an offline import of `docs` (JSON texts) produces, in a fresh database.
 pub fn reference_from_json(dir: &Path, docs: &[String]) -> Database {
     let db = Database::open(dir).expect("open reference db");
