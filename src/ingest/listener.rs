@@ -418,7 +418,11 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
         forget_client(shared, &connect.client_id, serial);
         return;
     }
-    tracing::debug!("client `{}` connected from {peer}", connect.client_id);
+    tracing::debug!(
+        "client `{}` connected from {peer} (clean session: {}, session present: {session_present})",
+        connect.client_id,
+        connect.clean_session
+    );
     let session = Session {
         client_id: &connect.client_id,
         keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
