@@ -21,11 +21,11 @@ now() { date +%s.%N; }
 for format in prov-json spade parquet; do
   out="$work/export.$format"
   t0=$(now)
-  "$provdb" --db "$archive" export --format "$format" --out "$out" --quiet > /dev/null
+  "$provdb" --db "$archive" export --format "$format" --out "$out" --quiet > /dev/null 2>&1
   t1=$(now)
   bytes=$(du -sb "$out" | cut -f1)
   s=$(seconds "$t0" "$t1")
-  python3 -c "import sys; r,b,s=map(float,sys.argv[1:]); print(f'export {sys.argv[4]:<9} {s:7.2f} s  {r/s:9.0f} records/s  {b/r:6.1f} bytes/record  ({b/1e6:.1f} MB)')" "$records" "$bytes" "$s" "$format"
+  python3 -c "import sys; r,b,s=map(float,sys.argv[1:4]); print(f'export {sys.argv[4]:<9} {s:7.2f} s  {r/s:9.0f} records/s  {b/r:6.1f} bytes/record  ({b/1e6:.1f} MB)')" "$records" "$bytes" "$s" "$format"
   rm -rf "$out"
 done
 

@@ -68,12 +68,15 @@ pub(crate) const ARCHIVE_COMPRESSION: &str =
 /// How a column family keeps its bytes, decided by what it is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StoragePolicy {
-    /// Read on every traversal step (adjacency, id look-ups, the time index): small blocks
-    /// and LZ4 at every level, so a first touch reads and decompresses little. Keys are most
-    /// of their bytes, which the blocks' prefix encoding already shares.
-    Hot,
-    /// Records and bitmaps, read once per result: larger blocks, zstd at the bottom level
-    /// (the archive's dictionary-trained zstd after [`crate::Store::compact`]).
+    /// Read at every traversal step (adjacency): small blocks and LZ4 at every level, so a
+    /// first touch reads and decompresses little. Keys are most of their bytes, which the
+    /// blocks' prefix encoding already shares.
+    Traversal,
+    /// Point look-ups, a few per query (external ids, the time index): small blocks, so a
+    /// look-up decompresses little, but the archive's zstd at the bottom level, since LZ4
+    /// there cost 15 bytes per edge for the external ids alone.
+    Lookup,
+    /// Records and bitmaps, read once per result: larger blocks, zstd at the bottom level.
     Dense,
 }
 
@@ -81,9 +84,15 @@ impl StoragePolicy {
     /// The policy of column family `name`.
     pub(crate) fn of(name: &str) -> StoragePolicy {
         match name {
-            OUT_ADJACENCY | IN_ADJACENCY | EXTERNAL_IDS | EDGE_TIME_INDEX => StoragePolicy::Hot,
+            OUT_ADJACENCY | IN_ADJACENCY => StoragePolicy::Traversal,
+            EXTERNAL_IDS | EDGE_TIME_INDEX => StoragePolicy::Lookup,
             _ => StoragePolicy::Dense,
         }
+    }
+
+    /// Whether `Store::compact` rewrites its bottom level with the archive's zstd.
+    pub(crate) fn archive_compression(self) -> bool {
+        self != StoragePolicy::Traversal
     }
 }
 
@@ -117,7 +126,7 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     let policy = StoragePolicy::of(name);
     table.set_block_cache(cache);
     table.set_block_size(match policy {
-        StoragePolicy::Hot => 4 * 1024,
+        StoragePolicy::Traversal | StoragePolicy::Lookup => 4 * 1024,
         StoragePolicy::Dense => 16 * 1024,
     });
     // Partitioned indexes and filters: a lookup reads one small partition through the block
@@ -133,8 +142,8 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     table.set_format_version(5);
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_bottommost_compression_type(match policy {
-        StoragePolicy::Hot => DBCompressionType::Lz4,
-        StoragePolicy::Dense => DBCompressionType::Zstd,
+        StoragePolicy::Traversal => DBCompressionType::Lz4,
+        StoragePolicy::Lookup | StoragePolicy::Dense => DBCompressionType::Zstd,
     });
     // Background compactions use zstd's default level: the archive's stronger settings
     // (ARCHIVE_COMPRESSION) cost too much CPU beside a running import; `Store::compact`

@@ -305,17 +305,16 @@ impl Store {
         Ok(())
     }
 
-    /// Compacts every column family down to the bottom level: the record tables rewritten
-    /// with the archive's compression (zstd level 9, trained dictionary), the tables every
-    /// traversal reads kept in LZ4 (see `StoragePolicy`).
+    /// Compacts every column family down to the bottom level, rewritten with the archive's
+    /// compression (zstd level 9, trained dictionary), except the adjacency tables every
+    /// traversal step reads, which stay in LZ4 (see `StoragePolicy`).
     pub fn compact(&self) -> Result<()> {
         // Force the bottom level too: files that reached it by trivial moves still carry the
         // fast compression of the upper levels, not the archive's.
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
         for name in cf::ALL {
-            if self.mode == OpenMode::ReadWrite
-                && cf::StoragePolicy::of(name) == cf::StoragePolicy::Dense
+            if self.mode == OpenMode::ReadWrite && cf::StoragePolicy::of(name).archive_compression()
             {
                 self.db.set_options_cf(
                     self.cf(name),
