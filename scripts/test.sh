@@ -2,7 +2,8 @@
 # Runs provdb's whole test suite on a fresh Debian machine, installing what it needs:
 # clang/libclang (rust-rocksdb builds RocksDB with bindgen), mosquitto (broker tests),
 # graphviz (`query --svg`), mosquitto-clients and openssl (listener tests), Python's prov and
-# duckdb (export interoperability). Used by CI (.ci/run) and by developers alike.
+# duckdb (export interoperability), and pyspark where Java is present. Used by CI (.ci/run)
+# and by developers alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,12 @@ fi
 if ! python3 -c "import prov, duckdb" 2>/dev/null; then
   echo "==> pip install prov duckdb"
   python3 -m pip install --quiet --disable-pip-version-check prov duckdb
+fi
+# Spark reads the Parquet export in tests/export_spark.rs where a Java runtime is present
+# (pyspark from PyPI, about 450 MB; without Java the test prints SKIPPED).
+if command -v java >/dev/null && ! python3 -c "import pyspark" 2>/dev/null; then
+  echo "==> pip install pyspark (Java is present: the Spark interoperability test runs)"
+  python3 -m pip install --quiet --disable-pip-version-check pyspark
 fi
 # The broker tests start their own mosquitto on a free loopback port; make sure the binary is
 # on PATH (Debian installs it in /usr/sbin) and that no system service holds port 1883.

@@ -5,17 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{provdb, simulated_logs, stdout_of};
-
-fn import(db: &Path, files: &[std::path::PathBuf]) {
-    stdout_of(
-        &provdb(db)
-            .args(["import", "--quiet"])
-            .args(files)
-            .output()
-            .unwrap(),
-    );
-}
+use common::{import, provdb, simulated_logs, stdout_of};
 
 fn query(dbs: &[&Path], q: &str) -> Vec<String> {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_provdb"));

@@ -73,17 +73,21 @@ pub fn simulated_logs(dir: &Path, machines: u32, documents: u64) -> Vec<PathBuf>
     files
 }
 
-/// An archive at `dir/db` holding the simulated logs of [`simulated_logs`].
-pub fn simulated_archive(dir: &Path, machines: u32, documents: u64) -> PathBuf {
-    let db = dir.join("db");
-    let files = simulated_logs(dir, machines, documents);
+/// Imports `files` into the archive `db` with `provdb import` (which must succeed).
+pub fn import(db: &Path, files: &[PathBuf]) {
     stdout_of(
-        &provdb(&db)
+        &provdb(db)
             .args(["import", "--quiet"])
-            .args(&files)
+            .args(files)
             .output()
             .unwrap(),
     );
+}
+
+/// An archive at `dir/db` holding the simulated logs of [`simulated_logs`].
+pub fn simulated_archive(dir: &Path, machines: u32, documents: u64) -> PathBuf {
+    let db = dir.join("db");
+    import(&db, &simulated_logs(dir, machines, documents));
     db
 }
 
