@@ -1,5 +1,5 @@
 //! `provdb check`: holds on a sound archive, and finds damage made on purpose below the
-//! storage API (a deleted adjacency key, a wrong counter).
+//! storage API (a deleted adjacency key, a wrong counter, a damaged vertex id table).
 
 mod common;
 
@@ -70,6 +70,60 @@ fn a_deleted_adjacency_key_is_found_and_named() {
         text.contains(&format!("in adjacency: edge {deleted_edge} ")),
         "{text}"
     );
+}
+
+#[test]
+fn a_damaged_vertex_id_table_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = simulated_archive(dir.path(), 1, 10);
+    let vertices = common::stats_json(&db)["vertices"].as_u64().unwrap();
+    let (wrong, missing, orphan) = (1u64, 2u64, vertices + 5);
+    {
+        let raw = raw(&db);
+        let table = raw.cf_handle("vertex_external_ids").unwrap();
+        // README, storage layout: vertex id (8, big-endian) -> tag byte + external id bytes.
+        raw.put_cf(table, wrong.to_be_bytes(), b"tnot-the-id")
+            .unwrap();
+        raw.delete_cf(table, missing.to_be_bytes()).unwrap();
+        raw.put_cf(table, orphan.to_be_bytes(), b"tghost").unwrap();
+        raw.flush_wal(true).unwrap();
+    }
+    let out = check(&db, true);
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let details: Vec<String> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["invariant"] == "vertex external id")
+        .map(|p| p["detail"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(details.len(), 3, "{details:?}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with(&format!("vertex {wrong} ")) && d.ends_with("says not-the-id")),
+        "{details:?}"
+    );
+    assert!(
+        details
+            .iter()
+            .any(|d| d.starts_with(&format!("vertex {missing} "))
+                && d.contains("no vertex_external_ids entry")),
+        "{details:?}"
+    );
+    assert!(
+        details.contains(&format!("entry of vertex {orphan}, which does not exist")),
+        "{details:?}"
+    );
+    // The damaged id is what a query returns: the table is what reads use.
+    let ids = stdout_of(
+        &provdb(&db)
+            .args(["query", "--format", "csv", "(v) | return v.id"])
+            .output()
+            .unwrap(),
+    );
+    assert!(ids.lines().any(|l| l == "not-the-id"), "{ids}");
 }
 
 #[test]

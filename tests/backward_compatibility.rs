@@ -139,3 +139,53 @@ fn an_archive_of_another_version_is_refused_naming_both_versions() {
         );
     }
 }
+
+/// A version-1 archive (no vertex -> external id table) keeps its version when a newer build
+/// writes to it, and every id it returns is the one its records hold.
+#[test]
+fn a_version_1_archive_takes_writes_and_stays_version_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = copy_of(1, tmp.path());
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.store().format_version(), 1);
+    let before = db.stats().unwrap().vertices;
+    // One new process with a file it wrote, in CamFlow's W3C form.
+    let doc = r#"{"prefix":{},"activity":{"cf:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=":{"prov:type":"task","cf:pid":4242}},"entity":{"cf:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=":{"prov:type":"file"}},"wasGeneratedBy":{"cf:AgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=":{"prov:type":"write","prov:activity":"cf:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","prov:entity":"cf:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}}"#;
+    db.ingest_json(doc.as_bytes().to_vec()).unwrap();
+    assert_eq!(db.stats().unwrap().vertices, before + 2);
+    let r = db
+        .query("(t:task {pid: 4242}) -[:write]-> (f) | return t.id, f.id")
+        .unwrap();
+    assert_eq!(
+        r.get(0, "f.id").unwrap().to_string(),
+        "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+    );
+    assert!(db.check().unwrap().is_ok());
+    db.close().unwrap();
+    let db = Database::open_read_only(&path).unwrap();
+    assert_eq!(db.store().format_version(), 1);
+    assert_holds_ids_of_its_records(&db);
+}
+
+/// The vertex ids a query returns are the external ids of the vertex records: one per vertex,
+/// all distinct, each naming a vertex whose record holds it.
+fn assert_holds_ids_of_its_records(db: &Database) {
+    let r = db.query("(v) | return v.id").unwrap();
+    assert_eq!(r.rows.len() as u64, db.stats().unwrap().vertices);
+    let mut seen = HashSet::new();
+    for row in 0..r.rows.len() {
+        let id = r.get(row, "v.id").unwrap().to_string();
+        let v = db.vertex_by_external(&id).unwrap().unwrap();
+        assert_eq!(v.ext_id.to_string(), id);
+        assert!(seen.insert(id), "ids are distinct");
+    }
+}
+
+#[test]
+fn a_new_archive_is_the_current_version_and_returns_ids_from_its_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = copy_of(FORMAT_VERSION, tmp.path());
+    let db = Database::open_read_only(&path).unwrap();
+    assert_eq!(db.store().format_version(), FORMAT_VERSION);
+    assert_holds_ids_of_its_records(&db);
+}

@@ -81,7 +81,10 @@ fn a_message_that_aborts_the_decoder_is_quarantined_after_two_crashes() {
             assert!(!status.success(), "serve exited normally: {status:?}");
             crashes += 1;
             logs.push_str(&serve.log());
-            serve = ServeProcess::start(&db_path, &args, &env);
+            // Not `start`: the publisher may reconnect and resend the poison message before
+            // the restarted serve prints its ready line (printed within 100 ms of readiness),
+            // and crash it again; this loop watches for that.
+            serve = ServeProcess::spawn_command(ServeProcess::command(&db_path, &args, &env));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

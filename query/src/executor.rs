@@ -197,8 +197,17 @@ impl<'g> Exec<'g> {
     }
 
     fn vertex_prop(&self, id: VertexId, key: &PropKey) -> Res<Datum> {
-        if *key == PropKey::Name {
-            return Ok(self.name_of(id)?.map_or(Datum::Null, Datum::Str));
+        match key {
+            PropKey::Name => return Ok(self.name_of(id)?.map_or(Datum::Null, Datum::Str)),
+            // The id has its own small table: returning ids never decodes vertex records,
+            // unless this query already holds the record.
+            PropKey::Id if !self.vcache.borrow().contains_key(&id) => {
+                return Ok(self
+                    .g
+                    .vertex_external_id(id)?
+                    .map_or(Datum::Null, |ext| Datum::Str(ext.to_string())));
+            }
+            _ => {}
         }
         let Some(v) = self.vertex(id)? else {
             return Ok(Datum::Null);

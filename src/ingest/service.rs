@@ -445,7 +445,7 @@ fn foreign_machine(batch: &RecordBatch, machine: u32) -> Option<(String, u32)> {
 type AckBatch = Vec<(Publish, u64)>;
 
 /// Sends the acknowledgements of durable messages where each belongs.
-fn acknowledge(acks: Vec<Ack>, broker_acks: Option<&tokio::sync::mpsc::UnboundedSender<AckBatch>>) {
+fn acknowledge(acks: Vec<Ack>, broker_acks: &tokio::sync::mpsc::UnboundedSender<AckBatch>) {
     let mut batch: AckBatch = Vec::new();
     for ack in acks {
         match ack {
@@ -460,10 +460,8 @@ fn acknowledge(acks: Vec<Ack>, broker_acks: Option<&tokio::sync::mpsc::Unbounded
     if batch.is_empty() {
         return;
     }
-    if let Some(tx) = broker_acks {
-        if tx.send(batch).is_err() {
-            tracing::warn!("ack channel closed; messages will be redelivered");
-        }
+    if broker_acks.send(batch).is_err() {
+        tracing::warn!("ack channel closed; messages will be redelivered");
     }
 }
 
@@ -478,12 +476,19 @@ struct BatchCounts {
     ignored: u64,
 }
 
+/// A message that a batch quarantined for the first time, logged once the batch is durable
+/// (the payload itself is in the quarantine table, not kept here).
+struct QuarantinedMessage {
+    topic: String,
+    kind: String,
+    error: String,
+}
+
 /// What the committer completes once a batch is durable.
 struct Completion {
     acks: Vec<Ack>,
     counts: BatchCounts,
-    /// Newly quarantined messages: (topic, kind, error), logged once durable.
-    quarantined_new: Vec<(String, String, String)>,
+    quarantined_new: Vec<QuarantinedMessage>,
 }
 
 impl Completion {
@@ -491,10 +496,10 @@ impl Completion {
     fn complete(
         self,
         stats: &IngestStats,
-        broker_acks: Option<&tokio::sync::mpsc::UnboundedSender<AckBatch>>,
+        broker_acks: &tokio::sync::mpsc::UnboundedSender<AckBatch>,
     ) {
-        for (topic, kind, error) in &self.quarantined_new {
-            tracing::warn!(topic = %topic, kind = %kind, "quarantined a message: {error}");
+        for q in &self.quarantined_new {
+            tracing::warn!(topic = %q.topic, kind = %q.kind, "quarantined a message: {}", q.error);
         }
         let c = self.counts;
         stats.stored.fetch_add(c.stored, Ordering::Relaxed);
@@ -605,7 +610,11 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
                             key: key.to_vec(),
                             value: entry.encode(),
                         });
-                        quarantined_new.push((entry.topic, entry.kind, entry.error));
+                        quarantined_new.push(QuarantinedMessage {
+                            topic: entry.topic,
+                            kind: entry.kind,
+                            error: entry.error,
+                        });
                     }
                     c.quarantined += 1;
                 }
@@ -723,7 +732,7 @@ pub fn run(
     // Acks through the external broker's client (the listener's go to their connections).
     let (broker_ack_tx, broker_ack_rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
     let on_durable = move |completion: Completion, _: WriteSummary| {
-        completion.complete(stats, Some(&broker_ack_tx));
+        completion.complete(stats, &broker_ack_tx);
     };
     let settings = PipelineSettings {
         queue_capacity: config.queue_capacity.max(1),

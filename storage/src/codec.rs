@@ -4,7 +4,7 @@
 use bincode::{Decode, Encode};
 
 use crate::error::{Result, StorageError};
-use crate::model::{Placement, ProvClass, ProvRelation, Value};
+use crate::model::{ExternalId, Placement, ProvClass, ProvRelation, Value};
 
 /// Format byte of every record value written by this build.
 pub(crate) const RECORD_FORMAT: u8 = 1;
@@ -41,6 +41,79 @@ pub(crate) struct StoredEdge {
     pub attrs: Vec<(u16, Value)>,
 }
 
+/// Encodes the value of an `external_ids` entry: the internal id (8 bytes, big-endian), then
+/// for a stub vertex its type hint (2 bytes), so that defining the vertex later can take the
+/// stub out of its type index without reading the record. Returns the buffer and its length.
+pub(crate) fn encode_external_value(id: u64, stub_type: Option<u16>) -> ([u8; 10], usize) {
+    let mut value = [0u8; 10];
+    value[..8].copy_from_slice(&id.to_be_bytes());
+    match stub_type {
+        Some(t) => {
+            value[8..].copy_from_slice(&t.to_be_bytes());
+            (value, 10)
+        }
+        None => (value, 8),
+    }
+}
+
+/// Decodes an `external_ids` value: (internal id, stub type hint).
+pub(crate) fn decode_external_value(v: &[u8]) -> Result<(u64, Option<u16>)> {
+    let id = v
+        .get(0..8)
+        .and_then(|s| s.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StorageError::corruption("external id entry", "short value"))?;
+    let stub = match v.len() {
+        8 => None,
+        10 => Some(u16::from_be_bytes([v[8], v[9]])),
+        n => {
+            return Err(StorageError::corruption(
+                "external id entry",
+                format!("value of {n} bytes"),
+            ))
+        }
+    };
+    Ok((id, stub))
+}
+
+/// Tag byte of a binary id in the `vertex_external_ids` table (then its 32 bytes).
+const EXTERNAL_BINARY: u8 = b'b';
+/// Tag byte of a text id in the `vertex_external_ids` table (then its UTF-8 bytes).
+const EXTERNAL_TEXT: u8 = b't';
+
+/// Encodes the value of a `vertex_external_ids` entry: a tag byte, then the id's bytes. Not
+/// bincode: the map is read for every returned id, so it decodes with a copy, no allocation
+/// for binary ids.
+pub(crate) fn encode_external_id(ext: &ExternalId, out: &mut Vec<u8>) {
+    out.clear();
+    match ext {
+        ExternalId::Binary(b) => {
+            out.push(EXTERNAL_BINARY);
+            out.extend_from_slice(b);
+        }
+        ExternalId::Text(t) => {
+            out.push(EXTERNAL_TEXT);
+            out.extend_from_slice(t.as_bytes());
+        }
+    }
+}
+
+/// Decodes a value written by [`encode_external_id`].
+pub(crate) fn decode_external_id(bytes: &[u8]) -> Result<ExternalId> {
+    match bytes.split_first() {
+        Some((&EXTERNAL_BINARY, body)) => body.try_into().map(ExternalId::Binary).map_err(|_| {
+            StorageError::corruption("vertex external id", "binary id of a wrong length")
+        }),
+        Some((&EXTERNAL_TEXT, body)) => std::str::from_utf8(body)
+            .map(|t| ExternalId::Text(t.to_owned()))
+            .map_err(|_| StorageError::corruption("vertex external id", "text id is not UTF-8")),
+        _ => Err(StorageError::corruption(
+            "vertex external id",
+            "unknown tag",
+        )),
+    }
+}
+
 pub(crate) fn encode<T: Encode>(value: &T, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
     out.push(RECORD_FORMAT);
@@ -65,6 +138,25 @@ pub(crate) fn decode<T: Decode<()>>(bytes: &[u8], what: &'static str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn external_ids_round_trip_and_reject_damage() {
+        let mut buf = Vec::new();
+        for ext in [
+            ExternalId::Binary([9; 32]),
+            ExternalId::Text("635200317".into()),
+            // A 31-byte text id is 32 bytes with its tag: the tag, not the length, decides.
+            ExternalId::Text("x".repeat(31)),
+        ] {
+            encode_external_id(&ext, &mut buf);
+            assert_eq!(decode_external_id(&buf).unwrap(), ext);
+        }
+        encode_external_id(&ExternalId::Binary([9; 32]), &mut buf);
+        assert!(decode_external_id(&buf[..20]).is_err());
+        assert!(decode_external_id(&[b't', 0xff]).is_err());
+        assert!(decode_external_id(&[b'?', 1]).is_err());
+        assert!(decode_external_id(&[]).is_err());
+    }
 
     #[test]
     fn vertex_round_trips_with_format_byte() {

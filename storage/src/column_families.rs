@@ -9,6 +9,8 @@ pub const META: &str = "meta";
 pub const EXTERNAL_IDS: &str = "external_ids";
 /// Vertex id -> vertex record.
 pub const VERTICES: &str = "vertices";
+/// Vertex id -> external id (format 2): returning ids never decodes a vertex record.
+pub const VERTEX_EXTERNAL_IDS: &str = "vertex_external_ids";
 /// Edge id -> edge record.
 pub const EDGES: &str = "edges";
 /// src | edge type | edge | dst -> empty.
@@ -32,7 +34,7 @@ pub const QUARANTINE: &str = "quarantine";
 pub const SERVICE_STATE: &str = "service_state";
 
 /// Every column family, in creation order.
-pub const ALL: [&str; 13] = [
+pub const ALL: [&str; 14] = [
     META,
     EXTERNAL_IDS,
     VERTICES,
@@ -46,7 +48,12 @@ pub const ALL: [&str; 13] = [
     MACHINES,
     QUARANTINE,
     SERVICE_STATE,
+    VERTEX_EXTERNAL_IDS,
 ];
+
+/// Column families added after format 1's archives were written: a reader opens them only
+/// where the archive has them.
+const ADDED_LATER: [&str; 2] = [SERVICE_STATE, VERTEX_EXTERNAL_IDS];
 
 pub(crate) fn db_options() -> Options {
     let mut opts = Options::default();
@@ -68,8 +75,9 @@ pub(crate) const ARCHIVE_COMPRESSION: &str =
 /// How a column family keeps its bytes, decided by what it is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StoragePolicy {
-    /// Read at every traversal step (adjacency): small blocks and LZ4 at every level, so a
-    /// first touch reads and decompresses little. Keys are most of their bytes, which the
+    /// Read at every traversal step (adjacency) or for every result row (the vertex ->
+    /// external id map): small blocks and LZ4 at every level, so a first touch reads and
+    /// decompresses little. Keys are most of their bytes, which the
     /// blocks' prefix encoding already shares.
     Traversal,
     /// Point look-ups, a few per query (external ids, the time index): small blocks, so a
@@ -84,7 +92,7 @@ impl StoragePolicy {
     /// The policy of column family `name`.
     pub(crate) fn of(name: &str) -> StoragePolicy {
         match name {
-            OUT_ADJACENCY | IN_ADJACENCY => StoragePolicy::Traversal,
+            OUT_ADJACENCY | IN_ADJACENCY | VERTEX_EXTERNAL_IDS => StoragePolicy::Traversal,
             EXTERNAL_IDS | EDGE_TIME_INDEX => StoragePolicy::Lookup,
             _ => StoragePolicy::Dense,
         }
@@ -102,9 +110,10 @@ pub(crate) fn descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
         .collect()
 }
 
-/// The descriptors a reader opens: every column family, less the side tables added later that
-/// the archive at `path` does not have yet (a reader must not fail on an archive written
-/// before [`SERVICE_STATE`] existed; a missing core table still fails the open).
+/// The descriptors a reader opens: every column family, less the tables added later that the
+/// archive at `path` does not have (a reader must not fail on an archive written before
+/// [`SERVICE_STATE`] or [`VERTEX_EXTERNAL_IDS`] existed; a missing core table still fails the
+/// open).
 pub(crate) fn existing_descriptors(
     opts: &Options,
     path: &std::path::Path,
@@ -113,7 +122,7 @@ pub(crate) fn existing_descriptors(
     match rocksdb::DB::list_cf(opts, path) {
         Ok(existing) => ALL
             .iter()
-            .filter(|name| **name != SERVICE_STATE || existing.iter().any(|e| e == *name))
+            .filter(|name| !ADDED_LATER.contains(name) || existing.iter().any(|e| e == *name))
             .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache)))
             .collect(),
         Err(_) => descriptors(cache),

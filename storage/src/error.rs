@@ -18,11 +18,13 @@ pub enum StorageError {
         detail: String,
     },
     /// The database on disk uses a format this build cannot read.
-    #[error("unsupported on-disk format version {found} (this build reads version {supported})")]
+    #[error(
+        "unsupported on-disk format version {found} (this build reads versions 1 to {supported})"
+    )]
     UnsupportedFormat {
         /// Version found in the metadata.
         found: u32,
-        /// Version this build writes and reads.
+        /// Newest version this build reads (and the one it writes).
         supported: u32,
     },
     /// A dictionary (vertex types, edge types or attribute keys) is full.

@@ -13,6 +13,11 @@ use crate::store::Store;
 pub trait GraphRead {
     /// The vertex with internal id `id`.
     fn vertex(&self, id: VertexId) -> Result<Option<Vertex>>;
+    /// The external id of vertex `id` (what a query returns for `v.id`); a store answers it
+    /// without decoding the vertex record.
+    fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
+        Ok(self.vertex(id)?.map(|v| v.ext_id))
+    }
     /// The edge with internal id `id`.
     fn edge(&self, id: EdgeId) -> Result<Option<Edge>>;
     /// Internal id of a vertex by external id.
@@ -74,6 +79,9 @@ pub trait GraphRead {
 impl GraphRead for Store {
     fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
         Store::vertex(self, id)
+    }
+    fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
+        Store::vertex_external_id(self, id)
     }
     fn edge(&self, id: EdgeId) -> Result<Option<Edge>> {
         Store::edge(self, id)

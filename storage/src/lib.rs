@@ -62,6 +62,6 @@ pub use model::{
 };
 pub use store::{
     AdjacencyScan, AuxTable, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats,
-    FORMAT_VERSION,
+    FORMAT_VERSION, OLDEST_FORMAT_VERSION,
 };
 pub use writer::{AuxPut, PreparedWrite, WriteSummary};

@@ -19,8 +19,17 @@ use crate::model::{Adjacent, Direction, Edge, ExternalId, Value, Vertex};
 use crate::writer::AuxPut;
 use crate::writer::WriterState;
 
-/// On-disk format version written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version written by this build. It reads every version from
+/// [`OLDEST_FORMAT_VERSION`] on; an archive keeps the version it was created with.
+///
+/// - 1: the graph tables, indexes and side tables.
+/// - 2: adds the `vertex_external_ids` table (vertex id -> external id), so that returning
+///   ids reads a small LZ4 table instead of decoding zstd-compressed vertex records. A
+///   version-1 archive is read (and written) without it: ids come from the records.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Oldest on-disk format version this build reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 
 /// One raw key/value pair of a column family.
 pub type RawEntry = (Box<[u8]>, Box<[u8]>);
@@ -121,6 +130,8 @@ pub struct Store {
     /// Pipeline bookkeeping of prepared writes (see [`crate::PreparedWrite`]).
     pub(crate) pipeline: crate::writer::Pipeline,
     pub(crate) durability: Durability,
+    /// On-disk format version of this archive ([`FORMAT_VERSION`] for a new one).
+    pub(crate) format: u32,
     path: PathBuf,
 }
 
@@ -161,16 +172,17 @@ impl Store {
                 DB::open_cf_descriptors_as_secondary(&opts, &path, secondary_path, descriptors)?
             }
         };
-        let store = Store {
+        let mut store = Store {
             db,
             mode: options.mode,
             dicts: RwLock::new(Dictionaries::default()),
             writer: Mutex::new(WriterState::default()),
             pipeline: crate::writer::Pipeline::default(),
             durability: options.durability,
+            format: FORMAT_VERSION,
             path,
         };
-        store.check_format()?;
+        store.format = store.check_format()?;
         store.reload()?;
         Ok(store)
     }
@@ -180,7 +192,9 @@ impl Store {
         &self.path
     }
 
-    fn check_format(&self) -> Result<()> {
+    /// The archive's format version, checked to be one this build reads; a new archive is
+    /// marked with [`FORMAT_VERSION`].
+    fn check_format(&self) -> Result<u32> {
         match self.db.get_cf(self.cf(cf::META), META_FORMAT)? {
             Some(v) => {
                 let found = u32::from_be_bytes(
@@ -188,12 +202,13 @@ impl Store {
                         .try_into()
                         .map_err(|_| StorageError::corruption("format version", "not 4 bytes"))?,
                 );
-                if found != FORMAT_VERSION {
+                if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
                     return Err(StorageError::UnsupportedFormat {
                         found,
                         supported: FORMAT_VERSION,
                     });
                 }
+                Ok(found)
             }
             None if self.mode == OpenMode::ReadWrite => {
                 let mut opts = rocksdb::WriteOptions::default();
@@ -204,10 +219,21 @@ impl Store {
                     FORMAT_VERSION.to_be_bytes(),
                     &opts,
                 )?;
+                Ok(FORMAT_VERSION)
             }
-            None => {}
+            // An empty read-only or secondary view (nothing written yet) reads as current.
+            None => Ok(FORMAT_VERSION),
         }
-        Ok(())
+    }
+
+    /// The archive's on-disk format version.
+    pub fn format_version(&self) -> u32 {
+        self.format
+    }
+
+    /// Whether this archive keeps the vertex -> external id table (format 2 on).
+    pub(crate) fn has_vertex_external_ids(&self) -> bool {
+        self.format >= 2
     }
 
     /// Reloads dictionaries and counters from disk (after a catch-up, or a failed write).
@@ -391,6 +417,20 @@ impl Store {
         self.decode_vertex(id, &bytes).map(Some)
     }
 
+    /// The external id of vertex `id`, without decoding its record (from format 2 on).
+    pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
+        if !self.has_vertex_external_ids() {
+            return Ok(self.vertex(id)?.map(|v| v.ext_id));
+        }
+        match self
+            .db
+            .get_pinned_cf(self.cf(cf::VERTEX_EXTERNAL_IDS), keys::id_key(id.0))?
+        {
+            Some(bytes) => codec::decode_external_id(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
     fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex> {
         let stored: StoredVertex = codec::decode(bytes, "vertex record")?;
         let type_name = self
@@ -490,7 +530,7 @@ impl Store {
         let mut key = Vec::with_capacity(40);
         ext.encode_key(kind, &mut key);
         match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &key)? {
-            Some(v) => decode_external_value(&v).map(Some),
+            Some(v) => codec::decode_external_value(&v).map(Some),
             None => Ok(None),
         }
     }
@@ -822,25 +862,6 @@ impl AuxTable {
             AuxTable::ServiceState => cf::SERVICE_STATE,
         }
     }
-}
-
-pub(crate) fn decode_external_value(v: &[u8]) -> Result<(u64, Option<u16>)> {
-    let id = v
-        .get(0..8)
-        .and_then(|s| s.try_into().ok())
-        .map(u64::from_be_bytes)
-        .ok_or_else(|| StorageError::corruption("external id entry", "short value"))?;
-    let stub = match v.len() {
-        8 => None,
-        10 => Some(u16::from_be_bytes([v[8], v[9]])),
-        n => {
-            return Err(StorageError::corruption(
-                "external id entry",
-                format!("value of {n} bytes"),
-            ))
-        }
-    };
-    Ok((id, stub))
 }
 
 /// Iterator over the adjacency of one vertex (see [`Store::neighbours`]).

@@ -386,17 +386,22 @@ impl Pending<'_> {
 
     fn put_external(&mut self, kind: u8, ext: &ExternalId, id: u64, stub_type: Option<u16>) {
         ext.encode_key(kind, &mut self.key);
-        let mut value = [0u8; 10];
-        value[..8].copy_from_slice(&id.to_be_bytes());
-        let len = match stub_type {
-            Some(t) => {
-                value[8..].copy_from_slice(&t.to_be_bytes());
-                10
-            }
-            None => 8,
-        };
+        let (value, len) = codec::encode_external_value(id, stub_type);
         self.batch
             .put_cf(self.store.cf(cf::EXTERNAL_IDS), &self.key, &value[..len]);
+    }
+
+    /// Writes the vertex -> external id entry of a vertex record just written (format 2 on;
+    /// a version-1 archive stays version 1, its ids read from the records).
+    fn put_vertex_external_id(&mut self, id: u64, ext: &ExternalId) {
+        if self.store.has_vertex_external_ids() {
+            codec::encode_external_id(ext, &mut self.buf);
+            self.batch.put_cf(
+                self.store.cf(cf::VERTEX_EXTERNAL_IDS),
+                keys::id_key(id),
+                &self.buf,
+            );
+        }
     }
 
     fn shard(
@@ -486,6 +491,7 @@ impl Pending<'_> {
         codec::encode(&record, &mut self.buf)?;
         self.batch
             .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
+        self.put_vertex_external_id(id, &v.ext_id);
         self.put_external(EXT_VERTEX, &v.ext_id, id, None);
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
         if let Some(m) = v.placement.machine {
@@ -526,6 +532,7 @@ impl Pending<'_> {
         codec::encode(&record, &mut self.buf)?;
         self.batch
             .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
+        self.put_vertex_external_id(id, &ep.ext_id);
         self.put_external(EXT_VERTEX, &ep.ext_id, id, Some(type_id));
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
         self.vertices.insert(
