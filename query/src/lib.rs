@@ -1,8 +1,9 @@
 //! # provdb-query
 //!
 //! The traversal query language of provdb: a lexer, a recursive-descent parser with
-//! line/column/caret errors, a planner that picks the cheapest anchor from the indexes, and
-//! a streaming executor ([`Cursor`]) with guards (maximum depth, rows, visited vertices, time).
+//! line/column/caret errors, a planner in passes (bind names, compile expressions, push
+//! filters down into the pattern, choose the cheapest anchor from the indexes), and a
+//! streaming executor ([`Cursor`]) with guards (maximum depth, rows, visited vertices, time).
 //! It runs against [`provdb_storage::GraphRead`] and knows nothing of RocksDB.
 //!
 //! ```text
@@ -53,14 +54,14 @@ mod executor;
 mod lexer;
 mod naming;
 mod parser;
-mod planner;
+mod plan;
 mod time;
 mod value;
 
 pub use error::{ErrorKind, Location, QueryError, Span};
 pub use executor::{Cursor, Guard, Limits, QueryResult, Row, Subgraph, Warning};
 pub use parser::{parse, KEYWORDS, STEP_KEYWORDS};
-pub use planner::{plan, Plan, EDGE_PROPERTIES, VERTEX_PROPERTIES};
+pub use plan::{plan, Plan, EDGE_PROPERTIES, VERTEX_PROPERTIES};
 pub use time::parse_time;
 pub use value::{Datum, EdgeRef, VertexRef};
 
