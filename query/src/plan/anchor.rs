@@ -229,3 +229,141 @@ fn edges_of_types(g: &dyn GraphRead, types: &[TypeId]) -> Result<u64, QueryError
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::test_support::{archive, pushed_down, MemoryGraph};
+
+    /// The start of `text` on `g`.
+    fn start(g: &MemoryGraph, text: &str) -> Start {
+        let (pattern, steps) = pushed_down(g, text);
+        choose_start(g, &pattern, &steps).expect("plans")
+    }
+
+    /// The anchor of `text` on `g`, as (node or edge, ids) or for a scan (node, count).
+    fn anchor(g: &MemoryGraph, text: &str) -> (&'static str, usize, Vec<u64>) {
+        match start(g, text).anchor {
+            Anchor::Vertices { node, ids } => ("vertices", node, ids.iter().collect()),
+            Anchor::AllVertices { node, count, gaps } => {
+                assert!(!gaps);
+                ("all vertices", node, vec![count])
+            }
+            Anchor::Edges { edge, ids } => ("edges", edge, ids.iter().collect()),
+        }
+    }
+
+    #[test]
+    fn the_smaller_type_index_wins() {
+        // 3 tasks (ids 0..3) against 5 files.
+        let g = archive();
+        assert_eq!(
+            anchor(&g, "(t:task) -[]-> (f:file)"),
+            ("vertices", 0, vec![0, 1, 2])
+        );
+        assert_eq!(
+            anchor(&g, "(f:file) -[]-> (t:task)"),
+            ("vertices", 1, vec![0, 1, 2])
+        );
+        // Two types of one node add up: 3 tasks and 1 path are fewer than 5 files.
+        assert_eq!(
+            anchor(&g, "(f:file) -[]-> (t:task|path)"),
+            ("vertices", 1, vec![0, 1, 2, 8])
+        );
+        // A tie goes to the left.
+        assert_eq!(
+            anchor(&g, "(a:task) -[]-> (b:task)"),
+            ("vertices", 0, vec![0, 1, 2])
+        );
+    }
+
+    #[test]
+    fn an_id_lookup_beats_a_type_index() {
+        let g = archive();
+        assert_eq!(
+            anchor(&g, "(t:task) -[]-> (f {id: 'f1'})"),
+            ("vertices", 1, vec![3])
+        );
+        // An id the archive lacks: nothing to start from.
+        assert_eq!(
+            anchor(&g, "(t:task) -[]-> (f {id: 'nope'})"),
+            ("vertices", 1, vec![])
+        );
+    }
+
+    #[test]
+    fn a_single_hop_edge_type_index_can_win() {
+        // 1 clone edge (id 4) against 3 tasks and 5 files.
+        let g = archive();
+        assert_eq!(
+            anchor(&g, "(a:file) -[:clone]-> (b:task)"),
+            ("edges", 0, vec![4])
+        );
+        // Not a variable-length one: its type index says nothing of where paths start.
+        assert_eq!(
+            anchor(&g, "(a:file) -[:clone*1..2]-> (b)"),
+            ("vertices", 0, vec![3, 4, 5, 6, 7])
+        );
+        // An edge type this archive lacks matches nothing: no index is read.
+        assert_eq!(
+            anchor(&g, "(t:task {id: 't1'}) -[:send]-> (b)"),
+            ("edges", 0, vec![])
+        );
+    }
+
+    #[test]
+    fn without_constraints_every_vertex_is_scanned() {
+        let g = archive();
+        assert_eq!(anchor(&g, "(a) -[]-> (b)"), ("all vertices", 0, vec![9]));
+        assert_eq!(anchor(&g, "(a) -[]-> (b:path)"), ("vertices", 1, vec![8]));
+    }
+
+    #[test]
+    fn a_bare_count_comes_from_the_indexes() {
+        let g = archive();
+        let count = |text: &str| start(&g, text).index_count;
+        assert_eq!(count("(t:task|path) | count"), Some(4));
+        assert_eq!(count("(v) | count"), Some(9));
+        assert_eq!(count("() -[:write]-> () | count"), Some(4));
+        // Either way, each edge counts once per orientation: (4 writes + 2 reads) * 2.
+        assert_eq!(count("() -[:write|read]- () | count"), Some(12));
+        assert_eq!(count("() -[:send]-> () | count"), Some(0));
+        // What the indexes cannot answer: a self-loop, an id, a filter, another step first.
+        assert_eq!(count("(a) -[:write]-> (a) | count"), None);
+        assert_eq!(count("(t:task {id: 't1'}) | count"), None);
+        assert_eq!(count("(t:task) | where t.pid = 3666 | count"), None);
+        assert_eq!(count("(t:task) | limit 1 | count"), None);
+        assert_eq!(count("() -[*1..2]-> () | count"), None);
+    }
+
+    #[test]
+    fn expansion_goes_right_of_the_anchor_then_left() {
+        let stage = |edge, from, to, reversed| Stage {
+            edge,
+            from,
+            to,
+            reversed,
+        };
+        let at_node = Anchor::Vertices {
+            node: 1,
+            ids: IdSet::default(),
+        };
+        assert_eq!(
+            expansion_order(&at_node, 3),
+            [
+                stage(1, 1, 2, false),
+                stage(2, 2, 3, false),
+                stage(0, 1, 0, true)
+            ]
+        );
+        // An edge anchor binds both its nodes.
+        let at_edge = Anchor::Edges {
+            edge: 1,
+            ids: IdSet::default(),
+        };
+        assert_eq!(
+            expansion_order(&at_edge, 3),
+            [stage(2, 2, 3, false), stage(0, 1, 0, true)]
+        );
+    }
+}

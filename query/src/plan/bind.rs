@@ -437,3 +437,121 @@ impl Binder<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::test_support::{archive, bound};
+
+    #[test]
+    fn a_typo_of_a_type_is_an_error_naming_the_type() {
+        let g = archive();
+        let e = bound(&g, "(a:tsk)").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unknown);
+        assert_eq!(e.message(), "unknown vertex type `tsk`");
+        assert_eq!(e.help(), Some("did you mean `task`?"));
+        // The caret is under the name.
+        assert_eq!(e.location().map(|l| l.column), Some(4));
+        let e = bound(&g, "(a) -[:raed]-> (b)").unwrap_err();
+        assert_eq!(e.message(), "unknown edge type `raed`");
+        assert_eq!(e.help(), Some("did you mean `read`?"));
+        // Nothing close: the help lists the types there are.
+        let e = bound(&g, "(a:zzzzzz)").unwrap_err();
+        assert_eq!(e.help(), Some("vertex types here: file, path, task"));
+    }
+
+    #[test]
+    fn a_camflow_type_the_archive_lacks_matches_nothing_with_a_note() {
+        let g = archive();
+        let b = bound(&g, "(s:socket|task) -[:send|read]-> (x) -[:connect]-> (y)").unwrap();
+        let task = g.vertex_type_id("task");
+        assert_eq!(b.nodes[0].types, Some(task.into_iter().collect()));
+        assert_eq!(
+            b.edges[0].types,
+            g.edge_type_id("read").into_iter().collect::<Vec<_>>()
+        );
+        // `send` is absent but `read` is not: the edge still matches reads.
+        assert!(!b.edges[0].absent);
+        assert!(b.edges[1].types.is_empty() && b.edges[1].absent);
+        assert_eq!(
+            b.warnings,
+            [
+                "no vertex of type `socket` in this archive (it matches nothing)",
+                "no edge of type `send` in this archive (it matches nothing)",
+                "no edge of type `connect` in this archive (it matches nothing)",
+            ]
+        );
+    }
+
+    #[test]
+    fn variables_become_slots_in_pattern_order() {
+        let g = archive();
+        let b = bound(&g, "(a) -[e:read]-> (b) -[]-> (a) | return b.id, e").unwrap();
+        assert_eq!(b.slots.names, ["a", "e", "b", "_3"]);
+        use SlotKind::{Edge, Vertex};
+        assert_eq!(b.slots.kinds, [Vertex, Edge, Vertex, Edge]);
+        // `a` named twice is one slot: the pattern closes a cycle.
+        let node_slots: Vec<usize> = b.nodes.iter().map(|n| n.slot).collect();
+        assert_eq!(node_slots, [0, 2, 0]);
+        let edge_slots: Vec<usize> = b.edges.iter().map(|e| e.slot).collect();
+        assert_eq!(edge_slots, [1, 3]);
+        let BoundStep::Return { items, .. } = &b.steps[0] else {
+            panic!("{:?}", b.steps)
+        };
+        assert_eq!(
+            items[0],
+            (BoundExpr::Prop(2, PropKey::Id), "b.id".to_owned())
+        );
+        assert_eq!(items[1], (BoundExpr::Var(1), "e".to_owned()));
+    }
+
+    #[test]
+    fn a_variable_holds_one_kind_and_an_edge_variable_one_edge() {
+        let g = archive();
+        let e = bound(&g, "(a) -[a]-> (b)").unwrap_err();
+        assert_eq!(e.message(), "`a` is already bound to a vertex");
+        let e = bound(&g, "(a) -[e]-> (b) -[e]-> (c)").unwrap_err();
+        assert_eq!(e.message(), "edge variable `e` is used twice");
+        let e = bound(&g, "(task) | return tsk.pid").unwrap_err();
+        assert_eq!(e.message(), "unknown variable `tsk`");
+        assert_eq!(e.help(), Some("did you mean `task`?"));
+        let e = bound(&g, "() | return v").unwrap_err();
+        assert_eq!(
+            e.help(),
+            Some("name the element in the pattern, e.g. `(v:task)`")
+        );
+    }
+
+    #[test]
+    fn property_keys_resolve_by_element_kind() {
+        let g = archive();
+        let b = bound(&g, "(t {pid: 3666}) -[e]-> (f where name ~ 'x') | where e.relation = 'used' and t.cf:pid > 1").unwrap();
+        assert_eq!(
+            b.nodes[0].props,
+            [BoundProp {
+                key: PropKey::Attr("pid".into()),
+                value: Literal::Int(3666),
+                span: Span::new(4, 7),
+            }]
+        );
+        // A bare name inside a node's `where` is that node's property; `name` is virtual.
+        let Some(BoundExpr::Cmp(CmpOp::Match, lhs, _, _)) = &b.nodes[1].filter else {
+            panic!("{:?}", b.nodes[1].filter)
+        };
+        assert_eq!(**lhs, BoundExpr::Prop(2, PropKey::Name));
+        let BoundStep::Where(BoundExpr::And(rel, pid)) = &b.steps[0] else {
+            panic!("{:?}", b.steps)
+        };
+        assert!(
+            matches!(&**rel, BoundExpr::Cmp(_, k, _, _) if **k == BoundExpr::Prop(1, PropKey::Relation))
+        );
+        // With `cf:` or without, an attribute key is kept as written.
+        let cf_pid = BoundExpr::Prop(0, PropKey::Attr("cf:pid".into()));
+        assert!(matches!(&**pid, BoundExpr::Cmp(_, k, _, _) if **k == cf_pid));
+        // `relation` is an edge's, not a vertex's.
+        let e = bound(&g, "(t) | return t.relation").unwrap_err();
+        assert_eq!(e.message(), "unknown property `relation`");
+        let e = bound(&g, "(t) | return t.pdi").unwrap_err();
+        assert_eq!(e.help(), Some("did you mean `pid`?"));
+    }
+}

@@ -420,3 +420,138 @@ fn strip_cf_id(x: &CExpr, y: &mut CExpr) {
         strip_cf(s);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::test_support::{archive, compiled, NOW};
+
+    #[test]
+    fn an_id_property_is_the_start_vertex_and_compares_without_cf() {
+        let g = archive();
+        let c = compiled(&g, "(v {id: 'cf:t1', type: ['task', 'file']})").unwrap();
+        let v = &c.pattern.nodes[0];
+        assert_eq!(v.id, Some(ExternalId::parse("cf:t1")));
+        let Some(CExpr::And(id, ty)) = &v.filter else {
+            panic!("{:?}", v.filter)
+        };
+        assert!(matches!(&**id,
+            CExpr::Cmp(CmpOp::Eq, p, l)
+                if matches!(**p, CExpr::Prop(0, PropKey::Id))
+                && matches!(&**l, CExpr::Lit(Datum::Str(s)) if s == "t1")));
+        // A list value means "in".
+        assert!(matches!(&**ty,
+            CExpr::In(p, values)
+                if matches!(**p, CExpr::Prop(0, PropKey::Type))
+                && values == &[Datum::Str("task".into()), Datum::Str("file".into())]));
+        // In an expression too, on either side.
+        let c = compiled(&g, "(v) | where 'cf:t1' = v.id").unwrap();
+        let LeadingFilter::Where(CExpr::Cmp(_, l, _)) = &c.leading[0] else {
+            panic!("{:?}", c.leading)
+        };
+        assert!(matches!(&**l, CExpr::Lit(Datum::Str(s)) if s == "t1"));
+    }
+
+    #[test]
+    fn literals_regexes_and_lists_are_checked() {
+        let g = archive();
+        let c = compiled(
+            &g,
+            "(v where name ~ '^/etc/' and pid in [1, 'x', @'2019-01-24T08:00:24'])",
+        )
+        .unwrap();
+        let Some(CExpr::And(m, i)) = &c.pattern.nodes[0].filter else {
+            panic!("{:?}", c.pattern.nodes[0].filter)
+        };
+        assert!(
+            matches!(&**m, CExpr::Match(_, re) if re.is_match("/etc/passwd") && !re.is_match("/tmp/etc/"))
+        );
+        assert!(matches!(&**i, CExpr::In(_, v)
+            if v == &[Datum::Int(1), Datum::Str("x".into()), Datum::Time(1_548_316_824)]));
+        let e = compiled(&g, "(v where name ~ '(')").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Invalid);
+        assert!(e.message().starts_with("invalid regular expression"), "{e}");
+        let e = compiled(&g, "(v) | where v.id ~ 3").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "`~` takes a quoted regular expression on its right"
+        );
+        let e = compiled(&g, "(v) | where v.id in 3").unwrap_err();
+        assert_eq!(
+            e.message(),
+            "`in` takes a list such as `[1, 2]` on its right"
+        );
+        let e = compiled(&g, "(v) | where v.id = [1]").unwrap_err();
+        assert_eq!(e.message(), "a list is only allowed after `in`");
+        let e = compiled(&g, "(v {pid: [1, [2]]})").unwrap_err();
+        assert_eq!(e.message(), "a list is only allowed after `in`");
+    }
+
+    #[test]
+    fn hop_ranges_are_capped_by_the_depth_guard() {
+        let g = archive();
+        let c = compiled(
+            &g,
+            "(a) -[*]-> (b) -[*2..3]-> (c) -[*..40]-> (d) -[*0..]-> (e) -[]-> (f) -[*5]-> (g)",
+        )
+        .unwrap();
+        let ranges: Vec<_> = c.pattern.edges.iter().map(|e| e.var).collect();
+        // The guard is 32: an unbounded or deeper range stops there, marked as capped.
+        assert_eq!(
+            ranges,
+            [
+                Some((1, 32, true)),
+                Some((2, 3, false)),
+                Some((1, 32, true)),
+                Some((0, 32, true)),
+                None,
+                Some((5, 5, false)),
+            ]
+        );
+    }
+
+    #[test]
+    fn windows_count_back_from_now_and_must_not_end_before_they_start() {
+        let g = archive();
+        let c = compiled(&g, "(a) -[]-> (b) | during last 1h | during @'2019-01-24T08:00:00'..@'2019-01-24T09:00:00'").unwrap();
+        assert!(
+            matches!(c.leading[0], LeadingFilter::During(from, i64::MAX) if from == NOW - 3600)
+        );
+        assert!(matches!(
+            c.leading[1],
+            LeadingFilter::During(1_548_316_800, 1_548_320_400)
+        ));
+        let e = compiled(&g, "(a) | during @'2019-01-25T00:00'..@'2019-01-24T00:00'").unwrap_err();
+        assert_eq!(e.message(), "the time window ends before it starts");
+    }
+
+    #[test]
+    fn only_filters_before_any_other_step_are_leading() {
+        let g = archive();
+        let c = compiled(
+            &g,
+            "(a) | where a.pid = 1 | limit 2 | where a.pid = 2 | during last 1h",
+        )
+        .unwrap();
+        assert_eq!(c.leading.len(), 1);
+        assert!(matches!(
+            c.steps.as_slice(),
+            [CStep::Limit(2), CStep::Where(_), CStep::Window(_, i64::MAX)]
+        ));
+        // `as` is a step too: a `where` after it is not leading.
+        let c = compiled(&g, "(a) | as json | where a.pid = 1").unwrap();
+        assert!(c.leading.is_empty());
+        assert_eq!(c.format.as_deref(), Some("json"));
+        assert!(matches!(c.steps.as_slice(), [CStep::Where(_)]));
+    }
+
+    #[test]
+    fn columns_are_the_named_variables_or_what_the_steps_make() {
+        let g = archive();
+        let columns = |text: &str| compiled(&g, text).unwrap().columns;
+        assert_eq!(columns("(a) -[e]-> () -[]-> (b)"), ["a", "e", "b"]);
+        assert_eq!(columns("(a) | count"), ["count"]);
+        assert_eq!(columns("(a) | return a.id, a.pid as p"), ["a.id", "p"]);
+        assert_eq!(columns("(a) -[*..3]-> (b) | shortest | path"), ["path"]);
+    }
+}

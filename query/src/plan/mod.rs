@@ -14,6 +14,9 @@ mod camflow_types;
 mod compile;
 mod push_down;
 
+#[cfg(test)]
+mod test_support;
+
 use provdb_storage::GraphRead;
 
 pub(crate) use anchor::{Anchor, Stage};
@@ -148,4 +151,40 @@ fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::test_support::archive;
+
+    fn explained(text: &str) -> String {
+        let g = archive();
+        let q = crate::parser::parse(text).expect("parses");
+        plan(&g, text, &q, 32).expect("plans").explain()
+    }
+
+    #[test]
+    fn explain_says_where_the_query_starts_and_how_it_expands() {
+        assert_eq!(
+            explained("(f:file) <-[:write]- (t:task) -[*..3]- (x)"),
+            "start at node 2 from 3 candidate vertices (id or type index)\n\
+             expand node 2 -> node 3 (Both, 1..3 hops, breadth-first) by adjacency prefix scans\n\
+             expand node 2 -> node 1 (Out) by adjacency prefix scans"
+        );
+        assert_eq!(
+            explained("(a) -[:clone]-> (b)"),
+            "start at edge 1 from 1 edges (edge type index)"
+        );
+        assert_eq!(
+            explained("(a) -[]-> (b)"),
+            "start at node 1 by scanning all 9 vertices\n\
+             expand node 1 -> node 2 (Out) by adjacency prefix scans"
+        );
+        // A count from the indexes reads nothing else.
+        assert_eq!(
+            explained("(t:task) | count"),
+            "count from the type indexes: 3"
+        );
+    }
 }
