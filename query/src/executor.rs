@@ -761,13 +761,6 @@ impl fmt::Debug for Cursor<'_> {
 }
 
 impl<'g> Cursor<'g> {
-    /// Parses, plans and starts `text` on `g`.
-    pub fn new(g: &'g dyn GraphRead, text: &str, limits: Limits) -> Result<Cursor<'g>, QueryError> {
-        let q = crate::parser::parse(text)?;
-        let plan = crate::plan::plan(g, text, &q, limits.max_depth)?;
-        Ok(Cursor::from_plan(g, plan, limits))
-    }
-
     /// Starts a planned query.
     pub fn from_plan(g: &'g dyn GraphRead, plan: Plan, limits: Limits) -> Cursor<'g> {
         let deadline = limits.timeout.map(|t| Instant::now() + t);
