@@ -12,7 +12,7 @@ use provdb_storage::{find_attr, Direction, Edge, EdgeId, GraphRead, TypeId, Vert
 use crate::ast::CmpOp;
 use crate::error::{ErrorKind, QueryError};
 use crate::naming;
-use crate::planner::{Anchor, CEdge, CExpr, CNode, CStep, Plan, PropKey, Stage};
+use crate::plan::{Anchor, CEdge, CExpr, CNode, CStep, Plan, PropKey, Stage};
 use crate::value::{DKey, Datum, EdgeRef, VertexRef};
 
 /// Guards of a query run. Hitting one ends the result early with a [`Warning`].
@@ -770,13 +770,6 @@ impl fmt::Debug for Cursor<'_> {
 }
 
 impl<'g> Cursor<'g> {
-    /// Parses, plans and starts `text` on `g`.
-    pub fn new(g: &'g dyn GraphRead, text: &str, limits: Limits) -> Result<Cursor<'g>, QueryError> {
-        let q = crate::parser::parse(text)?;
-        let plan = crate::planner::plan(g, text, &q, limits.max_depth)?;
-        Ok(Cursor::from_plan(g, plan, limits))
-    }
-
     /// Starts a planned query.
     pub fn from_plan(g: &'g dyn GraphRead, plan: Plan, limits: Limits) -> Cursor<'g> {
         let deadline = limits.timeout.map(|t| Instant::now() + t);

@@ -1,8 +1,10 @@
 //! # provdb-query
 //!
 //! The traversal query language of provdb: a lexer, a recursive-descent parser with
-//! line/column/caret errors, a planner that picks the cheapest anchor from the indexes, and
-//! a streaming executor ([`Cursor`]) with guards (maximum depth, rows, visited vertices, time).
+//! line/column/caret errors, a planner in passes (bind names, compile expressions, push
+//! filters down into the pattern, choose the cheapest anchor from the indexes), and a
+//! streaming executor ([`Cursor`]) with guards (maximum depth, rows, visited vertices, time).
+//! This crate root runs them in that order: parse, then [`plan`], then execute a [`Plan`].
 //! It runs against [`provdb_storage::GraphRead`] and knows nothing of RocksDB.
 //!
 //! ```text
@@ -53,18 +55,29 @@ mod executor;
 mod lexer;
 mod naming;
 mod parser;
-mod planner;
+mod plan;
 mod time;
 mod value;
 
 pub use error::{ErrorKind, Location, QueryError, Span};
 pub use executor::{Cursor, Guard, Limits, QueryResult, Row, Subgraph, Warning};
 pub use parser::{parse, KEYWORDS, STEP_KEYWORDS};
-pub use planner::{plan, Plan, EDGE_PROPERTIES, VERTEX_PROPERTIES};
+pub use plan::{plan, Plan, EDGE_PROPERTIES, VERTEX_PROPERTIES};
 pub use time::parse_time;
 pub use value::{Datum, EdgeRef, VertexRef};
 
 use provdb_storage::GraphRead;
+
+// Here, not in the executor, a query goes from text to rows: parse, then plan against the
+// archive, then execute. The executor only ever sees a `Plan`.
+impl<'g> Cursor<'g> {
+    /// Parses `text`, plans it against `g` and starts it.
+    pub fn new(g: &'g dyn GraphRead, text: &str, limits: Limits) -> Result<Cursor<'g>, QueryError> {
+        let query = parse(text)?;
+        let plan = plan(g, text, &query, limits.max_depth)?;
+        Ok(Cursor::from_plan(g, plan, limits))
+    }
+}
 
 /// Runs `text` on `g` with the default [`Limits`] and collects the result.
 ///

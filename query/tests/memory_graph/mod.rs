@@ -1,13 +1,17 @@
 //! A second implementation of `GraphRead`, in memory: the query engine must work on any
 //! implementation of its read interface, not only on RocksDB's. Tests build small graphs by
 //! hand and work out the expected answers by hand.
+//!
+//! Shared by the executor's integration tests and the planner's unit tests (which include this
+//! file by path); each uses part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use provdb_storage::{
     Adjacent, AttrKeyId, Direction, Edge, EdgeId, ExternalId, GraphRead, IdSet, Placement,
-    ProvClass, ProvRelation, Result, StorageError, TypeId, Vertex, VertexId,
+    ProvClass, ProvRelation, Result, StorageError, TypeId, Value, Vertex, VertexId,
 };
 
 /// A graph held in vectors; vertex and edge ids are their positions.
@@ -54,6 +58,27 @@ impl MemoryGraph {
             attrs: Vec::new(),
         });
         id
+    }
+
+    /// A graph drawn as its vertices `(type, [ext, ...])` and its edges
+    /// `(ext, type, src, dst, time)`; ids follow the order of the drawing.
+    pub fn drawn(vertices: &[(&str, &[&str])], edges: &[(&str, &str, &str, &str, i64)]) -> Self {
+        let mut g = MemoryGraph::default();
+        for (kind, exts) in vertices {
+            for ext in *exts {
+                // Spelled out: `GraphRead::vertex` (a read) is in scope here too.
+                MemoryGraph::vertex(&mut g, ext, kind);
+            }
+        }
+        for (ext, kind, src, dst, time) in edges {
+            MemoryGraph::edge(&mut g, ext, kind, src, dst, *time);
+        }
+        g
+    }
+
+    /// Sets attribute `key` of vertex `v`; the key joins the graph's attribute keys.
+    pub fn attr(&mut self, v: VertexId, key: &str, value: Value) {
+        self.vertices[v.0 as usize].attrs.push((key.into(), value));
     }
 
     /// Adds an edge `ext` of type `kind` from the vertex named `src` to `dst` at `time`.
@@ -133,7 +158,14 @@ impl GraphRead for MemoryGraph {
         ids.zip(self.edge_types.iter().cloned()).collect()
     }
     fn attribute_keys(&self) -> Vec<(AttrKeyId, Arc<str>)> {
-        Vec::new()
+        let mut keys: Vec<Arc<str>> = Vec::new();
+        let attrs = self.vertices.iter().flat_map(|v| &v.attrs);
+        for (k, _) in attrs.chain(self.edges.iter().flat_map(|e| &e.attrs)) {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+        (0..).map(AttrKeyId).zip(keys).collect()
     }
     fn neighbours<'a>(
         &'a self,
