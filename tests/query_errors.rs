@@ -200,6 +200,35 @@ fn hostile_text_never_panics() {
         "]".repeat(10_000)
     );
     assert!(db.query(&lists).is_err());
+    // Long flat chains: each is a tree as deep as it is long (5,000 `and`s overflowed the
+    // stack before the limit). Thrown on a thread with a 2 MiB stack, a library's default.
+    let chains = [
+        format!(
+            "(a where {}) | count",
+            vec!["a.pid = 1"; 5_000].join(" and ")
+        ),
+        format!(
+            "(a where {}) | count",
+            vec!["a.pid = 1"; 5_000].join(" or ")
+        ),
+        format!("(a {{{}}}) | count", vec!["pid: 1"; 5_000].join(", ")),
+    ];
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn_scoped(s, || {
+                for q in &chains {
+                    let err = db.query(q).unwrap_err().to_string();
+                    assert!(err.contains("more than 256 conditions"), "{err}");
+                }
+                // 256 conditions are answered.
+                let q = format!("(a where {}) | count", vec!["a.pid = 1"; 256].join(" and "));
+                db.query(&q).unwrap();
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    });
     for junk in [
         "\u{0}",
         "(((",

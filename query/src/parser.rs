@@ -34,6 +34,7 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
         pos: 0,
         anon: 0,
         depth: 0,
+        conditions: 0,
     };
     let q = p.query()?;
     if p.peek() == &Tok::Semi {
@@ -67,7 +68,13 @@ struct Parser<'a> {
     pos: usize,
     anon: usize,
     depth: usize,
+    /// Conditions so far (`and`/`or` operands, `{key: value}` entries).
+    conditions: usize,
 }
+
+/// Most conditions in one query: each `and`/`or` chain is a tree as deep as it is long, which
+/// planning and evaluation walk recursively, so its length is bounded like the nesting.
+const MAX_CONDITIONS: usize = 256;
 
 /// Deepest nesting of parentheses and `not` in an expression.
 const MAX_NESTING: usize = 64;
@@ -219,6 +226,7 @@ impl Parser<'_> {
         let mut out = Vec::new();
         if *self.peek() != Tok::RBrace {
             loop {
+                self.count_condition()?;
                 let key = self.ident("a property name")?;
                 self.expect(Tok::Colon, "`:` after the property name")?;
                 let value = self.literal()?;
@@ -551,7 +559,22 @@ impl Parser<'_> {
         Ok(lhs)
     }
 
+    /// Counts one condition at the current token; an error past [`MAX_CONDITIONS`].
+    fn count_condition(&mut self) -> Result<(), QueryError> {
+        self.conditions += 1;
+        if self.conditions > MAX_CONDITIONS {
+            return Err(self.error_at(
+                self.cur().span,
+                format!("more than {MAX_CONDITIONS} conditions in one query"),
+            ));
+        }
+        Ok(())
+    }
+
     fn neg(&mut self, scope: Scope<'_>) -> Result<Expr, QueryError> {
+        if !self.is_kw("not") {
+            self.count_condition()?;
+        }
         self.depth += 1;
         if self.depth > MAX_NESTING {
             return Err(self.error_at(

@@ -7,9 +7,12 @@
 
 use provdb_storage::{ExternalId, GraphRead, IdSet, TypeId};
 
-use super::compile::{CNode, CStep, Pattern};
+use super::compile::{CExpr, CNode, CStep, Pattern};
+use super::PropKey;
+use crate::ast::CmpOp;
 use crate::ast::Dir;
 use crate::error::QueryError;
+use crate::value::Datum;
 
 /// Where matching starts.
 #[derive(Debug, Clone)]
@@ -192,6 +195,45 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
     })
 }
 
+/// Drops from the anchor node's filter the `id = '...'` comparisons that its id lookup
+/// already answers: the lookup found the vertex by that very id, and checking it again would
+/// read the vertex's id back for nothing (a first-touch block read per query).
+pub(crate) fn drop_filters_the_anchor_answers(anchor: &Anchor, pattern: &mut Pattern) {
+    let Anchor::Vertices { node, .. } = anchor else {
+        return;
+    };
+    let Some(n) = pattern.nodes.get_mut(*node) else {
+        return;
+    };
+    let (Some(ext), Some(filter)) = (&n.id, n.filter.take()) else {
+        return;
+    };
+    let slot = n.slot;
+    let answered = |e: &CExpr| match e {
+        CExpr::Cmp(CmpOp::Eq, a, b) => [(a, b), (b, a)].into_iter().any(|(p, l)| {
+            matches!((&**p, &**l), (CExpr::Prop(s, PropKey::Id), CExpr::Lit(Datum::Str(text)))
+                if *s == slot && ExternalId::parse(text) == *ext)
+        }),
+        _ => false,
+    };
+    // Conjuncts, taken apart with a stack: a long `and` chain is a deep tree.
+    let mut conjuncts = Vec::new();
+    let mut pending = vec![filter];
+    while let Some(e) = pending.pop() {
+        match e {
+            CExpr::And(a, b) => {
+                pending.push(*b);
+                pending.push(*a);
+            }
+            other => conjuncts.push(other),
+        }
+    }
+    n.filter = conjuncts
+        .into_iter()
+        .filter(|c| !answered(c))
+        .fold(None, |acc, c| Some(CExpr::and(acc, c)));
+}
+
 /// The expansions from `anchor` over a pattern of `edge_count` edges: rightwards to the end,
 /// then leftwards to the start.
 pub(crate) fn expansion_order(anchor: &Anchor, edge_count: usize) -> Vec<Stage> {
@@ -251,6 +293,35 @@ mod tests {
             }
             Anchor::Edges { edge, ids } => ("edges", edge, ids.iter().collect()),
         }
+    }
+
+    #[test]
+    fn an_id_lookup_anchor_drops_the_id_comparison_it_answers() {
+        let g = archive();
+        let (mut pattern, steps) = pushed_down(
+            &g,
+            "(v {id: 'cf:t1'}) -[]-> (f {id: 'f1'}) | where v.pid = 1",
+        );
+        let start = choose_start(&g, &pattern, &steps).expect("plans");
+        drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
+        // The anchor's own `id = 't1'` is gone, its `pid = 1` stays.
+        let Some(CExpr::Cmp(CmpOp::Eq, p, _)) = &pattern.nodes[0].filter else {
+            panic!("{:?}", pattern.nodes[0].filter)
+        };
+        assert!(matches!(**p, CExpr::Prop(0, PropKey::Attr(_))), "{p:?}");
+        // Another node's id is checked when the expansion reaches it.
+        assert!(matches!(
+            &pattern.nodes[1].filter,
+            Some(CExpr::Cmp(CmpOp::Eq, p, _)) if matches!(**p, CExpr::Prop(_, PropKey::Id))
+        ));
+        // A comparison with another id stays (it makes the node match nothing).
+        let (mut pattern, steps) = pushed_down(&g, "(v {id: 't1'}) | where v.id = 't2'");
+        let start = choose_start(&g, &pattern, &steps).expect("plans");
+        drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
+        assert!(matches!(
+            &pattern.nodes[0].filter,
+            Some(CExpr::Cmp(CmpOp::Eq, _, l)) if matches!(&**l, CExpr::Lit(Datum::Str(s)) if s == "t2")
+        ));
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn plan(
     let mut steps = push_down::push_down(&mut pattern, compiled.leading);
     steps.extend(compiled.steps);
     let start = anchor::choose_start(g, &pattern, &steps)?;
+    anchor::drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
     let explain = explain(&start, &pattern.edges);
     Ok(Plan {
         slot_names: compiled.slot_names,
