@@ -3,9 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use provdb_storage::{
-    Adjacent, AuxTable, CheckReport, Direction, Durability, Edge, ExternalId, IdSet, OpenMode,
-    PruneReport, PruneSelection, RecordBatch, Store, StoreOptions, StoreStats, Vertex, VertexId,
-    WriteSummary,
+    Adjacent, CheckReport, Direction, Durability, Edge, ExternalId, IdSet, OpenMode, PruneReport,
+    PruneSelection, RecordBatch, Store, StoreOptions, StoreStats, Vertex, VertexId, WriteSummary,
 };
 
 use crate::decode::{self, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED};
@@ -101,6 +100,7 @@ impl Database {
                 mode,
                 block_cache_bytes: options.block_cache_bytes,
                 durability: options.durability,
+                side_tables: crate::side_tables::ALL.to_vec(),
             },
         )?;
         Ok(Database { store, options })
@@ -254,8 +254,10 @@ impl Database {
     pub fn prune(&self, selection: PruneSelection, dry_run: bool) -> Result<PruneReport> {
         let report = self.store.prune(selection, dry_run)?;
         if let (PruneSelection::Machine(m), false) = (selection, dry_run) {
-            self.store
-                .aux_delete(AuxTable::Machines, &machine_registry_key(m))?;
+            self.store.side_delete(
+                crate::side_tables::MACHINES,
+                &crate::side_tables::machine_registry_key(m),
+            )?;
         }
         Ok(report)
     }
@@ -270,11 +272,4 @@ impl Database {
     pub fn close(self) -> Result<()> {
         Ok(self.store.close()?)
     }
-}
-
-/// Key of a machine's row in the machine registry (`AuxTable::Machines`): its id, big-endian.
-/// Defined here, not in the ingest service, because pruning a machine deletes its row even in
-/// a build without the service.
-pub(crate) fn machine_registry_key(machine: u32) -> [u8; 4] {
-    machine.to_be_bytes()
 }

@@ -260,7 +260,7 @@ impl Batcher<DecodedChunk> for ImportBatcher<'_> {
         });
         Ok(Some(BatchWrite {
             records: std::mem::take(&mut self.pending),
-            aux: Vec::new(),
+            side_puts: Vec::new(),
             token: (),
         }))
     }

@@ -42,6 +42,7 @@ mod pipeline;
 #[cfg(feature = "mqtt")]
 pub mod publish;
 /// Synthetic, format-faithful CamFlow W3C documents (`provdb simulate`).
+pub mod side_tables;
 pub mod simulate;
 pub mod workload;
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::Mutex;
-use provdb_storage::{AuxPut, Durability, PreparedWrite, RecordBatch, Store, WriteSummary};
+use provdb_storage::{Durability, PreparedWrite, RecordBatch, SidePut, Store, WriteSummary};
 
 use crate::{Error, Result};
 
@@ -49,7 +49,7 @@ pub(crate) struct PipelineSettings {
 /// One batch's write, as a [`Batcher`] builds it.
 pub(crate) struct BatchWrite<T> {
     pub(crate) records: RecordBatch,
-    pub(crate) aux: Vec<AuxPut>,
+    pub(crate) side_puts: Vec<SidePut>,
     /// Handed to `on_durable` once the write is durable.
     pub(crate) token: T,
 }
@@ -219,7 +219,8 @@ fn write_in_order<'s, O, B: Batcher<O>>(
     let mut deadline: Option<Instant> = None;
     let flush = |batcher: &mut B| -> Result<()> {
         if let Some(write) = batcher.build()? {
-            let prepared = store.prepare_write(&write.records, &write.aux, settings.durability)?;
+            let prepared =
+                store.prepare_write(&write.records, &write.side_puts, settings.durability)?;
             commits
                 .send((prepared, write.token))
                 .map_err(|_| Error::StageFailed("committer"))?;
@@ -292,7 +293,7 @@ mod tests {
             }
             Ok(Some(BatchWrite {
                 records,
-                aux: Vec::new(),
+                side_puts: Vec::new(),
                 token: std::mem::take(&mut self.taken),
             }))
         }

@@ -112,7 +112,8 @@ fn an_archive_of_another_version_is_refused_naming_both_versions() {
     let future = FORMAT_VERSION + 1;
     {
         let opts = rocksdb::Options::default();
-        let raw = rocksdb::DB::open_cf(&opts, &path, provdb_storage::column_families::ALL).unwrap();
+        let tables = rocksdb::DB::list_cf(&opts, &path).unwrap();
+        let raw = rocksdb::DB::open_cf(&opts, &path, tables).unwrap();
         let meta = raw.cf_handle("meta").unwrap();
         raw.put_cf(meta, b"format_version", future.to_be_bytes())
             .unwrap();

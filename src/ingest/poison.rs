@@ -15,7 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
-use provdb_storage::{AuxPut, AuxTable, Durability, Store};
+use provdb_storage::{Durability, SidePut, Store};
 
 use super::IngestError;
 
@@ -62,7 +62,7 @@ impl PoisonJournal {
     /// name, clears them, and returns every message's strikes.
     pub(crate) fn recover(&self, store: &Store) -> Result<Strikes, IngestError> {
         let mut strikes = HashMap::new();
-        for item in store.aux_scan(AuxTable::ServiceState, STRIKE_PREFIX) {
+        for item in store.side_scan(crate::side_tables::SERVICE_STATE, STRIKE_PREFIX) {
             let (k, v) = item?;
             let Some(rest) = k.strip_prefix(STRIKE_PREFIX) else {
                 break;
@@ -93,8 +93,8 @@ impl PoisonJournal {
                     "a message on `{topic}` (key {key:016x}) was being decoded when provdb last \
                      stopped abnormally ({count} of {STRIKES_TO_QUARANTINE} times); {what}"
                 );
-                puts.push(AuxPut {
-                    table: AuxTable::ServiceState,
+                puts.push(SidePut {
+                    table: crate::side_tables::SERVICE_STATE,
                     key: strike_key(key),
                     value: count.to_be_bytes().to_vec(),
                 });
@@ -103,7 +103,7 @@ impl PoisonJournal {
         // The strikes are durable before the markers are cleared: a crash in between counts
         // a strike at most once more, never loses one.
         if !puts.is_empty() {
-            store.aux_write(&puts, &[], Durability::Sync)?;
+            store.side_write(&puts, &[], Durability::Sync)?;
         }
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let _ = std::fs::remove_file(entry.path());
@@ -189,7 +189,14 @@ mod tests {
     #[test]
     fn a_set_marker_gives_a_durable_strike_and_is_cleared() {
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path().join("db")).unwrap();
+        let store = Store::open_with(
+            tmp.path().join("db"),
+            provdb_storage::StoreOptions {
+                side_tables: crate::side_tables::ALL.to_vec(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let journal = PoisonJournal::open(tmp.path()).unwrap();
         assert!(journal.recover(&store).unwrap().is_empty());
         let mut m = journal.marker(0).unwrap();

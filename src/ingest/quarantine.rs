@@ -1,12 +1,12 @@
 //! Quarantine: messages that could not be stored (undecodable, or records of another machine
 //! than the topic says), kept with their topic, error and arrival time in the `quarantine`
-//! auxiliary table.
+//! side table.
 //!
 //! Key: a stable 64-bit hash of topic and payload (big-endian), so a redelivered or retried
 //! message is quarantined once, like records are stored once. Value: a version byte (1), then
 //! arrival time, machine, topic, error kind, error text and the payload as received.
 
-use provdb_storage::{AuxTable, Store};
+use provdb_storage::Store;
 
 use super::wire::{fnv1a, Reader, Writer};
 
@@ -78,7 +78,7 @@ impl QuarantineEntry {
 /// warning.
 pub fn load_quarantine(store: &Store) -> crate::Result<Vec<QuarantineEntry>> {
     let mut out = Vec::new();
-    for item in store.aux_scan(AuxTable::Quarantine, &[]) {
+    for item in store.side_scan(crate::side_tables::QUARANTINE, &[]) {
         let (_, v) = item?;
         match QuarantineEntry::decode(&v) {
             Some(e) => out.push(e),

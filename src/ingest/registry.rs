@@ -1,10 +1,10 @@
 //! The machine registry: one record per CamFlow machine seen by the service, kept in the
-//! `machines` auxiliary table and updated in the same atomic write as the machine's records.
+//! `machines` side table and updated in the same atomic write as the machine's records.
 //!
 //! Key: the machine id as 4 big-endian bytes. Value: a version byte (1) then fixed-width
 //! little-endian counters and a length-prefixed description.
 
-use provdb_storage::{AuxTable, Store};
+use provdb_storage::Store;
 
 use super::wire::{Reader, Writer};
 
@@ -44,7 +44,7 @@ impl MachineRecord {
 
     /// Registry key of a machine.
     pub fn key(machine: u32) -> [u8; 4] {
-        crate::database::machine_registry_key(machine)
+        crate::side_tables::machine_registry_key(machine)
     }
 
     /// Encodes the value.
@@ -91,7 +91,7 @@ impl MachineRecord {
 /// warning.
 pub fn load_machines(store: &Store) -> crate::Result<Vec<MachineRecord>> {
     let mut out = Vec::new();
-    for item in store.aux_scan(AuxTable::Machines, &[]) {
+    for item in store.side_scan(crate::side_tables::MACHINES, &[]) {
         let (k, v) = item?;
         let Some(machine) = k
             .get(..4)

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use provdb_storage::{AuxPut, AuxTable, Durability, RecordBatch, WriteSummary};
+use provdb_storage::{Durability, RecordBatch, SidePut, WriteSummary};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
 };
@@ -548,7 +548,7 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
         let pending = std::mem::take(&mut self.pending);
         self.records = 0;
         let mut records = RecordBatch::default();
-        let mut aux = Vec::new();
+        let mut side_puts = Vec::new();
         let mut touched: HashMap<u32, MachineRecord> = HashMap::new();
         let mut seen_quarantine: HashSet<[u8; 8]> = HashSet::new();
         let mut quarantined_new = Vec::new();
@@ -594,7 +594,7 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
                         && self
                             .db
                             .store()
-                            .aux_get(AuxTable::Quarantine, &key)?
+                            .side_get(crate::side_tables::QUARANTINE, &key)?
                             .is_none();
                     if let Some(r) = record {
                         r.messages += 1;
@@ -605,8 +605,8 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
                         }
                     }
                     if new {
-                        aux.push(AuxPut {
-                            table: AuxTable::Quarantine,
+                        side_puts.push(SidePut {
+                            table: crate::side_tables::QUARANTINE,
                             key: key.to_vec(),
                             value: entry.encode(),
                         });
@@ -623,8 +623,8 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
             acks.push(d.incoming.ack);
         }
         for (m, r) in &touched {
-            aux.push(AuxPut {
-                table: AuxTable::Machines,
+            side_puts.push(SidePut {
+                table: crate::side_tables::MACHINES,
                 key: MachineRecord::key(*m).to_vec(),
                 value: r.encode(),
             });
@@ -632,7 +632,7 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
         self.registry.extend(touched);
         Ok(Some(BatchWrite {
             records,
-            aux,
+            side_puts,
             token: Completion {
                 acks,
                 counts: c,
@@ -838,7 +838,7 @@ fn keep_sessions(
 ) {
     let store = db.store();
     let mut sessions: HashSet<Vec<u8>> = HashSet::new();
-    for item in store.aux_scan(AuxTable::ServiceState, SESSION_PREFIX) {
+    for item in store.side_scan(crate::side_tables::SERVICE_STATE, SESSION_PREFIX) {
         match item {
             Ok((k, _)) if k.starts_with(SESSION_PREFIX) => {
                 sessions.insert(k[SESSION_PREFIX.len()..].to_vec());
@@ -859,7 +859,11 @@ fn keep_sessions(
         let result = if request.clean_session {
             sessions.remove(id);
             if present {
-                store.aux_write(&[], &[(AuxTable::ServiceState, key)], Durability::Sync)
+                store.side_write(
+                    &[],
+                    &[(crate::side_tables::SERVICE_STATE, key)],
+                    Durability::Sync,
+                )
             } else {
                 Ok(())
             }
@@ -867,12 +871,12 @@ fn keep_sessions(
             Ok(())
         } else {
             sessions.insert(id.to_vec());
-            let put = AuxPut {
-                table: AuxTable::ServiceState,
+            let put = SidePut {
+                table: crate::side_tables::SERVICE_STATE,
                 key,
                 value: Vec::new(),
             };
-            store.aux_write(&[put], &[], Durability::Sync)
+            store.side_write(&[put], &[], Durability::Sync)
         };
         match result {
             Ok(()) => {

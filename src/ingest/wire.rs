@@ -1,4 +1,4 @@
-//! A tiny versioned binary encoding for the auxiliary tables.
+//! A tiny versioned binary encoding for the side tables.
 
 pub(crate) struct Writer(Vec<u8>);
 

@@ -774,16 +774,25 @@ impl Store {
             return Ok(());
         }
         self.catch_up()?;
-        let copy = Store::open(dest)?;
+        let mut copy = Store::open(dest)?;
+        // The copy's side tables are this archive's, whatever they are.
+        for name in &self.side_tables {
+            if copy.db.cf_handle(name).is_none() {
+                copy.db.create_cf(name, &rocksdb::Options::default())?;
+                // Listed, so that `close` flushes it (the copy is written without a log).
+                copy.side_tables.push(name.clone());
+            }
+        }
         // The copy is made durable by the flush of `close`, not by a log of its own.
         let mut opts = rocksdb::WriteOptions::default();
         opts.disable_wal(true);
-        for name in cf::ALL {
-            // A table added after this archive's version, which a reader does not open.
-            if self.db.cf_handle(name).is_none() {
-                continue;
-            }
-            let target = copy.cf(name);
+        for name in self.table_names() {
+            let Some(target) = copy.db.cf_handle(name) else {
+                return Err(StorageError::corruption(
+                    "backup",
+                    format!("table {name} is missing in the copy"),
+                ));
+            };
             let mut batch = WriteBatch::default();
             for item in self.scan_prefix(name, &[]) {
                 let (k, v) = item?;

@@ -42,6 +42,19 @@ pub enum StorageError {
     /// uncommitted (it may reference that write's ids). Nothing of it was written.
     #[error("write refused: an earlier prepared write failed or was dropped; prepare it again")]
     PipelineAborted,
+    /// A side table was named that this store did not open (not declared in
+    /// `StoreOptions::side_tables`, and not in the archive).
+    #[error("side table `{name}` is not open in this store")]
+    UnknownSideTable {
+        /// The table's name.
+        name: &'static str,
+    },
+    /// A side table was declared with the name of one of the graph's own tables.
+    #[error("`{name}` is a graph table of the engine, not a side table name")]
+    ReservedTableName {
+        /// The name.
+        name: &'static str,
+    },
 }
 
 /// Result alias of the storage crate.

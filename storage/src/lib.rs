@@ -48,6 +48,7 @@ mod id_set;
 mod ids;
 mod keys;
 mod model;
+mod side_table;
 mod store;
 mod writer;
 
@@ -60,8 +61,9 @@ pub use model::{
     find_attr, Adjacent, Direction, Edge, EdgeInput, EndpointInput, ExternalId, Placement,
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
+pub use side_table::{SidePut, SideTable};
 pub use store::{
-    AdjacencyScan, AuxTable, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats,
-    FORMAT_VERSION, OLDEST_FORMAT_VERSION,
+    AdjacencyScan, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats, FORMAT_VERSION,
+    OLDEST_FORMAT_VERSION,
 };
-pub use writer::{AuxPut, PreparedWrite, WriteSummary};
+pub use writer::{PreparedWrite, WriteSummary};

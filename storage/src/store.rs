@@ -16,7 +16,7 @@ use crate::id_set::IdSet;
 use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, Value, Vertex};
-use crate::writer::AuxPut;
+use crate::side_table::SideTable;
 use crate::writer::WriterState;
 
 /// On-disk format version written by this build. It reads every version from
@@ -79,6 +79,8 @@ pub struct StoreOptions {
     pub block_cache_bytes: usize,
     /// Default durability of [`Store::write`].
     pub durability: Durability,
+    /// Side tables a writer uses (created when missing); see [`SideTable`].
+    pub side_tables: Vec<SideTable>,
 }
 
 impl Default for StoreOptions {
@@ -87,6 +89,7 @@ impl Default for StoreOptions {
             mode: OpenMode::ReadWrite,
             block_cache_bytes: 256 << 20,
             durability: Durability::Buffered,
+            side_tables: Vec::new(),
         }
     }
 }
@@ -132,6 +135,8 @@ pub struct Store {
     pub(crate) durability: Durability,
     /// On-disk format version of this archive ([`FORMAT_VERSION`] for a new one).
     pub(crate) format: u32,
+    /// Names of the side tables open (see [`crate::SideTable`]).
+    pub(crate) side_tables: Vec<String>,
     path: PathBuf,
 }
 
@@ -155,21 +160,22 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let cache = Cache::new_lru_cache(options.block_cache_bytes);
         let db_opts = cf::db_options();
+        let writer = options.mode == OpenMode::ReadWrite;
+        let tables = cf::open_tables(&db_opts, &path, &cache, writer, &options.side_tables)?;
         let db = match &options.mode {
-            OpenMode::ReadWrite => {
-                DB::open_cf_descriptors(&db_opts, &path, cf::descriptors(&cache))?
+            OpenMode::ReadWrite => DB::open_cf_descriptors(&db_opts, &path, tables.descriptors)?,
+            OpenMode::ReadOnly => {
+                DB::open_cf_descriptors_read_only(&db_opts, &path, tables.descriptors, false)?
             }
-            OpenMode::ReadOnly => DB::open_cf_descriptors_read_only(
-                &db_opts,
-                &path,
-                cf::existing_descriptors(&db_opts, &path, &cache),
-                false,
-            )?,
             OpenMode::Secondary { secondary_path } => {
                 let mut opts = db_opts;
                 opts.set_max_open_files(-1);
-                let descriptors = cf::existing_descriptors(&opts, &path, &cache);
-                DB::open_cf_descriptors_as_secondary(&opts, &path, secondary_path, descriptors)?
+                DB::open_cf_descriptors_as_secondary(
+                    &opts,
+                    &path,
+                    secondary_path,
+                    tables.descriptors,
+                )?
             }
         };
         let mut store = Store {
@@ -180,6 +186,7 @@ impl Store {
             pipeline: crate::writer::Pipeline::default(),
             durability: options.durability,
             format: FORMAT_VERSION,
+            side_tables: tables.side_tables,
             path,
         };
         store.format = store.check_format()?;
@@ -325,7 +332,7 @@ impl Store {
             return Ok(());
         }
         self.db.flush_wal(true)?;
-        let cfs: Vec<&ColumnFamily> = cf::ALL.iter().map(|n| self.cf(n)).collect();
+        let cfs: Vec<&ColumnFamily> = self.table_names().map(|n| self.cf(n)).collect();
         self.db
             .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
@@ -339,7 +346,7 @@ impl Store {
         // fast compression of the upper levels, not the archive's.
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        for name in cf::ALL {
+        for name in self.table_names() {
             if self.mode == OpenMode::ReadWrite && cf::StoragePolicy::of(name).archive_compression()
             {
                 self.db.set_options_cf(
@@ -368,16 +375,24 @@ impl Store {
     }
 
     /// Size of the live SST files of each column family, in bytes (where space goes).
-    pub fn disk_size_by_column_family(&self) -> Result<Vec<(&'static str, u64)>> {
-        let mut sizes = Vec::with_capacity(cf::ALL.len());
-        for name in cf::ALL {
+    pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>> {
+        let mut sizes = Vec::new();
+        for name in self.table_names() {
             let n = self
                 .db
                 .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")?
                 .unwrap_or(0);
-            sizes.push((name, n));
+            sizes.push((name.to_owned(), n));
         }
         Ok(sizes)
+    }
+
+    /// Every column family open: the graph tables this archive has, then its side tables.
+    pub(crate) fn table_names(&self) -> impl Iterator<Item = &str> + '_ {
+        cf::GRAPH_TABLES
+            .into_iter()
+            .filter(|name| self.db.cf_handle(name).is_some())
+            .chain(self.side_tables.iter().map(String::as_str))
     }
 
     // ---- reads -------------------------------------------------------------------------
@@ -779,88 +794,6 @@ impl Store {
             edge_types,
             machines,
         })
-    }
-
-    /// Reads one value of an auxiliary table (machine registry, quarantine, service state).
-    /// A table that an older archive opened read-only lacks reads as empty.
-    pub fn aux_get(&self, table: AuxTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.db.cf_handle(table.cf_name()) {
-            Some(handle) => Ok(self.db.get_cf(handle, key)?),
-            None => Ok(None),
-        }
-    }
-
-    /// Deletes one key of an auxiliary table, durably (WAL fsynced).
-    pub fn aux_delete(&self, table: AuxTable, key: &[u8]) -> Result<()> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        self.db
-            .delete_cf_opt(self.cf(table.cf_name()), key, &opts)?;
-        Ok(())
-    }
-
-    /// Iterates an auxiliary table in key order, from the first key `>= start`.
-    pub fn aux_scan(
-        &self,
-        table: AuxTable,
-        start: &[u8],
-    ) -> impl Iterator<Item = Result<RawEntry>> + '_ {
-        let start = start.to_vec();
-        self.db
-            .cf_handle(table.cf_name())
-            .into_iter()
-            .flat_map(move |handle| {
-                self.db.iterator_cf(
-                    handle,
-                    rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-                )
-            })
-            .map(|r| r.map_err(StorageError::from))
-    }
-
-    /// Writes and deletes auxiliary-table entries at once, outside any record batch (state
-    /// the ingest service keeps for itself, such as MQTT sessions).
-    pub fn aux_write(
-        &self,
-        puts: &[AuxPut],
-        deletes: &[(AuxTable, Vec<u8>)],
-        durability: Durability,
-    ) -> Result<()> {
-        let mut batch = rocksdb::WriteBatch::default();
-        for put in puts {
-            batch.put_cf(self.cf(put.table.cf_name()), &put.key, &put.value);
-        }
-        for (table, key) in deletes {
-            batch.delete_cf(self.cf(table.cf_name()), key);
-        }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(durability == Durability::Sync);
-        Ok(self.db.write_opt(batch, &opts)?)
-    }
-}
-
-/// Auxiliary tables that the ingest service keeps beside the graph, written in the same
-/// atomic batch as the records they describe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuxTable {
-    /// Machine registry.
-    Machines,
-    /// Quarantined messages.
-    Quarantine,
-    /// Other small state of the ingest service (sessions, poison-message strikes).
-    ServiceState,
-}
-
-impl AuxTable {
-    pub(crate) fn cf_name(self) -> &'static str {
-        match self {
-            AuxTable::Machines => cf::MACHINES,
-            AuxTable::Quarantine => cf::QUARANTINE,
-            AuxTable::ServiceState => cf::SERVICE_STATE,
-        }
     }
 }
 

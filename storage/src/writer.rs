@@ -16,9 +16,10 @@ use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
 use crate::model::{EndpointInput, ExternalId, ProvClass, RecordBatch, Value};
+use crate::side_table::SidePut;
 use crate::store::{
-    AuxTable, Durability, OpenMode, Store, META_NEXT_EDGE, META_NEXT_VERTEX, META_REJECTED,
-    META_SKIPPED, META_STUBS,
+    Durability, OpenMode, Store, META_NEXT_EDGE, META_NEXT_VERTEX, META_REJECTED, META_SKIPPED,
+    META_STUBS,
 };
 
 /// Upper bound of cached external ids before the cache is dropped (it refills from disk).
@@ -171,17 +172,6 @@ impl std::ops::AddAssign for WriteSummary {
     }
 }
 
-/// An extra put into an auxiliary table, committed with the records.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuxPut {
-    /// Table.
-    pub table: AuxTable,
-    /// Key.
-    pub key: Vec<u8>,
-    /// Value.
-    pub value: Vec<u8>,
-}
-
 /// Work in progress of one batch: nothing reaches the writer state until the whole batch is
 /// resolved and encoded ([`Pending::finish`]); a failure before that leaves the state as it was.
 struct Pending<'a> {
@@ -231,17 +221,17 @@ impl Store {
         self.write_with(batch, &[], self.durability)
     }
 
-    /// Writes a batch and auxiliary-table puts atomically, with explicit durability.
+    /// Writes a batch and side-table puts atomically, with explicit durability.
     pub fn write_with(
         &self,
         batch: &RecordBatch,
-        aux: &[AuxPut],
+        side: &[SidePut],
         durability: Durability,
     ) -> Result<WriteSummary> {
-        self.commit_prepared(self.prepare_write(batch, aux, durability)?)
+        self.commit_prepared(self.prepare_write(batch, side, durability)?)
     }
 
-    /// Resolves and encodes a batch (and auxiliary puts) into one RocksDB write without
+    /// Resolves and encodes a batch (and side-table puts) into one RocksDB write without
     /// committing it; see [`PreparedWrite`]. The writer state moves on as if it had committed,
     /// so the next batch can be prepared at once.
     ///
@@ -276,7 +266,7 @@ impl Store {
     pub fn prepare_write(
         &self,
         batch: &RecordBatch,
-        aux: &[AuxPut],
+        side: &[SidePut],
         durability: Durability,
     ) -> Result<PreparedWrite<'_>> {
         if self.mode != OpenMode::ReadWrite {
@@ -322,9 +312,9 @@ impl Store {
         }
         p.counters.skipped += batch.skipped_lines;
         p.counters.rejected += batch.rejected_documents;
-        for put in aux {
+        for put in side {
             p.batch
-                .put_cf(self.cf(put.table.cf_name()), &put.key, &put.value);
+                .put_cf(self.side_cf(put.table)?, &put.key, &put.value);
         }
         let (write_batch, summary) = p.finish(committed)?;
         state.last_prepared += 1;

@@ -205,7 +205,11 @@ pub(crate) fn drop_filters_the_anchor_answers(anchor: &Anchor, pattern: &mut Pat
     let Some(n) = pattern.nodes.get_mut(*node) else {
         return;
     };
-    let (Some(ext), Some(filter)) = (&n.id, n.filter.take()) else {
+    // (The filter is taken only once the node is known to have an id.)
+    let Some(ext) = &n.id else {
+        return;
+    };
+    let Some(filter) = n.filter.take() else {
         return;
     };
     let slot = n.slot;
@@ -298,6 +302,11 @@ mod tests {
     #[test]
     fn an_id_lookup_anchor_drops_the_id_comparison_it_answers() {
         let g = archive();
+        // A type anchor keeps every condition of its node.
+        let (mut pattern, steps) = pushed_down(&g, "(t:task {pid: 3666}) -[]-> (f)");
+        let start = choose_start(&g, &pattern, &steps).expect("plans");
+        drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
+        assert!(pattern.nodes[0].filter.is_some());
         let (mut pattern, steps) = pushed_down(
             &g,
             "(v {id: 'cf:t1'}) -[]-> (f {id: 'f1'}) | where v.pid = 1",
