@@ -21,6 +21,8 @@
 use base64::Engine as _;
 use std::fmt::Write as _;
 
+pub mod scenarios;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimulationOptions {
@@ -192,7 +194,7 @@ fn cf_date(t: i64) -> String {
 
 /// Sections of one document under construction, capped like libprovenance's buffers.
 struct Doc {
-    sections: [(&'static str, String); 7],
+    sections: [(&'static str, String); 8],
     records: usize,
 }
 
@@ -208,6 +210,8 @@ impl Doc {
                 ("used", String::new()),
                 ("wasGeneratedBy", String::new()),
                 ("wasInformedBy", String::new()),
+                // Only the attack scenarios write it (load_module); empty sections are omitted.
+                ("wasInfluencedBy", String::new()),
                 ("wasDerivedFrom", String::new()),
             ],
             records: 0,
