@@ -4,6 +4,7 @@
 //! benign activity of the same machine; `all` uses distinct machines; names are checked.
 
 mod common;
+mod mqtt_support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -63,12 +64,11 @@ fn import_fresh(db: &Path, log: &Path) {
     );
 }
 
-/// Checks the truth against the archive: every vertex and edge, with its type, endpoints and
-/// machine; edge times never decrease; benign activity around it.
-fn check_truth(db_path: &Path, truth: &Value) {
+/// Checks the truth against an archive: every vertex and edge, with its type, endpoints and
+/// machine; edge times never decrease.
+fn check_chain(db: &Database, truth: &Value) {
     let name = truth["scenario"].as_str().unwrap();
     let machine = truth["machine"].as_u64().unwrap() as u32;
-    let db = Database::open_read_only(db_path).unwrap();
     let vertices = truth["vertices"].as_array().unwrap();
     let edges = truth["edges"].as_array().unwrap();
     assert!(vertices.len() >= 4, "{name}: {} vertices", vertices.len());
@@ -115,7 +115,14 @@ fn check_truth(db_path: &Path, truth: &Value) {
     for v in vertices {
         assert!(endpoints.contains(v["id"].as_str().unwrap()), "{name}: {v}");
     }
-    drop(db);
+}
+
+/// [`check_chain`] on an archive of one machine, and benign activity around the attack.
+fn check_truth(db_path: &Path, truth: &Value) {
+    let name = truth["scenario"].as_str().unwrap();
+    let machine = truth["machine"].as_u64().unwrap() as u32;
+    let vertices = truth["vertices"].as_array().unwrap();
+    check_chain(&Database::open_read_only(db_path).unwrap(), truth);
     // Benign background of the same machine: far more than the attack.
     let stats = stats_json(db_path);
     let stored_vertices = stats["vertices"].as_u64().unwrap();
@@ -250,4 +257,34 @@ fn unknown_scenario_lists_the_valid_names_and_help_documents_them() {
     for name in SCENARIOS {
         assert!(help.contains(name), "{name} missing from --help");
     }
+}
+
+/// `--broker`: the documents are published as camflowd would (to provdb's embedded listener
+/// here), the truths printed on stdout; what the service stored holds the chain.
+#[test]
+fn a_scenario_published_to_a_broker_is_stored_with_its_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = mqtt_support::free_port();
+    let config = mqtt_support::test_config(
+        provdb::ingest::IngestConfig::embedded(format!("127.0.0.1:{port}").parse().unwrap()),
+        "scenario-broker",
+    );
+    let service =
+        mqtt_support::Service::start(Database::open(tmp.path().join("db")).unwrap(), config);
+    // QoS 1: provdb acknowledges only what is durable, so the publisher's exit means stored.
+    let out = stdout_of(&simulate(&[
+        "--scenario",
+        "reverse-shell",
+        "--seed",
+        "4",
+        "--broker",
+        &format!("mqtt://127.0.0.1:{port}"),
+    ]));
+    let truths: Value = serde_json::from_str(&out).unwrap();
+    let truths = truths.as_array().unwrap();
+    assert_eq!(truths.len(), 1);
+    assert_eq!(truths[0]["scenario"], "reverse-shell");
+    let (db, stats) = service.stop();
+    assert_eq!(stats.quarantined, 0, "{stats:?}");
+    check_chain(&db, &truths[0]);
 }

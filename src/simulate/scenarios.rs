@@ -322,6 +322,9 @@ struct Flow {
     ty: &'static str,
     from: (String, &'static str),
     to: (String, &'static str),
+    /// The version edge that made the receiver's version just before (the chain passes
+    /// through it, so the truth names it too).
+    versioned: Option<Box<Flow>>,
 }
 
 /// A process: its task and its process memory (which carries uid and gid).
@@ -468,8 +471,9 @@ impl<'s> Attack<'s> {
         self.add(section, &key, &body);
     }
 
-    /// A new version of `node`, linked to the previous one as CamFlow links them.
-    fn new_version(&mut self, node: &mut Node) {
+    /// A new version of `node`, linked to the previous one as CamFlow links them; returns
+    /// the version edge.
+    fn new_version(&mut self, node: &mut Node) -> Flow {
         let previous = node.clone();
         node.version += 1;
         node.has_sent = false;
@@ -479,7 +483,14 @@ impl<'s> Attack<'s> {
         } else {
             "version_entity"
         };
-        self.relation(ty, &previous.ext, &node.ext);
+        let id = self.relation(ty, &previous.ext, &node.ext);
+        Flow {
+            id,
+            ty,
+            from: (previous.ext, previous.ty),
+            to: (node.ext.clone(), node.ty),
+            versioned: None,
+        }
     }
 
     /// A relation element; returns its external id.
@@ -514,9 +525,7 @@ impl<'s> Attack<'s> {
     /// Information flows from `from` to `to` by a relation of type `ty`; `to` gets a new
     /// version first if it has sent information since its last version.
     fn flow(&mut self, ty: &'static str, from: &mut Node, to: &mut Node) -> Flow {
-        if to.has_sent && to.versioned {
-            self.new_version(to);
-        }
+        let versioned = (to.has_sent && to.versioned).then(|| Box::new(self.new_version(to)));
         from.has_sent = true;
         let id = self.relation(ty, &from.ext, &to.ext);
         Flow {
@@ -524,12 +533,16 @@ impl<'s> Attack<'s> {
             ty,
             from: (from.ext.clone(), from.ty),
             to: (to.ext.clone(), to.ty),
+            versioned,
         }
     }
 
     /// Puts an edge, and its endpoints with their roles, into the ground truth (an empty
     /// role leaves that endpoint out; a vertex is named once, with its first role).
     fn key(&mut self, flow: &Flow, from_role: &'static str, to_role: &'static str) {
+        if let Some(version) = &flow.versioned {
+            self.key(version, "", "");
+        }
         for (role, (id, ty)) in [(from_role, &flow.from), (to_role, &flow.to)] {
             if !role.is_empty() && !self.truth.vertices.iter().any(|v| v.id == *id) {
                 self.truth.vertices.push(TruthVertex {
@@ -776,7 +789,8 @@ impl<'s> Attack<'s> {
 
     /// `proc` changes the mode of `file` (chmod): an `iattr` entity with the new mode
     /// (`setattr`), applied to the inode (`setattr_inode`), whose next version has that mode.
-    fn chmod(&mut self, proc: &mut Proc, file: &mut Node, mode: u32) -> (Flow, Flow) {
+    /// Returns the `setattr`, `version_entity` and `setattr_inode` edges.
+    fn chmod(&mut self, proc: &mut Proc, file: &mut Node, mode: u32) -> (Flow, Flow, Flow) {
         let iattr_id = self.m().next_node + 1;
         let mut iattr = self.node(
             "iattr",
@@ -788,9 +802,9 @@ impl<'s> Attack<'s> {
         // The inode's state changes: its next version is the one with the new mode, so the
         // mode a rule reads is on the version that the exec then uses.
         file.attrs = Self::with_mode(&file.attrs, mode);
-        self.new_version(file);
+        let version = self.new_version(file);
         let apply = self.flow("setattr_inode", &mut iattr, file);
-        (setattr, apply)
+        (setattr, version, apply)
     }
 
     fn with_mode(attrs: &str, mode: u32) -> String {
@@ -874,8 +888,9 @@ impl<'s> Attack<'s> {
             "/usr/bin/chmod",
             "chmod +x /home/user/.cache/update-helper",
         );
-        let (setattr, apply) = self.chmod(&mut chmod, &mut payload, 0x81ed);
+        let (setattr, version, apply) = self.chmod(&mut chmod, &mut payload, 0x81ed);
         self.key(&setattr, "chmod task", "mode change");
+        self.key(&version, "payload file", "executable payload");
         self.key(&apply, "mode change", "executable payload");
         self.tick();
         let (mut run_task, _) = self.fork(&mut shell, 5144);
@@ -997,7 +1012,8 @@ impl<'s> Attack<'s> {
             "/usr/bin/chmod",
             "chmod 755 /dev/shm/.kworker",
         );
-        let (_, apply) = self.chmod(&mut chmod, &mut dropped, 0x81ed);
+        let (_, version, apply) = self.chmod(&mut chmod, &mut dropped, 0x81ed);
+        self.key(&version, "tmpfs file", "executable tmpfs file");
         self.key(&apply, "", "executable tmpfs file");
         self.tick();
         let (mut runner, _) = self.fork(&mut shell, 8031);
