@@ -103,6 +103,18 @@ fn check_chain(db: &Database, truth: &Value) {
                 .unwrap_or_else(|| panic!("{name}: endpoint {end} of {e} missing"));
             assert_eq!(want.id, stored_end, "{name}: {end} of {e}");
         }
+        // The same edge through the query language, between the stated vertices.
+        let query = format!(
+            "(a {{id:'{}'}}) -[e:{}]-> (b {{id:'{}'}}) | return e.id",
+            e["from"].as_str().unwrap(),
+            e["type"].as_str().unwrap(),
+            e["to"].as_str().unwrap()
+        );
+        let result = db.query(&query).unwrap();
+        let ids: Vec<String> = (0..result.rows.len())
+            .map(|row| result.get(row, "e.id").unwrap().to_string())
+            .collect();
+        assert!(ids.contains(&id.to_owned()), "{name}: {query} gave {ids:?}");
         let time = stored.placement.time.expect("edges carry cf:date");
         assert!(time >= last_time, "{name}: time goes back at {e}");
         last_time = time;
