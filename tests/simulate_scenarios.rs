@@ -300,3 +300,173 @@ fn a_scenario_published_to_a_broker_is_stored_with_its_chain() {
     assert_eq!(stats.quarantined, 0, "{stats:?}");
     check_chain(&db, &truths[0]);
 }
+
+/// The relation names of CamFlow kernel v0.9.0 by PROV section (camflow-format.md, 4.1).
+const CAMFLOW_RELATIONS: [(&str, &[&str]); 6] = [
+    (
+        "used",
+        &[
+            "accept",
+            "file_rcv",
+            "file_sigio",
+            "getattr",
+            "getpgid",
+            "getxattr",
+            "listxattr",
+            "load_file",
+            "log",
+            "memory_read",
+            "mmap",
+            "mmap_private",
+            "open",
+            "perm_check",
+            "ptrace_read",
+            "read",
+            "read_ioctl",
+            "read_link",
+            "receive",
+            "receive_msg",
+            "receive_msg_queue",
+            "search",
+            "used_disc",
+        ],
+    ),
+    (
+        "wasGeneratedBy",
+        &[
+            "bind",
+            "clone_mem",
+            "connect",
+            "connect_unix_stream",
+            "exec_task",
+            "file_lock",
+            "generated_disc",
+            "inode_create",
+            "link",
+            "listen",
+            "memory_write",
+            "msg_create",
+            "ptrace_attach",
+            "removexattr",
+            "rename",
+            "send",
+            "send_msg",
+            "send_msg_queue",
+            "setattr",
+            "setpgid",
+            "setuid",
+            "setxattr",
+            "sh_attach",
+            "sh_create",
+            "socket_create",
+            "socket_pair_create",
+            "splice_out",
+            "symlink",
+            "unlink",
+            "write",
+            "write_ioctl",
+        ],
+    ),
+    (
+        "wasInformedBy",
+        &[
+            "clone",
+            "informed_disc",
+            "ptrace_attach_task",
+            "ptrace_read_task",
+            "ptrace_traceme",
+            "terminate_task",
+            "version_activity",
+        ],
+    ),
+    (
+        "wasDerivedFrom",
+        &[
+            "accept_socket",
+            "addressed",
+            "arg",
+            "derived_disc",
+            "env",
+            "exec",
+            "free",
+            "getxattr_inode",
+            "named",
+            "packet_content",
+            "receive_packet",
+            "receive_unix",
+            "removexattr_inode",
+            "send_packet",
+            "send_unix",
+            "setattr_inode",
+            "setxattr_inode",
+            "sh_read",
+            "sh_write",
+            "terminate_proc",
+            "version_entity",
+        ],
+    ),
+    (
+        "wasInfluencedBy",
+        &[
+            "influenced_disc",
+            "load_certificate",
+            "load_firmware",
+            "load_kexec_image",
+            "load_kexec_initramfs",
+            "load_module",
+            "load_policy",
+            "load_undefined",
+            "load_unknown",
+        ],
+    ),
+    ("wasAssociatedWith", &["associated_disc", "ran_on"]),
+];
+
+/// Every relation a scenario writes is a CamFlow v0.9.0 name in the PROV section that kernel
+/// gives it, and every vertex type is one of its names: the scenarios are what CamFlow emits.
+#[test]
+fn scenarios_use_camflow_names_in_their_sections() {
+    use provdb::simulate::scenarios::{simulate_scenarios, Scenario, ScenarioOptions};
+    const VERTEX_TYPES: [&str; 12] = [
+        "task",
+        "process_memory",
+        "file",
+        "directory",
+        "socket",
+        "path",
+        "argv",
+        "address",
+        "packet",
+        "iattr",
+        "machine",
+        "link",
+    ];
+    let runs = simulate_scenarios(&Scenario::ALL, &ScenarioOptions::default());
+    for run in runs {
+        for doc in &run.documents {
+            let batch = provdb::decode::decode_text(doc.json.clone().into_bytes()).unwrap();
+            for e in &batch.edges {
+                let section = e.relation.as_str();
+                let names = CAMFLOW_RELATIONS
+                    .iter()
+                    .find(|(s, _)| *s == section)
+                    .map(|(_, n)| *n)
+                    .unwrap_or_default();
+                assert!(
+                    names.contains(&e.type_name.as_str()),
+                    "{}: {} in {section}",
+                    run.truth.scenario,
+                    e.type_name
+                );
+            }
+            for v in &batch.vertices {
+                assert!(
+                    VERTEX_TYPES.contains(&v.type_name.as_str()),
+                    "{}: vertex type {}",
+                    run.truth.scenario,
+                    v.type_name
+                );
+            }
+        }
+    }
+}
