@@ -21,6 +21,8 @@
 use base64::Engine as _;
 use std::fmt::Write as _;
 
+pub mod scenarios;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimulationOptions {
@@ -100,15 +102,35 @@ const FILES: &[&str] = &[
     "/proc/meminfo",
     "/dev/null",
 ];
-const PROGRAMS: &[&str] = &[
-    "/usr/bin/bash",
-    "/usr/bin/wget",
-    "/usr/bin/ls",
-    "/usr/bin/cat",
-    "/usr/sbin/sshd",
-    "/usr/bin/python3",
-    "/usr/bin/gcc",
-    "/usr/bin/make",
+/// Benign background: (program, command line) of what a machine does on its own (shells,
+/// package updates, cron jobs, compilers, ssh logins), none of it an attack pattern of
+/// `scenarios`: the detection rules must stay silent on it.
+const PROGRAMS: &[(&str, &str)] = &[
+    ("/usr/bin/bash", "-bash"),
+    (
+        "/usr/bin/wget",
+        "wget -q https://mirror.example.org/fedora/SHA256SUMS",
+    ),
+    (
+        "/usr/sbin/crond",
+        "/usr/sbin/CROND -n run-parts /etc/cron.hourly",
+    ),
+    ("/usr/bin/cat", "cat /etc/hosts"),
+    ("/usr/sbin/sshd", "sshd: user [priv]"),
+    (
+        "/usr/bin/python3",
+        "/usr/bin/python3 /usr/bin/dnf -y upgrade",
+    ),
+    ("/usr/bin/gcc", "gcc -O2 -c main.c -o main.o"),
+    ("/usr/bin/make", "make -j2"),
+];
+/// The FILES that background programs write; the others (system files, binaries, logs) are
+/// only read, since a write to them is what the attack scenarios' rules look for.
+const BENIGN_WRITABLE: &[&str] = &[
+    "/tmp/build.log",
+    "/home/user/notes.txt",
+    "/var/lib/rpm/Packages",
+    "/dev/null",
 ];
 const READS: &[&str] = &[
     "read",
@@ -192,7 +214,7 @@ fn cf_date(t: i64) -> String {
 
 /// Sections of one document under construction, capped like libprovenance's buffers.
 struct Doc {
-    sections: [(&'static str, String); 7],
+    sections: [(&'static str, String); 8],
     records: usize,
 }
 
@@ -208,6 +230,8 @@ impl Doc {
                 ("used", String::new()),
                 ("wasGeneratedBy", String::new()),
                 ("wasInformedBy", String::new()),
+                // Only the attack scenarios write it (load_module); empty sections are omitted.
+                ("wasInfluencedBy", String::new()),
                 ("wasDerivedFrom", String::new()),
             ],
             records: 0,
@@ -392,11 +416,10 @@ impl Simulation {
             // argv of the program.
             m.next_node += 1;
             let argv = ident(DM_ENTITY | 0x0010_0000, m.next_node, m.boot, m.id, 0);
-            let prog = *rng.pick(PROGRAMS);
+            let (_, command) = *rng.pick(PROGRAMS);
             let argv_body = format!(
-                "{},\"cf:value\":\"{prog} --job {}\",\"cf:truncated\":\"false\",\"prov:label\":\"[argv] {prog}\"",
+                "{},\"cf:value\":\"{command}\",\"cf:truncated\":\"false\",\"prov:label\":\"[argv] {command}\"",
                 common(m, m.next_node, "argv", 0, epoch),
-                rng.below(1000)
             );
             doc.add("entity", &enc(&argv), &argv_body);
             let argv_s = enc(&argv);
@@ -445,7 +468,7 @@ impl Simulation {
                     break;
                 }
                 let file_s = enc(&file);
-                if rng.below(3) == 0 {
+                if rng.below(3) == 0 && BENIGN_WRITABLE.contains(&FILES[fi % FILES.len()]) {
                     // A write makes a new version of the file.
                     let new_version = version + 1;
                     m.files[fi].1 = new_version;
