@@ -3,6 +3,11 @@
 //! (a) decode alone and (b) offline import of the same documents, in the same run. Prints
 //! medians over several runs.
 //!
+//! The import and the embedded-listener service run twice per round, with the default rule
+//! pack and with detection off, interleaved, so the cost of detection is a ratio of one run.
+//! The workload is the benign fleet plus the twelve attack scenarios (each on its own
+//! machine), so the rules have alerts to raise.
+//!
 //! `cargo bench --bench ingest` (needs mosquitto installed; env INGEST_BENCH_DOCS and
 //! INGEST_BENCH_RUNS adjust the size).
 
@@ -15,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl};
 use provdb::publish::{publish_messages, Message, PublishOptions};
+use provdb::simulate::scenarios::{simulate_scenarios, Scenario, ScenarioOptions};
 use provdb::simulate::{to_messages, Simulation, SimulationOptions};
-use provdb::Database;
+use provdb::{Database, DatabaseOptions, Detection};
 
 /// The allocator of the `provdb` binary, so that the figures are the binary's.
 #[global_allocator]
@@ -75,13 +81,22 @@ fn main() {
     let docs_per_machine = env_or("INGEST_BENCH_DOCS", 1000);
     let runs = env_or("INGEST_BENCH_RUNS", 3).max(1) as usize;
     let machines = 10;
-    let docs: Vec<_> = Simulation::new(&SimulationOptions {
+    let mut docs: Vec<_> = Simulation::new(&SimulationOptions {
         seed: 2024,
         machines,
         documents_per_machine: docs_per_machine,
         records_per_document: 40,
     })
     .collect();
+    // The attacks, spread through the stream (machine ids are distinct from the fleet's).
+    let attacks: Vec<_> = simulate_scenarios(&Scenario::ALL, &ScenarioOptions::default())
+        .into_iter()
+        .flat_map(|run| run.documents)
+        .collect();
+    let step = (docs.len() / attacks.len().max(1)).max(1);
+    for (i, d) in attacks.into_iter().enumerate() {
+        docs.insert((i * step).min(docs.len()), d);
+    }
     let records: usize = docs.iter().map(|d| d.records).sum();
     let json_bytes: usize = docs.iter().map(|d| d.json.len()).sum();
     let messages: Vec<Message> = to_messages(docs.clone(), "camflow/provenance/");
@@ -132,42 +147,80 @@ fn main() {
             writeln!(f, "{}", d.json).expect("write");
         }
     }
+    let detection = |on: bool| DatabaseOptions {
+        detection: if on {
+            Detection::DefaultPack
+        } else {
+            Detection::Off
+        },
+        ..DatabaseOptions::default()
+    };
     let mut import = Vec::new();
+    let mut import_off = Vec::new();
+    let mut alerts_raised = 0;
     for i in 0..runs {
-        let dir = tmp.path().join(format!("import-{i}"));
-        let db = Database::open(&dir).expect("db");
-        let t = Instant::now();
-        db.import_files(std::slice::from_ref(&log), &mut |_| {})
-            .expect("import");
-        db.close().expect("close");
-        import.push(Figures {
-            seconds: t.elapsed().as_secs_f64(),
-        });
+        for on in [true, false] {
+            let dir = tmp.path().join(format!("import-{i}-{on}"));
+            let db = Database::open_with(&dir, detection(on)).expect("db");
+            let t = Instant::now();
+            let r = db
+                .import_files(std::slice::from_ref(&log), &mut |_| {})
+                .expect("import");
+            db.close().expect("close");
+            let f = Figures {
+                seconds: t.elapsed().as_secs_f64(),
+            };
+            if on {
+                alerts_raised = r.alerts;
+                import.push(f);
+            } else {
+                import_off.push(f);
+            }
+        }
     }
-    let offline = report("offline import", &import);
+    let offline = report("offline import, rules on", &import);
+    let offline_off = report("offline import, rules off", &import_off);
+    println!(
+        "rules on / off, offline import: {:.0}% (goal >= 80%); {alerts_raised} alerts raised",
+        100.0 * offline / offline_off
+    );
 
     // (c) The service with its embedded listener (the default setup): publishers connect to
     // provdb itself, which acknowledges each publish once it is durable.
     let mut embedded = Vec::new();
+    let mut embedded_off = Vec::new();
     for i in 0..runs {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let listen = format!("127.0.0.1:{port}").parse().expect("addr");
-        let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
-        let mut config = IngestConfig::embedded(listen);
-        config.report_interval = None;
-        let dir = tmp.path().join(format!("embedded-{i}"));
-        embedded.push(serve_run(
-            &dir,
-            &config,
-            &url,
-            &messages,
-            &format!("bench-embedded-{i}"),
-        ));
+        for on in [true, false] {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port();
+            let listen = format!("127.0.0.1:{port}").parse().expect("addr");
+            let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
+            let mut config = IngestConfig::embedded(listen);
+            config.report_interval = None;
+            let dir = tmp.path().join(format!("embedded-{i}-{on}"));
+            let f = serve_run(
+                &dir,
+                detection(on),
+                &config,
+                &url,
+                &messages,
+                &format!("bench-embedded-{i}-{on}"),
+            );
+            if on {
+                embedded.push(f);
+            } else {
+                embedded_off.push(f);
+            }
+        }
     }
-    let served_embedded = report("service, embedded listener", &embedded);
+    let served_embedded = report("service, embedded, rules on", &embedded);
+    let served_embedded_off = report("service, embedded, rules off", &embedded_off);
+    println!(
+        "rules on / off, service with its embedded listener: {:.0}% (goal >= 80%)",
+        100.0 * served_embedded / served_embedded_off
+    );
 
     // (d) The service through mosquitto.
     let Some((mut broker, port)) = start_mosquitto(tmp.path()) else {
@@ -183,6 +236,7 @@ fn main() {
         let dir = tmp.path().join(format!("serve-{i}"));
         service.push(serve_run(
             &dir,
+            DatabaseOptions::default(),
             &config,
             &url,
             &messages,
@@ -191,7 +245,7 @@ fn main() {
     }
     let served = report("service via mosquitto", &service);
     println!(
-        "service / offline import: embedded listener {:.0}%, via mosquitto {:.0}%   (goal >= 70%); offline import {:.0} records/s (goal >= 100,000)",
+        "service / offline import (rules on): embedded listener {:.0}%, via mosquitto {:.0}%   (goal >= 95%); offline import {:.0} records/s",
         100.0 * served_embedded / offline,
         100.0 * served / offline,
         offline
@@ -204,13 +258,14 @@ fn main() {
 /// every message is durably stored.
 fn serve_run(
     dir: &std::path::Path,
+    options: DatabaseOptions,
     config: &IngestConfig,
     url: &BrokerUrl,
     messages: &[Message],
     publisher_id: &str,
 ) -> Figures {
     let n = messages.len() as u64;
-    let db = Database::open(dir).expect("db");
+    let db = Database::open_with(dir, options).expect("db");
     let control = IngestControl::new();
     let seconds = std::thread::scope(|s| {
         let c = control.clone();

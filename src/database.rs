@@ -7,7 +7,10 @@ use provdb_storage::{
     PruneSelection, RecordBatch, Store, StoreOptions, StoreStats, Vertex, VertexId, WriteSummary,
 };
 
+use std::sync::Arc;
+
 use crate::decode::{self, DEFAULT_MAX_DOCUMENT_BYTES, DEFAULT_MAX_INFLATED};
+use crate::detect::{Alert, AlertFilter, Detector, RuleSet, SharedRules};
 use crate::import::{ImportProgress, ImportReport};
 use crate::Result;
 
@@ -27,6 +30,20 @@ pub struct DatabaseOptions {
     pub block_cache_bytes: usize,
     /// Decoder threads of an import (default: the number of cores).
     pub decoders: usize,
+    /// Detection rules run on every write (default: the default pack).
+    pub detection: Detection,
+}
+
+/// Which detection rules a database that writes runs (readers run none).
+#[derive(Debug, Clone, Default)]
+pub enum Detection {
+    /// The default rule pack ([`crate::detect::RuleSet::default_pack`]).
+    #[default]
+    DefaultPack,
+    /// No detection.
+    Off,
+    /// These rules.
+    Rules(SharedRules),
 }
 
 /// The number of cores, the default count of decoder threads.
@@ -43,6 +60,7 @@ impl Default for DatabaseOptions {
             durability: Durability::Buffered,
             block_cache_bytes: 256 << 20,
             decoders: default_decoders(),
+            detection: Detection::DefaultPack,
         }
     }
 }
@@ -52,6 +70,7 @@ impl Default for DatabaseOptions {
 pub struct Database {
     store: Store,
     options: DatabaseOptions,
+    detector: Option<Detector>,
 }
 
 impl Database {
@@ -94,6 +113,7 @@ impl Database {
         options: DatabaseOptions,
         mode: OpenMode,
     ) -> Result<Database> {
+        let mode_writes = mode == OpenMode::ReadWrite;
         let store = Store::open_with(
             path,
             StoreOptions {
@@ -103,7 +123,39 @@ impl Database {
                 side_tables: crate::side_tables::ALL.to_vec(),
             },
         )?;
-        Ok(Database { store, options })
+        let rules = match (&options.detection, mode_writes) {
+            (_, false) | (Detection::Off, _) => None,
+            (Detection::DefaultPack, true) => Some(Arc::new(RuleSet::default_pack())),
+            (Detection::Rules(r), true) => Some(r.clone()),
+        };
+        let detector = rules.filter(|r| !r.rules().is_empty()).map(Detector::new);
+        Ok(Database {
+            store,
+            options,
+            detector,
+        })
+    }
+
+    /// The detector of this database's writes (none for a reader, or with detection off).
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
+    }
+
+    /// Alerts that pass the filter, in id order.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let db = provdb::Database::open(dir.path())?;
+    /// assert!(db.alerts(&provdb::detect::AlertFilter::default())?.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>> {
+        crate::detect::list_alerts(&self.store, filter)
+    }
+
+    /// The alert with this id.
+    pub fn alert(&self, id: u64) -> Result<Option<Alert>> {
+        crate::detect::get_alert(&self.store, id)
     }
 
     /// The options in force.
@@ -133,9 +185,24 @@ impl Database {
         self.write(&batch)
     }
 
-    /// Stores decoded records atomically.
+    /// Stores decoded records atomically, with the alerts the detection rules raise on them
+    /// (in the same write).
     pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary> {
-        Ok(self.store.write(batch)?)
+        let Some(detector) = &self.detector else {
+            return Ok(self.store.write(batch)?);
+        };
+        let written = (|| {
+            let mut prepared = self
+                .store
+                .prepare_write(batch, &[], self.options.durability)?;
+            let detected = detector.process(&self.store, batch, prepared.new_edges())?;
+            prepared.add_side_puts(&detected.puts)?;
+            Ok(self.store.commit_prepared(prepared)?)
+        })();
+        if written.is_err() {
+            detector.reset();
+        }
+        written
     }
 
     /// Imports CamFlow files (see [`crate::import`]), reporting progress.

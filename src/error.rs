@@ -28,6 +28,12 @@ pub enum Error {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A stored alert could not be decoded (the alerts table is damaged).
+    #[error("corrupt alert record: {0}")]
+    CorruptAlert(String),
+    /// A rule file cannot be used.
+    #[error(transparent)]
+    Rules(#[from] crate::detect::RuleError),
     /// A thread of the ingest pipeline could not be started.
     #[error("cannot start the {name} thread: {source}")]
     Thread {

@@ -68,6 +68,8 @@ pub struct ImportReport {
     pub rejections: Vec<Rejection>,
     /// Bytes read.
     pub bytes: u64,
+    /// New alerts raised by the detection rules.
+    pub alerts: u64,
 }
 
 impl ImportReport {
@@ -119,12 +121,17 @@ pub(crate) fn import_files(
         max_latency: None,
         durability: options.durability,
     };
+    let mut alerts = 0u64;
     let files = pipeline::run(
         db.store(),
         &settings,
+        db.detector(),
         decoders,
         &mut batcher,
-        |(), summary| stored += summary,
+        |(), summary, raised: Vec<crate::detect::Alert>| {
+            stored += summary;
+            alerts += raised.iter().filter(|a| a.count == 1).count() as u64;
+        },
         |feeder| {
             for (file, path) in paths.iter().enumerate() {
                 read_file(file, path, max_document, &feeder)?;
@@ -136,6 +143,7 @@ pub(crate) fn import_files(
     let mut report = batcher.report;
     report.files = files;
     report.stored = stored;
+    report.alerts = alerts;
     Ok(report)
 }
 

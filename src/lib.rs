@@ -27,6 +27,7 @@
 
 mod database;
 pub mod decode;
+pub mod detect;
 mod error;
 pub mod export;
 pub mod federation;
@@ -46,7 +47,7 @@ pub mod side_tables;
 pub mod simulate;
 pub mod workload;
 
-pub use database::{Database, DatabaseOptions};
+pub use database::{Database, DatabaseOptions, Detection};
 pub use error::{Error, Result};
 pub use import::{ImportProgress, ImportReport, Rejection};
 /// The query language: parser, planner, streaming executor and builder ([`provdb_query`]).

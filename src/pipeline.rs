@@ -16,9 +16,12 @@
 //!   token); a batch also closes when `max_latency` has passed since its first item. The write
 //!   is resolved and encoded there ([`provdb_storage::Store::prepare_write`]) while the
 //!   previous one commits.
+//! * **Detection** ([`crate::detect::Detector`]) runs in the writer stage on each prepared
+//!   write's new edges; its facts and alerts join that write, so an alert is committed
+//!   atomically with the batch that completed it.
 //! * The **committer** thread commits each prepared write, then calls `on_durable` with the
-//!   batch's token: that is where `serve` acknowledges to publishers, and where detection
-//!   hooks in. Nothing is completed before its write is durable. The callback is dropped when
+//!   batch's token and its alerts: that is where `serve` acknowledges to publishers and
+//!   publishes alerts. Nothing is completed before its write is durable. The callback is dropped when
 //!   the committer ends, so what it holds (the service's ack channel) closes then.
 //!
 //! Any stage's error stops the pipeline: the source's next send fails, the rest drains, and
@@ -32,6 +35,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendErro
 use parking_lot::Mutex;
 use provdb_storage::{Durability, PreparedWrite, RecordBatch, SidePut, Store, WriteSummary};
 
+use crate::detect::{Alert, Detector};
 use crate::{Error, Result};
 
 /// How the pipeline runs.
@@ -127,9 +131,38 @@ pub(crate) enum TrySend<I> {
 pub(crate) fn run<I, O, D, B, R>(
     store: &Store,
     settings: &PipelineSettings,
+    detector: Option<&Detector>,
     decoders: Vec<D>,
     batcher: &mut B,
-    mut on_durable: impl FnMut(B::Token, WriteSummary) + Send,
+    on_durable: impl FnMut(B::Token, WriteSummary, Vec<Alert>) + Send,
+    source: impl FnOnce(Feeder<I>) -> Result<R> + Send,
+) -> Result<R>
+where
+    I: Send,
+    O: Send,
+    R: Send,
+    D: FnMut(I) -> O + Send,
+    B: Batcher<O>,
+{
+    let result = run_stages(
+        store, settings, detector, decoders, batcher, on_durable, source,
+    );
+    if result.is_err() {
+        // What detection holds in memory may belong to writes that never committed.
+        if let Some(d) = detector {
+            d.reset();
+        }
+    }
+    result
+}
+
+fn run_stages<I, O, D, B, R>(
+    store: &Store,
+    settings: &PipelineSettings,
+    detector: Option<&Detector>,
+    decoders: Vec<D>,
+    batcher: &mut B,
+    mut on_durable: impl FnMut(B::Token, WriteSummary, Vec<Alert>) + Send,
     source: impl FnOnce(Feeder<I>) -> Result<R> + Send,
 ) -> Result<R>
 where
@@ -142,7 +175,7 @@ where
     let capacity = settings.queue_capacity.max(1);
     let (item_tx, item_rx) = bounded::<(u64, I)>(capacity);
     let (decoded_tx, decoded_rx) = bounded::<(u64, O)>(capacity);
-    let (commit_tx, commit_rx) = bounded::<(PreparedWrite<'_>, B::Token)>(1);
+    let (commit_tx, commit_rx) = bounded::<(PreparedWrite<'_>, B::Token, Vec<Alert>)>(1);
     std::thread::scope(|scope| {
         let mut threads = Vec::new();
         for (i, mut decode) in decoders.into_iter().enumerate() {
@@ -167,9 +200,9 @@ where
         let committer = std::thread::Builder::new()
             .name("committer".to_owned())
             .spawn_scoped(scope, move || -> Result<()> {
-                for (prepared, token) in commit_rx {
+                for (prepared, token, alerts) in commit_rx {
                     let summary = store.commit_prepared(prepared)?;
-                    on_durable(token, summary);
+                    on_durable(token, summary, alerts);
                 }
                 Ok(())
             })
@@ -190,7 +223,7 @@ where
             })?;
         // Ends when the source and then the decoders have finished, or on the first error
         // (then the decoders, and the source, find their consumers gone and stop).
-        let written = write_in_order(store, settings, decoded_rx, batcher, commit_tx);
+        let written = write_in_order(store, settings, detector, decoded_rx, batcher, commit_tx);
         let fed = source.join().unwrap_or(Err(Error::StageFailed("source")));
         let committed = committer
             .join()
@@ -210,19 +243,26 @@ where
 fn write_in_order<'s, O, B: Batcher<O>>(
     store: &'s Store,
     settings: &PipelineSettings,
+    detector: Option<&Detector>,
     decoded: Receiver<(u64, O)>,
     batcher: &mut B,
-    commits: Sender<(PreparedWrite<'s>, B::Token)>,
+    commits: Sender<(PreparedWrite<'s>, B::Token, Vec<Alert>)>,
 ) -> Result<()> {
     let mut waiting: BTreeMap<u64, O> = BTreeMap::new();
     let mut next = 0u64;
     let mut deadline: Option<Instant> = None;
     let flush = |batcher: &mut B| -> Result<()> {
         if let Some(write) = batcher.build()? {
-            let prepared =
+            let mut prepared =
                 store.prepare_write(&write.records, &write.side_puts, settings.durability)?;
+            let mut alerts = Vec::new();
+            if let Some(detector) = detector {
+                let detected = detector.process(store, &write.records, prepared.new_edges())?;
+                prepared.add_side_puts(&detected.puts)?;
+                alerts = detected.alerts;
+            }
             commits
-                .send((prepared, write.token))
+                .send((prepared, write.token, alerts))
                 .map_err(|_| Error::StageFailed("committer"))?;
         }
         Ok(())
@@ -327,13 +367,14 @@ mod tests {
             taken: Vec::new(),
         };
         let mut completed: Vec<Vec<u64>> = Vec::new();
-        let on_durable = |token: Vec<u64>, summary: WriteSummary| {
+        let on_durable = |token: Vec<u64>, summary: WriteSummary, _| {
             assert_eq!(summary.vertices_added as usize, token.len());
             completed.push(token);
         };
         run(
             &store,
             &settings(None),
+            None,
             decoders,
             &mut batcher,
             on_durable,
@@ -371,12 +412,13 @@ mod tests {
             taken: Vec::new(),
         };
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Vec<u64>>();
-        let on_durable = move |token: Vec<u64>, _| {
+        let on_durable = move |token: Vec<u64>, _, _| {
             let _ = done_tx.send(token);
         };
         run(
             &store,
             &settings(Some(Duration::from_millis(20))),
+            None,
             vec![|n: u64| n],
             &mut batcher,
             on_durable,
@@ -411,9 +453,10 @@ mod tests {
         let result = run(
             &store,
             &settings(None),
+            None,
             vec![|n: u64| n],
             &mut Fails,
-            |_, _| {},
+            |_, _, _| {},
             |feeder| {
                 for n in 0..10_000u64 {
                     if feeder.send(n).is_err() {

@@ -11,8 +11,14 @@ pub const QUARANTINE: SideTable = SideTable::new("quarantine");
 /// Small durable state of the ingest service (MQTT sessions, poison-message strikes).
 pub const SERVICE_STATE: SideTable = SideTable::new("service_state");
 
+/// Detection's facts per vertex (external id text -> facts: type, names, tags with their
+/// causal paths); see `detect`.
+pub const DETECT_FACTS: SideTable = SideTable::new("detect_facts");
+/// Alerts, their deduplication keys and the next alert id; see `detect::Alert`.
+pub const ALERTS: SideTable = SideTable::new("alerts");
+
 /// Every side table of provdb.
-pub(crate) const ALL: [SideTable; 3] = [MACHINES, QUARANTINE, SERVICE_STATE];
+pub(crate) const ALL: [SideTable; 5] = [MACHINES, QUARANTINE, SERVICE_STATE, DETECT_FACTS, ALERTS];
 
 /// Key of a machine's row in [`MACHINES`]: its id, big-endian. Defined here, not in the
 /// ingest service, because pruning a machine deletes its row even in a build without the

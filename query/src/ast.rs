@@ -187,6 +187,31 @@ pub enum CmpOp {
     In,
 }
 
+impl CmpOp {
+    /// Whether a comparison holds, given how its sides compare ([`crate::Datum::compare`]:
+    /// `None` when they do not compare, so `!=` holds and the others do not). `~` and `in`
+    /// are not orderings: false here.
+    ///
+    /// ```
+    /// use provdb_query::{ast::CmpOp, Datum};
+    /// let ord = Datum::Int(3).compare(&Datum::Str("3".into()));
+    /// assert!(CmpOp::Eq.holds(ord) && CmpOp::Le.holds(ord) && !CmpOp::Ne.holds(ord));
+    /// assert!(CmpOp::Ne.holds(Datum::Null.compare(&Datum::Int(0))));
+    /// ```
+    pub fn holds(self, ord: Option<std::cmp::Ordering>) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self {
+            CmpOp::Eq => ord == Some(Equal),
+            CmpOp::Ne => ord != Some(Equal),
+            CmpOp::Lt => ord == Some(Less),
+            CmpOp::Le => matches!(ord, Some(Less | Equal)),
+            CmpOp::Gt => ord == Some(Greater),
+            CmpOp::Ge => matches!(ord, Some(Greater | Equal)),
+            CmpOp::Match | CmpOp::In => false,
+        }
+    }
+}
+
 /// A boolean or value expression.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use provdb_storage::{find_attr, Direction, Edge, EdgeId, GraphRead, TypeId, Vertex, VertexId};
 
-use crate::ast::CmpOp;
 use crate::error::{ErrorKind, QueryError};
 use crate::naming;
 use crate::plan::{Anchor, CEdge, CExpr, CNode, CStep, Plan, PropKey, Stage};
@@ -296,17 +295,7 @@ impl<'g> Exec<'g> {
             },
             CExpr::Cmp(op, a, c) => {
                 let (x, y) = (self.eval(a, b)?, self.eval(c, b)?);
-                let ord = x.compare(&y);
-                use std::cmp::Ordering::*;
-                Datum::Bool(match op {
-                    CmpOp::Eq => ord == Some(Equal),
-                    CmpOp::Ne => ord != Some(Equal),
-                    CmpOp::Lt => ord == Some(Less),
-                    CmpOp::Le => matches!(ord, Some(Less | Equal)),
-                    CmpOp::Gt => ord == Some(Greater),
-                    CmpOp::Ge => matches!(ord, Some(Greater | Equal)),
-                    CmpOp::Match | CmpOp::In => false,
-                })
+                Datum::Bool(op.holds(x.compare(&y)))
             }
             CExpr::Match(a, re) => match self.eval(a, b)? {
                 Datum::Null => Datum::Bool(false),

@@ -42,6 +42,8 @@ pub struct ImportArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub rules: super::rules::RulesArgs,
 }
 
 pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -49,6 +51,7 @@ pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
         max_inflated: args.max_inflated,
         max_document_bytes: args.max_document_bytes,
         batch_records: args.batch_records.max(1),
+        detection: args.rules.detection()?,
         ..Default::default()
     };
     let options = provdb::DatabaseOptions {
@@ -100,6 +103,13 @@ pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
         report.skipped_lines
     );
     println!("rejected documents: {}", report.rejected);
+    if report.alerts > 0 {
+        println!(
+            "alerts: {} new (see `provdb --db {} alerts`)",
+            report.alerts,
+            db_path.display()
+        );
+    }
     for r in &report.rejections {
         println!("  rejected {r}");
     }

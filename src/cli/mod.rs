@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod alerts;
 mod backup;
 mod check;
 mod compact;
@@ -12,6 +13,7 @@ mod quarantine;
 mod query;
 mod render;
 mod repl;
+mod rules;
 mod serve;
 mod simulate;
 mod stats;
@@ -60,7 +62,7 @@ pub enum Command {
     /// Interactive query shell with completion, history and dot-commands.
     Repl(repl::ReplArgs),
     /// Run the MQTT ingest service (embedded broker by default, or --broker URL).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Publish CamFlow log files over MQTT as camflowd does.
     Publish(publish::PublishArgs),
     /// Generate synthetic CamFlow W3C documents (to files, stdout or a broker).
@@ -77,6 +79,10 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Write the archive (or a part, or a query's subgraph) as PROV-JSON, SPADE, Parquet, dot or SVG.
     Export(export::ExportArgs),
+    /// List the alerts the detection rules raised, or show one's causal path.
+    Alerts(alerts::AlertsArgs),
+    /// List the active detection rules, or check rule files.
+    Rules(rules::RulesCommandArgs),
 }
 
 /// Sets up tracing to stderr.
@@ -108,7 +114,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compact(args) => compact::run(&cli.db, args),
         Command::Query(args) => query::run(&cli.dbs, args),
         Command::Repl(args) => repl::run(&cli.dbs, args),
-        Command::Serve(args) => serve::run(&cli.db, args),
+        Command::Serve(args) => serve::run(&cli.db, *args),
         Command::Publish(args) => publish::run(&cli.db, args),
         Command::Simulate(args) => simulate::run(&cli.db, args),
         Command::Machines(args) => machines::run(&cli.db, args),
@@ -117,5 +123,7 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::run(&cli.db, args),
         Command::Prune(args) => prune::run(&cli.db, args),
         Command::Export(args) => export::run(&cli.db, args),
+        Command::Alerts(args) => alerts::run(&cli.db, args),
+        Command::Rules(args) => rules::run(args),
     }
 }

@@ -26,7 +26,7 @@ use super::stats::open_for_reading;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Statements end with `;` and may span several lines. Dot-commands take effect at once:
-  .help  .schema  .stats  .machines  .mode table|json|csv|dot  .output FILE|stdout
+  .help  .schema  .stats  .machines  .alerts [ID]  .mode table|json|csv|dot  .output FILE|stdout
   .timer on|off  .limit N  .explain on|off  .quit
 Tab completes keywords, type names and property keys of the archive. History is kept in
 $XDG_DATA_HOME/provdb/history (or ~/.local/share/provdb/history) unless --history says otherwise.
@@ -58,6 +58,7 @@ const DOT_COMMANDS: &[&str] = &[
     ".schema",
     ".stats",
     ".machines",
+    ".alerts",
     ".mode",
     ".output",
     ".timer",
@@ -79,6 +80,7 @@ Dot-commands:
   .schema                vertex and edge types with counts, property keys
   .stats                 totals
   .machines              machines with vertex counts (and ingest registry when present)
+  .alerts [ID]           the alerts of the detection rules, or one alert's causal path
   .mode table|json|csv|dot   output format
   .output FILE|stdout    write results to FILE
   .timer on|off          show the time under each result
@@ -556,6 +558,35 @@ fn dot_command(db: &Database, state: &mut State, text: &str) -> anyhow::Result<b
                 ]);
             }
             println!("{t}");
+        }
+        ".alerts" => {
+            db.catch_up()?;
+            match arg {
+                Some(id) => {
+                    let id: u64 = id
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("usage: .alerts [ID]"))?;
+                    match db.alert(id)? {
+                        Some(a) => print!("{}", super::alerts::describe(&a)),
+                        None => anyhow::bail!("no alert {id}"),
+                    }
+                }
+                None => {
+                    let alerts = db.alerts(&provdb::detect::AlertFilter::default())?;
+                    let mut t = table();
+                    t.set_header([
+                        "id", "severity", "rule", "machine", "time", "count", "summary",
+                    ]);
+                    for a in &alerts {
+                        t.add_row(super::alerts::row(a));
+                    }
+                    println!("{t}");
+                    println!(
+                        "{} alert(s); `.alerts ID` prints one's causal path",
+                        alerts.len()
+                    );
+                }
+            }
         }
         ".mode" => match arg.and_then(Format::parse) {
             Some(f) => state.mode = f,

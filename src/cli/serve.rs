@@ -90,6 +90,8 @@ pub struct ServeArgs {
     /// Seconds between throughput lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]
     pub report_secs: u64,
+    #[command(flatten)]
+    pub rules: super::rules::RulesArgs,
 }
 
 fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
@@ -170,6 +172,7 @@ pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = build_config(&args)?;
     let options = DatabaseOptions {
         max_inflated: args.max_inflated,
+        detection: args.rules.detection()?,
         ..DatabaseOptions::default()
     };
     let db = Database::open_with(db_path, options)

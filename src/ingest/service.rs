@@ -35,6 +35,7 @@ use super::registry::{load_machines, MachineRecord};
 use super::wire::fnv1a;
 use super::IngestError;
 use crate::decode::{self, payload::unwrap_payload, DecodeError};
+use crate::detect::Alert;
 use crate::pipeline::{self, BatchWrite, Batcher, Feeder, PipelineSettings, TrySend};
 use crate::Database;
 
@@ -731,8 +732,9 @@ pub fn run(
     };
     // Acks through the external broker's client (the listener's go to their connections).
     let (broker_ack_tx, broker_ack_rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
-    let on_durable = move |completion: Completion, _: WriteSummary| {
+    let on_durable = move |completion: Completion, _: WriteSummary, alerts: Vec<Alert>| {
         completion.complete(stats, &broker_ack_tx);
+        let _ = alerts;
     };
     let settings = PipelineSettings {
         queue_capacity: config.queue_capacity.max(1),
@@ -744,6 +746,7 @@ pub fn run(
     let network_result = pipeline::run(
         db.store(),
         &settings,
+        db.detector(),
         decoders,
         &mut batcher,
         on_durable,

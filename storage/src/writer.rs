@@ -109,6 +109,9 @@ pub struct PreparedWrite<'a> {
     epoch: u64,
     sync: bool,
     summary: WriteSummary,
+    /// Indices (into the batch's `edges`) of the edges this write adds: not stored before,
+    /// nor earlier in the batch.
+    new_edges: Vec<usize>,
 }
 
 impl std::fmt::Debug for PreparedWrite<'_> {
@@ -124,6 +127,25 @@ impl PreparedWrite<'_> {
     /// What the write will do once committed.
     pub fn summary(&self) -> WriteSummary {
         self.summary
+    }
+
+    /// Indices into the prepared batch's `edges` of the edges this write adds (in batch
+    /// order): the others were stored already, or repeated earlier in the batch. What an
+    /// ingest-time detector looks at, so that data seen twice is evaluated once.
+    pub fn new_edges(&self) -> &[usize] {
+        &self.new_edges
+    }
+
+    /// Adds side-table puts to the write, committed atomically with its records (e.g.
+    /// what a detector derived from them).
+    pub fn add_side_puts(&mut self, puts: &[SidePut]) -> Result<()> {
+        let Some(batch) = self.batch.as_mut() else {
+            return Err(StorageError::PipelineAborted);
+        };
+        for put in puts {
+            batch.put_cf(self.store.side_cf(put.table)?, &put.key, &put.value);
+        }
+        Ok(())
     }
 }
 
@@ -307,8 +329,11 @@ impl Store {
         for v in &batch.vertices {
             p.add_vertex(v)?;
         }
-        for e in &batch.edges {
-            p.add_edge(e)?;
+        let mut new_edges = Vec::new();
+        for (i, e) in batch.edges.iter().enumerate() {
+            if p.add_edge(e)? {
+                new_edges.push(i);
+            }
         }
         p.counters.skipped += batch.skipped_lines;
         p.counters.rejected += batch.rejected_documents;
@@ -326,6 +351,7 @@ impl Store {
             epoch,
             sync: durability == Durability::Sync,
             summary,
+            new_edges,
         })
     }
 
@@ -535,7 +561,8 @@ impl Pending<'_> {
         Ok(id)
     }
 
-    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<()> {
+    /// Adds an edge; false when it is a duplicate (stored, in flight, or earlier in the batch).
+    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<bool> {
         if self.edges.contains(&e.ext_id)
             || self
                 .state
@@ -545,7 +572,7 @@ impl Pending<'_> {
             || self.store.lookup_external(EXT_EDGE, &e.ext_id)?.is_some()
         {
             self.summary.edges_duplicate += 1;
-            return Ok(());
+            return Ok(false);
         }
         let src = self.endpoint(&e.src)?;
         let dst = self.endpoint(&e.dst)?;
@@ -590,7 +617,7 @@ impl Pending<'_> {
         self.index_insert(IndexKind::EdgeType, &type_id.to_be_bytes(), id)?;
         self.edges.insert(e.ext_id.clone());
         self.summary.edges_added += 1;
-        Ok(())
+        Ok(true)
     }
 
     /// Encodes counters and index shards into the batch and publishes the new writer state

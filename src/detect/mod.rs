@@ -1,0 +1,450 @@
+//! Detection at ingest: rules evaluated on each committed batch's new edges, alerts that
+//! carry their causal path, stored in the same atomic write as the batch.
+//!
+//! ```text
+//! batch --prepare_write--> new edges --Detector::process--> facts puts + alerts --> same write
+//! ```
+//!
+//! Evaluation is incremental: each new edge is matched against the rules whose completing
+//! edge type it has, with the facts of its two ends (type, path, program, uid, remote end,
+//! tags). History lives in SLEUTH-style tags (trust: network / downloaded; confidentiality:
+//! secret; role: server), propagated along each edge in O(1) and persisted, so no rule
+//! traverses the archive. Re-ingesting data evaluates nothing twice: only edges the write
+//! adds are looked at, and an alert is deduplicated by rule and object.
+//!
+//! ```
+//! use provdb::detect::RuleSet;
+//! let pack = RuleSet::default_pack();
+//! let names: Vec<&str> = pack.rules().iter().map(|r| r.name.as_str()).collect();
+//! assert!(names.contains(&"exfiltration") && names.contains(&"sensitive-link"));
+//! ```
+
+mod alerts;
+mod facts;
+mod pattern;
+mod rules;
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use provdb_storage::{EdgeInput, ExternalId, RecordBatch, SidePut, Store};
+
+pub use alerts::{Alert, AlertFilter, PathEdge, PathVertex};
+pub use rules::{
+    parse_duration, Anchor, Rule, RuleError, RuleSet, RulesOptions, Severity, SharedRules,
+    DEFAULT_PACK, DEFAULT_PACK_NAME,
+};
+
+use facts::Facts;
+use pattern::{End, Subject};
+
+use crate::side_tables::{ALERTS, DETECT_FACTS};
+use crate::Result;
+
+/// Facts kept in memory; beyond it, those not written by the last batches are dropped (they
+/// are on disk).
+const FACTS_CACHE_LIMIT: usize = 1 << 20;
+/// Alerts kept in memory for deduplication before the table is asked.
+const ALERT_CACHE_LIMIT: usize = 1 << 16;
+/// Batches whose writes may still be uncommitted while the next is prepared (the pipeline
+/// prepares one ahead of the commit): their facts must stay in memory.
+const BATCHES_IN_FLIGHT: u64 = 3;
+
+/// The detector of a database: its rules and what it knows of the vertices it has seen.
+/// One per [`crate::Database`]; every write path (import, serve, the library's writes) runs
+/// its batches through it.
+pub struct Detector {
+    rules: SharedRules,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("rules", &self.rules.rules().len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    batch: u64,
+    facts: HashMap<ExternalId, (Facts, u64)>,
+    next_alert: Option<u64>,
+    alerts: HashMap<Vec<u8>, Alert>,
+}
+
+/// What detection adds to one write.
+#[derive(Debug, Default)]
+pub(crate) struct Detected {
+    /// Facts and alerts to write with the batch.
+    pub(crate) puts: Vec<SidePut>,
+    /// Alerts raised or raised again by the batch.
+    pub(crate) alerts: Vec<Alert>,
+}
+
+impl Detector {
+    /// A detector with these rules.
+    pub fn new(rules: SharedRules) -> Detector {
+        Detector {
+            rules,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    /// Forgets what is only in memory (after a write failed: the disk is the truth again).
+    pub(crate) fn reset(&self) {
+        *self.state.lock() = State::default();
+    }
+
+    /// Evaluates a batch's new edges (`new_edges`: indices into `batch.edges`, as the
+    /// prepared write says), updating facts and raising alerts.
+    pub(crate) fn process(
+        &self,
+        store: &Store,
+        batch: &RecordBatch,
+        new_edges: &[usize],
+    ) -> Result<Detected> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        state.batch += 1;
+        let now = state.batch;
+        let mut detected = Detected::default();
+        if self.rules.rules().is_empty() {
+            return Ok(detected);
+        }
+        for v in &batch.vertices {
+            let mut f = load(state, store, &v.ext_id)?;
+            f.define(v);
+            state.facts.insert(v.ext_id.clone(), (f, now));
+        }
+        // Kernel relation ids grow with time on a machine: they give the causal order of
+        // edges that a document groups by PROV section.
+        let mut order: Vec<&EdgeInput> = new_edges
+            .iter()
+            .filter_map(|i| batch.edges.get(*i))
+            .collect();
+        if order.iter().all(|e| e.placement.object_id.is_some()) {
+            order.sort_by_key(|e| (e.placement.machine, e.placement.boot, e.placement.object_id));
+        }
+        let secrets = self.rules.sets.names.get("secrets").copied();
+        let sets = &self.rules.sets;
+        let is_secret = |path: &str| {
+            secrets
+                .and_then(|i| sets.entries.get(i))
+                .is_some_and(|(_, _, re)| re.is_match(path))
+        };
+        for edge in order {
+            let src = load(state, store, &edge.src.ext_id)?;
+            let dst_before = if edge.dst.ext_id == edge.src.ext_id {
+                src.clone()
+            } else {
+                load(state, store, &edge.dst.ext_id)?
+            };
+            let mut dst = dst_before.clone();
+            facts::propagate(edge, &src, &mut dst, &is_secret);
+            self.evaluate(state, store, edge, &src, &dst_before, &dst, &mut detected)?;
+            state.facts.insert(edge.dst.ext_id.clone(), (dst, now));
+        }
+        for (id, (f, batch_no)) in &state.facts {
+            if *batch_no == now {
+                detected.puts.push(SidePut {
+                    table: DETECT_FACTS,
+                    key: facts::key(id),
+                    value: facts::encode(f),
+                });
+            }
+        }
+        if let Some(next) = state.next_alert {
+            if !detected.alerts.is_empty() {
+                detected.puts.push(SidePut {
+                    table: ALERTS,
+                    key: alerts::NEXT_ID_KEY.to_vec(),
+                    value: next.to_be_bytes().to_vec(),
+                });
+            }
+        }
+        if state.facts.len() > FACTS_CACHE_LIMIT {
+            state.facts.retain(|_, (_, b)| *b + BATCHES_IN_FLIGHT > now);
+        }
+        if state.alerts.len() > ALERT_CACHE_LIMIT {
+            // Alerts are written with their batch; only the in-flight ones must stay.
+            state.alerts.clear();
+        }
+        Ok(detected)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        state: &mut State,
+        store: &Store,
+        edge: &EdgeInput,
+        src: &Facts,
+        dst_before: &Facts,
+        dst_after: &Facts,
+        detected: &mut Detected,
+    ) -> Result<()> {
+        let candidates = self
+            .rules
+            .by_edge_type
+            .get(edge.type_name.as_str())
+            .into_iter()
+            .chain(self.rules.by_edge_type.get(""))
+            .flatten();
+        let mut fired: Vec<usize> = Vec::new();
+        for (ri, pi) in candidates {
+            if fired.contains(ri) {
+                continue;
+            }
+            let Some(rule) = self.rules.rules().get(*ri) else {
+                continue;
+            };
+            let Some(p) = rule.compiled.get(*pi) else {
+                continue;
+            };
+            let subject = Subject {
+                sender: src,
+                receiver: dst_before,
+                edge_type: &edge.type_name,
+                time: edge.placement.time,
+                window: rule.window,
+            };
+            if !p.matches(&subject, &self.rules.sets) {
+                continue;
+            }
+            fired.push(*ri);
+            let (alert, new_key) =
+                self.raise(state, store, rule, p, edge, src, dst_before, dst_after)?;
+            if let Some(key) = new_key {
+                detected.puts.push(SidePut {
+                    table: ALERTS,
+                    key,
+                    value: alert.id.to_be_bytes().to_vec(),
+                });
+            }
+            detected.puts.push(alerts::put(&alert));
+            detected.alerts.push(alert);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn raise(
+        &self,
+        state: &mut State,
+        store: &Store,
+        rule: &Rule,
+        p: &pattern::Pattern,
+        edge: &EdgeInput,
+        src: &Facts,
+        dst_before: &Facts,
+        dst_after: &Facts,
+    ) -> Result<(Alert, Option<Vec<u8>>)> {
+        let (anchor_facts, anchor_id) = match rule.anchor {
+            Anchor::Sender => (src, &edge.src.ext_id),
+            Anchor::Receiver => (dst_before, &edge.dst.ext_id),
+        };
+        let anchor = match (anchor_facts.machine, anchor_facts.boot, anchor_facts.object) {
+            (Some(m), Some(b), Some(o)) => format!("{m}/{b}/{o}"),
+            _ => anchor_id.to_string(),
+        };
+        let dedup = alerts::dedup_key(&rule.name, &anchor);
+        let existing = match state.alerts.get(&dedup) {
+            Some(a) => Some(a.clone()),
+            None => match alerts::id_of(store, &dedup)? {
+                Some(id) => alerts::get(store, id)?,
+                None => None,
+            },
+        };
+        let time = edge.placement.time;
+        let alert = match existing {
+            Some(mut a) => {
+                a.count += 1;
+                a.last_seen = time.or(a.last_seen);
+                a
+            }
+            None => {
+                let id = match state.next_alert {
+                    Some(n) => n,
+                    None => alerts::next_id(store)?,
+                };
+                state.next_alert = Some(id + 1);
+                let (path, edges) = causal_path(p, edge, src, dst_before, dst_after);
+                let alert = Alert {
+                    id,
+                    rule: rule.name.clone(),
+                    severity: rule.severity.as_str().to_owned(),
+                    machine: edge
+                        .placement
+                        .machine
+                        .or(src.machine)
+                        .or(dst_before.machine),
+                    time,
+                    summary: summary(rule, p, edge, src, dst_after),
+                    path,
+                    edges,
+                    count: 1,
+                    last_seen: time,
+                };
+                state.alerts.insert(dedup.clone(), alert.clone());
+                return Ok((alert, Some(dedup)));
+            }
+        };
+        state.alerts.insert(dedup, alert.clone());
+        Ok((alert, None))
+    }
+}
+
+/// Loads a vertex's facts: memory, else the table, else nothing known.
+fn load(state: &State, store: &Store, id: &ExternalId) -> Result<Facts> {
+    if let Some((f, _)) = state.facts.get(id) {
+        return Ok(f.clone());
+    }
+    Ok(store
+        .side_get(DETECT_FACTS, &facts::key(id))?
+        .and_then(|bytes| facts::decode(&bytes))
+        .unwrap_or_default())
+}
+
+/// The causal path of an alert: the paths of the tags its rule read, then the completing
+/// edge; each vertex and edge once, in order.
+fn causal_path(
+    p: &pattern::Pattern,
+    edge: &EdgeInput,
+    src: &Facts,
+    dst_before: &Facts,
+    dst_after: &Facts,
+) -> (Vec<PathVertex>, Vec<PathEdge>) {
+    let mut path: Vec<PathVertex> = Vec::new();
+    let mut edges: Vec<PathEdge> = Vec::new();
+    let add_vertex = |path: &mut Vec<PathVertex>, v: PathVertex| {
+        if !path.iter().any(|x| x.id == v.id) {
+            path.push(v);
+        }
+    };
+    // How the processes at either end came to run their programs, then the tags' paths.
+    let tag_paths = p.tags_read.iter().filter_map(|(end, kind)| {
+        let f = match end {
+            End::Sender => src,
+            End::Receiver => dst_before,
+            End::Edge => return None,
+        };
+        f.tag(*kind).map(|t| &t.path)
+    });
+    let paths = [&src.exe_path, &dst_before.exe_path]
+        .into_iter()
+        .chain(tag_paths);
+    for steps in paths {
+        for step in steps {
+            add_vertex(
+                &mut path,
+                PathVertex {
+                    id: step.vertex.clone(),
+                    type_name: step.vertex_type.clone(),
+                    name: step.name.clone(),
+                },
+            );
+            if let Some((id, ty, from)) = &step.via {
+                if !edges.iter().any(|e| e.id == *id) {
+                    edges.push(PathEdge {
+                        id: id.clone(),
+                        type_name: ty.clone(),
+                        from: from.clone(),
+                        to: step.vertex.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let vertex = |id: &ExternalId, f: &Facts| PathVertex {
+        id: id.to_string(),
+        type_name: f.ty.clone(),
+        name: f.display_name(),
+    };
+    add_vertex(&mut path, vertex(&edge.src.ext_id, src));
+    add_vertex(&mut path, vertex(&edge.dst.ext_id, dst_after));
+    edges.push(PathEdge {
+        id: edge.ext_id.to_string(),
+        type_name: edge.type_name.clone(),
+        from: edge.src.ext_id.to_string(),
+        to: edge.dst.ext_id.to_string(),
+    });
+    (path, edges)
+}
+
+/// The rule's summary with its placeholders filled (the sender as it was, the receiver as
+/// the edge left it), or a default sentence.
+fn summary(
+    rule: &Rule,
+    p: &pattern::Pattern,
+    edge: &EdgeInput,
+    src: &Facts,
+    dst: &Facts,
+) -> String {
+    let describe = |f: &Facts| match f.display_name() {
+        Some(n) => format!("{} {n}", if f.ty.is_empty() { "vertex" } else { &f.ty }),
+        None => {
+            if f.ty.is_empty() {
+                "vertex".to_owned()
+            } else {
+                f.ty.clone()
+            }
+        }
+    };
+    let Some(template) = &rule.summary else {
+        return format!(
+            "{}: {} -{}-> {}",
+            rule.name,
+            describe(src),
+            edge.type_name,
+            describe(dst)
+        );
+    };
+    let mut out = template.clone();
+    for placeholder in rules::placeholders(template) {
+        let Some((var, prop)) = placeholder.split_once('.') else {
+            continue;
+        };
+        let f = match p.vars.iter().find(|(v, _)| v == var).map(|(_, e)| *e) {
+            Some(End::Sender) => src,
+            Some(End::Receiver) => dst,
+            _ => continue,
+        };
+        let text = match prop {
+            "path" | "name" => f.path.clone(),
+            "exe" => f.exe.clone(),
+            "argv" => f.argv.clone(),
+            "uid" => f.uid.map(|u| u.to_string()),
+            "remote" => f.remote.clone(),
+            "type" => Some(f.ty.clone()).filter(|t| !t.is_empty()),
+            "server_exe" => f.server_exe.clone(),
+            "machine" => f.machine.map(|m| m.to_string()),
+            "trust" | "conf" | "server" => {
+                let tags: Vec<&str> = f.tags.iter().map(|t| t.kind.value()).collect();
+                Some(tags.join(","))
+            }
+            _ => None,
+        };
+        out = out.replace(
+            &format!("{{{placeholder}}}"),
+            text.as_deref().unwrap_or("(unknown)"),
+        );
+    }
+    out
+}
+
+/// Alerts of an archive that pass the filter, in id order.
+pub(crate) fn list_alerts(store: &Store, filter: &AlertFilter) -> Result<Vec<Alert>> {
+    alerts::list(store, filter)
+}
+
+/// One alert by id.
+pub(crate) fn get_alert(store: &Store, id: u64) -> Result<Option<Alert>> {
+    alerts::get(store, id)
+}
