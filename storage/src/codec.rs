@@ -20,6 +20,24 @@ pub(crate) enum StoredExternalId {
     Text(String),
 }
 
+impl From<&ExternalId> for StoredExternalId {
+    fn from(ext: &ExternalId) -> Self {
+        match ext {
+            ExternalId::Binary(b) => StoredExternalId::Binary(*b),
+            ExternalId::Text(t) => StoredExternalId::Text(t.clone()),
+        }
+    }
+}
+
+impl From<StoredExternalId> for ExternalId {
+    fn from(ext: StoredExternalId) -> Self {
+        match ext {
+            StoredExternalId::Binary(b) => ExternalId::Binary(b),
+            StoredExternalId::Text(t) => ExternalId::Text(t),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
 pub(crate) struct StoredVertex {
     pub ext_id: StoredExternalId,
@@ -39,6 +57,35 @@ pub(crate) struct StoredEdge {
     pub dst: u64,
     pub placement: Placement,
     pub attrs: Vec<(u16, Value)>,
+}
+
+/// Encodes the value of a counter of `meta` (8 bytes, big-endian).
+pub(crate) fn encode_counter(value: u64) -> [u8; 8] {
+    value.to_be_bytes()
+}
+
+/// Decodes a value written by [`encode_counter`].
+pub(crate) fn decode_counter(v: &[u8]) -> Result<u64> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| StorageError::corruption("counter", "not 8 bytes"))
+}
+
+/// Encodes the format version kept in `meta` (4 bytes, big-endian).
+pub(crate) fn encode_format(version: u32) -> [u8; 4] {
+    version.to_be_bytes()
+}
+
+/// Decodes a value written by [`encode_format`].
+pub(crate) fn decode_format(v: &[u8]) -> Result<u32> {
+    v.try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| StorageError::corruption("format version", "not 4 bytes"))
+}
+
+/// Decodes a dictionary entry's value: the name, in UTF-8.
+pub(crate) fn decode_name(v: &[u8]) -> Result<&str> {
+    std::str::from_utf8(v).map_err(|_| StorageError::corruption("dictionary", "name is not UTF-8"))
 }
 
 /// Encodes the value of an `external_ids` entry: the internal id (8 bytes, big-endian), then

@@ -1,10 +1,13 @@
-//! Interned names (vertex types, edge types, attribute keys). Stored in `meta` as
-//! `dict/<kind>/<id BE>` -> name, loaded whole at open: they are small (hundreds of names).
+//! Interned names (vertex types, edge types, attribute keys). Stored in `meta` (keys in
+//! `keys.rs`), loaded whole at open: they are small (hundreds of names).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::codec;
 use crate::error::{Result, StorageError};
+use crate::keys;
+use crate::tables::{Table, Tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DictKind {
@@ -19,9 +22,9 @@ impl DictKind {
 
     pub(crate) fn prefix(self) -> &'static [u8] {
         match self {
-            DictKind::VertexType => b"dict/vtype/",
-            DictKind::EdgeType => b"dict/etype/",
-            DictKind::AttrKey => b"dict/attr/",
+            DictKind::VertexType => keys::DICT_VERTEX_TYPES,
+            DictKind::EdgeType => keys::DICT_EDGE_TYPES,
+            DictKind::AttrKey => keys::DICT_ATTR_KEYS,
         }
     }
 
@@ -34,9 +37,7 @@ impl DictKind {
     }
 
     pub(crate) fn meta_key(self, id: u16) -> Vec<u8> {
-        let mut k = self.prefix().to_vec();
-        k.extend_from_slice(&id.to_be_bytes());
-        k
+        keys::dict_key(self.prefix(), id)
     }
 }
 
@@ -103,6 +104,22 @@ pub(crate) struct Dictionaries {
 }
 
 impl Dictionaries {
+    /// Reads the three dictionaries from `meta`.
+    pub(crate) fn load(tables: &Tables) -> Result<Dictionaries> {
+        let mut dicts = Dictionaries::default();
+        let meta = tables.cf(Table::Meta)?;
+        for kind in DictKind::ALL {
+            let dict = dicts.get_mut(kind);
+            for item in tables.scan_prefix(meta, kind.prefix()) {
+                let (k, v) = item?;
+                let id = keys::decode_dict_key(kind.prefix(), &k)
+                    .ok_or_else(|| StorageError::corruption("dictionary", "bad key"))?;
+                dict.load(kind, id, codec::decode_name(&v)?)?;
+            }
+        }
+        Ok(dicts)
+    }
+
     pub(crate) fn get_mut(&mut self, kind: DictKind) -> &mut Dictionary {
         match kind {
             DictKind::VertexType => &mut self.vertex_types,

@@ -50,6 +50,7 @@ mod keys;
 mod model;
 mod side_table;
 mod store;
+mod tables;
 mod writer;
 
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
@@ -62,8 +63,6 @@ pub use model::{
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
 pub use side_table::{SidePut, SideTable};
-pub use store::{
-    AdjacencyScan, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats, FORMAT_VERSION,
-    OLDEST_FORMAT_VERSION,
-};
+pub use store::{AdjacencyScan, Store, StoreOptions, StoreStats};
+pub use tables::{Durability, OpenMode, RawEntry, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use writer::{PreparedWrite, WriteSummary};

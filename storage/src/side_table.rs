@@ -4,7 +4,8 @@
 //! by name: their keys and values are opaque to it.
 
 use crate::error::{Result, StorageError};
-use crate::store::{Durability, OpenMode, RawEntry, Store};
+use crate::store::Store;
+use crate::tables::{Durability, RawEntry};
 
 /// A side table, by name. Declare the tables a writer uses in
 /// [`crate::StoreOptions::side_tables`]; a reader opens those the archive has.
@@ -51,31 +52,21 @@ pub struct SidePut {
 }
 
 impl Store {
-    /// The column family of an open side table.
-    pub(crate) fn side_cf(&self, table: SideTable) -> Result<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(table.name())
-            .ok_or(StorageError::UnknownSideTable { name: table.name() })
-    }
-
     /// Reads one value of a side table. A table the archive does not have (a reader of an
     /// older archive) reads as empty.
     pub fn side_get(&self, table: SideTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.db.cf_handle(table.name()) {
-            Some(handle) => Ok(self.db.get_cf(handle, key)?),
+        match self.tables.side(table) {
+            Some(handle) => Ok(self.tables.db().get_cf(handle, key)?),
             None => Ok(None),
         }
     }
 
     /// Deletes one key of a side table, durably (WAL fsynced).
     pub fn side_delete(&self, table: SideTable, key: &[u8]) -> Result<()> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        self.db.delete_cf_opt(self.side_cf(table)?, key, &opts)?;
-        Ok(())
+        self.tables.check_writable()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.delete_cf(self.tables.side_for_write(table)?, key);
+        self.tables.write(batch, Durability::Sync)
     }
 
     /// Iterates a side table in key order, from the first key `>= start` (empty for a table
@@ -86,11 +77,11 @@ impl Store {
         start: &[u8],
     ) -> impl Iterator<Item = Result<RawEntry>> + '_ {
         let start = start.to_vec();
-        self.db
-            .cf_handle(table.name())
+        self.tables
+            .side(table)
             .into_iter()
             .flat_map(move |handle| {
-                self.db.iterator_cf(
+                self.tables.db().iterator_cf(
                     handle,
                     rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
                 )
@@ -106,26 +97,22 @@ impl Store {
         deletes: &[(SideTable, Vec<u8>)],
         durability: Durability,
     ) -> Result<()> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
+        self.tables.check_writable()?;
         let mut batch = rocksdb::WriteBatch::default();
         for put in puts {
-            batch.put_cf(self.side_cf(put.table)?, &put.key, &put.value);
+            batch.put_cf(self.tables.side_for_write(put.table)?, &put.key, &put.value);
         }
         for (table, key) in deletes {
-            batch.delete_cf(self.side_cf(*table)?, key);
+            batch.delete_cf(self.tables.side_for_write(*table)?, key);
         }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(durability == Durability::Sync);
-        Ok(self.db.write_opt(batch, &opts)?)
+        self.tables.write(batch, durability)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
+    use crate::{OpenMode, StoreOptions};
 
     const A: SideTable = SideTable::new("a_side");
 
