@@ -72,6 +72,18 @@ impl From<provdb_storage::StorageError> for IngestError {
     }
 }
 
+impl From<provdb_storage::ReadError> for IngestError {
+    fn from(e: provdb_storage::ReadError) -> Self {
+        IngestError::Database(e.into())
+    }
+}
+
+impl From<provdb_storage::WriteError> for IngestError {
+    fn from(e: provdb_storage::WriteError) -> Self {
+        IngestError::Database(e.into())
+    }
+}
+
 /// Formats milliseconds since the Unix epoch as `YYYY-MM-DD hh:mm:ss.mmmZ` (UTC).
 ///
 /// ```

@@ -8,7 +8,7 @@ use roaring::{RoaringBitmap, RoaringTreemap};
 use rocksdb::WriteBatch;
 
 use crate::codec::{self, StoredEdge, StoredVertex};
-use crate::error::{Result, StorageError};
+use crate::error::{ReadError, StorageError, WriteError};
 use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
@@ -113,9 +113,9 @@ enum Record {
     Edge,
 }
 
-fn u64_key(k: &[u8], what: &'static str) -> Result<u64> {
+fn u64_key(k: &[u8], what: &'static str) -> Result<u64, ReadError> {
     keys::decode_id_key(k)
-        .ok_or_else(|| StorageError::corruption(what, format!("key of {} bytes", k.len())))
+        .ok_or_else(|| ReadError::corruption(what, format!("key of {} bytes", k.len())))
 }
 
 impl Store {
@@ -125,7 +125,7 @@ impl Store {
         &'a self,
         table: Table,
         kind: Record,
-    ) -> impl Iterator<Item = Result<std::result::Result<(u64, T), String>>> + 'a {
+    ) -> impl Iterator<Item = Result<std::result::Result<(u64, T), String>, ReadError>> + 'a {
         let (key, record, label) = match kind {
             Record::Vertex => ("vertex key", "vertex record", "vertex"),
             Record::Edge => ("edge key", "edge record", "edge"),
@@ -136,7 +136,7 @@ impl Store {
                 Ok((id, value)) => Ok(codec::decode::<T>(&value, record)
                     .map(|stored| (id, stored))
                     .map_err(|e| format!("{label} {id}: {e}"))),
-                Err(e @ StorageError::Corruption { .. }) => Ok(Err(e.to_string())),
+                Err(e @ ReadError::Corruption { .. }) => Ok(Err(e.to_string())),
                 Err(e) => Err(e),
             })
     }
@@ -145,7 +145,7 @@ impl Store {
     /// each other and with the edge records; the type, machine and time indexes and the
     /// external-id table agree with the records; the counters agree with what is stored.
     /// Reads everything once; memory follows the indexes (compressed bitmaps), not the data.
-    pub fn check(&self) -> Result<CheckReport> {
+    pub fn check(&self) -> Result<CheckReport, ReadError> {
         let mut report = CheckReport::default();
         let mut vertex_ids = RoaringTreemap::new();
         let mut rebuilt = Shards::default();
@@ -430,7 +430,7 @@ impl Store {
         table: Table,
         edge_ids: &RoaringTreemap,
         report: &mut CheckReport,
-    ) -> Result<()> {
+    ) -> Result<(), ReadError> {
         for item in self.tables.scan_prefix(h.of(table)?, &[]) {
             let (k, _) = item?;
             let Some((v, t, e, other)) = keys::decode_adjacency_key(&k) else {
@@ -467,7 +467,7 @@ impl Store {
         table: Table,
         rebuilt: &mut Shards,
         report: &mut CheckReport,
-    ) -> Result<()> {
+    ) -> Result<(), ReadError> {
         let index_key_len = if table == Table::MachineIndex { 4 } else { 2 };
         for item in self.tables.scan_prefix(h.of(table)?, &[]) {
             let (k, v) = item?;
@@ -503,7 +503,11 @@ impl Store {
         Ok(())
     }
 
-    fn edge_record(&self, h: &GraphHandles<'_>, e: EdgeId) -> Result<Option<StoredEdge>> {
+    fn edge_record(
+        &self,
+        h: &GraphHandles<'_>,
+        e: EdgeId,
+    ) -> Result<Option<StoredEdge>, ReadError> {
         match self
             .tables
             .db()
@@ -514,7 +518,11 @@ impl Store {
         }
     }
 
-    fn vertex_record(&self, h: &GraphHandles<'_>, v: u64) -> Result<Option<StoredVertex>> {
+    fn vertex_record(
+        &self,
+        h: &GraphHandles<'_>,
+        v: u64,
+    ) -> Result<Option<StoredVertex>, ReadError> {
         match self
             .tables
             .db()
@@ -530,7 +538,11 @@ impl Store {
     /// the vertices they leave behind), so that the archive is consistent after each one and a
     /// prune cut short completes when run again. Then compacts the affected ranges. With
     /// `dry_run`, only counts. Needs the store open for writing.
-    pub fn prune(&self, selection: PruneSelection, dry_run: bool) -> Result<PruneReport> {
+    pub fn prune(
+        &self,
+        selection: PruneSelection,
+        dry_run: bool,
+    ) -> Result<PruneReport, WriteError> {
         self.tables.check_writable()?;
         // Nothing may be half-prepared while records are deleted under the writer.
         let _writer = self.writer.exclusive();
@@ -576,7 +588,7 @@ impl Store {
                 let isolated = self
                     .neighbours(VertexId(v), crate::model::Direction::Both, &[])
                     .try_fold(true, |all, adj| {
-                        Ok::<_, StorageError>(all && edges.contains(adj?.edge.0))
+                        Ok::<_, ReadError>(all && edges.contains(adj?.edge.0))
                     })?;
                 if isolated {
                     let keep = matches!(selection, PruneSelection::Machine(_))
@@ -659,21 +671,28 @@ impl Store {
 
     /// Deletes edges and vertices, with every entry that refers to them, in one fsynced write.
     /// The caller deletes a vertex only once its edges are gone.
-    fn delete_records(&self, h: &GraphHandles<'_>, edges: &[u64], vertices: &[u64]) -> Result<()> {
+    fn delete_records(
+        &self,
+        h: &GraphHandles<'_>,
+        edges: &[u64],
+        vertices: &[u64],
+    ) -> Result<(), WriteError> {
         let mut batch = WriteBatch::default();
         let mut touched: HashMap<ShardKey, RoaringBitmap> = HashMap::new();
-        let mut remove = |tables: &Tables, table: Table, index_key: &[u8], id: u64| -> Result<()> {
-            let (shard, low) = split_id(id);
-            let key = (table, index_key.to_vec(), shard);
-            if !touched.contains_key(&key) {
-                let bitmap = tables.read_shard(h.of(table)?, &keys::shard_key(index_key, shard))?;
-                touched.insert(key.clone(), bitmap);
-            }
-            if let Some(b) = touched.get_mut(&key) {
-                b.remove(low);
-            }
-            Ok(())
-        };
+        let mut remove =
+            |tables: &Tables, table: Table, index_key: &[u8], id: u64| -> Result<(), WriteError> {
+                let (shard, low) = split_id(id);
+                let key = (table, index_key.to_vec(), shard);
+                if !touched.contains_key(&key) {
+                    let bitmap =
+                        tables.read_shard(h.of(table)?, &keys::shard_key(index_key, shard))?;
+                    touched.insert(key.clone(), bitmap);
+                }
+                if let Some(b) = touched.get_mut(&key) {
+                    b.remove(low);
+                }
+                Ok(())
+            };
         let mut ext_key = Vec::with_capacity(40);
         let (mut deleted_edges, mut deleted_vertices, mut deleted_stubs) = (0u64, 0u64, 0u64);
         for &e in edges {
@@ -732,7 +751,7 @@ impl Store {
                 buf.clear();
                 bitmap
                     .serialize_into(&mut buf)
-                    .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
+                    .map_err(|e| WriteError::corruption("index bitmap", e.to_string()))?;
                 batch.put_cf(h.of(table)?, key, &buf);
             }
         }
@@ -747,7 +766,7 @@ impl Store {
             } else {
                 current.checked_sub(delta)
             }
-            .ok_or_else(|| StorageError::corruption("counter", "out of range after prune"))?;
+            .ok_or_else(|| WriteError::corruption("counter", "out of range after prune"))?;
             Tables::put_counter(&mut batch, h.meta, counter, value);
         }
         self.tables.write(batch, Durability::Sync)
@@ -763,10 +782,12 @@ impl Store {
     /// record by record: catch up with the writer, then copy every column family. The
     /// instance does not move between catch-ups, so the copy holds every batch the writer had
     /// committed then, and no part of a later one.
-    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
         if *self.tables.mode() == OpenMode::ReadWrite {
             self.flush()?;
-            rocksdb::checkpoint::Checkpoint::new(self.tables.db())?.create_checkpoint(dest)?;
+            rocksdb::checkpoint::Checkpoint::new(self.tables.db())
+                .and_then(|checkpoint| checkpoint.create_checkpoint(dest))
+                .map_err(WriteError::from)?;
             return Ok(());
         }
         self.catch_up()?;
@@ -782,21 +803,26 @@ impl Store {
         let target_db = copy.tables.db();
         for name in self.tables.table_names() {
             let Some(target) = target_db.cf_handle(name) else {
-                return Err(StorageError::corruption(
+                return Err(WriteError::corruption(
                     "backup",
                     format!("table {name} is missing in the copy"),
-                ));
+                )
+                .into());
             };
             let mut batch = WriteBatch::default();
             for item in self.tables.scan_prefix(self.tables.cf_named(name)?, &[]) {
                 let (k, v) = item?;
                 batch.put_cf(target, k, v);
                 if batch.size_in_bytes() > BACKUP_BATCH_BYTES {
-                    target_db.write_opt(std::mem::take(&mut batch), &opts)?;
+                    target_db
+                        .write_opt(std::mem::take(&mut batch), &opts)
+                        .map_err(WriteError::from)?;
                 }
             }
-            target_db.write_opt(batch, &opts)?;
+            target_db
+                .write_opt(batch, &opts)
+                .map_err(WriteError::from)?;
         }
-        copy.close()
+        Ok(copy.close()?)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::codec;
-use crate::error::{Result, StorageError};
+use crate::error::{ReadError, WriteError};
 use crate::keys;
 use crate::tables::{Table, Tables};
 
@@ -61,9 +61,9 @@ impl Dictionary {
     }
 
     /// Loads one entry read from `meta`; entries arrive in id order.
-    pub(crate) fn load(&mut self, kind: DictKind, id: u16, name: &str) -> Result<()> {
+    pub(crate) fn load(&mut self, kind: DictKind, id: u16, name: &str) -> Result<(), ReadError> {
         if usize::from(id) != self.names.len() {
-            return Err(StorageError::corruption(
+            return Err(ReadError::corruption(
                 "dictionary",
                 format!("{} id {id} out of sequence", kind.what()),
             ));
@@ -73,12 +73,12 @@ impl Dictionary {
     }
 
     /// Interns `name`, returning its id and whether it is new.
-    pub(crate) fn intern(&mut self, kind: DictKind, name: &str) -> Result<(u16, bool)> {
+    pub(crate) fn intern(&mut self, kind: DictKind, name: &str) -> Result<(u16, bool), WriteError> {
         if let Some(id) = self.get(name) {
             return Ok((id, false));
         }
         if self.names.len() >= usize::from(u16::MAX) {
-            return Err(StorageError::DictionaryFull {
+            return Err(WriteError::DictionaryFull {
                 what: kind.what(),
                 limit: usize::from(u16::MAX),
             });
@@ -105,7 +105,7 @@ pub(crate) struct Dictionaries {
 
 impl Dictionaries {
     /// Reads the three dictionaries from `meta`.
-    pub(crate) fn load(tables: &Tables) -> Result<Dictionaries> {
+    pub(crate) fn load(tables: &Tables) -> Result<Dictionaries, ReadError> {
         let mut dicts = Dictionaries::default();
         let meta = tables.cf(Table::Meta)?;
         for kind in DictKind::ALL {
@@ -113,7 +113,7 @@ impl Dictionaries {
             for item in tables.scan_prefix(meta, kind.prefix()) {
                 let (k, v) = item?;
                 let id = keys::decode_dict_key(kind.prefix(), &k)
-                    .ok_or_else(|| StorageError::corruption("dictionary", "bad key"))?;
+                    .ok_or_else(|| ReadError::corruption("dictionary", "bad key"))?;
                 dict.load(kind, id, codec::decode_name(&v)?)?;
             }
         }

@@ -11,6 +11,8 @@
 //! * Values are bincode 2 behind a format byte; the on-disk format version is in `meta`.
 //! * Writes are idempotent and atomic per [`RecordBatch`]; stubs stand in for edge endpoints
 //!   that have not arrived yet.
+//! * Errors per operation family: opening fails with an [`OpenError`], reading with a
+//!   [`ReadError`], writing with a [`WriteError`]; each converts into [`StorageError`].
 //!
 //! This crate knows nothing of JSON, MQTT or the query language.
 //!
@@ -54,7 +56,7 @@ mod tables;
 mod writer;
 
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
-pub use error::{Result, StorageError};
+pub use error::{OpenError, ReadError, Result, StorageError, WriteError};
 pub use graph_read::GraphRead;
 pub use id_set::IdSet;
 pub use ids::{AttrKeyId, EdgeId, TypeId, VertexId};

@@ -3,7 +3,7 @@
 //! written in the same atomic batch as the records they describe. The engine knows them only
 //! by name: their keys and values are opaque to it.
 
-use crate::error::{Result, StorageError};
+use crate::error::{ReadError, WriteError};
 use crate::store::Store;
 use crate::tables::{Durability, RawEntry};
 
@@ -54,7 +54,7 @@ pub struct SidePut {
 impl Store {
     /// Reads one value of a side table. A table the archive does not have (a reader of an
     /// older archive) reads as empty.
-    pub fn side_get(&self, table: SideTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn side_get(&self, table: SideTable, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
         match self.tables.side(table) {
             Some(handle) => Ok(self.tables.db().get_cf(handle, key)?),
             None => Ok(None),
@@ -62,7 +62,7 @@ impl Store {
     }
 
     /// Deletes one key of a side table, durably (WAL fsynced).
-    pub fn side_delete(&self, table: SideTable, key: &[u8]) -> Result<()> {
+    pub fn side_delete(&self, table: SideTable, key: &[u8]) -> Result<(), WriteError> {
         self.tables.check_writable()?;
         let mut batch = rocksdb::WriteBatch::default();
         batch.delete_cf(self.tables.side_for_write(table)?, key);
@@ -75,7 +75,7 @@ impl Store {
         &self,
         table: SideTable,
         start: &[u8],
-    ) -> impl Iterator<Item = Result<RawEntry>> + '_ {
+    ) -> impl Iterator<Item = Result<RawEntry, ReadError>> + '_ {
         let start = start.to_vec();
         self.tables
             .side(table)
@@ -86,7 +86,7 @@ impl Store {
                     rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
                 )
             })
-            .map(|r| r.map_err(StorageError::from))
+            .map(|r| r.map_err(ReadError::from))
     }
 
     /// Writes and deletes side-table entries at once, outside any record batch (state a layer
@@ -96,7 +96,7 @@ impl Store {
         puts: &[SidePut],
         deletes: &[(SideTable, Vec<u8>)],
         durability: Durability,
-    ) -> Result<()> {
+    ) -> Result<(), WriteError> {
         self.tables.check_writable()?;
         let mut batch = rocksdb::WriteBatch::default();
         for put in puts {
@@ -127,7 +127,7 @@ mod tests {
         };
         assert!(matches!(
             store.side_write(std::slice::from_ref(&put), &[], Durability::Sync),
-            Err(StorageError::UnknownSideTable { name: "a_side" })
+            Err(WriteError::UnknownSideTable { name: "a_side" })
         ));
         assert_eq!(store.side_get(A, b"k").unwrap(), None);
         assert_eq!(store.side_scan(A, b"").count(), 0);
@@ -165,7 +165,7 @@ mod tests {
         };
         assert!(matches!(
             Store::open_with(dir.path(), options),
-            Err(StorageError::ReservedTableName { name: "edges" })
+            Err(crate::OpenError::ReservedTableName { name: "edges" })
         ));
     }
 }

@@ -12,7 +12,7 @@ use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions};
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::column_families as cf;
 use crate::dictionary::Dictionaries;
-use crate::error::{Result, StorageError};
+use crate::error::{OpenError, ReadError, WriteError};
 use crate::id_set::IdSet;
 use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
@@ -96,12 +96,12 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) a store for reading and writing.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, OpenError> {
         Store::open_with(path, StoreOptions::default())
     }
 
     /// Opens a store with explicit options.
-    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, OpenError> {
         let path = path.as_ref().to_path_buf();
         let tables = Tables::open(
             &path,
@@ -131,14 +131,14 @@ impl Store {
     }
 
     /// Reloads dictionaries and counters from disk (after a catch-up, or a prune).
-    pub(crate) fn reload(&self) -> Result<()> {
+    pub(crate) fn reload(&self) -> Result<(), ReadError> {
         *self.dicts.write() = Dictionaries::load(&self.tables)?;
         self.writer.reset(self.tables.read_counters()?);
         Ok(())
     }
 
     /// Follows the primary (secondary mode) and reloads dictionaries; a no-op otherwise.
-    pub fn catch_up(&self) -> Result<()> {
+    pub fn catch_up(&self) -> Result<(), ReadError> {
         if let OpenMode::Secondary { .. } = self.tables.mode() {
             self.tables.db().try_catch_up_with_primary()?;
             self.reload()?;
@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// Makes every write so far durable: syncs the WAL and flushes memtables to SST files.
-    pub fn flush(&self) -> Result<()> {
+    pub fn flush(&self) -> Result<(), WriteError> {
         if *self.tables.mode() != OpenMode::ReadWrite {
             return Ok(());
         }
@@ -157,7 +157,7 @@ impl Store {
             .tables
             .table_names()
             .map(|n| self.tables.cf_named(n))
-            .collect::<Result<Vec<&ColumnFamily>>>()?;
+            .collect::<Result<Vec<&ColumnFamily>, ReadError>>()?;
         db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Store {
     /// Compacts every column family down to the bottom level, rewritten with the archive's
     /// compression (zstd level 9, trained dictionary), except the adjacency tables every
     /// traversal step reads, which stay in LZ4 (see `StoragePolicy`).
-    pub fn compact(&self) -> Result<()> {
+    pub fn compact(&self) -> Result<(), WriteError> {
         // Force the bottom level too: files that reached it by trivial moves still carry the
         // fast compression of the upper levels, not the archive's.
         let mut opts = rocksdb::CompactOptions::default();
@@ -187,12 +187,12 @@ impl Store {
     }
 
     /// Flushes and closes the store. Always call it: durability does not rely on `Drop`.
-    pub fn close(self) -> Result<()> {
+    pub fn close(self) -> Result<(), WriteError> {
         self.flush()
     }
 
     /// Size of the live SST files of every column family, in bytes.
-    pub fn disk_size(&self) -> Result<u64> {
+    pub fn disk_size(&self) -> Result<u64, ReadError> {
         Ok(self
             .disk_size_by_column_family()?
             .iter()
@@ -201,7 +201,7 @@ impl Store {
     }
 
     /// Size of the live SST files of each column family, in bytes (where space goes).
-    pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>> {
+    pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>, ReadError> {
         let mut sizes = Vec::new();
         for name in self.tables.table_names() {
             let n = self
@@ -243,7 +243,7 @@ impl Store {
     /// store.close()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary> {
+    pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary, WriteError> {
         self.write_with(batch, &[], self.durability)
     }
 
@@ -253,7 +253,7 @@ impl Store {
         batch: &RecordBatch,
         side: &[SidePut],
         durability: Durability,
-    ) -> Result<WriteSummary> {
+    ) -> Result<WriteSummary, WriteError> {
         self.commit_prepared(self.prepare_write(batch, side, durability)?)
     }
 
@@ -294,19 +294,19 @@ impl Store {
         batch: &RecordBatch,
         side: &[SidePut],
         durability: Durability,
-    ) -> Result<PreparedWrite<'_>> {
+    ) -> Result<PreparedWrite<'_>, WriteError> {
         self.writer
             .prepare(&self.tables, &self.dicts, batch, side, durability)
     }
 
     /// Commits a prepared write (in the order writes were prepared).
-    pub fn commit_prepared(&self, prepared: PreparedWrite<'_>) -> Result<WriteSummary> {
+    pub fn commit_prepared(&self, prepared: PreparedWrite<'_>) -> Result<WriteSummary, WriteError> {
         self.writer.commit(&self.tables, prepared)
     }
 
     // ---- reads -------------------------------------------------------------------------
 
-    fn resolve_attrs(&self, attrs: Vec<(u16, Value)>) -> Result<Vec<(Arc<str>, Value)>> {
+    fn resolve_attrs(&self, attrs: Vec<(u16, Value)>) -> Result<Vec<(Arc<str>, Value)>, ReadError> {
         let dicts = self.dicts.read();
         attrs
             .into_iter()
@@ -317,14 +317,14 @@ impl Store {
                     .cloned()
                     .map(|name| (name, v))
                     .ok_or_else(|| {
-                        StorageError::corruption("attribute", format!("unknown key id {k}"))
+                        ReadError::corruption("attribute", format!("unknown key id {k}"))
                     })
             })
             .collect()
     }
 
     /// The vertex with internal id `id`.
-    pub fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
+    pub fn vertex(&self, id: VertexId) -> Result<Option<Vertex>, ReadError> {
         let Some(bytes) = self
             .tables
             .db()
@@ -336,7 +336,7 @@ impl Store {
     }
 
     /// The external id of vertex `id`, without decoding its record (from format 2 on).
-    pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
+    pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
         if !self.tables.has_vertex_external_ids() {
             return Ok(self.vertex(id)?.map(|v| v.ext_id));
         }
@@ -349,11 +349,11 @@ impl Store {
         }
     }
 
-    fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex> {
+    fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex, ReadError> {
         let stored: StoredVertex = codec::decode(bytes, "vertex record")?;
         let type_name = self
             .vertex_type_name(TypeId(stored.type_id))
-            .ok_or_else(|| StorageError::corruption("vertex record", "unknown type id"))?;
+            .ok_or_else(|| ReadError::corruption("vertex record", "unknown type id"))?;
         Ok(Vertex {
             id,
             ext_id: stored.ext_id.into(),
@@ -367,7 +367,7 @@ impl Store {
     }
 
     /// The edge with internal id `id`.
-    pub fn edge(&self, id: EdgeId) -> Result<Option<Edge>> {
+    pub fn edge(&self, id: EdgeId) -> Result<Option<Edge>, ReadError> {
         let Some(bytes) = self
             .tables
             .db()
@@ -378,11 +378,11 @@ impl Store {
         self.decode_edge(id, &bytes).map(Some)
     }
 
-    fn decode_edge(&self, id: EdgeId, bytes: &[u8]) -> Result<Edge> {
+    fn decode_edge(&self, id: EdgeId, bytes: &[u8]) -> Result<Edge, ReadError> {
         let stored: StoredEdge = codec::decode(bytes, "edge record")?;
         let type_name = self
             .edge_type_name(TypeId(stored.type_id))
-            .ok_or_else(|| StorageError::corruption("edge record", "unknown type id"))?;
+            .ok_or_else(|| ReadError::corruption("edge record", "unknown type id"))?;
         Ok(Edge {
             id,
             ext_id: stored.ext_id.into(),
@@ -398,21 +398,21 @@ impl Store {
 
     /// Every stored vertex in id order, read as the iterator advances (memory stays that of
     /// one record).
-    pub fn scan_vertices(&self) -> impl Iterator<Item = Result<Vertex>> + '_ {
+    pub fn scan_vertices(&self) -> impl Iterator<Item = Result<Vertex, ReadError>> + '_ {
         self.tables
             .scan_records(Table::Vertices, "vertex key")
             .map(|item| item.and_then(|(id, v)| self.decode_vertex(VertexId(id), &v)))
     }
 
     /// Every stored edge in id order, read as the iterator advances.
-    pub fn scan_edges(&self) -> impl Iterator<Item = Result<Edge>> + '_ {
+    pub fn scan_edges(&self) -> impl Iterator<Item = Result<Edge, ReadError>> + '_ {
         self.tables
             .scan_records(Table::Edges, "edge key")
             .map(|item| item.and_then(|(id, v)| self.decode_edge(EdgeId(id), &v)))
     }
 
     /// Internal id of the vertex with external id `ext`.
-    pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>> {
+    pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError> {
         Ok(self
             .tables
             .lookup_external(EXT_VERTEX, ext)?
@@ -420,7 +420,7 @@ impl Store {
     }
 
     /// Internal id of the edge with external id `ext`.
-    pub fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>> {
+    pub fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>, ReadError> {
         Ok(self
             .tables
             .lookup_external(EXT_EDGE, ext)?
@@ -479,86 +479,86 @@ impl Store {
 
     /// Number of vertex ids allocated (vertex ids are `0..vertex_count()`; after a prune,
     /// some of them name no vertex).
-    pub fn vertex_count(&self) -> Result<u64> {
+    pub fn vertex_count(&self) -> Result<u64, ReadError> {
         self.tables.read_counter(Counter::NextVertex)
     }
 
     /// Number of edge ids allocated (edge ids are `0..edge_count()`; after a prune, some of
     /// them name no edge).
-    pub fn edge_count(&self) -> Result<u64> {
+    pub fn edge_count(&self) -> Result<u64, ReadError> {
         self.tables.read_counter(Counter::NextEdge)
     }
 
     /// Number of vertices stored (allocated minus pruned).
-    pub fn live_vertex_count(&self) -> Result<u64> {
+    pub fn live_vertex_count(&self) -> Result<u64, ReadError> {
         Ok(self
             .vertex_count()?
             .saturating_sub(self.tables.read_counter(Counter::PrunedVertices)?))
     }
 
     /// Number of edges stored (allocated minus pruned).
-    pub fn live_edge_count(&self) -> Result<u64> {
+    pub fn live_edge_count(&self) -> Result<u64, ReadError> {
         Ok(self
             .edge_count()?
             .saturating_sub(self.tables.read_counter(Counter::PrunedEdges)?))
     }
 
-    fn read_id_set(&self, index: Table, index_key: &[u8]) -> Result<IdSet> {
+    fn read_id_set(&self, index: Table, index_key: &[u8]) -> Result<IdSet, ReadError> {
         let mut set = IdSet::default();
         for item in self.tables.scan_prefix(self.tables.cf(index)?, index_key) {
             let (k, v) = item?;
             let shard_bytes: [u8; 8] = k[index_key.len()..]
                 .try_into()
-                .map_err(|_| StorageError::corruption("index key", "bad shard"))?;
+                .map_err(|_| ReadError::corruption("index key", "bad shard"))?;
             let bitmap = RoaringBitmap::deserialize_from(&v[..])
-                .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
+                .map_err(|e| ReadError::corruption("index bitmap", e.to_string()))?;
             set.push_shard(u64::from_be_bytes(shard_bytes), bitmap);
         }
         Ok(set)
     }
 
-    fn count_id_set(&self, index: Table, index_key: &[u8]) -> Result<u64> {
+    fn count_id_set(&self, index: Table, index_key: &[u8]) -> Result<u64, ReadError> {
         let mut total = 0;
         for item in self.tables.scan_prefix(self.tables.cf(index)?, index_key) {
             let (_, v) = item?;
             total += crate::id_set::serialized_cardinality(&v)
-                .ok_or_else(|| StorageError::corruption("index bitmap", "bad header"))?;
+                .ok_or_else(|| ReadError::corruption("index bitmap", "bad header"))?;
         }
         Ok(total)
     }
 
     /// Number of vertices of a type, from the bitmap headers (no deserialization).
-    pub fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
+    pub fn count_vertices_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
         self.count_id_set(Table::VertexTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Number of edges of a type, from the bitmap headers (no deserialization).
-    pub fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
+    pub fn count_edges_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
         self.count_id_set(Table::EdgeTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Number of vertices of a machine, from the bitmap headers (no deserialization).
-    pub fn count_vertices_of_machine(&self, machine: u32) -> Result<u64> {
+    pub fn count_vertices_of_machine(&self, machine: u32) -> Result<u64, ReadError> {
         self.count_id_set(Table::MachineIndex, &machine.to_be_bytes())
     }
 
     /// Ids of the vertices of a type (stubs carry their hinted type, or `unknown`).
-    pub fn vertices_of_type(&self, t: TypeId) -> Result<IdSet> {
+    pub fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
         self.read_id_set(Table::VertexTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Ids of the edges of a type.
-    pub fn edges_of_type(&self, t: TypeId) -> Result<IdSet> {
+    pub fn edges_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
         self.read_id_set(Table::EdgeTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Ids of the vertices of a machine.
-    pub fn vertices_of_machine(&self, machine: u32) -> Result<IdSet> {
+    pub fn vertices_of_machine(&self, machine: u32) -> Result<IdSet, ReadError> {
         self.read_id_set(Table::MachineIndex, &machine.to_be_bytes())
     }
 
     /// Machines that have vertices.
-    pub fn machine_ids(&self) -> Result<Vec<u32>> {
+    pub fn machine_ids(&self) -> Result<Vec<u32>, ReadError> {
         let mut out: Vec<u32> = Vec::new();
         let index = self.tables.cf(Table::MachineIndex)?;
         for item in self.tables.scan_prefix(index, &[]) {
@@ -566,7 +566,7 @@ impl Store {
             let m = u32::from_be_bytes(
                 k.get(0..4)
                     .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| StorageError::corruption("machine index", "short key"))?,
+                    .ok_or_else(|| ReadError::corruption("machine index", "short key"))?,
             );
             if out.last() != Some(&m) {
                 out.push(m);
@@ -616,7 +616,7 @@ impl Store {
         &self,
         from: i64,
         to: i64,
-    ) -> impl Iterator<Item = Result<EdgeId>> + '_ {
+    ) -> impl Iterator<Item = Result<EdgeId, ReadError>> + '_ {
         let mut opts = ReadOptions::default();
         let end = to.checked_add(1).map(keys::time_prefix);
         if let Some(end) = end {
@@ -640,14 +640,14 @@ impl Store {
                     let e: [u8; 8] = k
                         .get(8..16)
                         .and_then(|s| s.try_into().ok())
-                        .ok_or_else(|| StorageError::corruption("time index", "short key"))?;
+                        .ok_or_else(|| ReadError::corruption("time index", "short key"))?;
                     Ok(EdgeId(u64::from_be_bytes(e)))
                 }),
         )
     }
 
     /// Reads the whole store's totals.
-    pub fn stats(&self) -> Result<StoreStats> {
+    pub fn stats(&self) -> Result<StoreStats, ReadError> {
         let counters = self.tables.read_counters()?;
         let mut vertex_types = Vec::new();
         for (id, name) in self.vertex_types() {
@@ -694,7 +694,7 @@ pub struct AdjacencyScan<'a> {
 }
 
 impl Iterator for AdjacencyScan<'_> {
-    type Item = Result<Adjacent>;
+    type Item = Result<Adjacent, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -708,9 +708,7 @@ impl Iterator for AdjacencyScan<'_> {
                     });
                     it.next();
                     return Some(
-                        adj.ok_or_else(|| {
-                            StorageError::corruption("adjacency key", "wrong length")
-                        }),
+                        adj.ok_or_else(|| ReadError::corruption("adjacency key", "wrong length")),
                     );
                 }
                 if let Err(e) = it.status() {

@@ -15,7 +15,7 @@ use rocksdb::{Cache, ColumnFamily, ReadOptions, WriteBatch, DB};
 
 use crate::codec;
 use crate::column_families as cf;
-use crate::error::{Result, StorageError};
+use crate::error::{OpenError, ReadError, WriteError};
 use crate::keys::{self, Counter};
 use crate::model::ExternalId;
 use crate::side_table::SideTable;
@@ -126,6 +126,9 @@ impl Counters {
     }
 }
 
+/// The entries of a record table with their ids (see [`Tables::scan_records`]).
+pub(crate) type RecordScan<'a> = Box<dyn Iterator<Item = Result<(u64, Box<[u8]>), ReadError>> + 'a>;
+
 /// Handles of every graph table, resolved once for an operation that touches many tables.
 pub(crate) struct GraphHandles<'a> {
     pub meta: &'a ColumnFamily,
@@ -144,14 +147,14 @@ pub(crate) struct GraphHandles<'a> {
 
 impl<'a> GraphHandles<'a> {
     /// The handle of `table` (an error only for a table this archive's format lacks).
-    pub(crate) fn of(&self, table: Table) -> Result<&'a ColumnFamily> {
+    pub(crate) fn of(&self, table: Table) -> Result<&'a ColumnFamily, ReadError> {
         Ok(match table {
             Table::Meta => self.meta,
             Table::ExternalIds => self.external_ids,
             Table::Vertices => self.vertices,
             Table::VertexExternalIds => self
                 .vertex_external_ids
-                .ok_or_else(|| StorageError::corruption("table", format!("{table} is not open")))?,
+                .ok_or_else(|| ReadError::corruption("table", format!("{table} is not open")))?,
             Table::Edges => self.edges,
             Table::OutAdjacency => self.out_adjacency,
             Table::InAdjacency => self.in_adjacency,
@@ -181,7 +184,7 @@ impl Tables {
         mode: &OpenMode,
         block_cache_bytes: usize,
         declared: &[SideTable],
-    ) -> Result<Tables> {
+    ) -> Result<Tables, OpenError> {
         let cache = Cache::new_lru_cache(block_cache_bytes);
         let db_opts = cf::db_options();
         let writer = *mode == OpenMode::ReadWrite;
@@ -214,12 +217,12 @@ impl Tables {
 
     /// The archive's format version, checked to be one this build reads; a new archive is
     /// marked with [`FORMAT_VERSION`].
-    fn check_format(&self) -> Result<u32> {
+    fn check_format(&self) -> Result<u32, OpenError> {
         match self.db.get_cf(self.cf(Table::Meta)?, keys::META_FORMAT)? {
             Some(v) => {
                 let found = codec::decode_format(&v)?;
                 if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
-                    return Err(StorageError::UnsupportedFormat {
+                    return Err(OpenError::UnsupportedFormat {
                         found,
                         supported: FORMAT_VERSION,
                     });
@@ -253,11 +256,11 @@ impl Tables {
     }
 
     /// An error unless the database is open for writing.
-    pub(crate) fn check_writable(&self) -> Result<()> {
+    pub(crate) fn check_writable(&self) -> Result<(), WriteError> {
         if self.mode == OpenMode::ReadWrite {
             Ok(())
         } else {
-            Err(StorageError::ReadOnly)
+            Err(WriteError::ReadOnly)
         }
     }
 
@@ -274,14 +277,14 @@ impl Tables {
     /// The handle of a graph table. Every graph table is opened, except the tables added after
     /// an older archive's format, which [`Tables::has_vertex_external_ids`] tells apart: a
     /// missing one is reported, not a panic.
-    pub(crate) fn cf(&self, table: Table) -> Result<&ColumnFamily> {
-        self.db.cf_handle(table.name()).ok_or_else(|| {
-            StorageError::corruption("table", format!("{} is not open", table.name()))
-        })
+    pub(crate) fn cf(&self, table: Table) -> Result<&ColumnFamily, ReadError> {
+        self.db
+            .cf_handle(table.name())
+            .ok_or_else(|| ReadError::corruption("table", format!("{} is not open", table.name())))
     }
 
     /// Every graph table's handle, resolved at once.
-    pub(crate) fn graph_handles(&self) -> Result<GraphHandles<'_>> {
+    pub(crate) fn graph_handles(&self) -> Result<GraphHandles<'_>, ReadError> {
         Ok(GraphHandles {
             meta: self.cf(Table::Meta)?,
             external_ids: self.cf(Table::ExternalIds)?,
@@ -307,9 +310,9 @@ impl Tables {
     }
 
     /// The handle of an open side table, for a write: a table not open is an error.
-    pub(crate) fn side_for_write(&self, table: SideTable) -> Result<&ColumnFamily> {
+    pub(crate) fn side_for_write(&self, table: SideTable) -> Result<&ColumnFamily, WriteError> {
         self.side(table)
-            .ok_or(StorageError::UnknownSideTable { name: table.name() })
+            .ok_or(WriteError::UnknownSideTable { name: table.name() })
     }
 
     /// Names of the side tables open.
@@ -318,7 +321,7 @@ impl Tables {
     }
 
     /// Creates a side table that a copy lacks (a backup copies every table of its source).
-    pub(crate) fn create_side_table(&mut self, name: &str) -> Result<()> {
+    pub(crate) fn create_side_table(&mut self, name: &str) -> Result<(), WriteError> {
         if self.db.cf_handle(name).is_none() {
             self.db.create_cf(name, &rocksdb::Options::default())?;
             // Listed, so that a flush covers it.
@@ -336,16 +339,16 @@ impl Tables {
     }
 
     /// The handle of any open column family, graph or side table, by name.
-    pub(crate) fn cf_named(&self, name: &str) -> Result<&ColumnFamily> {
+    pub(crate) fn cf_named(&self, name: &str) -> Result<&ColumnFamily, ReadError> {
         self.db
             .cf_handle(name)
-            .ok_or_else(|| StorageError::corruption("table", format!("{name} is not open")))
+            .ok_or_else(|| ReadError::corruption("table", format!("{name} is not open")))
     }
 
     // ---- counters ------------------------------------------------------------------------
 
     /// One counter's value (0 when never written).
-    pub(crate) fn read_counter(&self, counter: Counter) -> Result<u64> {
+    pub(crate) fn read_counter(&self, counter: Counter) -> Result<u64, ReadError> {
         match self
             .db
             .get_pinned_cf(self.cf(Table::Meta)?, counter.key())?
@@ -356,7 +359,7 @@ impl Tables {
     }
 
     /// Every counter.
-    pub(crate) fn read_counters(&self) -> Result<Counters> {
+    pub(crate) fn read_counters(&self) -> Result<Counters, ReadError> {
         Ok(Counters {
             next_vertex: self.read_counter(Counter::NextVertex)?,
             next_edge: self.read_counter(Counter::NextEdge)?,
@@ -386,7 +389,7 @@ impl Tables {
         &self,
         kind: u8,
         ext: &ExternalId,
-    ) -> Result<Option<(u64, Option<u16>)>> {
+    ) -> Result<Option<(u64, Option<u16>)>, ReadError> {
         let mut key = Vec::with_capacity(40);
         keys::external_key(kind, ext, &mut key);
         match self.db.get_pinned_cf(self.cf(Table::ExternalIds)?, &key)? {
@@ -396,10 +399,14 @@ impl Tables {
     }
 
     /// One shard of a roaring index (empty when absent); `key` is a [`keys::shard_key`].
-    pub(crate) fn read_shard(&self, index: &ColumnFamily, key: &[u8]) -> Result<RoaringBitmap> {
+    pub(crate) fn read_shard(
+        &self,
+        index: &ColumnFamily,
+        key: &[u8],
+    ) -> Result<RoaringBitmap, ReadError> {
         match self.db.get_pinned_cf(index, key)? {
             Some(bytes) => RoaringBitmap::deserialize_from(&bytes[..])
-                .map_err(|e| StorageError::corruption("index bitmap", e.to_string())),
+                .map_err(|e| ReadError::corruption("index bitmap", e.to_string())),
             None => Ok(RoaringBitmap::new()),
         }
     }
@@ -411,7 +418,7 @@ impl Tables {
         &'a self,
         handle: &'a ColumnFamily,
         prefix: &[u8],
-    ) -> impl Iterator<Item = Result<RawEntry>> + 'a {
+    ) -> impl Iterator<Item = Result<RawEntry, ReadError>> + 'a {
         let mut opts = ReadOptions::default();
         if let Some(end) = keys::prefix_upper_bound(prefix) {
             opts.set_iterate_upper_bound(end);
@@ -423,32 +430,31 @@ impl Tables {
                 opts,
                 rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
             )
-            .map(|r| r.map_err(StorageError::from))
+            .map(|r| r.map_err(ReadError::from))
     }
 
     /// Every entry of a graph table keyed by 8-byte ids (vertex or edge records), in id order,
-    /// with its id decoded; a key of another length is a [`StorageError::Corruption`] naming
+    /// with its id decoded; a key of another length is a [`ReadError::Corruption`] naming
     /// `what`, and the scan goes on after it. A table that is not open is one error.
-    pub(crate) fn scan_records<'a>(
-        &'a self,
-        table: Table,
-        what: &'static str,
-    ) -> Box<dyn Iterator<Item = Result<(u64, Box<[u8]>)>> + 'a> {
+    pub(crate) fn scan_records<'a>(&'a self, table: Table, what: &'static str) -> RecordScan<'a> {
         let handle = match self.cf(table) {
             Ok(h) => h,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
         Box::new(self.scan_prefix(handle, &[]).map(move |item| {
             let (k, v) = item?;
-            let id = keys::decode_id_key(&k).ok_or_else(|| {
-                StorageError::corruption(what, format!("key of {} bytes", k.len()))
-            })?;
+            let id = keys::decode_id_key(&k)
+                .ok_or_else(|| ReadError::corruption(what, format!("key of {} bytes", k.len())))?;
             Ok((id, v))
         }))
     }
 
     /// Writes a batch.
-    pub(crate) fn write(&self, batch: WriteBatch, durability: Durability) -> Result<()> {
+    pub(crate) fn write(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> Result<(), WriteError> {
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(durability == Durability::Sync);
         Ok(self.db.write_opt(batch, &opts)?)

@@ -11,7 +11,7 @@ use rocksdb::{ColumnFamily, WriteBatch};
 
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::dictionary::{DictKind, Dictionaries};
-use crate::error::{Result, StorageError};
+use crate::error::WriteError;
 use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
@@ -97,7 +97,7 @@ pub(crate) struct Pipeline {
 /// Preparing the next batch while this one commits (on another thread) keeps two cores busy
 /// on a bulk load. Commit prepared writes in the order they were prepared: a write whose
 /// predecessor failed or was dropped uncommitted is refused with
-/// [`StorageError::PipelineAborted`], since it may reference that predecessor's ids.
+/// [`WriteError::PipelineAborted`], since it may reference that predecessor's ids.
 pub struct PreparedWrite<'a> {
     pipeline: &'a Pipeline,
     batch: Option<WriteBatch>,
@@ -206,7 +206,7 @@ impl Writer {
         batch: &RecordBatch,
         side: &[SidePut],
         durability: Durability,
-    ) -> Result<PreparedWrite<'a>> {
+    ) -> Result<PreparedWrite<'a>, WriteError> {
         tables.check_writable()?;
         let mut state = self.state.lock();
         let epoch = self.pipeline.epoch.load(Ordering::Acquire);
@@ -274,12 +274,12 @@ impl Writer {
         &self,
         tables: &Tables,
         mut prepared: PreparedWrite<'_>,
-    ) -> Result<WriteSummary> {
+    ) -> Result<WriteSummary, WriteError> {
         let Some(batch) = prepared.batch.take() else {
-            return Err(StorageError::PipelineAborted);
+            return Err(WriteError::PipelineAborted);
         };
         if self.pipeline.epoch.load(Ordering::Acquire) != prepared.epoch {
-            return Err(StorageError::PipelineAborted);
+            return Err(WriteError::PipelineAborted);
         }
         if let Err(e) = tables.write(batch, prepared.durability) {
             self.pipeline.abort(prepared.epoch);
@@ -293,7 +293,7 @@ impl Writer {
 }
 
 impl Pending<'_> {
-    fn intern(&mut self, kind: DictKind, name: &str) -> Result<u16> {
+    fn intern(&mut self, kind: DictKind, name: &str) -> Result<u16, WriteError> {
         let (id, new) = self.dicts.get_mut(kind).intern(kind, name)?;
         if new {
             self.new_dict_entries.push((kind, id));
@@ -303,7 +303,7 @@ impl Pending<'_> {
         Ok(id)
     }
 
-    fn resolve_vertex(&mut self, ext: &ExternalId) -> Result<Option<VertexSlot>> {
+    fn resolve_vertex(&mut self, ext: &ExternalId) -> Result<Option<VertexSlot>, WriteError> {
         if let Some(slot) = self.vertices.get(ext) {
             return Ok(Some(*slot));
         }
@@ -337,7 +337,7 @@ impl Pending<'_> {
         kind: IndexKind,
         index_key: &[u8],
         id: u64,
-    ) -> Result<(&mut RoaringBitmap, u32)> {
+    ) -> Result<(&mut RoaringBitmap, u32), WriteError> {
         let (shard, low) = split_id(id);
         let key = keys::shard_key(index_key, shard);
         let map_key = (kind, key);
@@ -351,30 +351,40 @@ impl Pending<'_> {
         let bitmap = self
             .shards
             .get_mut(&map_key)
-            .ok_or_else(|| StorageError::corruption("index bitmap", "vanished from batch"))?;
+            .ok_or_else(|| WriteError::corruption("index bitmap", "vanished from batch"))?;
         Ok((bitmap, low))
     }
 
-    fn index_insert(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<()> {
+    fn index_insert(
+        &mut self,
+        kind: IndexKind,
+        index_key: &[u8],
+        id: u64,
+    ) -> Result<(), WriteError> {
         let (bitmap, low) = self.shard(kind, index_key, id)?;
         bitmap.insert(low);
         Ok(())
     }
 
-    fn index_remove(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<()> {
+    fn index_remove(
+        &mut self,
+        kind: IndexKind,
+        index_key: &[u8],
+        id: u64,
+    ) -> Result<(), WriteError> {
         let (bitmap, low) = self.shard(kind, index_key, id)?;
         bitmap.remove(low);
         Ok(())
     }
 
-    fn attrs(&mut self, attrs: &[(String, Value)]) -> Result<Vec<(u16, Value)>> {
+    fn attrs(&mut self, attrs: &[(String, Value)]) -> Result<Vec<(u16, Value)>, WriteError> {
         attrs
             .iter()
             .map(|(k, v)| Ok((self.intern(DictKind::AttrKey, k)?, v.clone())))
             .collect()
     }
 
-    fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<()> {
+    fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<(), WriteError> {
         let existing = self.resolve_vertex(&v.ext_id)?;
         let id = match existing {
             Some(VertexSlot {
@@ -427,7 +437,7 @@ impl Pending<'_> {
         Ok(())
     }
 
-    fn endpoint(&mut self, ep: &EndpointInput) -> Result<u64> {
+    fn endpoint(&mut self, ep: &EndpointInput) -> Result<u64, WriteError> {
         if let Some(slot) = self.resolve_vertex(&ep.ext_id)? {
             return Ok(slot.id);
         }
@@ -465,7 +475,7 @@ impl Pending<'_> {
         Ok(id)
     }
 
-    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<()> {
+    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<(), WriteError> {
         if self.edges.contains(&e.ext_id)
             || self
                 .state
@@ -525,7 +535,7 @@ impl Pending<'_> {
     fn finish(
         mut self,
         committed: u64,
-    ) -> Result<(WriteBatch, Option<Dictionaries>, WriteSummary)> {
+    ) -> Result<(WriteBatch, Option<Dictionaries>, WriteSummary), WriteError> {
         for (counter, value) in self.counters.written_by_writer() {
             Tables::put_counter(&mut self.batch, self.cfs.meta, counter, value);
         }
@@ -533,7 +543,7 @@ impl Pending<'_> {
             self.buf.clear();
             bitmap
                 .serialize_into(&mut self.buf)
-                .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
+                .map_err(|e| WriteError::corruption("index bitmap", e.to_string()))?;
             self.batch.put_cf(kind.handle(&self.cfs), key, &self.buf);
         }
 
