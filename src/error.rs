@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use provdb_storage::StorageError;
+use provdb_storage::{OpenError, ReadError, StorageError, WriteError};
 use thiserror::Error;
 
 use crate::decode::DecodeError;
@@ -11,7 +11,8 @@ use crate::decode::DecodeError;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The storage engine failed.
+    /// The storage engine failed (an open, read or write error of the engine, kept typed as
+    /// the engine's union of them).
     #[error(transparent)]
     Storage(#[from] StorageError),
     /// A payload or document could not be decoded.
@@ -46,6 +47,25 @@ pub enum Error {
     /// away); nothing after its last completed write was acknowledged.
     #[error("the {0} stage of the ingest pipeline stopped")]
     StageFailed(&'static str),
+}
+
+// The engine's per-family errors, each as the variant of the engine's union that it is.
+impl From<OpenError> for Error {
+    fn from(e: OpenError) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Self {
+        Error::Storage(e.into())
+    }
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        Error::Storage(e.into())
+    }
 }
 
 /// Result alias of the provdb library.

@@ -248,7 +248,7 @@ fn io(e: std::io::Error) -> crate::Error {
 
 pub(crate) fn ext_of(store: &Store, v: VertexId) -> Result<ExternalId> {
     store.vertex(v)?.map(|v| v.ext_id).ok_or_else(|| {
-        crate::Error::Storage(provdb_storage::StorageError::Corruption {
+        crate::Error::from(provdb_storage::ReadError::Corruption {
             what: "edge record",
             detail: format!(
                 "endpoint vertex {} does not exist (run `provdb check`)",

@@ -14,6 +14,7 @@ use rumqttc::{Client, Event, MqttOptions, Outgoing, Packet, QoS};
 
 use crate::decode::{classify_line, TextKind};
 use crate::ingest::client_errors::{classify, tls_transport, ClientTarget, Failure};
+use crate::ingest::TlsSetupError;
 use crate::ingest::{BrokerAuth, BrokerUrl};
 use crate::workload::{detect_machine, Replicator};
 
@@ -229,10 +230,18 @@ pub struct PublishReport {
 
 /// Errors of publishing.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PublishError {
-    /// The broker could not be reached or did not acknowledge in time.
+    /// The broker could not be reached or did not acknowledge in time: the message names the
+    /// broker and the cause.
     #[error("{0}")]
     Broker(String),
+    /// TLS to the broker cannot be set up (an unusable CA file, no system certificates).
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+    /// The network thread could not be started.
+    #[error("cannot start the network thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Publishes messages in order and waits until the broker has acknowledged them all.
@@ -256,8 +265,7 @@ pub fn publish_messages(
     };
     if url.tls {
         o.set_transport(
-            tls_transport(url, options.auth.ca_file.as_deref())
-                .map_err(|e| PublishError::Broker(e.to_string()))?,
+            tls_transport(url, options.auth.ca_file.as_deref()).map_err(PublishError::Tls)?,
         );
     }
     let qos = match options.qos {
@@ -311,7 +319,7 @@ pub fn publish_messages(
                     }
                 }
             })
-            .map_err(|e| PublishError::Broker(format!("cannot start the network thread: {e}")))?
+            .map_err(PublishError::Thread)?
     };
     let start = Instant::now();
     let mut report = PublishReport::default();

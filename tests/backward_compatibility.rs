@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use provdb::Database;
-use provdb_storage::{StorageError, FORMAT_VERSION};
+use provdb_storage::{OpenError, StorageError, FORMAT_VERSION};
 
 fn fixture(version: u32) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -128,7 +128,10 @@ fn an_archive_of_another_version_is_refused_naming_both_versions() {
         assert!(
             matches!(
                 err,
-                provdb::Error::Storage(StorageError::UnsupportedFormat { found, supported })
+                provdb::Error::Storage(StorageError::Open(OpenError::UnsupportedFormat {
+                    found,
+                    supported
+                }))
                     if found == future && supported == FORMAT_VERSION
             ),
             "{err:?}"

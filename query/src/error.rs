@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use provdb_storage::StorageError;
+use provdb_storage::ReadError;
 
 /// A byte range of the query text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -60,8 +60,9 @@ pub struct QueryError {
     message: String,
     help: Option<String>,
     location: Option<Location>,
-    /// The storage engine's own error, kept typed (kind [`ErrorKind::Storage`]).
-    storage: Option<std::sync::Arc<StorageError>>,
+    /// The storage engine's own error, kept typed (kind [`ErrorKind::Storage`]): a query only
+    /// reads, so it is a read error.
+    storage: Option<std::sync::Arc<ReadError>>,
 }
 
 /// Where an error is in the query text (1-based line and column, in characters).
@@ -128,7 +129,7 @@ impl QueryError {
 
     /// The storage engine's error, when the storage engine failed (also the error's
     /// [`std::error::Error::source`]): callers can tell corruption from I/O, for instance.
-    pub fn storage_error(&self) -> Option<&StorageError> {
+    pub fn storage_error(&self) -> Option<&ReadError> {
         self.storage.as_deref()
     }
 }
@@ -176,8 +177,8 @@ impl std::error::Error for QueryError {
     }
 }
 
-impl From<StorageError> for QueryError {
-    fn from(e: StorageError) -> QueryError {
+impl From<ReadError> for QueryError {
+    fn from(e: ReadError) -> QueryError {
         let mut err = QueryError::new(ErrorKind::Storage, format!("storage error: {e}"));
         err.storage = Some(std::sync::Arc::new(e));
         err

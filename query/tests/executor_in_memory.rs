@@ -123,7 +123,7 @@ fn a_storage_failure_keeps_its_type() {
     assert!(
         matches!(
             err.storage_error(),
-            Some(provdb_storage::StorageError::Corruption {
+            Some(provdb_storage::ReadError::Corruption {
                 what: "vertex record",
                 ..
             })

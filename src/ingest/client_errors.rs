@@ -165,14 +165,15 @@ fn tls_failure(error: &rustls::Error, target: &ClientTarget) -> String {
     }
 }
 
-/// Why a CA file cannot be used.
+/// Why a CA file cannot be used (the message names the broker, the file, the problem and the
+/// fix).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "cannot use the CA file {} for the broker at {broker}: {problem} (--ca-file must be the \
      PEM certificate of the CA that signed the broker's certificate)",
     path.display()
 )]
-pub(crate) struct CaFileError {
+pub struct CaFileError {
     broker: String,
     path: PathBuf,
     problem: CaFileProblem,
@@ -195,7 +196,8 @@ enum CaFileProblem {
 
 /// Why TLS cannot be set up at all (before any connection).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum TlsSetupError {
+#[non_exhaustive]
+pub enum TlsSetupError {
     /// The CA file given is unusable.
     #[error(transparent)]
     CaFile(#[from] CaFileError),
@@ -204,11 +206,18 @@ pub(crate) enum TlsSetupError {
         "cannot verify the broker at {broker}: no usable system CA certificates ({detail}); \
          give --ca-file with the CA that signed the broker's certificate"
     )]
-    NoSystemCertificates { broker: String, detail: String },
+    NoSystemCertificates {
+        /// The broker's URL.
+        broker: String,
+        /// Why the system's certificates are unusable.
+        detail: String,
+    },
     /// rustls refused the configuration.
     #[error("cannot set up TLS for the broker at {broker}: {error}")]
     Config {
+        /// The broker's URL.
         broker: String,
+        /// What rustls refused.
         error: rustls::Error,
     },
 }

@@ -32,6 +32,7 @@ pub mod service;
 mod tls;
 mod wire;
 
+pub use client_errors::{CaFileError, TlsSetupError};
 pub use config::{BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig, MqttFileConfig};
 pub use listener::{ListenerError, ListenerSecurity};
 pub use passwords::PasswordFile;
@@ -50,6 +51,10 @@ pub enum IngestError {
     /// certificate that does not verify): the message names the broker, the cause and the fix.
     #[error("{0}")]
     Broker(String),
+    /// TLS to the external broker cannot be set up (an unusable CA file, no system
+    /// certificates): the message names the broker, the cause and the fix.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
     /// The embedded listener cannot start with these settings.
     #[error(transparent)]
     Listener(#[from] ListenerError),
@@ -68,6 +73,18 @@ pub enum IngestError {
 
 impl From<provdb_storage::StorageError> for IngestError {
     fn from(e: provdb_storage::StorageError) -> Self {
+        IngestError::Database(e.into())
+    }
+}
+
+impl From<provdb_storage::ReadError> for IngestError {
+    fn from(e: provdb_storage::ReadError) -> Self {
+        IngestError::Database(e.into())
+    }
+}
+
+impl From<provdb_storage::WriteError> for IngestError {
+    fn from(e: provdb_storage::WriteError) -> Self {
         IngestError::Database(e.into())
     }
 }

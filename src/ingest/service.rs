@@ -674,7 +674,7 @@ fn mqtt_options(config: &IngestConfig) -> Result<MqttOptions, IngestError> {
         let target = client_errors::ClientTarget::of_service(config);
         o.set_transport(
             client_errors::tls_transport(&target.url, config.auth.ca_file.as_deref())
-                .map_err(|e| IngestError::Broker(e.to_string()))?,
+                .map_err(IngestError::Tls)?,
         );
     }
     Ok(o)

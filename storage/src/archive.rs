@@ -7,14 +7,14 @@ use std::path::Path;
 use roaring::{RoaringBitmap, RoaringTreemap};
 use rocksdb::WriteBatch;
 
-use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
-use crate::column_families as cf;
-use crate::error::{Result, StorageError};
+use crate::codec::{self, StoredEdge, StoredVertex};
+use crate::error::{ReadError, StorageError, WriteError};
 use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
-use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
+use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
 use crate::model::ExternalId;
-use crate::store::{OpenMode, Store, META_PRUNED_EDGES, META_PRUNED_VERTICES, META_STUBS};
+use crate::store::Store;
+use crate::tables::{Durability, GraphHandles, OpenMode, Table, Tables};
 
 /// Problems listed in a [`CheckReport`] at most (later ones are only counted), so that a badly
 /// damaged archive does not fill memory with messages.
@@ -88,7 +88,7 @@ pub struct PruneReport {
 }
 
 /// An index shard: column family, index key (type or machine), shard number.
-type ShardKey = (&'static str, Vec<u8>, u64);
+type ShardKey = (Table, Vec<u8>, u64);
 
 /// Index shards rebuilt from the records, or touched by a prune batch.
 #[derive(Default)]
@@ -97,10 +97,10 @@ struct Shards {
 }
 
 impl Shards {
-    fn insert(&mut self, cf_name: &'static str, index_key: &[u8], id: u64) {
+    fn insert(&mut self, table: Table, index_key: &[u8], id: u64) {
         let (shard, low) = split_id(id);
         self.map
-            .entry((cf_name, index_key.to_vec(), shard))
+            .entry((table, index_key.to_vec(), shard))
             .or_default()
             .insert(low);
     }
@@ -113,16 +113,9 @@ enum Record {
     Edge,
 }
 
-fn u64_key(k: &[u8], what: &'static str) -> Result<u64> {
+fn u64_key(k: &[u8], what: &'static str) -> Result<u64, ReadError> {
     keys::decode_id_key(k)
-        .ok_or_else(|| StorageError::corruption(what, format!("key of {} bytes", k.len())))
-}
-
-fn model_ext(ext: &StoredExternalId) -> ExternalId {
-    match ext {
-        StoredExternalId::Binary(b) => ExternalId::Binary(*b),
-        StoredExternalId::Text(t) => ExternalId::Text(t.clone()),
-    }
+        .ok_or_else(|| ReadError::corruption(what, format!("key of {} bytes", k.len())))
 }
 
 impl Store {
@@ -130,34 +123,37 @@ impl Store {
     /// record is `Ok(Err(problem))` (reported, and the check goes on), a failed read `Err`.
     fn decoded_records<'a, T: bincode::Decode<()> + 'a>(
         &'a self,
-        cf_name: &str,
+        table: Table,
         kind: Record,
-    ) -> impl Iterator<Item = Result<std::result::Result<(u64, T), String>>> + 'a {
+    ) -> impl Iterator<Item = Result<std::result::Result<(u64, T), String>, ReadError>> + 'a {
         let (key, record, label) = match kind {
             Record::Vertex => ("vertex key", "vertex record", "vertex"),
             Record::Edge => ("edge key", "edge record", "edge"),
         };
-        self.scan_records(cf_name, key).map(move |item| match item {
-            Ok((id, value)) => Ok(codec::decode::<T>(&value, record)
-                .map(|stored| (id, stored))
-                .map_err(|e| format!("{label} {id}: {e}"))),
-            Err(e @ StorageError::Corruption { .. }) => Ok(Err(e.to_string())),
-            Err(e) => Err(e),
-        })
+        self.tables
+            .scan_records(table, key)
+            .map(move |item| match item {
+                Ok((id, value)) => Ok(codec::decode::<T>(&value, record)
+                    .map(|stored| (id, stored))
+                    .map_err(|e| format!("{label} {id}: {e}"))),
+                Err(e @ ReadError::Corruption { .. }) => Ok(Err(e.to_string())),
+                Err(e) => Err(e),
+            })
     }
 
     /// Verifies the archive: every edge's endpoints exist; out- and in-adjacency agree with
     /// each other and with the edge records; the type, machine and time indexes and the
     /// external-id table agree with the records; the counters agree with what is stored.
     /// Reads everything once; memory follows the indexes (compressed bitmaps), not the data.
-    pub fn check(&self) -> Result<CheckReport> {
+    pub fn check(&self) -> Result<CheckReport, ReadError> {
         let mut report = CheckReport::default();
         let mut vertex_ids = RoaringTreemap::new();
         let mut rebuilt = Shards::default();
         let mut stubs = 0u64;
         let mut ext_key = Vec::with_capacity(40);
+        let h = self.tables.graph_handles()?;
 
-        for item in self.decoded_records::<StoredVertex>(cf::VERTICES, Record::Vertex) {
+        for item in self.decoded_records::<StoredVertex>(Table::Vertices, Record::Vertex) {
             let (id, stored) = match item? {
                 Ok(record) => record,
                 Err(problem) => {
@@ -170,12 +166,12 @@ impl Store {
             if stored.stub {
                 stubs += 1;
             }
-            rebuilt.insert(cf::VERTEX_TYPE_INDEX, &stored.type_id.to_be_bytes(), id);
+            rebuilt.insert(Table::VertexTypeIndex, &stored.type_id.to_be_bytes(), id);
             if let Some(m) = stored.placement.machine {
-                rebuilt.insert(cf::MACHINE_INDEX, &m.to_be_bytes(), id);
+                rebuilt.insert(Table::MachineIndex, &m.to_be_bytes(), id);
             }
-            let ext = model_ext(&stored.ext_id);
-            if self.has_vertex_external_ids() {
+            let ext = ExternalId::from(stored.ext_id.clone());
+            if self.tables.has_vertex_external_ids() {
                 match self.vertex_external_id(VertexId(id)) {
                     Ok(Some(found)) if found == ext => {}
                     Ok(Some(found)) => report.problem(
@@ -189,12 +185,12 @@ impl Store {
                     Err(e) => report.problem("vertex external id", format!("vertex {id}: {e}")),
                 }
             }
-            ext.encode_key(EXT_VERTEX, &mut ext_key);
+            keys::external_key(EXT_VERTEX, &ext, &mut ext_key);
             let expected_stub = stored.stub.then_some(stored.type_id);
-            match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &ext_key)? {
+            match self.tables.db().get_pinned_cf(h.of(Table::ExternalIds)?, &ext_key)? {
                 None => report.problem(
                     "external id",
-                    format!("vertex {id} ({}) has no external id entry", model_ext(&stored.ext_id)),
+                    format!("vertex {id} ({}) has no external id entry", ExternalId::from(stored.ext_id.clone())),
                 ),
                 Some(value) => match codec::decode_external_value(&value) {
                     Ok((found, stub)) if found == id && stub == expected_stub => {}
@@ -210,8 +206,11 @@ impl Store {
         }
 
         // Every vertex has its id entry (checked above); an entry without a vertex is named.
-        if self.has_vertex_external_ids() {
-            for item in self.scan_prefix(cf::VERTEX_EXTERNAL_IDS, &[]) {
+        if self.tables.has_vertex_external_ids() {
+            for item in self
+                .tables
+                .scan_prefix(h.of(Table::VertexExternalIds)?, &[])
+            {
                 let (k, _) = item?;
                 match keys::decode_id_key(&k) {
                     Some(id) if vertex_ids.contains(id) => {}
@@ -228,7 +227,7 @@ impl Store {
 
         let mut edge_ids = RoaringTreemap::new();
         let mut timed_edges = 0u64;
-        for item in self.decoded_records::<StoredEdge>(cf::EDGES, Record::Edge) {
+        for item in self.decoded_records::<StoredEdge>(Table::Edges, Record::Edge) {
             let (id, stored) = match item? {
                 Ok(record) => record,
                 Err(problem) => {
@@ -248,18 +247,18 @@ impl Store {
             }
             let t = TypeId(stored.type_id);
             let (src, dst, e) = (VertexId(stored.src), VertexId(stored.dst), EdgeId(id));
-            for (cf_name, key) in [
-                (cf::OUT_ADJACENCY, keys::adjacency_key(src, t, e, dst)),
-                (cf::IN_ADJACENCY, keys::adjacency_key(dst, t, e, src)),
+            for (table, key) in [
+                (Table::OutAdjacency, keys::adjacency_key(src, t, e, dst)),
+                (Table::InAdjacency, keys::adjacency_key(dst, t, e, src)),
             ] {
-                if self.db.get_pinned_cf(self.cf(cf_name), key)?.is_none() {
+                if self.tables.db().get_pinned_cf(h.of(table)?, key)?.is_none() {
                     report.problem(
-                        if cf_name == cf::OUT_ADJACENCY {
+                        if table == Table::OutAdjacency {
                             "out adjacency"
                         } else {
                             "in adjacency"
                         },
-                        format!("edge {id} ({} -> {}) has no {cf_name} entry", src.0, dst.0),
+                        format!("edge {id} ({} -> {}) has no {table} entry", src.0, dst.0),
                     );
                 }
             }
@@ -267,8 +266,9 @@ impl Store {
                 timed_edges += 1;
                 let key = keys::time_key(time, e);
                 if self
-                    .db
-                    .get_pinned_cf(self.cf(cf::EDGE_TIME_INDEX), key)?
+                    .tables
+                    .db()
+                    .get_pinned_cf(h.of(Table::EdgeTimeIndex)?, key)?
                     .is_none()
                 {
                     report.problem(
@@ -277,9 +277,13 @@ impl Store {
                     );
                 }
             }
-            rebuilt.insert(cf::EDGE_TYPE_INDEX, &stored.type_id.to_be_bytes(), id);
-            model_ext(&stored.ext_id).encode_key(EXT_EDGE, &mut ext_key);
-            match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &ext_key)? {
+            rebuilt.insert(Table::EdgeTypeIndex, &stored.type_id.to_be_bytes(), id);
+            keys::external_key(EXT_EDGE, &stored.ext_id.clone().into(), &mut ext_key);
+            match self
+                .tables
+                .db()
+                .get_pinned_cf(h.of(Table::ExternalIds)?, &ext_key)?
+            {
                 Some(value) if matches!(codec::decode_external_value(&value), Ok((found, None)) if found == id) =>
                     {}
                 Some(_) => report.problem(
@@ -290,7 +294,7 @@ impl Store {
                     "external id",
                     format!(
                         "edge {id} ({}) has no external id entry",
-                        model_ext(&stored.ext_id)
+                        ExternalId::from(stored.ext_id.clone())
                     ),
                 ),
             }
@@ -298,18 +302,18 @@ impl Store {
 
         // Every edge has its two adjacency entries (checked above); equal counts then mean no
         // entry without an edge. Only on a mismatch is each entry looked up, to name it.
-        for cf_name in [cf::OUT_ADJACENCY, cf::IN_ADJACENCY] {
+        for table in [Table::OutAdjacency, Table::InAdjacency] {
             let mut entries = 0u64;
-            for item in self.scan_prefix(cf_name, &[]) {
+            for item in self.tables.scan_prefix(h.of(table)?, &[]) {
                 item?;
                 entries += 1;
             }
             if entries != report.edges {
-                self.list_stray_adjacency(cf_name, &edge_ids, &mut report)?;
+                self.list_stray_adjacency(&h, table, &edge_ids, &mut report)?;
             }
         }
         let mut time_entries = 0u64;
-        for item in self.scan_prefix(cf::EDGE_TIME_INDEX, &[]) {
+        for item in self.tables.scan_prefix(h.of(Table::EdgeTimeIndex)?, &[]) {
             let (k, _) = item?;
             time_entries += 1;
             let edge = k.get(8..16).map(|s| u64_key(s, "time index key"));
@@ -329,19 +333,19 @@ impl Store {
             );
         }
 
-        for cf_name in [
-            cf::VERTEX_TYPE_INDEX,
-            cf::EDGE_TYPE_INDEX,
-            cf::MACHINE_INDEX,
+        for table in [
+            Table::VertexTypeIndex,
+            Table::EdgeTypeIndex,
+            Table::MachineIndex,
         ] {
-            self.compare_index(cf_name, &mut rebuilt, &mut report)?;
+            self.compare_index(&h, table, &mut rebuilt, &mut report)?;
         }
-        for ((cf_name, index_key, shard), bitmap) in rebuilt.map {
+        for ((table, index_key, shard), bitmap) in rebuilt.map {
             if !bitmap.is_empty() {
                 report.problem(
                     "index",
                     format!(
-                        "{cf_name} has no shard {shard} for key {index_key:02x?} ({} ids missing)",
+                        "{table} has no shard {shard} for key {index_key:02x?} ({} ids missing)",
                         bitmap.len()
                     ),
                 );
@@ -349,7 +353,7 @@ impl Store {
         }
 
         let mut external = 0u64;
-        for item in self.scan_prefix(cf::EXTERNAL_IDS, &[]) {
+        for item in self.tables.scan_prefix(h.of(Table::ExternalIds)?, &[]) {
             item?;
             external += 1;
         }
@@ -363,9 +367,8 @@ impl Store {
             );
         }
 
-        let counters = self.read_counters()?;
-        let pruned_vertices = self.read_counter(META_PRUNED_VERTICES)?;
-        let pruned_edges = self.read_counter(META_PRUNED_EDGES)?;
+        let counters = self.tables.read_counters()?;
+        let (pruned_vertices, pruned_edges) = (counters.pruned_vertices, counters.pruned_edges);
         if vertex_ids.max().is_some_and(|m| m >= counters.next_vertex) {
             report.problem(
                 "counter",
@@ -420,22 +423,23 @@ impl Store {
         Ok(report)
     }
 
-    /// Names the adjacency entries of `cf_name` that match no edge record.
+    /// Names the adjacency entries of `table` that match no edge record.
     fn list_stray_adjacency(
         &self,
-        cf_name: &'static str,
+        h: &GraphHandles<'_>,
+        table: Table,
         edge_ids: &RoaringTreemap,
         report: &mut CheckReport,
-    ) -> Result<()> {
-        for item in self.scan_prefix(cf_name, &[]) {
+    ) -> Result<(), ReadError> {
+        for item in self.tables.scan_prefix(h.of(table)?, &[]) {
             let (k, _) = item?;
             let Some((v, t, e, other)) = keys::decode_adjacency_key(&k) else {
-                report.problem("adjacency", format!("{cf_name}: key of {} bytes", k.len()));
+                report.problem("adjacency", format!("{table}: key of {} bytes", k.len()));
                 continue;
             };
             let matches = edge_ids.contains(e.0)
-                && self.edge_record(e)?.is_some_and(|stored| {
-                    let (from, to) = if cf_name == cf::OUT_ADJACENCY {
+                && self.edge_record(h, e)?.is_some_and(|stored| {
+                    let (from, to) = if table == Table::OutAdjacency {
                         (stored.src, stored.dst)
                     } else {
                         (stored.dst, stored.src)
@@ -446,7 +450,7 @@ impl Store {
                 report.problem(
                     "adjacency",
                     format!(
-                        "{cf_name} entry (vertex {}, type {}, edge {}, neighbour {}) matches no edge",
+                        "{table} entry (vertex {}, type {}, edge {}, neighbour {}) matches no edge",
                         v.0, t.0, e.0, other.0
                     ),
                 );
@@ -459,15 +463,16 @@ impl Store {
     /// compared shards from `rebuilt`.
     fn compare_index(
         &self,
-        cf_name: &'static str,
+        h: &GraphHandles<'_>,
+        table: Table,
         rebuilt: &mut Shards,
         report: &mut CheckReport,
-    ) -> Result<()> {
-        let index_key_len = if cf_name == cf::MACHINE_INDEX { 4 } else { 2 };
-        for item in self.scan_prefix(cf_name, &[]) {
+    ) -> Result<(), ReadError> {
+        let index_key_len = if table == Table::MachineIndex { 4 } else { 2 };
+        for item in self.tables.scan_prefix(h.of(table)?, &[]) {
             let (k, v) = item?;
             if k.len() != index_key_len + 8 {
-                report.problem("index", format!("{cf_name}: key of {} bytes", k.len()));
+                report.problem("index", format!("{table}: key of {} bytes", k.len()));
                 continue;
             }
             let (index_key, shard) = k.split_at(index_key_len);
@@ -475,13 +480,13 @@ impl Store {
             let stored = match RoaringBitmap::deserialize_from(&v[..]) {
                 Ok(b) => b,
                 Err(e) => {
-                    report.problem("index", format!("{cf_name} shard {shard}: {e}"));
+                    report.problem("index", format!("{table} shard {shard}: {e}"));
                     continue;
                 }
             };
             let expected = rebuilt
                 .map
-                .remove(&(cf_name, index_key.to_vec(), shard))
+                .remove(&(table, index_key.to_vec(), shard))
                 .unwrap_or_default();
             if stored != expected {
                 let id = |low: u32| (shard << keys::SHARD_BITS) | u64::from(low);
@@ -490,7 +495,7 @@ impl Store {
                 report.problem(
                     "index",
                     format!(
-                        "{cf_name} key {index_key:02x?}: ids without a matching record {extra:?}, records missing from the index {missing:?}"
+                        "{table} key {index_key:02x?}: ids without a matching record {extra:?}, records missing from the index {missing:?}"
                     ),
                 );
             }
@@ -498,20 +503,30 @@ impl Store {
         Ok(())
     }
 
-    fn edge_record(&self, e: EdgeId) -> Result<Option<StoredEdge>> {
+    fn edge_record(
+        &self,
+        h: &GraphHandles<'_>,
+        e: EdgeId,
+    ) -> Result<Option<StoredEdge>, ReadError> {
         match self
-            .db
-            .get_pinned_cf(self.cf(cf::EDGES), keys::id_key(e.0))?
+            .tables
+            .db()
+            .get_pinned_cf(h.of(Table::Edges)?, keys::id_key(e.0))?
         {
             Some(bytes) => Ok(Some(codec::decode(&bytes, "edge record")?)),
             None => Ok(None),
         }
     }
 
-    fn vertex_record(&self, v: u64) -> Result<Option<StoredVertex>> {
+    fn vertex_record(
+        &self,
+        h: &GraphHandles<'_>,
+        v: u64,
+    ) -> Result<Option<StoredVertex>, ReadError> {
         match self
-            .db
-            .get_pinned_cf(self.cf(cf::VERTICES), keys::id_key(v))?
+            .tables
+            .db()
+            .get_pinned_cf(h.of(Table::Vertices)?, keys::id_key(v))?
         {
             Some(bytes) => Ok(Some(codec::decode(&bytes, "vertex record")?)),
             None => Ok(None),
@@ -523,12 +538,15 @@ impl Store {
     /// the vertices they leave behind), so that the archive is consistent after each one and a
     /// prune cut short completes when run again. Then compacts the affected ranges. With
     /// `dry_run`, only counts. Needs the store open for writing.
-    pub fn prune(&self, selection: PruneSelection, dry_run: bool) -> Result<PruneReport> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
+    pub fn prune(
+        &self,
+        selection: PruneSelection,
+        dry_run: bool,
+    ) -> Result<PruneReport, WriteError> {
+        self.tables.check_writable()?;
         // Nothing may be half-prepared while records are deleted under the writer.
-        let _writer = self.writer.lock();
+        let _writer = self.writer.exclusive();
+        let h = &self.tables.graph_handles()?;
         let mut edges = RoaringTreemap::new();
         let mut vertices = RoaringTreemap::new();
         match selection {
@@ -536,7 +554,7 @@ impl Store {
                 for v in self.vertices_of_machine(m)?.iter() {
                     vertices.insert(v);
                 }
-                for item in self.scan_prefix(cf::EDGES, &[]) {
+                for item in self.tables.scan_prefix(h.of(Table::Edges)?, &[]) {
                     let (k, v) = item?;
                     let id = u64_key(&k, "edge key")?;
                     let stored: StoredEdge = codec::decode(&v, "edge record")?;
@@ -560,7 +578,7 @@ impl Store {
         // a defined vertex of another machine keeps its own record).
         let mut left_behind = RoaringTreemap::new();
         for e in edges.iter() {
-            let Some(stored) = self.edge_record(EdgeId(e))? else {
+            let Some(stored) = self.edge_record(h, EdgeId(e))? else {
                 continue;
             };
             for v in [stored.src, stored.dst] {
@@ -570,11 +588,11 @@ impl Store {
                 let isolated = self
                     .neighbours(VertexId(v), crate::model::Direction::Both, &[])
                     .try_fold(true, |all, adj| {
-                        Ok::<_, StorageError>(all && edges.contains(adj?.edge.0))
+                        Ok::<_, ReadError>(all && edges.contains(adj?.edge.0))
                     })?;
                 if isolated {
                     let keep = matches!(selection, PruneSelection::Machine(_))
-                        && !self.vertex_record(v)?.is_some_and(|r| r.stub);
+                        && !self.vertex_record(h, v)?.is_some_and(|r| r.stub);
                     if !keep {
                         left_behind.insert(v);
                     }
@@ -589,7 +607,7 @@ impl Store {
             stub_vertices: 0,
         };
         for v in vertices.iter() {
-            if self.vertex_record(v)?.is_some_and(|r| r.stub) {
+            if self.vertex_record(h, v)?.is_some_and(|r| r.stub) {
                 report.stub_vertices += 1;
             }
         }
@@ -599,11 +617,11 @@ impl Store {
 
         let edge_list: Vec<u64> = edges.iter().collect();
         for chunk in edge_list.chunks(PRUNE_BATCH_EDGES) {
-            self.delete_records(chunk, &[])?;
+            self.delete_records(h, chunk, &[])?;
         }
         let vertex_list: Vec<u64> = vertices.iter().collect();
         for chunk in vertex_list.chunks(PRUNE_BATCH_EDGES) {
-            self.delete_records(&[], chunk)?;
+            self.delete_records(h, &[], chunk)?;
         }
 
         // Compaction drops the tombstones and the deleted values from disk.
@@ -616,29 +634,35 @@ impl Store {
             })
         };
         if let Some((lo, hi)) = span(&edges) {
-            self.db
-                .compact_range_cf(self.cf(cf::EDGES), Some(&lo), Some(&hi));
+            self.tables
+                .db()
+                .compact_range_cf(h.of(Table::Edges)?, Some(&lo), Some(&hi));
         }
         if let Some((lo, hi)) = span(&vertices) {
-            self.db
-                .compact_range_cf(self.cf(cf::VERTICES), Some(&lo), Some(&hi));
+            self.tables
+                .db()
+                .compact_range_cf(h.of(Table::Vertices)?, Some(&lo), Some(&hi));
         }
         if let PruneSelection::Before(t) = selection {
             let hi = keys::time_prefix(t);
-            self.db
-                .compact_range_cf(self.cf(cf::EDGE_TIME_INDEX), None::<&[u8]>, Some(&hi[..]));
+            self.tables.db().compact_range_cf(
+                h.of(Table::EdgeTimeIndex)?,
+                None::<&[u8]>,
+                Some(&hi[..]),
+            );
         }
         // Adjacency and external ids of the deleted records are spread over the key space.
         for name in [
-            cf::OUT_ADJACENCY,
-            cf::IN_ADJACENCY,
-            cf::EXTERNAL_IDS,
-            cf::VERTEX_TYPE_INDEX,
-            cf::EDGE_TYPE_INDEX,
-            cf::MACHINE_INDEX,
+            Table::OutAdjacency,
+            Table::InAdjacency,
+            Table::ExternalIds,
+            Table::VertexTypeIndex,
+            Table::EdgeTypeIndex,
+            Table::MachineIndex,
         ] {
-            self.db
-                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+            self.tables
+                .db()
+                .compact_range_cf(h.of(name)?, None::<&[u8]>, None::<&[u8]>);
         }
         drop(_writer);
         self.reload()?;
@@ -647,23 +671,21 @@ impl Store {
 
     /// Deletes edges and vertices, with every entry that refers to them, in one fsynced write.
     /// The caller deletes a vertex only once its edges are gone.
-    fn delete_records(&self, edges: &[u64], vertices: &[u64]) -> Result<()> {
+    fn delete_records(
+        &self,
+        h: &GraphHandles<'_>,
+        edges: &[u64],
+        vertices: &[u64],
+    ) -> Result<(), WriteError> {
         let mut batch = WriteBatch::default();
         let mut touched: HashMap<ShardKey, RoaringBitmap> = HashMap::new();
         let mut remove =
-            |batch_store: &Store, cf_name: &'static str, index_key: &[u8], id: u64| -> Result<()> {
+            |tables: &Tables, table: Table, index_key: &[u8], id: u64| -> Result<(), WriteError> {
                 let (shard, low) = split_id(id);
-                let key = (cf_name, index_key.to_vec(), shard);
+                let key = (table, index_key.to_vec(), shard);
                 if !touched.contains_key(&key) {
-                    let stored = batch_store.db.get_pinned_cf(
-                        batch_store.cf(cf_name),
-                        keys::shard_key(index_key, shard),
-                    )?;
-                    let bitmap = match stored {
-                        Some(bytes) => RoaringBitmap::deserialize_from(&bytes[..])
-                            .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?,
-                        None => RoaringBitmap::new(),
-                    };
+                    let bitmap =
+                        tables.read_shard(h.of(table)?, &keys::shard_key(index_key, shard))?;
                     touched.insert(key.clone(), bitmap);
                 }
                 if let Some(b) = touched.get_mut(&key) {
@@ -674,49 +696,46 @@ impl Store {
         let mut ext_key = Vec::with_capacity(40);
         let (mut deleted_edges, mut deleted_vertices, mut deleted_stubs) = (0u64, 0u64, 0u64);
         for &e in edges {
-            let Some(stored) = self.edge_record(EdgeId(e))? else {
+            let Some(stored) = self.edge_record(h, EdgeId(e))? else {
                 continue;
             };
             let t = TypeId(stored.type_id);
             let (src, dst) = (VertexId(stored.src), VertexId(stored.dst));
-            batch.delete_cf(self.cf(cf::EDGES), keys::id_key(e));
+            batch.delete_cf(h.of(Table::Edges)?, keys::id_key(e));
             batch.delete_cf(
-                self.cf(cf::OUT_ADJACENCY),
+                h.of(Table::OutAdjacency)?,
                 keys::adjacency_key(src, t, EdgeId(e), dst),
             );
             batch.delete_cf(
-                self.cf(cf::IN_ADJACENCY),
+                h.of(Table::InAdjacency)?,
                 keys::adjacency_key(dst, t, EdgeId(e), src),
             );
             if let Some(time) = stored.placement.time {
-                batch.delete_cf(
-                    self.cf(cf::EDGE_TIME_INDEX),
-                    keys::time_key(time, EdgeId(e)),
-                );
+                batch.delete_cf(h.of(Table::EdgeTimeIndex)?, keys::time_key(time, EdgeId(e)));
             }
-            model_ext(&stored.ext_id).encode_key(EXT_EDGE, &mut ext_key);
-            batch.delete_cf(self.cf(cf::EXTERNAL_IDS), &ext_key);
-            remove(self, cf::EDGE_TYPE_INDEX, &t.0.to_be_bytes(), e)?;
+            keys::external_key(EXT_EDGE, &stored.ext_id.clone().into(), &mut ext_key);
+            batch.delete_cf(h.of(Table::ExternalIds)?, &ext_key);
+            remove(&self.tables, Table::EdgeTypeIndex, &t.0.to_be_bytes(), e)?;
             deleted_edges += 1;
         }
         for &v in vertices {
-            let Some(stored) = self.vertex_record(v)? else {
+            let Some(stored) = self.vertex_record(h, v)? else {
                 continue;
             };
-            batch.delete_cf(self.cf(cf::VERTICES), keys::id_key(v));
-            if self.has_vertex_external_ids() {
-                batch.delete_cf(self.cf(cf::VERTEX_EXTERNAL_IDS), keys::id_key(v));
+            batch.delete_cf(h.of(Table::Vertices)?, keys::id_key(v));
+            if self.tables.has_vertex_external_ids() {
+                batch.delete_cf(h.of(Table::VertexExternalIds)?, keys::id_key(v));
             }
-            model_ext(&stored.ext_id).encode_key(EXT_VERTEX, &mut ext_key);
-            batch.delete_cf(self.cf(cf::EXTERNAL_IDS), &ext_key);
+            keys::external_key(EXT_VERTEX, &stored.ext_id.clone().into(), &mut ext_key);
+            batch.delete_cf(h.of(Table::ExternalIds)?, &ext_key);
             remove(
-                self,
-                cf::VERTEX_TYPE_INDEX,
+                &self.tables,
+                Table::VertexTypeIndex,
                 &stored.type_id.to_be_bytes(),
                 v,
             )?;
             if let Some(m) = stored.placement.machine {
-                remove(self, cf::MACHINE_INDEX, &m.to_be_bytes(), v)?;
+                remove(&self.tables, Table::MachineIndex, &m.to_be_bytes(), v)?;
             }
             if stored.stub {
                 deleted_stubs += 1;
@@ -724,37 +743,33 @@ impl Store {
             deleted_vertices += 1;
         }
         let mut buf = Vec::new();
-        for ((cf_name, index_key, shard), bitmap) in touched {
+        for ((table, index_key, shard), bitmap) in touched {
             let key = keys::shard_key(&index_key, shard);
             if bitmap.is_empty() {
-                batch.delete_cf(self.cf(cf_name), key);
+                batch.delete_cf(h.of(table)?, key);
             } else {
                 buf.clear();
                 bitmap
                     .serialize_into(&mut buf)
-                    .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
-                batch.put_cf(self.cf(cf_name), key, &buf);
+                    .map_err(|e| WriteError::corruption("index bitmap", e.to_string()))?;
+                batch.put_cf(h.of(table)?, key, &buf);
             }
         }
-        let meta = self.cf(cf::META);
-        for (key, delta, add) in [
-            (META_PRUNED_EDGES, deleted_edges, true),
-            (META_PRUNED_VERTICES, deleted_vertices, true),
-            (META_STUBS, deleted_stubs, false),
+        for (counter, delta, add) in [
+            (Counter::PrunedEdges, deleted_edges, true),
+            (Counter::PrunedVertices, deleted_vertices, true),
+            (Counter::Stubs, deleted_stubs, false),
         ] {
-            let current = self.read_counter(key)?;
+            let current = self.tables.read_counter(counter)?;
             let value = if add {
                 current.checked_add(delta)
             } else {
                 current.checked_sub(delta)
             }
-            .ok_or_else(|| StorageError::corruption("counter", "out of range after prune"))?;
-            batch.put_cf(meta, key, value.to_be_bytes());
+            .ok_or_else(|| WriteError::corruption("counter", "out of range after prune"))?;
+            Tables::put_counter(&mut batch, h.meta, counter, value);
         }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        self.db.write_opt(batch, &opts)?;
-        Ok(())
+        self.tables.write(batch, Durability::Sync)
     }
 
     /// Writes a consistent copy of the archive to `dest` (a folder that must not exist); the
@@ -767,42 +782,47 @@ impl Store {
     /// record by record: catch up with the writer, then copy every column family. The
     /// instance does not move between catch-ups, so the copy holds every batch the writer had
     /// committed then, and no part of a later one.
-    pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        if self.mode == OpenMode::ReadWrite {
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
+        if *self.tables.mode() == OpenMode::ReadWrite {
             self.flush()?;
-            rocksdb::checkpoint::Checkpoint::new(&self.db)?.create_checkpoint(dest)?;
+            rocksdb::checkpoint::Checkpoint::new(self.tables.db())
+                .and_then(|checkpoint| checkpoint.create_checkpoint(dest))
+                .map_err(WriteError::from)?;
             return Ok(());
         }
         self.catch_up()?;
         let mut copy = Store::open(dest)?;
         // The copy's side tables are this archive's, whatever they are.
-        for name in &self.side_tables {
-            if copy.db.cf_handle(name).is_none() {
-                copy.db.create_cf(name, &rocksdb::Options::default())?;
-                // Listed, so that `close` flushes it (the copy is written without a log).
-                copy.side_tables.push(name.clone());
-            }
+        // Listed in the copy, so that `close` flushes them (the copy is written without a log).
+        for name in self.tables.side_table_names() {
+            copy.tables.create_side_table(name)?;
         }
         // The copy is made durable by the flush of `close`, not by a log of its own.
         let mut opts = rocksdb::WriteOptions::default();
         opts.disable_wal(true);
-        for name in self.table_names() {
-            let Some(target) = copy.db.cf_handle(name) else {
-                return Err(StorageError::corruption(
+        let target_db = copy.tables.db();
+        for name in self.tables.table_names() {
+            let Some(target) = target_db.cf_handle(name) else {
+                return Err(WriteError::corruption(
                     "backup",
                     format!("table {name} is missing in the copy"),
-                ));
+                )
+                .into());
             };
             let mut batch = WriteBatch::default();
-            for item in self.scan_prefix(name, &[]) {
+            for item in self.tables.scan_prefix(self.tables.cf_named(name)?, &[]) {
                 let (k, v) = item?;
                 batch.put_cf(target, k, v);
                 if batch.size_in_bytes() > BACKUP_BATCH_BYTES {
-                    copy.db.write_opt(std::mem::take(&mut batch), &opts)?;
+                    target_db
+                        .write_opt(std::mem::take(&mut batch), &opts)
+                        .map_err(WriteError::from)?;
                 }
             }
-            copy.db.write_opt(batch, &opts)?;
+            target_db
+                .write_opt(batch, &opts)
+                .map_err(WriteError::from)?;
         }
-        copy.close()
+        Ok(copy.close()?)
     }
 }

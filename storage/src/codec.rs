@@ -3,7 +3,7 @@
 
 use bincode::{Decode, Encode};
 
-use crate::error::{Result, StorageError};
+use crate::error::{ReadError, WriteError};
 use crate::model::{ExternalId, Placement, ProvClass, ProvRelation, Value};
 
 /// Format byte of every record value written by this build.
@@ -18,6 +18,24 @@ fn config() -> impl bincode::config::Config {
 pub(crate) enum StoredExternalId {
     Binary([u8; 32]),
     Text(String),
+}
+
+impl From<&ExternalId> for StoredExternalId {
+    fn from(ext: &ExternalId) -> Self {
+        match ext {
+            ExternalId::Binary(b) => StoredExternalId::Binary(*b),
+            ExternalId::Text(t) => StoredExternalId::Text(t.clone()),
+        }
+    }
+}
+
+impl From<StoredExternalId> for ExternalId {
+    fn from(ext: StoredExternalId) -> Self {
+        match ext {
+            StoredExternalId::Binary(b) => ExternalId::Binary(b),
+            StoredExternalId::Text(t) => ExternalId::Text(t),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Encode, Decode)]
@@ -41,6 +59,35 @@ pub(crate) struct StoredEdge {
     pub attrs: Vec<(u16, Value)>,
 }
 
+/// Encodes the value of a counter of `meta` (8 bytes, big-endian).
+pub(crate) fn encode_counter(value: u64) -> [u8; 8] {
+    value.to_be_bytes()
+}
+
+/// Decodes a value written by [`encode_counter`].
+pub(crate) fn decode_counter(v: &[u8]) -> Result<u64, ReadError> {
+    v.try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| ReadError::corruption("counter", "not 8 bytes"))
+}
+
+/// Encodes the format version kept in `meta` (4 bytes, big-endian).
+pub(crate) fn encode_format(version: u32) -> [u8; 4] {
+    version.to_be_bytes()
+}
+
+/// Decodes a value written by [`encode_format`].
+pub(crate) fn decode_format(v: &[u8]) -> Result<u32, ReadError> {
+    v.try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| ReadError::corruption("format version", "not 4 bytes"))
+}
+
+/// Decodes a dictionary entry's value: the name, in UTF-8.
+pub(crate) fn decode_name(v: &[u8]) -> Result<&str, ReadError> {
+    std::str::from_utf8(v).map_err(|_| ReadError::corruption("dictionary", "name is not UTF-8"))
+}
+
 /// Encodes the value of an `external_ids` entry: the internal id (8 bytes, big-endian), then
 /// for a stub vertex its type hint (2 bytes), so that defining the vertex later can take the
 /// stub out of its type index without reading the record. Returns the buffer and its length.
@@ -57,17 +104,17 @@ pub(crate) fn encode_external_value(id: u64, stub_type: Option<u16>) -> ([u8; 10
 }
 
 /// Decodes an `external_ids` value: (internal id, stub type hint).
-pub(crate) fn decode_external_value(v: &[u8]) -> Result<(u64, Option<u16>)> {
+pub(crate) fn decode_external_value(v: &[u8]) -> Result<(u64, Option<u16>), ReadError> {
     let id = v
         .get(0..8)
         .and_then(|s| s.try_into().ok())
         .map(u64::from_be_bytes)
-        .ok_or_else(|| StorageError::corruption("external id entry", "short value"))?;
+        .ok_or_else(|| ReadError::corruption("external id entry", "short value"))?;
     let stub = match v.len() {
         8 => None,
         10 => Some(u16::from_be_bytes([v[8], v[9]])),
         n => {
-            return Err(StorageError::corruption(
+            return Err(ReadError::corruption(
                 "external id entry",
                 format!("value of {n} bytes"),
             ))
@@ -99,39 +146,36 @@ pub(crate) fn encode_external_id(ext: &ExternalId, out: &mut Vec<u8>) {
 }
 
 /// Decodes a value written by [`encode_external_id`].
-pub(crate) fn decode_external_id(bytes: &[u8]) -> Result<ExternalId> {
+pub(crate) fn decode_external_id(bytes: &[u8]) -> Result<ExternalId, ReadError> {
     match bytes.split_first() {
         Some((&EXTERNAL_BINARY, body)) => body.try_into().map(ExternalId::Binary).map_err(|_| {
-            StorageError::corruption("vertex external id", "binary id of a wrong length")
+            ReadError::corruption("vertex external id", "binary id of a wrong length")
         }),
         Some((&EXTERNAL_TEXT, body)) => std::str::from_utf8(body)
             .map(|t| ExternalId::Text(t.to_owned()))
-            .map_err(|_| StorageError::corruption("vertex external id", "text id is not UTF-8")),
-        _ => Err(StorageError::corruption(
-            "vertex external id",
-            "unknown tag",
-        )),
+            .map_err(|_| ReadError::corruption("vertex external id", "text id is not UTF-8")),
+        _ => Err(ReadError::corruption("vertex external id", "unknown tag")),
     }
 }
 
-pub(crate) fn encode<T: Encode>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn encode<T: Encode>(value: &T, out: &mut Vec<u8>) -> Result<(), WriteError> {
     out.clear();
     out.push(RECORD_FORMAT);
     bincode::encode_into_std_write(value, out, config())
-        .map_err(|e| StorageError::corruption("record encoding", e.to_string()))?;
+        .map_err(|e| WriteError::corruption("record encoding", e.to_string()))?;
     Ok(())
 }
 
-pub(crate) fn decode<T: Decode<()>>(bytes: &[u8], what: &'static str) -> Result<T> {
+pub(crate) fn decode<T: Decode<()>>(bytes: &[u8], what: &'static str) -> Result<T, ReadError> {
     match bytes.split_first() {
         Some((&RECORD_FORMAT, body)) => bincode::decode_from_slice(body, config())
             .map(|(v, _)| v)
-            .map_err(|e| StorageError::corruption(what, e.to_string())),
-        Some((other, _)) => Err(StorageError::corruption(
+            .map_err(|e| ReadError::corruption(what, e.to_string())),
+        Some((other, _)) => Err(ReadError::corruption(
             what,
             format!("unknown record format byte {other}"),
         )),
-        None => Err(StorageError::corruption(what, "empty value")),
+        None => Err(ReadError::corruption(what, "empty value")),
     }
 }
 

@@ -114,10 +114,10 @@ pub(crate) fn open_tables(
     cache: &Cache,
     writer: bool,
     declared: &[crate::SideTable],
-) -> crate::Result<OpenTables> {
+) -> Result<OpenTables, crate::OpenError> {
     for t in declared {
         if GRAPH_TABLES.contains(&t.name()) || t.name() == ROCKSDB_DEFAULT {
-            return Err(crate::StorageError::ReservedTableName { name: t.name() });
+            return Err(crate::OpenError::ReservedTableName { name: t.name() });
         }
     }
     // A missing database has no column families yet.

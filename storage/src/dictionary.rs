@@ -1,10 +1,13 @@
-//! Interned names (vertex types, edge types, attribute keys). Stored in `meta` as
-//! `dict/<kind>/<id BE>` -> name, loaded whole at open: they are small (hundreds of names).
+//! Interned names (vertex types, edge types, attribute keys). Stored in `meta` (keys in
+//! `keys.rs`), loaded whole at open: they are small (hundreds of names).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::error::{Result, StorageError};
+use crate::codec;
+use crate::error::{ReadError, WriteError};
+use crate::keys;
+use crate::tables::{Table, Tables};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DictKind {
@@ -19,9 +22,9 @@ impl DictKind {
 
     pub(crate) fn prefix(self) -> &'static [u8] {
         match self {
-            DictKind::VertexType => b"dict/vtype/",
-            DictKind::EdgeType => b"dict/etype/",
-            DictKind::AttrKey => b"dict/attr/",
+            DictKind::VertexType => keys::DICT_VERTEX_TYPES,
+            DictKind::EdgeType => keys::DICT_EDGE_TYPES,
+            DictKind::AttrKey => keys::DICT_ATTR_KEYS,
         }
     }
 
@@ -34,9 +37,7 @@ impl DictKind {
     }
 
     pub(crate) fn meta_key(self, id: u16) -> Vec<u8> {
-        let mut k = self.prefix().to_vec();
-        k.extend_from_slice(&id.to_be_bytes());
-        k
+        keys::dict_key(self.prefix(), id)
     }
 }
 
@@ -60,9 +61,9 @@ impl Dictionary {
     }
 
     /// Loads one entry read from `meta`; entries arrive in id order.
-    pub(crate) fn load(&mut self, kind: DictKind, id: u16, name: &str) -> Result<()> {
+    pub(crate) fn load(&mut self, kind: DictKind, id: u16, name: &str) -> Result<(), ReadError> {
         if usize::from(id) != self.names.len() {
-            return Err(StorageError::corruption(
+            return Err(ReadError::corruption(
                 "dictionary",
                 format!("{} id {id} out of sequence", kind.what()),
             ));
@@ -72,12 +73,12 @@ impl Dictionary {
     }
 
     /// Interns `name`, returning its id and whether it is new.
-    pub(crate) fn intern(&mut self, kind: DictKind, name: &str) -> Result<(u16, bool)> {
+    pub(crate) fn intern(&mut self, kind: DictKind, name: &str) -> Result<(u16, bool), WriteError> {
         if let Some(id) = self.get(name) {
             return Ok((id, false));
         }
         if self.names.len() >= usize::from(u16::MAX) {
-            return Err(StorageError::DictionaryFull {
+            return Err(WriteError::DictionaryFull {
                 what: kind.what(),
                 limit: usize::from(u16::MAX),
             });
@@ -103,6 +104,22 @@ pub(crate) struct Dictionaries {
 }
 
 impl Dictionaries {
+    /// Reads the three dictionaries from `meta`.
+    pub(crate) fn load(tables: &Tables) -> Result<Dictionaries, ReadError> {
+        let mut dicts = Dictionaries::default();
+        let meta = tables.cf(Table::Meta)?;
+        for kind in DictKind::ALL {
+            let dict = dicts.get_mut(kind);
+            for item in tables.scan_prefix(meta, kind.prefix()) {
+                let (k, v) = item?;
+                let id = keys::decode_dict_key(kind.prefix(), &k)
+                    .ok_or_else(|| ReadError::corruption("dictionary", "bad key"))?;
+                dict.load(kind, id, codec::decode_name(&v)?)?;
+            }
+        }
+        Ok(dicts)
+    }
+
     pub(crate) fn get_mut(&mut self, kind: DictKind) -> &mut Dictionary {
         match kind {
             DictKind::VertexType => &mut self.vertex_types,

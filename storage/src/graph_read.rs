@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::ReadError;
 use crate::id_set::IdSet;
 use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, Vertex};
@@ -12,18 +12,18 @@ use crate::store::Store;
 /// Read access to a provenance graph.
 pub trait GraphRead {
     /// The vertex with internal id `id`.
-    fn vertex(&self, id: VertexId) -> Result<Option<Vertex>>;
+    fn vertex(&self, id: VertexId) -> Result<Option<Vertex>, ReadError>;
     /// The external id of vertex `id` (what a query returns for `v.id`); a store answers it
     /// without decoding the vertex record.
-    fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
+    fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
         Ok(self.vertex(id)?.map(|v| v.ext_id))
     }
     /// The edge with internal id `id`.
-    fn edge(&self, id: EdgeId) -> Result<Option<Edge>>;
+    fn edge(&self, id: EdgeId) -> Result<Option<Edge>, ReadError>;
     /// Internal id of a vertex by external id.
-    fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>>;
+    fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError>;
     /// Internal id of an edge by external id.
-    fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>>;
+    fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>, ReadError>;
     /// Id of a vertex type name.
     fn vertex_type_id(&self, name: &str) -> Option<TypeId>;
     /// Id of an edge type name.
@@ -41,31 +41,31 @@ pub trait GraphRead {
         v: VertexId,
         direction: Direction,
         types: &[TypeId],
-    ) -> Box<dyn Iterator<Item = Result<Adjacent>> + 'a>;
+    ) -> Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a>;
     /// Vertices of a type (roaring index).
-    fn vertices_of_type(&self, t: TypeId) -> Result<IdSet>;
+    fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError>;
     /// Edges of a type (roaring index).
-    fn edges_of_type(&self, t: TypeId) -> Result<IdSet>;
+    fn edges_of_type(&self, t: TypeId) -> Result<IdSet, ReadError>;
     /// Vertices of a machine (roaring index).
-    fn vertices_of_machine(&self, machine: u32) -> Result<IdSet>;
+    fn vertices_of_machine(&self, machine: u32) -> Result<IdSet, ReadError>;
     /// Number of vertices of a type (what the planner costs and counts with).
-    fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
+    fn count_vertices_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
         Ok(self.vertices_of_type(t)?.len())
     }
     /// Number of edges of a type.
-    fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
+    fn count_edges_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
         Ok(self.edges_of_type(t)?.len())
     }
     /// Vertex ids are `0..vertex_count()`.
-    fn vertex_count(&self) -> Result<u64>;
+    fn vertex_count(&self) -> Result<u64, ReadError>;
     /// Edge ids are `0..edge_count()`.
-    fn edge_count(&self) -> Result<u64>;
+    fn edge_count(&self) -> Result<u64, ReadError>;
     /// Vertices stored: fewer than [`GraphRead::vertex_count`] once some were pruned.
-    fn live_vertex_count(&self) -> Result<u64> {
+    fn live_vertex_count(&self) -> Result<u64, ReadError> {
         self.vertex_count()
     }
     /// Edges stored: fewer than [`GraphRead::edge_count`] once some were pruned.
-    fn live_edge_count(&self) -> Result<u64> {
+    fn live_edge_count(&self) -> Result<u64, ReadError> {
         self.edge_count()
     }
     /// Edges with time in `from..=to` (Unix seconds), in time order.
@@ -73,23 +73,23 @@ pub trait GraphRead {
         &'a self,
         from: i64,
         to: i64,
-    ) -> Box<dyn Iterator<Item = Result<EdgeId>> + 'a>;
+    ) -> Box<dyn Iterator<Item = Result<EdgeId, ReadError>> + 'a>;
 }
 
 impl GraphRead for Store {
-    fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
+    fn vertex(&self, id: VertexId) -> Result<Option<Vertex>, ReadError> {
         Store::vertex(self, id)
     }
-    fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
+    fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
         Store::vertex_external_id(self, id)
     }
-    fn edge(&self, id: EdgeId) -> Result<Option<Edge>> {
+    fn edge(&self, id: EdgeId) -> Result<Option<Edge>, ReadError> {
         Store::edge(self, id)
     }
-    fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>> {
+    fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError> {
         Store::vertex_id(self, ext)
     }
-    fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>> {
+    fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>, ReadError> {
         Store::edge_id(self, ext)
     }
     fn vertex_type_id(&self, name: &str) -> Option<TypeId> {
@@ -112,41 +112,41 @@ impl GraphRead for Store {
         v: VertexId,
         direction: Direction,
         types: &[TypeId],
-    ) -> Box<dyn Iterator<Item = Result<Adjacent>> + 'a> {
+    ) -> Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a> {
         Box::new(Store::neighbours(self, v, direction, types))
     }
-    fn vertices_of_type(&self, t: TypeId) -> Result<IdSet> {
+    fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
         Store::vertices_of_type(self, t)
     }
-    fn edges_of_type(&self, t: TypeId) -> Result<IdSet> {
+    fn edges_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
         Store::edges_of_type(self, t)
     }
-    fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
+    fn count_vertices_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
         Store::count_vertices_of_type(self, t)
     }
-    fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
+    fn count_edges_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
         Store::count_edges_of_type(self, t)
     }
-    fn vertices_of_machine(&self, machine: u32) -> Result<IdSet> {
+    fn vertices_of_machine(&self, machine: u32) -> Result<IdSet, ReadError> {
         Store::vertices_of_machine(self, machine)
     }
-    fn vertex_count(&self) -> Result<u64> {
+    fn vertex_count(&self) -> Result<u64, ReadError> {
         Store::vertex_count(self)
     }
-    fn edge_count(&self) -> Result<u64> {
+    fn edge_count(&self) -> Result<u64, ReadError> {
         Store::edge_count(self)
     }
-    fn live_vertex_count(&self) -> Result<u64> {
+    fn live_vertex_count(&self) -> Result<u64, ReadError> {
         Store::live_vertex_count(self)
     }
-    fn live_edge_count(&self) -> Result<u64> {
+    fn live_edge_count(&self) -> Result<u64, ReadError> {
         Store::live_edge_count(self)
     }
     fn edges_in_time_range<'a>(
         &'a self,
         from: i64,
         to: i64,
-    ) -> Box<dyn Iterator<Item = Result<EdgeId>> + 'a> {
+    ) -> Box<dyn Iterator<Item = Result<EdgeId, ReadError>> + 'a> {
         Box::new(Store::edges_in_time_range(self, from, to))
     }
 }

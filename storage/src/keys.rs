@@ -2,6 +2,83 @@
 //! order is numeric order and prefix scans select one vertex (or one vertex and edge type).
 
 use crate::ids::{EdgeId, TypeId, VertexId};
+use crate::model::ExternalId;
+
+/// `meta` key of the archive's on-disk format version (value: [`crate::codec::encode_format`]).
+pub(crate) const META_FORMAT: &[u8] = b"format_version";
+
+/// A persistent counter of `meta` (value: [`crate::codec::encode_counter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    /// Vertex ids allocated.
+    NextVertex,
+    /// Edge ids allocated.
+    NextEdge,
+    /// Stub vertices stored.
+    Stubs,
+    /// Non-JSON lines skipped by imports.
+    Skipped,
+    /// Documents rejected by the decoder.
+    Rejected,
+    /// Vertices deleted by a prune: ids are never reused, so the live count is the ids
+    /// allocated minus these.
+    PrunedVertices,
+    /// Edges deleted by a prune.
+    PrunedEdges,
+}
+
+impl Counter {
+    /// Its key in `meta`.
+    pub(crate) fn key(self) -> &'static [u8] {
+        match self {
+            Counter::NextVertex => b"counter/next_vertex",
+            Counter::NextEdge => b"counter/next_edge",
+            Counter::Stubs => b"counter/stub_vertices",
+            Counter::Skipped => b"counter/skipped_lines",
+            Counter::Rejected => b"counter/rejected_documents",
+            Counter::PrunedVertices => b"counter/pruned_vertices",
+            Counter::PrunedEdges => b"counter/pruned_edges",
+        }
+    }
+}
+
+/// `meta` key prefix of the vertex type dictionary (`prefix | id BE` -> name).
+pub(crate) const DICT_VERTEX_TYPES: &[u8] = b"dict/vtype/";
+/// `meta` key prefix of the edge type dictionary.
+pub(crate) const DICT_EDGE_TYPES: &[u8] = b"dict/etype/";
+/// `meta` key prefix of the attribute key dictionary.
+pub(crate) const DICT_ATTR_KEYS: &[u8] = b"dict/attr/";
+
+/// Key of one dictionary entry: the dictionary's prefix, then the id.
+pub(crate) fn dict_key(prefix: &[u8], id: u16) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
+
+/// Decodes the id of a dictionary key of `prefix`; `None` when the key is not `prefix` and
+/// two bytes.
+pub(crate) fn decode_dict_key(prefix: &[u8], k: &[u8]) -> Option<u16> {
+    let id: [u8; 2] = k.strip_prefix(prefix)?.try_into().ok()?;
+    Some(u16::from_be_bytes(id))
+}
+
+/// Encodes the `external_ids` key of `ext` into `out`: the kind byte ([`EXT_VERTEX`] or
+/// [`EXT_EDGE`]), a tag (1 binary, 2 text), then the id's bytes.
+pub(crate) fn external_key(kind: u8, ext: &ExternalId, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(kind);
+    match ext {
+        ExternalId::Binary(b) => {
+            out.push(1);
+            out.extend_from_slice(b);
+        }
+        ExternalId::Text(s) => {
+            out.push(2);
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
 
 /// Kind byte of an `external_ids` key for a vertex.
 pub(crate) const EXT_VERTEX: u8 = b'v';

@@ -11,6 +11,8 @@
 //! * Values are bincode 2 behind a format byte; the on-disk format version is in `meta`.
 //! * Writes are idempotent and atomic per [`RecordBatch`]; stubs stand in for edge endpoints
 //!   that have not arrived yet.
+//! * Errors per operation family: opening fails with an [`OpenError`], reading with a
+//!   [`ReadError`], writing with a [`WriteError`]; each converts into [`StorageError`].
 //!
 //! This crate knows nothing of JSON, MQTT or the query language.
 //!
@@ -50,10 +52,11 @@ mod keys;
 mod model;
 mod side_table;
 mod store;
+mod tables;
 mod writer;
 
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
-pub use error::{Result, StorageError};
+pub use error::{OpenError, ReadError, Result, StorageError, WriteError};
 pub use graph_read::GraphRead;
 pub use id_set::IdSet;
 pub use ids::{AttrKeyId, EdgeId, TypeId, VertexId};
@@ -62,8 +65,6 @@ pub use model::{
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
 pub use side_table::{SidePut, SideTable};
-pub use store::{
-    AdjacencyScan, Durability, OpenMode, RawEntry, Store, StoreOptions, StoreStats, FORMAT_VERSION,
-    OLDEST_FORMAT_VERSION,
-};
+pub use store::{AdjacencyScan, Store, StoreOptions, StoreStats};
+pub use tables::{Durability, OpenMode, RawEntry, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use writer::{PreparedWrite, WriteSummary};

@@ -166,21 +166,6 @@ impl ExternalId {
             ExternalId::Text(_) => None,
         }
     }
-
-    pub(crate) fn encode_key(&self, kind: u8, out: &mut Vec<u8>) {
-        out.clear();
-        out.push(kind);
-        match self {
-            ExternalId::Binary(b) => {
-                out.push(1);
-                out.extend_from_slice(b);
-            }
-            ExternalId::Text(s) => {
-                out.push(2);
-                out.extend_from_slice(s.as_bytes());
-            }
-        }
-    }
 }
 
 impl fmt::Display for ExternalId {

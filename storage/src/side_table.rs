@@ -3,8 +3,9 @@
 //! written in the same atomic batch as the records they describe. The engine knows them only
 //! by name: their keys and values are opaque to it.
 
-use crate::error::{Result, StorageError};
-use crate::store::{Durability, OpenMode, RawEntry, Store};
+use crate::error::{ReadError, WriteError};
+use crate::store::Store;
+use crate::tables::{Durability, RawEntry};
 
 /// A side table, by name. Declare the tables a writer uses in
 /// [`crate::StoreOptions::side_tables`]; a reader opens those the archive has.
@@ -51,31 +52,21 @@ pub struct SidePut {
 }
 
 impl Store {
-    /// The column family of an open side table.
-    pub(crate) fn side_cf(&self, table: SideTable) -> Result<&rocksdb::ColumnFamily> {
-        self.db
-            .cf_handle(table.name())
-            .ok_or(StorageError::UnknownSideTable { name: table.name() })
-    }
-
     /// Reads one value of a side table. A table the archive does not have (a reader of an
     /// older archive) reads as empty.
-    pub fn side_get(&self, table: SideTable, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.db.cf_handle(table.name()) {
-            Some(handle) => Ok(self.db.get_cf(handle, key)?),
+    pub fn side_get(&self, table: SideTable, key: &[u8]) -> Result<Option<Vec<u8>>, ReadError> {
+        match self.tables.side(table) {
+            Some(handle) => Ok(self.tables.db().get_cf(handle, key)?),
             None => Ok(None),
         }
     }
 
     /// Deletes one key of a side table, durably (WAL fsynced).
-    pub fn side_delete(&self, table: SideTable, key: &[u8]) -> Result<()> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        self.db.delete_cf_opt(self.side_cf(table)?, key, &opts)?;
-        Ok(())
+    pub fn side_delete(&self, table: SideTable, key: &[u8]) -> Result<(), WriteError> {
+        self.tables.check_writable()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.delete_cf(self.tables.side_for_write(table)?, key);
+        self.tables.write(batch, Durability::Sync)
     }
 
     /// Iterates a side table in key order, from the first key `>= start` (empty for a table
@@ -84,18 +75,18 @@ impl Store {
         &self,
         table: SideTable,
         start: &[u8],
-    ) -> impl Iterator<Item = Result<RawEntry>> + '_ {
+    ) -> impl Iterator<Item = Result<RawEntry, ReadError>> + '_ {
         let start = start.to_vec();
-        self.db
-            .cf_handle(table.name())
+        self.tables
+            .side(table)
             .into_iter()
             .flat_map(move |handle| {
-                self.db.iterator_cf(
+                self.tables.db().iterator_cf(
                     handle,
                     rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
                 )
             })
-            .map(|r| r.map_err(StorageError::from))
+            .map(|r| r.map_err(ReadError::from))
     }
 
     /// Writes and deletes side-table entries at once, outside any record batch (state a layer
@@ -105,27 +96,23 @@ impl Store {
         puts: &[SidePut],
         deletes: &[(SideTable, Vec<u8>)],
         durability: Durability,
-    ) -> Result<()> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
+    ) -> Result<(), WriteError> {
+        self.tables.check_writable()?;
         let mut batch = rocksdb::WriteBatch::default();
         for put in puts {
-            batch.put_cf(self.side_cf(put.table)?, &put.key, &put.value);
+            batch.put_cf(self.tables.side_for_write(put.table)?, &put.key, &put.value);
         }
         for (table, key) in deletes {
-            batch.delete_cf(self.side_cf(*table)?, key);
+            batch.delete_cf(self.tables.side_for_write(*table)?, key);
         }
-        let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(durability == Durability::Sync);
-        Ok(self.db.write_opt(batch, &opts)?)
+        self.tables.write(batch, durability)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
+    use crate::{OpenMode, StoreOptions};
 
     const A: SideTable = SideTable::new("a_side");
 
@@ -140,7 +127,7 @@ mod tests {
         };
         assert!(matches!(
             store.side_write(std::slice::from_ref(&put), &[], Durability::Sync),
-            Err(StorageError::UnknownSideTable { name: "a_side" })
+            Err(WriteError::UnknownSideTable { name: "a_side" })
         ));
         assert_eq!(store.side_get(A, b"k").unwrap(), None);
         assert_eq!(store.side_scan(A, b"").count(), 0);
@@ -178,7 +165,7 @@ mod tests {
         };
         assert!(matches!(
             Store::open_with(dir.path(), options),
-            Err(StorageError::ReservedTableName { name: "edges" })
+            Err(crate::OpenError::ReservedTableName { name: "edges" })
         ));
     }
 }

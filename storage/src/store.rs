@@ -1,74 +1,25 @@
-//! The store: opening RocksDB with provdb's column families, and every read. Writes live in
-//! `writer.rs`.
+//! The store: the public face of the engine. It opens the table layer, reads the graph, and
+//! hands writes to the writer (`writer.rs`); reads and writes share only the table layer
+//! (`tables.rs`) and the dictionaries.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use roaring::RoaringBitmap;
-use rocksdb::{Cache, ColumnFamily, DBRawIterator, ReadOptions, DB};
+use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions};
 
-use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
+use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::column_families as cf;
-use crate::dictionary::{DictKind, Dictionaries};
-use crate::error::{Result, StorageError};
+use crate::dictionary::Dictionaries;
+use crate::error::{OpenError, ReadError, WriteError};
 use crate::id_set::IdSet;
 use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
-use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
-use crate::model::{Adjacent, Direction, Edge, ExternalId, Value, Vertex};
-use crate::side_table::SideTable;
-use crate::writer::WriterState;
-
-/// On-disk format version written by this build. It reads every version from
-/// [`OLDEST_FORMAT_VERSION`] on; an archive keeps the version it was created with.
-///
-/// - 1: the graph tables, indexes and side tables.
-/// - 2: adds the `vertex_external_ids` table (vertex id -> external id), so that returning
-///   ids reads a small LZ4 table instead of decoding zstd-compressed vertex records. A
-///   version-1 archive is read (and written) without it: ids come from the records.
-pub const FORMAT_VERSION: u32 = 2;
-
-/// Oldest on-disk format version this build reads.
-pub const OLDEST_FORMAT_VERSION: u32 = 1;
-
-/// One raw key/value pair of a column family.
-pub type RawEntry = (Box<[u8]>, Box<[u8]>);
-
-pub(crate) const META_FORMAT: &[u8] = b"format_version";
-pub(crate) const META_NEXT_VERTEX: &[u8] = b"counter/next_vertex";
-pub(crate) const META_NEXT_EDGE: &[u8] = b"counter/next_edge";
-pub(crate) const META_STUBS: &[u8] = b"counter/stub_vertices";
-pub(crate) const META_SKIPPED: &[u8] = b"counter/skipped_lines";
-pub(crate) const META_REJECTED: &[u8] = b"counter/rejected_documents";
-/// Vertices and edges deleted by [`Store::prune`]: ids are never reused, so the live count is
-/// the ids allocated minus these.
-pub(crate) const META_PRUNED_VERTICES: &[u8] = b"counter/pruned_vertices";
-pub(crate) const META_PRUNED_EDGES: &[u8] = b"counter/pruned_edges";
-
-/// How a store is opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OpenMode {
-    /// The one writer: creates the database if missing. Holds RocksDB's lock.
-    ReadWrite,
-    /// A read-only view of the database as it was when opened.
-    ReadOnly,
-    /// A secondary instance that follows a running writer: call [`Store::catch_up`] to see its
-    /// newer writes. Needs a private folder for its own logs.
-    Secondary {
-        /// Folder for the secondary's own files.
-        secondary_path: PathBuf,
-    },
-}
-
-/// When a write is durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Written to the WAL without fsync: survives a process crash, not a power loss. Call
-    /// [`Store::flush`] to make everything durable.
-    Buffered,
-    /// The WAL is fsynced before the write returns.
-    Sync,
-}
+use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
+use crate::model::{Adjacent, Direction, Edge, ExternalId, RecordBatch, Value, Vertex};
+use crate::side_table::{SidePut, SideTable};
+use crate::tables::{Durability, OpenMode, Table, Tables};
+use crate::writer::{PreparedWrite, WriteSummary, Writer};
 
 /// Options for [`Store::open_with`].
 #[derive(Debug, Clone)]
@@ -126,17 +77,11 @@ pub struct StoreStats {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Store {
-    pub(crate) db: DB,
-    pub(crate) mode: OpenMode,
+    pub(crate) tables: Tables,
     pub(crate) dicts: RwLock<Dictionaries>,
-    pub(crate) writer: Mutex<WriterState>,
-    /// Pipeline bookkeeping of prepared writes (see [`crate::PreparedWrite`]).
-    pub(crate) pipeline: crate::writer::Pipeline,
-    pub(crate) durability: Durability,
-    /// On-disk format version of this archive ([`FORMAT_VERSION`] for a new one).
-    pub(crate) format: u32,
-    /// Names of the side tables open (see [`crate::SideTable`]).
-    pub(crate) side_tables: Vec<String>,
+    /// The single writer's state and the bookkeeping of prepared writes.
+    pub(crate) writer: Writer,
+    durability: Durability,
     path: PathBuf,
 }
 
@@ -144,52 +89,33 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.path)
-            .field("mode", &self.mode)
+            .field("mode", self.tables.mode())
             .finish()
     }
 }
 
 impl Store {
     /// Opens (or creates) a store for reading and writing.
-    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, OpenError> {
         Store::open_with(path, StoreOptions::default())
     }
 
     /// Opens a store with explicit options.
-    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let cache = Cache::new_lru_cache(options.block_cache_bytes);
-        let db_opts = cf::db_options();
-        let writer = options.mode == OpenMode::ReadWrite;
-        let tables = cf::open_tables(&db_opts, &path, &cache, writer, &options.side_tables)?;
-        let db = match &options.mode {
-            OpenMode::ReadWrite => DB::open_cf_descriptors(&db_opts, &path, tables.descriptors)?,
-            OpenMode::ReadOnly => {
-                DB::open_cf_descriptors_read_only(&db_opts, &path, tables.descriptors, false)?
-            }
-            OpenMode::Secondary { secondary_path } => {
-                let mut opts = db_opts;
-                opts.set_max_open_files(-1);
-                DB::open_cf_descriptors_as_secondary(
-                    &opts,
-                    &path,
-                    secondary_path,
-                    tables.descriptors,
-                )?
-            }
-        };
-        let mut store = Store {
-            db,
-            mode: options.mode,
+        let tables = Tables::open(
+            &path,
+            &options.mode,
+            options.block_cache_bytes,
+            &options.side_tables,
+        )?;
+        let store = Store {
+            tables,
             dicts: RwLock::new(Dictionaries::default()),
-            writer: Mutex::new(WriterState::default()),
-            pipeline: crate::writer::Pipeline::default(),
+            writer: Writer::default(),
             durability: options.durability,
-            format: FORMAT_VERSION,
-            side_tables: tables.side_tables,
             path,
         };
-        store.format = store.check_format()?;
         store.reload()?;
         Ok(store)
     }
@@ -199,174 +125,74 @@ impl Store {
         &self.path
     }
 
-    /// The archive's format version, checked to be one this build reads; a new archive is
-    /// marked with [`FORMAT_VERSION`].
-    fn check_format(&self) -> Result<u32> {
-        match self.db.get_cf(self.cf(cf::META), META_FORMAT)? {
-            Some(v) => {
-                let found = u32::from_be_bytes(
-                    v.as_slice()
-                        .try_into()
-                        .map_err(|_| StorageError::corruption("format version", "not 4 bytes"))?,
-                );
-                if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&found) {
-                    return Err(StorageError::UnsupportedFormat {
-                        found,
-                        supported: FORMAT_VERSION,
-                    });
-                }
-                Ok(found)
-            }
-            None if self.mode == OpenMode::ReadWrite => {
-                let mut opts = rocksdb::WriteOptions::default();
-                opts.set_sync(true);
-                self.db.put_cf_opt(
-                    self.cf(cf::META),
-                    META_FORMAT,
-                    FORMAT_VERSION.to_be_bytes(),
-                    &opts,
-                )?;
-                Ok(FORMAT_VERSION)
-            }
-            // An empty read-only or secondary view (nothing written yet) reads as current.
-            None => Ok(FORMAT_VERSION),
-        }
-    }
-
     /// The archive's on-disk format version.
     pub fn format_version(&self) -> u32 {
-        self.format
+        self.tables.format()
     }
 
-    /// Whether this archive keeps the vertex -> external id table (format 2 on).
-    pub(crate) fn has_vertex_external_ids(&self) -> bool {
-        self.format >= 2
-    }
-
-    /// Reloads dictionaries and counters from disk (after a catch-up, or a failed write).
-    pub(crate) fn reload(&self) -> Result<()> {
-        self.reload_dictionaries()?;
-        self.writer.lock().reset(self.read_counters()?);
-        Ok(())
-    }
-
-    /// Reloads the dictionaries from disk.
-    pub(crate) fn reload_dictionaries(&self) -> Result<()> {
-        let mut dicts = Dictionaries::default();
-        for kind in DictKind::ALL {
-            let dict = dicts.get_mut(kind);
-            for item in self.scan_prefix(cf::META, kind.prefix()) {
-                let (k, v) = item?;
-                let id_bytes: [u8; 2] = k[kind.prefix().len()..]
-                    .try_into()
-                    .map_err(|_| StorageError::corruption("dictionary", "bad key"))?;
-                let name = std::str::from_utf8(&v)
-                    .map_err(|_| StorageError::corruption("dictionary", "name is not UTF-8"))?;
-                dict.load(kind, u16::from_be_bytes(id_bytes), name)?;
-            }
-        }
-        *self.dicts.write() = dicts;
+    /// Reloads dictionaries and counters from disk (after a catch-up, or a prune).
+    pub(crate) fn reload(&self) -> Result<(), ReadError> {
+        *self.dicts.write() = Dictionaries::load(&self.tables)?;
+        self.writer.reset(self.tables.read_counters()?);
         Ok(())
     }
 
     /// Follows the primary (secondary mode) and reloads dictionaries; a no-op otherwise.
-    pub fn catch_up(&self) -> Result<()> {
-        if let OpenMode::Secondary { .. } = self.mode {
-            self.db.try_catch_up_with_primary()?;
+    pub fn catch_up(&self) -> Result<(), ReadError> {
+        if let OpenMode::Secondary { .. } = self.tables.mode() {
+            self.tables.db().try_catch_up_with_primary()?;
             self.reload()?;
         }
         Ok(())
     }
 
-    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
-        // Every column family of `cf::ALL` is created at open, so a missing handle is a bug.
-        self.db
-            .cf_handle(name)
-            .unwrap_or_else(|| panic!("column family {name} was not opened"))
-    }
-
-    pub(crate) fn read_counter(&self, key: &[u8]) -> Result<u64> {
-        match self.db.get_cf(self.cf(cf::META), key)? {
-            Some(v) => {
-                Ok(u64::from_be_bytes(v.as_slice().try_into().map_err(
-                    |_| StorageError::corruption("counter", "not 8 bytes"),
-                )?))
-            }
-            None => Ok(0),
-        }
-    }
-
-    pub(crate) fn read_counters(&self) -> Result<crate::writer::Counters> {
-        Ok(crate::writer::Counters {
-            next_vertex: self.read_counter(META_NEXT_VERTEX)?,
-            next_edge: self.read_counter(META_NEXT_EDGE)?,
-            stubs: self.read_counter(META_STUBS)?,
-            skipped: self.read_counter(META_SKIPPED)?,
-            rejected: self.read_counter(META_REJECTED)?,
-        })
-    }
-
-    /// Iterates the key/value pairs of a column family whose keys start with `prefix`.
-    pub(crate) fn scan_prefix<'a>(
-        &'a self,
-        cf_name: &str,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<RawEntry>> + 'a {
-        let mut opts = ReadOptions::default();
-        if let Some(end) = keys::prefix_upper_bound(prefix) {
-            opts.set_iterate_upper_bound(end);
-        }
-        opts.set_total_order_seek(true);
-        self.db
-            .iterator_cf_opt(
-                self.cf(cf_name),
-                opts,
-                rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
-            )
-            .map(|r| r.map_err(StorageError::from))
-    }
-
     /// Makes every write so far durable: syncs the WAL and flushes memtables to SST files.
-    pub fn flush(&self) -> Result<()> {
-        if self.mode != OpenMode::ReadWrite {
+    pub fn flush(&self) -> Result<(), WriteError> {
+        if *self.tables.mode() != OpenMode::ReadWrite {
             return Ok(());
         }
-        self.db.flush_wal(true)?;
-        let cfs: Vec<&ColumnFamily> = self.table_names().map(|n| self.cf(n)).collect();
-        self.db
-            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        let db = self.tables.db();
+        db.flush_wal(true)?;
+        let cfs = self
+            .tables
+            .table_names()
+            .map(|n| self.tables.cf_named(n))
+            .collect::<Result<Vec<&ColumnFamily>, ReadError>>()?;
+        db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
 
     /// Compacts every column family down to the bottom level, rewritten with the archive's
     /// compression (zstd level 9, trained dictionary), except the adjacency tables every
     /// traversal step reads, which stay in LZ4 (see `StoragePolicy`).
-    pub fn compact(&self) -> Result<()> {
+    pub fn compact(&self) -> Result<(), WriteError> {
         // Force the bottom level too: files that reached it by trivial moves still carry the
         // fast compression of the upper levels, not the archive's.
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
-        for name in self.table_names() {
-            if self.mode == OpenMode::ReadWrite && cf::StoragePolicy::of(name).archive_compression()
+        let db = self.tables.db();
+        for name in self.tables.table_names() {
+            let handle = self.tables.cf_named(name)?;
+            if *self.tables.mode() == OpenMode::ReadWrite
+                && cf::StoragePolicy::of(name).archive_compression()
             {
-                self.db.set_options_cf(
-                    self.cf(name),
+                db.set_options_cf(
+                    handle,
                     &[("bottommost_compression_opts", cf::ARCHIVE_COMPRESSION)],
                 )?;
             }
-            self.db
-                .compact_range_cf_opt(self.cf(name), None::<&[u8]>, None::<&[u8]>, &opts);
+            db.compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &opts);
         }
         Ok(())
     }
 
     /// Flushes and closes the store. Always call it: durability does not rely on `Drop`.
-    pub fn close(self) -> Result<()> {
+    pub fn close(self) -> Result<(), WriteError> {
         self.flush()
     }
 
     /// Size of the live SST files of every column family, in bytes.
-    pub fn disk_size(&self) -> Result<u64> {
+    pub fn disk_size(&self) -> Result<u64, ReadError> {
         Ok(self
             .disk_size_by_column_family()?
             .iter()
@@ -375,36 +201,112 @@ impl Store {
     }
 
     /// Size of the live SST files of each column family, in bytes (where space goes).
-    pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>> {
+    pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>, ReadError> {
         let mut sizes = Vec::new();
-        for name in self.table_names() {
+        for name in self.tables.table_names() {
             let n = self
-                .db
-                .property_int_value_cf(self.cf(name), "rocksdb.total-sst-files-size")?
+                .tables
+                .db()
+                .property_int_value_cf(self.tables.cf_named(name)?, "rocksdb.total-sst-files-size")?
                 .unwrap_or(0);
             sizes.push((name.to_owned(), n));
         }
         Ok(sizes)
     }
 
-    /// Every column family open: the graph tables this archive has, then its side tables.
-    pub(crate) fn table_names(&self) -> impl Iterator<Item = &str> + '_ {
-        cf::GRAPH_TABLES
-            .into_iter()
-            .filter(|name| self.db.cf_handle(name).is_some())
-            .chain(self.side_tables.iter().map(String::as_str))
+    // ---- writes (done by the writer) -----------------------------------------------------
+
+    /// Writes a batch atomically with the store's default durability.
+    ///
+    /// Idempotent: a vertex or edge whose external id is already stored is not stored again,
+    /// and an edge whose endpoint is unknown creates a stub vertex that its definition fills
+    /// in later.
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let edge = EdgeInput {
+    ///     ext_id: ExternalId::parse("e1"),
+    ///     type_name: "read".into(),
+    ///     relation: ProvRelation::Used,
+    ///     src: EndpointInput { ext_id: ExternalId::parse("file1"), type_hint: None },
+    ///     dst: EndpointInput { ext_id: ExternalId::parse("task1"), type_hint: None },
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// let batch = RecordBatch { edges: vec![edge], ..Default::default() };
+    /// let first = store.write(&batch)?;
+    /// assert_eq!((first.edges_added, first.stubs_created), (1, 2));
+    /// assert_eq!(store.write(&batch)?.edges_duplicate, 1);
+    /// assert_eq!(store.stats()?.stub_vertices, 2);
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary, WriteError> {
+        self.write_with(batch, &[], self.durability)
+    }
+
+    /// Writes a batch and side-table puts atomically, with explicit durability.
+    pub fn write_with(
+        &self,
+        batch: &RecordBatch,
+        side: &[SidePut],
+        durability: Durability,
+    ) -> Result<WriteSummary, WriteError> {
+        self.commit_prepared(self.prepare_write(batch, side, durability)?)
+    }
+
+    /// Resolves and encodes a batch (and side-table puts) into one RocksDB write without
+    /// committing it; see [`PreparedWrite`]. The writer state moves on as if it had committed,
+    /// so the next batch can be prepared at once.
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let edge = |id: &str, src: &str, dst: &str| EdgeInput {
+    ///     ext_id: ExternalId::parse(id),
+    ///     type_name: "write".into(),
+    ///     relation: ProvRelation::WasGeneratedBy,
+    ///     src: EndpointInput { ext_id: ExternalId::parse(src), type_hint: None },
+    ///     dst: EndpointInput { ext_id: ExternalId::parse(dst), type_hint: None },
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// let first = RecordBatch { edges: vec![edge("e1", "task", "file")], ..Default::default() };
+    /// // The second batch repeats e1 and reuses the stubs of the first, before it commits.
+    /// let second = RecordBatch {
+    ///     edges: vec![edge("e1", "task", "file"), edge("e2", "file", "task")],
+    ///     ..Default::default()
+    /// };
+    /// let p1 = store.prepare_write(&first, &[], Durability::Buffered)?;
+    /// let p2 = store.prepare_write(&second, &[], Durability::Buffered)?;
+    /// assert_eq!((p2.summary().edges_duplicate, p2.summary().stubs_created), (1, 0));
+    /// store.commit_prepared(p1)?;
+    /// store.commit_prepared(p2)?;
+    /// assert_eq!((store.stats()?.edges, store.stats()?.vertices), (2, 2));
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn prepare_write(
+        &self,
+        batch: &RecordBatch,
+        side: &[SidePut],
+        durability: Durability,
+    ) -> Result<PreparedWrite<'_>, WriteError> {
+        self.writer
+            .prepare(&self.tables, &self.dicts, batch, side, durability)
+    }
+
+    /// Commits a prepared write (in the order writes were prepared).
+    pub fn commit_prepared(&self, prepared: PreparedWrite<'_>) -> Result<WriteSummary, WriteError> {
+        self.writer.commit(&self.tables, prepared)
     }
 
     // ---- reads -------------------------------------------------------------------------
 
-    fn ext_to_model(ext: StoredExternalId) -> ExternalId {
-        match ext {
-            StoredExternalId::Binary(b) => ExternalId::Binary(b),
-            StoredExternalId::Text(t) => ExternalId::Text(t),
-        }
-    }
-
-    fn resolve_attrs(&self, attrs: Vec<(u16, Value)>) -> Result<Vec<(Arc<str>, Value)>> {
+    fn resolve_attrs(&self, attrs: Vec<(u16, Value)>) -> Result<Vec<(Arc<str>, Value)>, ReadError> {
         let dicts = self.dicts.read();
         attrs
             .into_iter()
@@ -415,17 +317,18 @@ impl Store {
                     .cloned()
                     .map(|name| (name, v))
                     .ok_or_else(|| {
-                        StorageError::corruption("attribute", format!("unknown key id {k}"))
+                        ReadError::corruption("attribute", format!("unknown key id {k}"))
                     })
             })
             .collect()
     }
 
     /// The vertex with internal id `id`.
-    pub fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
+    pub fn vertex(&self, id: VertexId) -> Result<Option<Vertex>, ReadError> {
         let Some(bytes) = self
-            .db
-            .get_pinned_cf(self.cf(cf::VERTICES), keys::id_key(id.0))?
+            .tables
+            .db()
+            .get_pinned_cf(self.tables.cf(Table::Vertices)?, keys::id_key(id.0))?
         else {
             return Ok(None);
         };
@@ -433,27 +336,27 @@ impl Store {
     }
 
     /// The external id of vertex `id`, without decoding its record (from format 2 on).
-    pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>> {
-        if !self.has_vertex_external_ids() {
+    pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
+        if !self.tables.has_vertex_external_ids() {
             return Ok(self.vertex(id)?.map(|v| v.ext_id));
         }
-        match self
-            .db
-            .get_pinned_cf(self.cf(cf::VERTEX_EXTERNAL_IDS), keys::id_key(id.0))?
-        {
+        match self.tables.db().get_pinned_cf(
+            self.tables.cf(Table::VertexExternalIds)?,
+            keys::id_key(id.0),
+        )? {
             Some(bytes) => codec::decode_external_id(&bytes).map(Some),
             None => Ok(None),
         }
     }
 
-    fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex> {
+    fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex, ReadError> {
         let stored: StoredVertex = codec::decode(bytes, "vertex record")?;
         let type_name = self
             .vertex_type_name(TypeId(stored.type_id))
-            .ok_or_else(|| StorageError::corruption("vertex record", "unknown type id"))?;
+            .ok_or_else(|| ReadError::corruption("vertex record", "unknown type id"))?;
         Ok(Vertex {
             id,
-            ext_id: Self::ext_to_model(stored.ext_id),
+            ext_id: stored.ext_id.into(),
             type_id: TypeId(stored.type_id),
             type_name,
             class: stored.class,
@@ -464,24 +367,25 @@ impl Store {
     }
 
     /// The edge with internal id `id`.
-    pub fn edge(&self, id: EdgeId) -> Result<Option<Edge>> {
+    pub fn edge(&self, id: EdgeId) -> Result<Option<Edge>, ReadError> {
         let Some(bytes) = self
-            .db
-            .get_pinned_cf(self.cf(cf::EDGES), keys::id_key(id.0))?
+            .tables
+            .db()
+            .get_pinned_cf(self.tables.cf(Table::Edges)?, keys::id_key(id.0))?
         else {
             return Ok(None);
         };
         self.decode_edge(id, &bytes).map(Some)
     }
 
-    fn decode_edge(&self, id: EdgeId, bytes: &[u8]) -> Result<Edge> {
+    fn decode_edge(&self, id: EdgeId, bytes: &[u8]) -> Result<Edge, ReadError> {
         let stored: StoredEdge = codec::decode(bytes, "edge record")?;
         let type_name = self
             .edge_type_name(TypeId(stored.type_id))
-            .ok_or_else(|| StorageError::corruption("edge record", "unknown type id"))?;
+            .ok_or_else(|| ReadError::corruption("edge record", "unknown type id"))?;
         Ok(Edge {
             id,
-            ext_id: Self::ext_to_model(stored.ext_id),
+            ext_id: stored.ext_id.into(),
             type_id: TypeId(stored.type_id),
             type_name,
             relation: stored.relation,
@@ -494,60 +398,33 @@ impl Store {
 
     /// Every stored vertex in id order, read as the iterator advances (memory stays that of
     /// one record).
-    pub fn scan_vertices(&self) -> impl Iterator<Item = Result<Vertex>> + '_ {
-        self.scan_records(cf::VERTICES, "vertex key")
+    pub fn scan_vertices(&self) -> impl Iterator<Item = Result<Vertex, ReadError>> + '_ {
+        self.tables
+            .scan_records(Table::Vertices, "vertex key")
             .map(|item| item.and_then(|(id, v)| self.decode_vertex(VertexId(id), &v)))
     }
 
     /// Every stored edge in id order, read as the iterator advances.
-    pub fn scan_edges(&self) -> impl Iterator<Item = Result<Edge>> + '_ {
-        self.scan_records(cf::EDGES, "edge key")
+    pub fn scan_edges(&self) -> impl Iterator<Item = Result<Edge, ReadError>> + '_ {
+        self.tables
+            .scan_records(Table::Edges, "edge key")
             .map(|item| item.and_then(|(id, v)| self.decode_edge(EdgeId(id), &v)))
     }
 
-    /// Every entry of a table keyed by 8-byte ids (vertex or edge records), in id order, with
-    /// its id decoded; a key of another length is a [`StorageError::Corruption`] naming
-    /// `what`, and the scan goes on after it.
-    pub(crate) fn scan_records<'a>(
-        &'a self,
-        cf_name: &str,
-        what: &'static str,
-    ) -> impl Iterator<Item = Result<(u64, Box<[u8]>)>> + 'a {
-        self.scan_prefix(cf_name, &[]).map(move |item| {
-            let (k, v) = item?;
-            let id = keys::decode_id_key(&k).ok_or_else(|| {
-                StorageError::corruption(what, format!("key of {} bytes", k.len()))
-            })?;
-            Ok((id, v))
-        })
-    }
-
     /// Internal id of the vertex with external id `ext`.
-    pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>> {
+    pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError> {
         Ok(self
+            .tables
             .lookup_external(EXT_VERTEX, ext)?
             .map(|(id, _)| VertexId(id)))
     }
 
     /// Internal id of the edge with external id `ext`.
-    pub fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>> {
+    pub fn edge_id(&self, ext: &ExternalId) -> Result<Option<EdgeId>, ReadError> {
         Ok(self
+            .tables
             .lookup_external(EXT_EDGE, ext)?
             .map(|(id, _)| EdgeId(id)))
-    }
-
-    /// (internal id, stub type if the vertex is a stub).
-    pub(crate) fn lookup_external(
-        &self,
-        kind: u8,
-        ext: &ExternalId,
-    ) -> Result<Option<(u64, Option<u16>)>> {
-        let mut key = Vec::with_capacity(40);
-        ext.encode_key(kind, &mut key);
-        match self.db.get_pinned_cf(self.cf(cf::EXTERNAL_IDS), &key)? {
-            Some(v) => codec::decode_external_value(&v).map(Some),
-            None => Ok(None),
-        }
     }
 
     /// Name of a vertex type.
@@ -602,93 +479,94 @@ impl Store {
 
     /// Number of vertex ids allocated (vertex ids are `0..vertex_count()`; after a prune,
     /// some of them name no vertex).
-    pub fn vertex_count(&self) -> Result<u64> {
-        self.read_counter(META_NEXT_VERTEX)
+    pub fn vertex_count(&self) -> Result<u64, ReadError> {
+        self.tables.read_counter(Counter::NextVertex)
     }
 
     /// Number of edge ids allocated (edge ids are `0..edge_count()`; after a prune, some of
     /// them name no edge).
-    pub fn edge_count(&self) -> Result<u64> {
-        self.read_counter(META_NEXT_EDGE)
+    pub fn edge_count(&self) -> Result<u64, ReadError> {
+        self.tables.read_counter(Counter::NextEdge)
     }
 
     /// Number of vertices stored (allocated minus pruned).
-    pub fn live_vertex_count(&self) -> Result<u64> {
+    pub fn live_vertex_count(&self) -> Result<u64, ReadError> {
         Ok(self
             .vertex_count()?
-            .saturating_sub(self.read_counter(META_PRUNED_VERTICES)?))
+            .saturating_sub(self.tables.read_counter(Counter::PrunedVertices)?))
     }
 
     /// Number of edges stored (allocated minus pruned).
-    pub fn live_edge_count(&self) -> Result<u64> {
+    pub fn live_edge_count(&self) -> Result<u64, ReadError> {
         Ok(self
             .edge_count()?
-            .saturating_sub(self.read_counter(META_PRUNED_EDGES)?))
+            .saturating_sub(self.tables.read_counter(Counter::PrunedEdges)?))
     }
 
-    fn read_id_set(&self, cf_name: &str, index_key: &[u8]) -> Result<IdSet> {
+    fn read_id_set(&self, index: Table, index_key: &[u8]) -> Result<IdSet, ReadError> {
         let mut set = IdSet::default();
-        for item in self.scan_prefix(cf_name, index_key) {
+        for item in self.tables.scan_prefix(self.tables.cf(index)?, index_key) {
             let (k, v) = item?;
             let shard_bytes: [u8; 8] = k[index_key.len()..]
                 .try_into()
-                .map_err(|_| StorageError::corruption("index key", "bad shard"))?;
+                .map_err(|_| ReadError::corruption("index key", "bad shard"))?;
             let bitmap = RoaringBitmap::deserialize_from(&v[..])
-                .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
+                .map_err(|e| ReadError::corruption("index bitmap", e.to_string()))?;
             set.push_shard(u64::from_be_bytes(shard_bytes), bitmap);
         }
         Ok(set)
     }
 
-    fn count_id_set(&self, cf_name: &str, index_key: &[u8]) -> Result<u64> {
+    fn count_id_set(&self, index: Table, index_key: &[u8]) -> Result<u64, ReadError> {
         let mut total = 0;
-        for item in self.scan_prefix(cf_name, index_key) {
+        for item in self.tables.scan_prefix(self.tables.cf(index)?, index_key) {
             let (_, v) = item?;
             total += crate::id_set::serialized_cardinality(&v)
-                .ok_or_else(|| StorageError::corruption("index bitmap", "bad header"))?;
+                .ok_or_else(|| ReadError::corruption("index bitmap", "bad header"))?;
         }
         Ok(total)
     }
 
     /// Number of vertices of a type, from the bitmap headers (no deserialization).
-    pub fn count_vertices_of_type(&self, t: TypeId) -> Result<u64> {
-        self.count_id_set(cf::VERTEX_TYPE_INDEX, &t.0.to_be_bytes())
+    pub fn count_vertices_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
+        self.count_id_set(Table::VertexTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Number of edges of a type, from the bitmap headers (no deserialization).
-    pub fn count_edges_of_type(&self, t: TypeId) -> Result<u64> {
-        self.count_id_set(cf::EDGE_TYPE_INDEX, &t.0.to_be_bytes())
+    pub fn count_edges_of_type(&self, t: TypeId) -> Result<u64, ReadError> {
+        self.count_id_set(Table::EdgeTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Number of vertices of a machine, from the bitmap headers (no deserialization).
-    pub fn count_vertices_of_machine(&self, machine: u32) -> Result<u64> {
-        self.count_id_set(cf::MACHINE_INDEX, &machine.to_be_bytes())
+    pub fn count_vertices_of_machine(&self, machine: u32) -> Result<u64, ReadError> {
+        self.count_id_set(Table::MachineIndex, &machine.to_be_bytes())
     }
 
     /// Ids of the vertices of a type (stubs carry their hinted type, or `unknown`).
-    pub fn vertices_of_type(&self, t: TypeId) -> Result<IdSet> {
-        self.read_id_set(cf::VERTEX_TYPE_INDEX, &t.0.to_be_bytes())
+    pub fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
+        self.read_id_set(Table::VertexTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Ids of the edges of a type.
-    pub fn edges_of_type(&self, t: TypeId) -> Result<IdSet> {
-        self.read_id_set(cf::EDGE_TYPE_INDEX, &t.0.to_be_bytes())
+    pub fn edges_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
+        self.read_id_set(Table::EdgeTypeIndex, &t.0.to_be_bytes())
     }
 
     /// Ids of the vertices of a machine.
-    pub fn vertices_of_machine(&self, machine: u32) -> Result<IdSet> {
-        self.read_id_set(cf::MACHINE_INDEX, &machine.to_be_bytes())
+    pub fn vertices_of_machine(&self, machine: u32) -> Result<IdSet, ReadError> {
+        self.read_id_set(Table::MachineIndex, &machine.to_be_bytes())
     }
 
     /// Machines that have vertices.
-    pub fn machine_ids(&self) -> Result<Vec<u32>> {
+    pub fn machine_ids(&self) -> Result<Vec<u32>, ReadError> {
         let mut out: Vec<u32> = Vec::new();
-        for item in self.scan_prefix(cf::MACHINE_INDEX, &[]) {
+        let index = self.tables.cf(Table::MachineIndex)?;
+        for item in self.tables.scan_prefix(index, &[]) {
             let (k, _) = item?;
             let m = u32::from_be_bytes(
                 k.get(0..4)
                     .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| StorageError::corruption("machine index", "short key"))?,
+                    .ok_or_else(|| ReadError::corruption("machine index", "short key"))?,
             );
             if out.last() != Some(&m) {
                 out.push(m);
@@ -727,7 +605,7 @@ impl Store {
         }
         prefixes.reverse();
         AdjacencyScan {
-            store: self,
+            tables: &self.tables,
             pending: prefixes,
             current: None,
         }
@@ -738,32 +616,39 @@ impl Store {
         &self,
         from: i64,
         to: i64,
-    ) -> impl Iterator<Item = Result<EdgeId>> + '_ {
+    ) -> impl Iterator<Item = Result<EdgeId, ReadError>> + '_ {
         let mut opts = ReadOptions::default();
         let end = to.checked_add(1).map(keys::time_prefix);
         if let Some(end) = end {
             opts.set_iterate_upper_bound(end.to_vec());
         }
         let start = keys::time_prefix(from);
-        self.db
-            .iterator_cf_opt(
-                self.cf(cf::EDGE_TIME_INDEX),
-                opts,
-                rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
-            )
-            .map(|item| {
-                let (k, _) = item?;
-                let e: [u8; 8] = k
-                    .get(8..16)
-                    .and_then(|s| s.try_into().ok())
-                    .ok_or_else(|| StorageError::corruption("time index", "short key"))?;
-                Ok(EdgeId(u64::from_be_bytes(e)))
-            })
+        let index = match self.tables.cf(Table::EdgeTimeIndex) {
+            Ok(index) => index,
+            Err(e) => return Box::new(std::iter::once(Err(e))) as Box<dyn Iterator<Item = _>>,
+        };
+        Box::new(
+            self.tables
+                .db()
+                .iterator_cf_opt(
+                    index,
+                    opts,
+                    rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+                )
+                .map(|item| {
+                    let (k, _) = item?;
+                    let e: [u8; 8] = k
+                        .get(8..16)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or_else(|| ReadError::corruption("time index", "short key"))?;
+                    Ok(EdgeId(u64::from_be_bytes(e)))
+                }),
+        )
     }
 
     /// Reads the whole store's totals.
-    pub fn stats(&self) -> Result<StoreStats> {
-        let counters = self.read_counters()?;
+    pub fn stats(&self) -> Result<StoreStats, ReadError> {
+        let counters = self.tables.read_counters()?;
         let mut vertex_types = Vec::new();
         for (id, name) in self.vertex_types() {
             let n = self.count_vertices_of_type(id)?;
@@ -785,9 +670,11 @@ impl Store {
             machines.push((m, self.count_vertices_of_machine(m)?));
         }
         Ok(StoreStats {
-            vertices: self.live_vertex_count()?,
+            vertices: counters
+                .next_vertex
+                .saturating_sub(counters.pruned_vertices),
             stub_vertices: counters.stubs,
-            edges: self.live_edge_count()?,
+            edges: counters.next_edge.saturating_sub(counters.pruned_edges),
             skipped_lines: counters.skipped,
             rejected_documents: counters.rejected,
             vertex_types,
@@ -799,7 +686,7 @@ impl Store {
 
 /// Iterator over the adjacency of one vertex (see [`Store::neighbours`]).
 pub struct AdjacencyScan<'a> {
-    store: &'a Store,
+    tables: &'a Tables,
     pending: Vec<(Direction, Vec<u8>)>,
     /// The open iterator, its direction and the prefix being read. One iterator serves every
     /// prefix of its direction: creating one costs more than reading a vertex's edges.
@@ -807,7 +694,7 @@ pub struct AdjacencyScan<'a> {
 }
 
 impl Iterator for AdjacencyScan<'_> {
-    type Item = Result<Adjacent>;
+    type Item = Result<Adjacent, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -821,9 +708,7 @@ impl Iterator for AdjacencyScan<'_> {
                     });
                     it.next();
                     return Some(
-                        adj.ok_or_else(|| {
-                            StorageError::corruption("adjacency key", "wrong length")
-                        }),
+                        adj.ok_or_else(|| ReadError::corruption("adjacency key", "wrong length")),
                     );
                 }
                 if let Err(e) = it.status() {
@@ -838,19 +723,20 @@ impl Iterator for AdjacencyScan<'_> {
                     *current_prefix = prefix;
                 }
                 _ => {
-                    let cf_name = if dir == Direction::Out {
-                        cf::OUT_ADJACENCY
+                    let table = if dir == Direction::Out {
+                        Table::OutAdjacency
                     } else {
-                        cf::IN_ADJACENCY
+                        Table::InAdjacency
+                    };
+                    let handle = match self.tables.cf(table) {
+                        Ok(handle) => handle,
+                        Err(e) => return Some(Err(e)),
                     };
                     // Every prefix of one scan starts with the same vertex: the 8-byte prefix
                     // extractor keeps the iterator inside that vertex's keys.
                     let mut opts = ReadOptions::default();
                     opts.set_prefix_same_as_start(true);
-                    let mut it = self
-                        .store
-                        .db
-                        .raw_iterator_cf_opt(self.store.cf(cf_name), opts);
+                    let mut it = self.tables.db().raw_iterator_cf_opt(handle, opts);
                     it.seek(&prefix);
                     self.current = Some((dir, it, prefix));
                 }

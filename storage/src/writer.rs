@@ -5,37 +5,24 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use roaring::RoaringBitmap;
-use rocksdb::{WriteBatch, WriteOptions};
+use rocksdb::{ColumnFamily, WriteBatch};
 
-use crate::codec::{self, StoredEdge, StoredExternalId, StoredVertex};
-use crate::column_families as cf;
+use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::dictionary::{DictKind, Dictionaries};
-use crate::error::{Result, StorageError};
+use crate::error::WriteError;
 use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
 use crate::model::{EndpointInput, ExternalId, ProvClass, RecordBatch, Value};
 use crate::side_table::SidePut;
-use crate::store::{
-    Durability, OpenMode, Store, META_NEXT_EDGE, META_NEXT_VERTEX, META_REJECTED, META_SKIPPED,
-    META_STUBS,
-};
+use crate::tables::{Counters, Durability, GraphHandles, Tables};
 
 /// Upper bound of cached external ids before the cache is dropped (it refills from disk).
 const VERTEX_CACHE_LIMIT: usize = 4_000_000;
 /// Upper bound of cached index shards.
 const SHARD_CACHE_LIMIT: usize = 8192;
-
-/// Persistent counters, mirrored in memory by the writer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counters {
-    pub next_vertex: u64,
-    pub next_edge: u64,
-    pub stubs: u64,
-    pub skipped: u64,
-    pub rejected: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct VertexSlot {
@@ -52,13 +39,21 @@ enum IndexKind {
 }
 
 impl IndexKind {
-    fn cf_name(self) -> &'static str {
+    fn handle<'a>(self, cfs: &GraphHandles<'a>) -> &'a ColumnFamily {
         match self {
-            IndexKind::VertexType => cf::VERTEX_TYPE_INDEX,
-            IndexKind::EdgeType => cf::EDGE_TYPE_INDEX,
-            IndexKind::Machine => cf::MACHINE_INDEX,
+            IndexKind::VertexType => cfs.vertex_type_index,
+            IndexKind::EdgeType => cfs.edge_type_index,
+            IndexKind::Machine => cfs.machine_index,
         }
     }
+}
+
+/// The single writer: its state, under a lock held while a batch is prepared, and the
+/// bookkeeping of prepared writes, shared with the committing thread without that lock.
+#[derive(Debug, Default)]
+pub(crate) struct Writer {
+    state: Mutex<WriterState>,
+    pipeline: Pipeline,
 }
 
 #[derive(Debug, Default)]
@@ -76,7 +71,7 @@ pub(crate) struct WriterState {
 }
 
 impl WriterState {
-    pub(crate) fn reset(&mut self, counters: Counters) {
+    fn reset(&mut self, counters: Counters) {
         self.counters = counters;
         self.vertex_cache.clear();
         self.shard_cache.clear();
@@ -96,18 +91,21 @@ pub(crate) struct Pipeline {
 }
 
 /// A batch resolved against the writer's state and encoded into one RocksDB write, not yet
-/// committed. Made by [`Store::prepare_write`], written by [`Store::commit_prepared`].
+/// committed. Made by [`crate::Store::prepare_write`], written by
+/// [`crate::Store::commit_prepared`].
 ///
 /// Preparing the next batch while this one commits (on another thread) keeps two cores busy
 /// on a bulk load. Commit prepared writes in the order they were prepared: a write whose
 /// predecessor failed or was dropped uncommitted is refused with
-/// [`StorageError::PipelineAborted`], since it may reference that predecessor's ids.
+/// [`WriteError::PipelineAborted`], since it may reference that predecessor's ids.
 pub struct PreparedWrite<'a> {
-    store: &'a Store,
+    pipeline: &'a Pipeline,
+    /// For side-table puts added after preparing.
+    tables: &'a Tables,
     batch: Option<WriteBatch>,
     seq: u64,
     epoch: u64,
-    sync: bool,
+    durability: Durability,
     summary: WriteSummary,
     /// Indices (into the batch's `edges`) of the edges this write adds: not stored before,
     /// nor earlier in the batch.
@@ -138,12 +136,12 @@ impl PreparedWrite<'_> {
 
     /// Adds side-table puts to the write, committed atomically with its records (e.g.
     /// what a detector derived from them).
-    pub fn add_side_puts(&mut self, puts: &[SidePut]) -> Result<()> {
+    pub fn add_side_puts(&mut self, puts: &[SidePut]) -> Result<(), WriteError> {
         let Some(batch) = self.batch.as_mut() else {
-            return Err(StorageError::PipelineAborted);
+            return Err(WriteError::PipelineAborted);
         };
         for put in puts {
-            batch.put_cf(self.store.side_cf(put.table)?, &put.key, &put.value);
+            batch.put_cf(self.tables.side_for_write(put.table)?, &put.key, &put.value);
         }
         Ok(())
     }
@@ -153,7 +151,7 @@ impl Drop for PreparedWrite<'_> {
     fn drop(&mut self) {
         if self.batch.is_some() {
             // Dropped uncommitted: later prepared writes may use its ids.
-            self.store.pipeline.abort(self.epoch);
+            self.pipeline.abort(self.epoch);
         }
     }
 }
@@ -197,7 +195,9 @@ impl std::ops::AddAssign for WriteSummary {
 /// Work in progress of one batch: nothing reaches the writer state until the whole batch is
 /// resolved and encoded ([`Pending::finish`]); a failure before that leaves the state as it was.
 struct Pending<'a> {
-    store: &'a Store,
+    tables: &'a Tables,
+    /// Handles of the graph tables, resolved once for the batch.
+    cfs: GraphHandles<'a>,
     state: &'a mut WriterState,
     dicts: Dictionaries,
     new_dict_entries: Vec<(DictKind, u16)>,
@@ -211,95 +211,33 @@ struct Pending<'a> {
     summary: WriteSummary,
 }
 
-impl Store {
-    /// Writes a batch atomically with the store's default durability.
-    ///
-    /// Idempotent: a vertex or edge whose external id is already stored is not stored again,
-    /// and an edge whose endpoint is unknown creates a stub vertex that its definition fills
-    /// in later.
-    ///
-    /// ```
-    /// use provdb_storage::*;
-    /// let dir = tempfile::tempdir()?;
-    /// let store = Store::open(dir.path())?;
-    /// let edge = EdgeInput {
-    ///     ext_id: ExternalId::parse("e1"),
-    ///     type_name: "read".into(),
-    ///     relation: ProvRelation::Used,
-    ///     src: EndpointInput { ext_id: ExternalId::parse("file1"), type_hint: None },
-    ///     dst: EndpointInput { ext_id: ExternalId::parse("task1"), type_hint: None },
-    ///     placement: Placement::default(),
-    ///     attrs: vec![],
-    /// };
-    /// let batch = RecordBatch { edges: vec![edge], ..Default::default() };
-    /// let first = store.write(&batch)?;
-    /// assert_eq!((first.edges_added, first.stubs_created), (1, 2));
-    /// assert_eq!(store.write(&batch)?.edges_duplicate, 1);
-    /// assert_eq!(store.stats()?.stub_vertices, 2);
-    /// store.close()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn write(&self, batch: &RecordBatch) -> Result<WriteSummary> {
-        self.write_with(batch, &[], self.durability)
+impl Writer {
+    /// Resets the state to what is on disk (after a catch-up, or a prune).
+    pub(crate) fn reset(&self, counters: Counters) {
+        self.state.lock().reset(counters);
     }
 
-    /// Writes a batch and side-table puts atomically, with explicit durability.
-    pub fn write_with(
-        &self,
+    /// Holds off every other write while the guard lives (a prune deletes under the writer).
+    pub(crate) fn exclusive(&self) -> MutexGuard<'_, WriterState> {
+        self.state.lock()
+    }
+
+    /// Resolves and encodes a batch into one RocksDB write; see [`crate::Store::prepare_write`].
+    pub(crate) fn prepare<'a>(
+        &'a self,
+        tables: &'a Tables,
+        shared_dicts: &RwLock<Dictionaries>,
         batch: &RecordBatch,
         side: &[SidePut],
         durability: Durability,
-    ) -> Result<WriteSummary> {
-        self.commit_prepared(self.prepare_write(batch, side, durability)?)
-    }
-
-    /// Resolves and encodes a batch (and side-table puts) into one RocksDB write without
-    /// committing it; see [`PreparedWrite`]. The writer state moves on as if it had committed,
-    /// so the next batch can be prepared at once.
-    ///
-    /// ```
-    /// use provdb_storage::*;
-    /// let dir = tempfile::tempdir()?;
-    /// let store = Store::open(dir.path())?;
-    /// let edge = |id: &str, src: &str, dst: &str| EdgeInput {
-    ///     ext_id: ExternalId::parse(id),
-    ///     type_name: "write".into(),
-    ///     relation: ProvRelation::WasGeneratedBy,
-    ///     src: EndpointInput { ext_id: ExternalId::parse(src), type_hint: None },
-    ///     dst: EndpointInput { ext_id: ExternalId::parse(dst), type_hint: None },
-    ///     placement: Placement::default(),
-    ///     attrs: vec![],
-    /// };
-    /// let first = RecordBatch { edges: vec![edge("e1", "task", "file")], ..Default::default() };
-    /// // The second batch repeats e1 and reuses the stubs of the first, before it commits.
-    /// let second = RecordBatch {
-    ///     edges: vec![edge("e1", "task", "file"), edge("e2", "file", "task")],
-    ///     ..Default::default()
-    /// };
-    /// let p1 = store.prepare_write(&first, &[], Durability::Buffered)?;
-    /// let p2 = store.prepare_write(&second, &[], Durability::Buffered)?;
-    /// assert_eq!((p2.summary().edges_duplicate, p2.summary().stubs_created), (1, 0));
-    /// store.commit_prepared(p1)?;
-    /// store.commit_prepared(p2)?;
-    /// assert_eq!((store.stats()?.edges, store.stats()?.vertices), (2, 2));
-    /// store.close()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn prepare_write(
-        &self,
-        batch: &RecordBatch,
-        side: &[SidePut],
-        durability: Durability,
-    ) -> Result<PreparedWrite<'_>> {
-        if self.mode != OpenMode::ReadWrite {
-            return Err(StorageError::ReadOnly);
-        }
-        let mut state = self.writer.lock();
+    ) -> Result<PreparedWrite<'a>, WriteError> {
+        tables.check_writable()?;
+        let mut state = self.state.lock();
         let epoch = self.pipeline.epoch.load(Ordering::Acquire);
         if state.epoch != epoch {
             // A prepared write failed or was dropped: start again from what is on disk.
-            self.reload_dictionaries()?;
-            state.reset(self.read_counters()?);
+            *shared_dicts.write() = Dictionaries::load(tables)?;
+            state.reset(tables.read_counters()?);
             state.epoch = epoch;
         }
         let committed = self.pipeline.committed.load(Ordering::Acquire);
@@ -310,10 +248,11 @@ impl Store {
         {
             state.in_flight_edges.pop_front();
         }
-        let dicts = self.dicts.read().clone();
+        let dicts = shared_dicts.read().clone();
         let counters = state.counters;
         let mut p = Pending {
-            store: self,
+            tables,
+            cfs: tables.graph_handles()?,
             state: &mut state,
             dicts,
             new_dict_entries: Vec::new(),
@@ -339,35 +278,41 @@ impl Store {
         p.counters.rejected += batch.rejected_documents;
         for put in side {
             p.batch
-                .put_cf(self.side_cf(put.table)?, &put.key, &put.value);
+                .put_cf(tables.side_for_write(put.table)?, &put.key, &put.value);
         }
-        let (write_batch, summary) = p.finish(committed)?;
+        let (write_batch, new_dicts, summary) = p.finish(committed)?;
+        if let Some(dicts) = new_dicts {
+            *shared_dicts.write() = dicts;
+        }
         state.last_prepared += 1;
         let seq = state.last_prepared;
         Ok(PreparedWrite {
-            store: self,
+            pipeline: &self.pipeline,
+            tables,
             batch: Some(write_batch),
             seq,
             epoch,
-            sync: durability == Durability::Sync,
+            durability,
             summary,
             new_edges,
         })
     }
 
     /// Commits a prepared write (in the order writes were prepared).
-    pub fn commit_prepared(&self, mut prepared: PreparedWrite<'_>) -> Result<WriteSummary> {
+    pub(crate) fn commit(
+        &self,
+        tables: &Tables,
+        mut prepared: PreparedWrite<'_>,
+    ) -> Result<WriteSummary, WriteError> {
         let Some(batch) = prepared.batch.take() else {
-            return Err(StorageError::PipelineAborted);
+            return Err(WriteError::PipelineAborted);
         };
         if self.pipeline.epoch.load(Ordering::Acquire) != prepared.epoch {
-            return Err(StorageError::PipelineAborted);
+            return Err(WriteError::PipelineAborted);
         }
-        let mut opts = WriteOptions::default();
-        opts.set_sync(prepared.sync);
-        if let Err(e) = self.db.write_opt(batch, &opts) {
+        if let Err(e) = tables.write(batch, prepared.durability) {
             self.pipeline.abort(prepared.epoch);
-            return Err(e.into());
+            return Err(e);
         }
         self.pipeline
             .committed
@@ -377,17 +322,17 @@ impl Store {
 }
 
 impl Pending<'_> {
-    fn intern(&mut self, kind: DictKind, name: &str) -> Result<u16> {
+    fn intern(&mut self, kind: DictKind, name: &str) -> Result<u16, WriteError> {
         let (id, new) = self.dicts.get_mut(kind).intern(kind, name)?;
         if new {
             self.new_dict_entries.push((kind, id));
             self.batch
-                .put_cf(self.store.cf(cf::META), kind.meta_key(id), name.as_bytes());
+                .put_cf(self.cfs.meta, kind.meta_key(id), name.as_bytes());
         }
         Ok(id)
     }
 
-    fn resolve_vertex(&mut self, ext: &ExternalId) -> Result<Option<VertexSlot>> {
+    fn resolve_vertex(&mut self, ext: &ExternalId) -> Result<Option<VertexSlot>, WriteError> {
         if let Some(slot) = self.vertices.get(ext) {
             return Ok(Some(*slot));
         }
@@ -395,28 +340,24 @@ impl Pending<'_> {
             return Ok(Some(*slot));
         }
         Ok(self
-            .store
+            .tables
             .lookup_external(EXT_VERTEX, ext)?
             .map(|(id, stub_type)| VertexSlot { id, stub_type }))
     }
 
     fn put_external(&mut self, kind: u8, ext: &ExternalId, id: u64, stub_type: Option<u16>) {
-        ext.encode_key(kind, &mut self.key);
+        keys::external_key(kind, ext, &mut self.key);
         let (value, len) = codec::encode_external_value(id, stub_type);
         self.batch
-            .put_cf(self.store.cf(cf::EXTERNAL_IDS), &self.key, &value[..len]);
+            .put_cf(self.cfs.external_ids, &self.key, &value[..len]);
     }
 
     /// Writes the vertex -> external id entry of a vertex record just written (format 2 on;
     /// a version-1 archive stays version 1, its ids read from the records).
     fn put_vertex_external_id(&mut self, id: u64, ext: &ExternalId) {
-        if self.store.has_vertex_external_ids() {
+        if let Some(table) = self.cfs.vertex_external_ids {
             codec::encode_external_id(ext, &mut self.buf);
-            self.batch.put_cf(
-                self.store.cf(cf::VERTEX_EXTERNAL_IDS),
-                keys::id_key(id),
-                &self.buf,
-            );
+            self.batch.put_cf(table, keys::id_key(id), &self.buf);
         }
     }
 
@@ -425,52 +366,54 @@ impl Pending<'_> {
         kind: IndexKind,
         index_key: &[u8],
         id: u64,
-    ) -> Result<(&mut RoaringBitmap, u32)> {
+    ) -> Result<(&mut RoaringBitmap, u32), WriteError> {
         let (shard, low) = split_id(id);
         let key = keys::shard_key(index_key, shard);
         let map_key = (kind, key);
         if !self.shards.contains_key(&map_key) {
             let bitmap = match self.state.shard_cache.get(&map_key) {
                 Some(b) => b.clone(),
-                None => match self
-                    .store
-                    .db
-                    .get_pinned_cf(self.store.cf(kind.cf_name()), &map_key.1)?
-                {
-                    Some(bytes) => RoaringBitmap::deserialize_from(&bytes[..])
-                        .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?,
-                    None => RoaringBitmap::new(),
-                },
+                None => self.tables.read_shard(kind.handle(&self.cfs), &map_key.1)?,
             };
             self.shards.insert(map_key.clone(), bitmap);
         }
         let bitmap = self
             .shards
             .get_mut(&map_key)
-            .ok_or_else(|| StorageError::corruption("index bitmap", "vanished from batch"))?;
+            .ok_or_else(|| WriteError::corruption("index bitmap", "vanished from batch"))?;
         Ok((bitmap, low))
     }
 
-    fn index_insert(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<()> {
+    fn index_insert(
+        &mut self,
+        kind: IndexKind,
+        index_key: &[u8],
+        id: u64,
+    ) -> Result<(), WriteError> {
         let (bitmap, low) = self.shard(kind, index_key, id)?;
         bitmap.insert(low);
         Ok(())
     }
 
-    fn index_remove(&mut self, kind: IndexKind, index_key: &[u8], id: u64) -> Result<()> {
+    fn index_remove(
+        &mut self,
+        kind: IndexKind,
+        index_key: &[u8],
+        id: u64,
+    ) -> Result<(), WriteError> {
         let (bitmap, low) = self.shard(kind, index_key, id)?;
         bitmap.remove(low);
         Ok(())
     }
 
-    fn attrs(&mut self, attrs: &[(String, Value)]) -> Result<Vec<(u16, Value)>> {
+    fn attrs(&mut self, attrs: &[(String, Value)]) -> Result<Vec<(u16, Value)>, WriteError> {
         attrs
             .iter()
             .map(|(k, v)| Ok((self.intern(DictKind::AttrKey, k)?, v.clone())))
             .collect()
     }
 
-    fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<()> {
+    fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<(), WriteError> {
         let existing = self.resolve_vertex(&v.ext_id)?;
         let id = match existing {
             Some(VertexSlot {
@@ -497,7 +440,7 @@ impl Pending<'_> {
         };
         let type_id = self.intern(DictKind::VertexType, &v.type_name)?;
         let record = StoredVertex {
-            ext_id: stored_ext(&v.ext_id),
+            ext_id: (&v.ext_id).into(),
             type_id,
             class: v.class,
             stub: false,
@@ -506,7 +449,7 @@ impl Pending<'_> {
         };
         codec::encode(&record, &mut self.buf)?;
         self.batch
-            .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
+            .put_cf(self.cfs.vertices, keys::id_key(id), &self.buf);
         self.put_vertex_external_id(id, &v.ext_id);
         self.put_external(EXT_VERTEX, &v.ext_id, id, None);
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
@@ -523,7 +466,7 @@ impl Pending<'_> {
         Ok(())
     }
 
-    fn endpoint(&mut self, ep: &EndpointInput) -> Result<u64> {
+    fn endpoint(&mut self, ep: &EndpointInput) -> Result<u64, WriteError> {
         if let Some(slot) = self.resolve_vertex(&ep.ext_id)? {
             return Ok(slot.id);
         }
@@ -536,7 +479,7 @@ impl Pending<'_> {
             ep.type_hint.as_deref().unwrap_or("unknown"),
         )?;
         let record = StoredVertex {
-            ext_id: stored_ext(&ep.ext_id),
+            ext_id: (&ep.ext_id).into(),
             type_id,
             class: ProvClass::Unknown,
             stub: true,
@@ -547,7 +490,7 @@ impl Pending<'_> {
         };
         codec::encode(&record, &mut self.buf)?;
         self.batch
-            .put_cf(self.store.cf(cf::VERTICES), keys::id_key(id), &self.buf);
+            .put_cf(self.cfs.vertices, keys::id_key(id), &self.buf);
         self.put_vertex_external_id(id, &ep.ext_id);
         self.put_external(EXT_VERTEX, &ep.ext_id, id, Some(type_id));
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
@@ -562,14 +505,14 @@ impl Pending<'_> {
     }
 
     /// Adds an edge; false when it is a duplicate (stored, in flight, or earlier in the batch).
-    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<bool> {
+    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<bool, WriteError> {
         if self.edges.contains(&e.ext_id)
             || self
                 .state
                 .in_flight_edges
                 .iter()
                 .any(|(_, edges)| edges.contains(&e.ext_id))
-            || self.store.lookup_external(EXT_EDGE, &e.ext_id)?.is_some()
+            || self.tables.lookup_external(EXT_EDGE, &e.ext_id)?.is_some()
         {
             self.summary.edges_duplicate += 1;
             return Ok(false);
@@ -580,7 +523,7 @@ impl Pending<'_> {
         self.counters.next_edge += 1;
         let type_id = self.intern(DictKind::EdgeType, &e.type_name)?;
         let record = StoredEdge {
-            ext_id: stored_ext(&e.ext_id),
+            ext_id: (&e.ext_id).into(),
             type_id,
             relation: e.relation,
             src,
@@ -589,26 +532,22 @@ impl Pending<'_> {
             attrs: self.attrs(&e.attrs)?,
         };
         codec::encode(&record, &mut self.buf)?;
-        let cfs = (
-            self.store.cf(cf::EDGES),
-            self.store.cf(cf::OUT_ADJACENCY),
-            self.store.cf(cf::IN_ADJACENCY),
-        );
-        self.batch.put_cf(cfs.0, keys::id_key(id), &self.buf);
+        self.batch
+            .put_cf(self.cfs.edges, keys::id_key(id), &self.buf);
         let t = TypeId(type_id);
         self.batch.put_cf(
-            cfs.1,
+            self.cfs.out_adjacency,
             keys::adjacency_key(VertexId(src), t, EdgeId(id), VertexId(dst)),
             [],
         );
         self.batch.put_cf(
-            cfs.2,
+            self.cfs.in_adjacency,
             keys::adjacency_key(VertexId(dst), t, EdgeId(id), VertexId(src)),
             [],
         );
         if let Some(time) = e.placement.time {
             self.batch.put_cf(
-                self.store.cf(cf::EDGE_TIME_INDEX),
+                self.cfs.edge_time_index,
                 keys::time_key(time, EdgeId(id)),
                 [],
             );
@@ -621,25 +560,21 @@ impl Pending<'_> {
     }
 
     /// Encodes counters and index shards into the batch and publishes the new writer state
-    /// (the write is committed later, by [`Store::commit_prepared`]).
-    fn finish(mut self, committed: u64) -> Result<(WriteBatch, WriteSummary)> {
-        let meta = self.store.cf(cf::META);
-        for (key, value) in [
-            (META_NEXT_VERTEX, self.counters.next_vertex),
-            (META_NEXT_EDGE, self.counters.next_edge),
-            (META_STUBS, self.counters.stubs),
-            (META_SKIPPED, self.counters.skipped),
-            (META_REJECTED, self.counters.rejected),
-        ] {
-            self.batch.put_cf(meta, key, value.to_be_bytes());
+    /// (the write is committed later, by [`Writer::commit`]). Returns the dictionaries when
+    /// the batch added names, for the caller to publish.
+    fn finish(
+        mut self,
+        committed: u64,
+    ) -> Result<(WriteBatch, Option<Dictionaries>, WriteSummary), WriteError> {
+        for (counter, value) in self.counters.written_by_writer() {
+            Tables::put_counter(&mut self.batch, self.cfs.meta, counter, value);
         }
         for ((kind, key), bitmap) in &self.shards {
             self.buf.clear();
             bitmap
                 .serialize_into(&mut self.buf)
-                .map_err(|e| StorageError::corruption("index bitmap", e.to_string()))?;
-            self.batch
-                .put_cf(self.store.cf(kind.cf_name()), key, &self.buf);
+                .map_err(|e| WriteError::corruption("index bitmap", e.to_string()))?;
+            self.batch.put_cf(kind.handle(&self.cfs), key, &self.buf);
         }
 
         let state = self.state;
@@ -660,16 +595,7 @@ impl Pending<'_> {
                 .in_flight_edges
                 .push_back((state.last_prepared + 1, self.edges));
         }
-        if !self.new_dict_entries.is_empty() {
-            *self.store.dicts.write() = self.dicts;
-        }
-        Ok((self.batch, self.summary))
-    }
-}
-
-fn stored_ext(ext: &ExternalId) -> StoredExternalId {
-    match ext {
-        ExternalId::Binary(b) => StoredExternalId::Binary(*b),
-        ExternalId::Text(t) => StoredExternalId::Text(t.clone()),
+        let dicts = (!self.new_dict_entries.is_empty()).then_some(self.dicts);
+        Ok((self.batch, dicts, self.summary))
     }
 }

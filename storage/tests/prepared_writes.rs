@@ -126,7 +126,7 @@ fn a_dropped_write_aborts_the_writes_prepared_after_it() {
     drop(p1);
     assert!(matches!(
         store.commit_prepared(p2),
-        Err(StorageError::PipelineAborted)
+        Err(WriteError::PipelineAborted)
     ));
     // Nothing of either reached the disk, and the writer starts again from the disk.
     assert_eq!(store.stats().unwrap().vertices, 1);

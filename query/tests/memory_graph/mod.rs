@@ -11,8 +11,11 @@ use std::sync::Arc;
 
 use provdb_storage::{
     Adjacent, AttrKeyId, Direction, Edge, EdgeId, ExternalId, GraphRead, IdSet, Placement,
-    ProvClass, ProvRelation, Result, StorageError, TypeId, Value, Vertex, VertexId,
+    ProvClass, ProvRelation, ReadError, TypeId, Value, Vertex, VertexId,
 };
+
+/// What a [`GraphRead`] method returns.
+type Result<T> = std::result::Result<T, ReadError>;
 
 /// A graph held in vectors; vertex and edge ids are their positions.
 #[derive(Default)]
@@ -117,7 +120,7 @@ impl GraphRead for MemoryGraph {
     fn vertex(&self, id: VertexId) -> Result<Option<Vertex>> {
         self.vertex_reads.set(self.vertex_reads.get() + 1);
         if self.corrupt == Some(id) {
-            return Err(StorageError::Corruption {
+            return Err(ReadError::Corruption {
                 what: "vertex record",
                 detail: "test damage".to_owned(),
             });
