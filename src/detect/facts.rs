@@ -307,16 +307,20 @@ pub(crate) fn propagate(
     dst: &mut Facts,
     secret: &dyn Fn(&str) -> bool,
 ) {
-    let via = Some((
-        edge.ext_id.to_string(),
-        edge.type_name.clone(),
-        edge.src.ext_id.to_string(),
-    ));
+    // The edge as a path step's `via`, made only when a step is recorded (most edges carry
+    // no tag: their ids are not turned into text).
+    let via = || {
+        Some((
+            edge.ext_id.to_string(),
+            edge.type_name.clone(),
+            edge.src.ext_id.to_string(),
+        ))
+    };
     let time = edge.placement.time;
     // A tag of the sender, extended by this edge to the receiver.
     let extend = |tag: &Tag, dst: &Facts| -> Tag {
         let mut path = tag.path.clone();
-        path.push(dst.step(&edge.dst.ext_id, via.clone()));
+        path.push(dst.step(&edge.dst.ext_id, via()));
         if path.len() > MAX_STEPS {
             path.drain(HEAD_STEPS..path.len() - (MAX_STEPS - HEAD_STEPS));
         }
@@ -333,7 +337,7 @@ pub(crate) fn propagate(
             since: time,
             path: vec![
                 src.step(&edge.src.ext_id, None),
-                dst.step(&edge.dst.ext_id, via.clone()),
+                dst.step(&edge.dst.ext_id, via()),
             ],
         }
     };
@@ -344,7 +348,7 @@ pub(crate) fn propagate(
             return Vec::new();
         }
         let mut path = src.exe_path.clone();
-        path.push(dst.step(&edge.dst.ext_id, via.clone()));
+        path.push(dst.step(&edge.dst.ext_id, via()));
         if path.len() > MAX_EXE_STEPS {
             path.drain(2..path.len() - (MAX_EXE_STEPS - 2));
         }
@@ -402,7 +406,7 @@ pub(crate) fn propagate(
             if src.path.is_some() {
                 dst.exe_path = vec![
                     src.step(&edge.src.ext_id, None),
-                    dst.step(&edge.dst.ext_id, via.clone()),
+                    dst.step(&edge.dst.ext_id, via()),
                 ];
             }
             dst.exe = src.path.clone().or(dst.exe.take());

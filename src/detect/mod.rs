@@ -24,6 +24,7 @@ mod facts;
 mod pattern;
 mod rules;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
@@ -69,7 +70,14 @@ impl std::fmt::Debug for Detector {
 #[derive(Default)]
 struct State {
     batch: u64,
+    /// Facts by vertex, with the number of the batch that last changed them.
     facts: HashMap<ExternalId, (Facts, u64)>,
+    raised: Raised,
+}
+
+/// Alerts raised by this process, for deduplication before the table is asked.
+#[derive(Default)]
+struct Raised {
     next_alert: Option<u64>,
     alerts: HashMap<Vec<u8>, Alert>,
 }
@@ -118,10 +126,12 @@ impl Detector {
         if self.rules.rules().is_empty() {
             return Ok(detected);
         }
+        // Vertices whose facts this batch changed (written with it).
+        let mut dirty: Vec<ExternalId> = Vec::new();
         for v in &batch.vertices {
-            let mut f = load(state, store, &v.ext_id)?;
-            f.define(v);
-            state.facts.insert(v.ext_id.clone(), (f, now));
+            let entry = cached(&mut state.facts, store, &v.ext_id)?;
+            entry.0.define(v);
+            mark(entry, now, &v.ext_id, &mut dirty);
         }
         // Kernel relation ids grow with time on a machine: they give the causal order of
         // edges that a document groups by PROV section.
@@ -140,19 +150,32 @@ impl Detector {
                 .is_some_and(|(_, _, re)| re.is_match(path))
         };
         for edge in order {
-            let src = load(state, store, &edge.src.ext_id)?;
-            let dst_before = if edge.dst.ext_id == edge.src.ext_id {
-                src.clone()
-            } else {
-                load(state, store, &edge.dst.ext_id)?
+            cached(&mut state.facts, store, &edge.src.ext_id)?;
+            cached(&mut state.facts, store, &edge.dst.ext_id)?;
+            let (Some((src, _)), Some((dst_before, _))) = (
+                state.facts.get(&edge.src.ext_id),
+                state.facts.get(&edge.dst.ext_id),
+            ) else {
+                continue;
             };
             let mut dst = dst_before.clone();
-            facts::propagate(edge, &src, &mut dst, &is_secret);
-            self.evaluate(state, store, edge, &src, &dst_before, &dst, &mut detected)?;
-            state.facts.insert(edge.dst.ext_id.clone(), (dst, now));
+            facts::propagate(edge, src, &mut dst, &is_secret);
+            self.evaluate(
+                &mut state.raised,
+                store,
+                edge,
+                src,
+                dst_before,
+                &dst,
+                &mut detected,
+            )?;
+            if let Some(entry) = state.facts.get_mut(&edge.dst.ext_id) {
+                entry.0 = dst;
+                mark(entry, now, &edge.dst.ext_id, &mut dirty);
+            }
         }
-        for (id, (f, batch_no)) in &state.facts {
-            if *batch_no == now {
+        for id in &dirty {
+            if let Some((f, _)) = state.facts.get(id) {
                 detected.puts.push(SidePut {
                     table: DETECT_FACTS,
                     key: facts::key(id),
@@ -160,7 +183,7 @@ impl Detector {
                 });
             }
         }
-        if let Some(next) = state.next_alert {
+        if let Some(next) = state.raised.next_alert {
             if !detected.alerts.is_empty() {
                 detected.puts.push(SidePut {
                     table: ALERTS,
@@ -172,9 +195,9 @@ impl Detector {
         if state.facts.len() > FACTS_CACHE_LIMIT {
             state.facts.retain(|_, (_, b)| *b + BATCHES_IN_FLIGHT > now);
         }
-        if state.alerts.len() > ALERT_CACHE_LIMIT {
+        if state.raised.alerts.len() > ALERT_CACHE_LIMIT {
             // Alerts are written with their batch; only the in-flight ones must stay.
-            state.alerts.clear();
+            state.raised.alerts.clear();
         }
         Ok(detected)
     }
@@ -182,7 +205,7 @@ impl Detector {
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
-        state: &mut State,
+        state: &mut Raised,
         store: &Store,
         edge: &EdgeInput,
         src: &Facts,
@@ -237,7 +260,7 @@ impl Detector {
     #[allow(clippy::too_many_arguments)]
     fn raise(
         &self,
-        state: &mut State,
+        state: &mut Raised,
         store: &Store,
         rule: &Rule,
         p: &pattern::Pattern,
@@ -301,15 +324,30 @@ impl Detector {
     }
 }
 
-/// Loads a vertex's facts: memory, else the table, else nothing known.
-fn load(state: &State, store: &Store, id: &ExternalId) -> Result<Facts> {
-    if let Some((f, _)) = state.facts.get(id) {
-        return Ok(f.clone());
+/// A vertex's cached facts, loaded on first use: from the table, else nothing known.
+fn cached<'c>(
+    cache: &'c mut HashMap<ExternalId, (Facts, u64)>,
+    store: &Store,
+    id: &ExternalId,
+) -> Result<&'c mut (Facts, u64)> {
+    Ok(match cache.entry(id.clone()) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => {
+            let f = store
+                .side_get(DETECT_FACTS, &facts::key(id))?
+                .and_then(|bytes| facts::decode(&bytes))
+                .unwrap_or_default();
+            v.insert((f, 0))
+        }
+    })
+}
+
+/// Notes that the batch `now` changed a vertex's facts (once per batch).
+fn mark(entry: &mut (Facts, u64), now: u64, id: &ExternalId, dirty: &mut Vec<ExternalId>) {
+    if entry.1 != now {
+        entry.1 = now;
+        dirty.push(id.clone());
     }
-    Ok(store
-        .side_get(DETECT_FACTS, &facts::key(id))?
-        .and_then(|bytes| facts::decode(&bytes))
-        .unwrap_or_default())
 }
 
 /// The causal path of an alert: the paths of the tags its rule read, then the completing
