@@ -20,7 +20,20 @@ loopback it requires --password-file (mosquitto_passwd format) or --allow-anonym
 a persistent session and acknowledges after the durable write. Undecodable messages go to the \
 quarantine (`provdb quarantine`); a message that crashes provdb twice is quarantined \
 undecoded; machines are listed by `provdb machines`. Stop with Ctrl-C / SIGTERM (stores and \
-acknowledges what is in flight, then exits)."
+acknowledges what is in flight, then exits).
+
+Alerts: each new alert the detection rules raise (see `provdb rules list`; a repeat on the \
+same object only counts up) is published, once durably stored with the batch that raised it, \
+as the JSON of `provdb alerts --format json` (one object) on <alert-topic-prefix><machine id> \
+(`unknown` when the alert has no machine), default camflow/alerts/<machine>, at QoS 1. With \
+--broker it goes to that broker, so any MQTT client there can subscribe (e.g. mosquitto_sub \
+-t 'camflow/alerts/#'). With the embedded listener, clients subscribe at provdb itself: \
+filters (+ and # wildcards) that can match an alert topic are granted at QoS 0 or 1, any \
+other is refused; subscribers need the same password and TLS as publishers. Delivery is live \
+(to subscribers connected at the time; a slow subscriber's excess is dropped and logged, \
+never holding ingest up); the archive (`provdb alerts`) is the durable record. The final \
+line reports alerts published and their latency (durable write -> handed to the broker \
+client or subscriber socket), median and p99."
 )]
 pub struct ServeArgs {
     /// Listen address of the embedded MQTT listener (ignored with --broker).
@@ -90,6 +103,10 @@ pub struct ServeArgs {
     /// Seconds between throughput lines on stderr (0: none).
     #[arg(long, default_value_t = 10)]
     pub report_secs: u64,
+    /// Topic prefix of published alerts: each new alert goes out as JSON on PREFIX<machine
+    /// id>, at QoS 1, once durable (empty: publish none).
+    #[arg(long, default_value = "camflow/alerts/", value_name = "PREFIX")]
+    pub alert_topic_prefix: String,
     #[command(flatten)]
     pub rules: super::rules::RulesArgs,
 }
@@ -126,6 +143,7 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
     if let Some(n) = args.decode_threads {
         config.decode_threads = n.max(1);
     }
+    config.alert_topic_prefix = args.alert_topic_prefix.clone();
     // The CLI prints its own report line (visible at the default log level).
     config.report_interval = None;
     Ok(config)
@@ -168,6 +186,28 @@ fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The alerts part of the final line: new alerts, messages published and their latency.
+fn alert_report(t: &ingest::StatsSnapshot) -> String {
+    if t.alerts_new == 0 && t.alerts_published == 0 && t.alerts_dropped == 0 {
+        return String::new();
+    }
+    let mut out = format!(
+        "; {} new alerts, {} alert messages published",
+        t.alerts_new, t.alerts_published
+    );
+    if let (Some(median), Some(p99)) = (t.alert_latency_median, t.alert_latency_p99) {
+        out.push_str(&format!(
+            " (latency median {:.2} ms, p99 {:.2} ms)",
+            median.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        ));
+    }
+    if t.alerts_dropped > 0 {
+        out.push_str(&format!(", {} dropped", t.alerts_dropped));
+    }
+    out
+}
+
 pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = build_config(&args)?;
     let options = DatabaseOptions {
@@ -195,6 +235,12 @@ pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.filters().join(", "),
         db_path.display()
     );
+    if !config.alert_topic_prefix.is_empty() {
+        eprintln!(
+            "provdb serve: new alerts are published on {}<machine id>",
+            config.alert_topic_prefix
+        );
+    }
     let reporter = {
         let stats = control.stats.clone();
         let shutdown = control.shutdown.clone();
@@ -244,8 +290,11 @@ pub fn run(db_path: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     db.close().context("closing the database")?;
     let totals = result?;
     eprintln!(
-        "provdb serve: stopped; {} messages stored ({} records), {} quarantined",
-        totals.stored, totals.records, totals.quarantined
+        "provdb serve: stopped; {} messages stored ({} records), {} quarantined{}",
+        totals.stored,
+        totals.records,
+        totals.quarantined,
+        alert_report(&totals)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -158,6 +158,11 @@ pub struct IngestConfig {
     /// Most messages the broker may send before acknowledgements (MQTT inflight window the
     /// client allows; the broker's own limit may be lower).
     pub inflight: u16,
+    /// Topic prefix of published alerts, default `camflow/alerts/`: each new alert goes out as
+    /// JSON on `<prefix><machine id>` (`unknown` when the alert has no machine), at QoS 1,
+    /// once durable, on the external broker or to the embedded listener's subscribers. Empty:
+    /// no alert is published (they are still in the archive).
+    pub alert_topic_prefix: String,
 }
 
 impl IngestConfig {
@@ -196,6 +201,7 @@ impl IngestConfig {
             batch_latency: Duration::from_millis(10),
             report_interval: Some(Duration::from_secs(10)),
             inflight: 1000,
+            alert_topic_prefix: "camflow/alerts/".to_owned(),
         }
     }
 

@@ -7,8 +7,20 @@
 //! mosquitto_passwd file when one is given; TLS when a certificate is given), PUBLISH at QoS
 //! 0, 1 and 2, PUBREL/PUBCOMP, PINGREQ, DISCONNECT, persistent sessions (a client that
 //! connects without clean session is told its session is present, so it resends what was not
-//! acknowledged) and session take-over by client id. SUBSCRIBE is answered with a failure
-//! code: subscribers use an external broker (`serve --broker`).
+//! acknowledged) and session take-over by client id.
+//!
+//! Subscribers get provdb's alerts (see [`super::alerts`]), nothing else: SUBSCRIBE grants a
+//! valid filter (`+` and `#` wildcards) that can match an alert topic `<prefix><machine>` at
+//! min(requested QoS, 1) and refuses any other with the failure code; UNSUBSCRIBE removes
+//! filters. An alert goes to each matching connection once, at the granted QoS (QoS 1 with a
+//! packet id; the subscriber's PUBACK is taken, a message it does not acknowledge is not sent
+//! again). Delivery is live: subscriptions last as long as the connection (subscribe again
+//! on every connection) and nothing is kept for a disconnected subscriber; the archive
+//! (`provdb alerts`) is the durable record. What clients publish is never forwarded to
+//! subscribers, so no client can forge an alert. A subscriber passes the same password and
+//! TLS checks and connection limits as a publisher, and a slow one never holds ingest up:
+//! its queue is bounded (alerts beyond are dropped, counted and logged), at most 64 QoS 1
+//! messages wait for its PUBACK, and one that takes no message for 10 s is disconnected.
 //!
 //! Every connection is bounded: a packet larger than the payload limit closes it, a client
 //! that sends nothing for 1.5 keep-alive periods is dropped, CONNECT must come within 10 s,
@@ -26,12 +38,13 @@ use bytes::BytesMut;
 use parking_lot::Mutex;
 use rumqttc::tokio_rustls::{rustls, TlsAcceptor};
 use rumqttc::{
-    ConnAck, ConnectReturnCode, Packet, Protocol, PubAck, PubComp, PubRec, QoS, SubAck,
+    ConnAck, ConnectReturnCode, Packet, Protocol, PubAck, PubComp, PubRec, Publish, QoS, SubAck,
     SubscribeReasonCode, UnsubAck,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+use super::alerts::{AlertHub, Delivery, SUBSCRIBER_QUEUE};
 use super::passwords::{PasswordFile, PasswordFileError};
 use super::service::{now_ms, send_with_backpressure, Ack, Incoming, IngestStats};
 use super::tls;
@@ -42,6 +55,12 @@ pub const MAX_PACKET_BYTES: usize = 16 << 20;
 const MAX_CONNECTIONS: usize = 10_000;
 /// Time a client has to send CONNECT (and to finish a TLS handshake).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a subscriber may take to accept one alert message: one that stops reading is
+/// disconnected rather than holding its connection (and shutdown) forever.
+const ALERT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// QoS 1 alert messages sent to one subscriber and not yet acknowledged; while that many
+/// wait, its queue fills instead (and then drops).
+const MAX_ALERTS_INFLIGHT: usize = 64;
 
 /// Who may connect to the embedded listener, and how.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -160,6 +179,8 @@ pub(crate) struct SessionRequest {
 /// Everything the connections share.
 struct Shared {
     passwords: Option<PasswordFile>,
+    /// Alert subscriptions (`None`: alert publishing is off, every SUBSCRIBE is refused).
+    hub: Option<Arc<AlertHub>>,
     stats: Arc<IngestStats>,
     sessions: std::sync::mpsc::Sender<SessionRequest>,
     /// Connected clients by id, so a new connection with the same id takes over.
@@ -188,6 +209,7 @@ pub(crate) async fn serve(
     setup: ListenerSetup,
     raw_tx: Feeder<Incoming>,
     sessions: std::sync::mpsc::Sender<SessionRequest>,
+    hub: Option<Arc<AlertHub>>,
     stats: Arc<IngestStats>,
     mut stop: watch::Receiver<bool>,
     ready: impl FnOnce(),
@@ -211,6 +233,7 @@ pub(crate) async fn serve(
     );
     let shared = Arc::new(Shared {
         passwords: setup.passwords,
+        hub,
         stats,
         sessions,
         clients: Mutex::new(HashMap::new()),
@@ -425,12 +448,16 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     );
     let session = Session {
         client_id: &connect.client_id,
+        serial,
         keep_alive: Duration::from_secs(u64::from(connect.keep_alive)),
         shared,
     };
     let close = session
         .run(&mut reader, &mut writer, &mut buf, raw_tx, stop, &kicked)
         .await;
+    if let Some(hub) = &shared.hub {
+        hub.remove(serial);
+    }
     forget_client(shared, &connect.client_id, serial);
     match close {
         Close::Normal => tracing::debug!("client `{}` disconnected", connect.client_id),
@@ -450,6 +477,8 @@ fn forget_client(shared: &Shared, client_id: &str, serial: u64) {
 
 struct Session<'a> {
     client_id: &'a str,
+    /// The connection's number (its key among the alert subscribers).
+    serial: u64,
     keep_alive: Duration,
     shared: &'a Shared,
 }
@@ -473,6 +502,17 @@ impl Session<'_> {
         let mut raw_tx = Some(raw_tx);
         let mut owed: VecDeque<OwedAck> = VecDeque::new();
         let mut next_seq = 0u64;
+        // False once every message sent on was completed (the pipeline dropped the senders).
+        let mut acks_open = true;
+        // The alert queue: its sender goes to the hub with the first granted subscription.
+        let (alert_tx, mut alert_rx) = mpsc::channel::<Delivery>(SUBSCRIBER_QUEUE);
+        let mut alert_tx = Some(alert_tx);
+        // Subscribed, and the hub may still send alerts (it closes when ingest has ended):
+        // at shutdown the connection stays until then, to deliver the last batch's alerts.
+        let mut alerts_open = false;
+        // Packet ids of QoS 1 alert messages the subscriber has not acknowledged yet.
+        let mut inflight: VecDeque<u16> = VecDeque::new();
+        let mut last_pkid = 0u16;
         // MQTT 3.1.1 (3.1.2.10): the server disconnects a client silent for 1.5 keep-alives.
         let idle_limit = (!self.keep_alive.is_zero()).then(|| self.keep_alive * 3 / 2);
         let mut last_heard = tokio::time::Instant::now();
@@ -533,36 +573,70 @@ impl Session<'_> {
                             }
                         }
                         Packet::Subscribe(sub) => {
-                            tracing::debug!("client `{}` tried to subscribe; the embedded listener only takes publishes", self.client_id);
-                            let codes = vec![SubscribeReasonCode::Failure; sub.filters.len()];
+                            let codes = match &self.shared.hub {
+                                Some(hub) => {
+                                    let filters: Vec<(String, QoS)> =
+                                        sub.filters.iter().map(|f| (f.path.clone(), f.qos)).collect();
+                                    let codes = hub.subscribe(self.serial, self.client_id, &mut alert_tx, &filters);
+                                    if alert_tx.is_none() && !stopping {
+                                        alerts_open = true;
+                                    }
+                                    codes
+                                }
+                                None => vec![SubscribeReasonCode::Failure; sub.filters.len()],
+                            };
+                            for (f, code) in sub.filters.iter().zip(&codes) {
+                                if *code == SubscribeReasonCode::Failure {
+                                    tracing::debug!(
+                                        "client `{}`: refused a subscription to `{}` (only alert topics are published here)",
+                                        self.client_id.escape_debug(),
+                                        f.path.escape_debug()
+                                    );
+                                }
+                            }
                             if let Err(c) = write_packet(writer, Packet::SubAck(SubAck::new(sub.pkid, codes))).await {
                                 return c;
                             }
                         }
                         Packet::Unsubscribe(u) => {
+                            if let Some(hub) = &self.shared.hub {
+                                hub.unsubscribe(self.serial, &u.topics);
+                            }
                             if let Err(c) = write_packet(writer, Packet::UnsubAck(UnsubAck::new(u.pkid))).await {
                                 return c;
+                            }
+                        }
+                        Packet::PubAck(ack) => {
+                            // A subscriber's acknowledgement of an alert message.
+                            if let Some(i) = inflight.iter().position(|p| *p == ack.pkid) {
+                                inflight.remove(i);
                             }
                         }
                         Packet::Disconnect => {
                             // What is still owed is resent by the client on its next
                             // connection (persistent session), or was QoS 0.
+                            // A subscriber that leaves wants no more alerts.
                             stopping = true;
                             raw_tx = None;
                             done_tx = None;
+                            alerts_open = false;
                             if owed.is_empty() {
                                 return Close::Normal;
                             }
                         }
                         Packet::Connect(_) => return Close::Protocol("a second CONNECT".to_owned()),
-                        // Acks of server-to-client publishes: there are none to track.
-                        Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingResp => {}
+                        // Alerts go out at QoS 0 or 1 only: nothing of QoS 2 to track.
+                        Packet::PubRec(_) | Packet::PubComp(_) | Packet::PingResp => {}
                         other => return Close::Protocol(format!("unexpected packet {other:?}")),
                     }
                 }
-                done = done_rx.recv() => {
+                done = done_rx.recv(), if acks_open => {
                     let Some(seq) = done else {
                         // Every message sent on is stored or dropped: nothing more to ack.
+                        acks_open = false;
+                        if alerts_open {
+                            continue;
+                        }
                         return Close::Normal;
                     };
                     if let Some(front) = owed.front() {
@@ -582,17 +656,53 @@ impl Session<'_> {
                             return c;
                         }
                     }
-                    if stopping && owed.is_empty() && done_tx.is_none() {
+                    if stopping && owed.is_empty() && done_tx.is_none() && !alerts_open {
                         return Close::Normal;
+                    }
+                }
+                delivery = alert_rx.recv(), if alerts_open && (stopping || inflight.len() < MAX_ALERTS_INFLIGHT) => {
+                    let Some(delivery) = delivery else {
+                        // The hub closed: no alert will come any more. (With the acks
+                        // channel closed too, what is still owed will never be stored.)
+                        alerts_open = false;
+                        if stopping && (owed.is_empty() || !acks_open) {
+                            return Close::Normal;
+                        }
+                        continue;
+                    };
+                    let message = &delivery.message;
+                    let mut publish = Publish::from_bytes(message.topic.as_str(), delivery.qos, message.payload.clone());
+                    if delivery.qos != QoS::AtMostOnce {
+                        if inflight.len() >= MAX_ALERTS_INFLIGHT {
+                            // Only while stopping, when PUBACKs are no longer read: forget the
+                            // oldest (it is not sent again anyway).
+                            inflight.pop_front();
+                        }
+                        last_pkid = next_pkid(last_pkid, &inflight);
+                        publish.pkid = last_pkid;
+                        inflight.push_back(last_pkid);
+                    }
+                    match tokio::time::timeout(ALERT_WRITE_TIMEOUT, write_packet(writer, Packet::Publish(publish))).await {
+                        Ok(Ok(())) => {
+                            let stats = &self.shared.stats;
+                            stats.alerts_published.fetch_add(1, Ordering::Relaxed);
+                            stats.alert_latency.record(message.durable_at.elapsed());
+                        }
+                        Ok(Err(c)) => return c,
+                        Err(_) => {
+                            return Close::Protocol(format!(
+                                "a subscriber that took no alert message for {ALERT_WRITE_TIMEOUT:?}"
+                            ))
+                        }
                     }
                 }
                 _ = stop.changed(), if !stopping => {
                     // Shutting down: read nothing more; acknowledge what is in flight once it
-                    // is stored, then close.
+                    // is stored, deliver the alerts of the last writes, then close.
                     stopping = true;
                     raw_tx = None;
                     done_tx = None;
-                    if owed.is_empty() {
+                    if owed.is_empty() && !alerts_open {
                         return Close::Normal;
                     }
                 }
@@ -606,6 +716,18 @@ impl Session<'_> {
                     ));
                 }
             }
+        }
+    }
+}
+
+/// The next packet id for an alert message: not 0, not one still waiting for its PUBACK.
+fn next_pkid(last: u16, inflight: &VecDeque<u16>) -> u16 {
+    let mut id = last;
+    loop {
+        id = id.wrapping_add(1).max(1);
+        // Terminates: at most MAX_ALERTS_INFLIGHT of the 65535 ids are taken.
+        if !inflight.contains(&id) {
+            return id;
         }
     }
 }

@@ -6,6 +6,8 @@
 //!   after the write is durable), [`run`].
 //! * [`listener`]: the embedded MQTT listener (acknowledges only what is durable), with
 //!   [`passwords`] files and TLS.
+//! * [`alerts`]: new alerts published on `camflow/alerts/<machine>` once durable (through the
+//!   external broker, or to the embedded listener's subscribers).
 //! * `poison`: crash-loop defence (a message that stops the process is quarantined).
 //! * [`registry`]: the machine registry; [`quarantine`]: messages that could not be stored.
 //!
@@ -21,6 +23,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod alerts;
 pub(crate) mod client_errors;
 pub mod config;
 pub mod listener;
@@ -58,6 +61,9 @@ pub enum IngestError {
     /// The embedded listener cannot start with these settings.
     #[error(transparent)]
     Listener(#[from] ListenerError),
+    /// A setting of the service is unusable (the message says which and why).
+    #[error("{0}")]
+    Config(String),
     /// The network runtime could not be started.
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),

@@ -15,9 +15,12 @@
 //!   PUBACK/PUBREC by the listener's connection, or manual acks through the client (acks of
 //!   messages received on an earlier broker connection are dropped, since the broker
 //!   redelivers those anyway).
+//! * The new alerts of a durable write are then handed on without waiting ([`super::alerts`]):
+//!   to the network task, which publishes them through the external broker's client, or to
+//!   the embedded listener's subscribers.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +29,7 @@ use rumqttc::{
     AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
 };
 
+use super::alerts::{self as alert_out, AlertHub, AlertMessage, HubCloser};
 use super::client_errors::{self, Failure};
 use super::config::{connect_address, BrokerTarget, IngestConfig};
 use super::listener::{self, ListenerSetup, SessionRequest};
@@ -82,6 +86,12 @@ pub struct IngestStats {
     subscriptions: AtomicU64,
     connected: AtomicBool,
     ready: AtomicBool,
+    pub(crate) alerts_new: AtomicU64,
+    pub(crate) alerts_published: AtomicU64,
+    pub(crate) alerts_dropped: AtomicU64,
+    /// Durable write that raised an alert -> its message handed to the broker client or a
+    /// subscriber's socket.
+    pub(crate) alert_latency: super::alerts::LatencyHistogram,
 }
 
 /// A copy of the counters at one moment.
@@ -112,6 +122,19 @@ pub struct StatsSnapshot {
     /// Ready to receive: subscribed at the external broker, or the embedded listener is
     /// listening.
     pub ready: bool,
+    /// New alerts (a rule's first firing on an object) raised by durable writes.
+    pub alerts_new: u64,
+    /// Alert messages handed to the external broker's client, or written to a subscriber of
+    /// the embedded listener (one per subscriber).
+    pub alerts_published: u64,
+    /// Alert messages dropped: a subscriber's queue was full, the broker client's backlog was
+    /// full, or the client refused the message.
+    pub alerts_dropped: u64,
+    /// Median latency from the durable write that raised an alert to its message being handed
+    /// to the broker client or a subscriber's socket (`None` before the first).
+    pub alert_latency_median: Option<Duration>,
+    /// 99th percentile of the same latency.
+    pub alert_latency_p99: Option<Duration>,
 }
 
 impl IngestStats {
@@ -131,6 +154,11 @@ impl IngestStats {
             subscriptions: l(&self.subscriptions),
             connected: self.connected.load(Ordering::Relaxed),
             ready: self.ready.load(Ordering::Relaxed),
+            alerts_new: l(&self.alerts_new),
+            alerts_published: l(&self.alerts_published),
+            alerts_dropped: l(&self.alerts_dropped),
+            alert_latency_median: self.alert_latency.quantile(0.5),
+            alert_latency_p99: self.alert_latency.quantile(0.99),
         }
     }
 }
@@ -445,8 +473,16 @@ fn foreign_machine(batch: &RecordBatch, machine: u32) -> Option<(String, u32)> {
 /// Stored messages to acknowledge through an external broker: (publish, connection epoch).
 type AckBatch = Vec<(Publish, u64)>;
 
+/// Work for the external broker's client, done in order by the network task.
+enum BrokerWork {
+    /// Acknowledgements of durable messages.
+    Acks(AckBatch),
+    /// New alerts of a durable write, to publish.
+    Alerts(Vec<AlertMessage>),
+}
+
 /// Sends the acknowledgements of durable messages where each belongs.
-fn acknowledge(acks: Vec<Ack>, broker_acks: &tokio::sync::mpsc::UnboundedSender<AckBatch>) {
+fn acknowledge(acks: Vec<Ack>, broker_acks: &tokio::sync::mpsc::UnboundedSender<BrokerWork>) {
     let mut batch: AckBatch = Vec::new();
     for ack in acks {
         match ack {
@@ -461,7 +497,7 @@ fn acknowledge(acks: Vec<Ack>, broker_acks: &tokio::sync::mpsc::UnboundedSender<
     if batch.is_empty() {
         return;
     }
-    if broker_acks.send(batch).is_err() {
+    if broker_acks.send(BrokerWork::Acks(batch)).is_err() {
         tracing::warn!("ack channel closed; messages will be redelivered");
     }
 }
@@ -497,7 +533,7 @@ impl Completion {
     fn complete(
         self,
         stats: &IngestStats,
-        broker_acks: &tokio::sync::mpsc::UnboundedSender<AckBatch>,
+        broker_acks: &tokio::sync::mpsc::UnboundedSender<BrokerWork>,
     ) {
         for q in &self.quarantined_new {
             tracing::warn!(topic = %q.topic, kind = %q.kind, "quarantined a message: {}", q.error);
@@ -643,6 +679,69 @@ impl Batcher<Decoded> for ServeBatcher<'_> {
     }
 }
 
+/// Where the new alerts of durable writes go.
+enum AlertSink {
+    /// Publishing is off (empty alert topic prefix).
+    Off,
+    /// The external broker, through the client on the network task; `pending` counts the
+    /// messages handed over and not yet given to the client.
+    Broker {
+        prefix: String,
+        pending: Arc<AtomicUsize>,
+    },
+    /// The embedded listener's subscribers.
+    Listener { prefix: String, hub: HubCloser },
+}
+
+impl AlertSink {
+    /// Hands a durable write's new alerts on, without waiting (this runs on the committer
+    /// thread): what cannot be queued is dropped and counted.
+    fn publish(
+        &self,
+        alerts: &[Alert],
+        durable_at: Instant,
+        stats: &IngestStats,
+        broker: &tokio::sync::mpsc::UnboundedSender<BrokerWork>,
+    ) {
+        let new = alerts.iter().filter(|a| a.count == 1).count() as u64;
+        stats.alerts_new.fetch_add(new, Ordering::Relaxed);
+        match self {
+            AlertSink::Off => {}
+            AlertSink::Broker { prefix, pending } => {
+                let messages = alert_out::messages_of(prefix, alerts, durable_at);
+                let n = messages.len();
+                if n == 0 {
+                    return;
+                }
+                // Bounded: a broker away for long must not make the backlog grow without end.
+                if pending.load(Ordering::SeqCst) + n > alert_out::MAX_PENDING_BROKER_ALERTS {
+                    stats.alerts_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::warn!(
+                        "{n} alert messages dropped: {} are already waiting for the broker (they are in the archive: `provdb alerts`)",
+                        alert_out::MAX_PENDING_BROKER_ALERTS
+                    );
+                    return;
+                }
+                pending.fetch_add(n, Ordering::SeqCst);
+                if broker.send(BrokerWork::Alerts(messages)).is_err() {
+                    pending.fetch_sub(n, Ordering::SeqCst);
+                    stats.alerts_dropped.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+            AlertSink::Listener { prefix, hub } => {
+                let messages: Vec<Arc<AlertMessage>> =
+                    alert_out::messages_of(prefix, alerts, durable_at)
+                        .into_iter()
+                        .map(Arc::new)
+                        .collect();
+                if !messages.is_empty() {
+                    hub.0.publish(&messages);
+                }
+            }
+        }
+    }
+}
+
 fn qos_of(q: u8) -> QoS {
     match q {
         0 => QoS::AtMostOnce,
@@ -680,6 +779,26 @@ fn mqtt_options(config: &IngestConfig) -> Result<MqttOptions, IngestError> {
     Ok(o)
 }
 
+/// The alert topic prefix to publish under (`None`: publishing off), once checked: a topic
+/// without wildcards, outside the topics the service ingests (it would read its own alerts).
+fn check_alert_prefix(config: &IngestConfig) -> Result<Option<String>, IngestError> {
+    let prefix = config.alert_topic_prefix.as_str();
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    alert_out::check_prefix(prefix).map_err(IngestError::Config)?;
+    for machine in [Some(0), None] {
+        let topic = alert_out::alert_topic(prefix, machine);
+        if topic_kind(config, &topic).0 != TopicKind::Other {
+            return Err(IngestError::Config(format!(
+                "alert topic prefix `{prefix}`: its topics (such as `{topic}`) are under a \
+                 prefix provdb ingests; choose another one"
+            )));
+        }
+    }
+    Ok(Some(prefix.to_owned()))
+}
+
 /// Runs the ingest service until `control.shutdown` is triggered (or storage fails for good).
 /// Starts the embedded broker first when the config says so.
 ///
@@ -693,6 +812,7 @@ pub fn run(
 ) -> Result<StatsSnapshot, IngestError> {
     // Every setting is checked before anything starts: a wrong password file or certificate
     // is an exit with a message, not a retry loop.
+    let alert_prefix = check_alert_prefix(config)?;
     let source = match &config.broker {
         BrokerTarget::Embedded { listen } => {
             Source::Listener(ListenerSetup::prepare(*listen, &config.listener)?)
@@ -730,11 +850,38 @@ pub fn run(
         pending: Vec::new(),
         records: 0,
     };
-    // Acks through the external broker's client (the listener's go to their connections).
-    let (broker_ack_tx, broker_ack_rx) = tokio::sync::mpsc::unbounded_channel::<AckBatch>();
+    // Acks (and alerts) through the external broker's client (the listener's acks go to
+    // their connections, its alerts to its subscribers).
+    let (broker_ack_tx, broker_ack_rx) = tokio::sync::mpsc::unbounded_channel::<BrokerWork>();
+    let broker_pending = Arc::new(AtomicUsize::new(0));
+    let (sink, hub) = match (&source, alert_prefix) {
+        (_, None) => (AlertSink::Off, None),
+        (Source::Broker(_), Some(prefix)) => (
+            AlertSink::Broker {
+                prefix,
+                pending: broker_pending.clone(),
+            },
+            None,
+        ),
+        (Source::Listener(_), Some(prefix)) => {
+            let hub = AlertHub::new(prefix.clone(), stats.clone());
+            (
+                AlertSink::Listener {
+                    prefix,
+                    hub: HubCloser(hub.clone()),
+                },
+                Some(hub),
+            )
+        }
+    };
+    // Runs on the committer thread once a write is durable: acknowledge, then publish the
+    // alerts it raised. Dropped when the committer ends, which closes the hub.
     let on_durable = move |completion: Completion, _: WriteSummary, alerts: Vec<Alert>| {
+        let durable_at = Instant::now();
         completion.complete(stats, &broker_ack_tx);
-        let _ = alerts;
+        if !alerts.is_empty() {
+            sink.publish(&alerts, durable_at, stats, &broker_ack_tx);
+        }
     };
     let settings = PipelineSettings {
         queue_capacity: config.queue_capacity.max(1),
@@ -752,9 +899,14 @@ pub fn run(
         on_durable,
         |feeder| {
             Ok(std::thread::scope(|scope| match source {
-                Source::Broker(options) => {
-                    runtime.block_on(network(config, *options, feeder, broker_ack_rx, control))
-                }
+                Source::Broker(options) => runtime.block_on(network(
+                    config,
+                    *options,
+                    feeder,
+                    broker_ack_rx,
+                    broker_pending,
+                    control,
+                )),
                 Source::Listener(setup) => {
                     let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
                     std::thread::Builder::new()
@@ -766,7 +918,7 @@ pub fn run(
                                 source: e,
                             })
                         })?;
-                    runtime.block_on(listen(setup, feeder, session_tx, control))
+                    runtime.block_on(listen(setup, feeder, session_tx, hub, control))
                 }
             }))
         },
@@ -780,10 +932,13 @@ pub fn run(
     network_result??;
     let snap = stats.snapshot();
     tracing::info!(
-        "ingest stopped: {} messages stored ({} records), {} quarantined",
+        "ingest stopped: {} messages stored ({} records), {} quarantined; {} new alerts, {} alert messages published, {} dropped",
         snap.stored,
         snap.records,
-        snap.quarantined
+        snap.quarantined,
+        snap.alerts_new,
+        snap.alerts_published,
+        snap.alerts_dropped
     );
     Ok(snap)
 }
@@ -801,6 +956,7 @@ async fn listen(
     setup: ListenerSetup,
     raw_tx: Feeder<Incoming>,
     session_tx: std::sync::mpsc::Sender<SessionRequest>,
+    hub: Option<Arc<AlertHub>>,
     control: &IngestControl,
 ) -> Result<(), IngestError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -822,7 +978,16 @@ async fn listen(
             stats.ready.store(true, Ordering::Relaxed);
         }
     };
-    let result = listener::serve(setup, raw_tx, session_tx, stats.clone(), stop_rx, ready).await;
+    let result = listener::serve(
+        setup,
+        raw_tx,
+        session_tx,
+        hub,
+        stats.clone(),
+        stop_rx,
+        ready,
+    )
+    .await;
     stats.connected.store(false, Ordering::Relaxed);
     stopper.abort();
     result.map_err(IngestError::Listener)
@@ -898,7 +1063,8 @@ async fn network(
     config: &IngestConfig,
     options: MqttOptions,
     raw_tx: Feeder<Incoming>,
-    mut ack_rx: tokio::sync::mpsc::UnboundedReceiver<AckBatch>,
+    mut ack_rx: tokio::sync::mpsc::UnboundedReceiver<BrokerWork>,
+    alerts_pending: Arc<AtomicUsize>,
     control: &IngestControl,
 ) -> Result<(), IngestError> {
     let stats = control.stats.clone();
@@ -910,16 +1076,43 @@ async fn network(
         let client = client.clone();
         let epoch = epoch.clone();
         let acks_done = acks_done.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
-            // The pipeline completes messages in arrival order, the order brokers expect acks
-            // in; acks of an earlier connection are dropped (the broker redelivers those).
-            while let Some(batch) = ack_rx.recv().await {
-                for (publish, e) in batch {
-                    if e < epoch.load(Ordering::SeqCst) {
-                        continue;
+            while let Some(work) = ack_rx.recv().await {
+                match work {
+                    // The pipeline completes messages in arrival order, the order brokers
+                    // expect acks in; acks of an earlier connection are dropped (the broker
+                    // redelivers those).
+                    BrokerWork::Acks(batch) => {
+                        for (publish, e) in batch {
+                            if e < epoch.load(Ordering::SeqCst) {
+                                continue;
+                            }
+                            if let Err(err) = client.ack(&publish).await {
+                                tracing::debug!("ack not sent: {err}");
+                            }
+                        }
                     }
-                    if let Err(err) = client.ack(&publish).await {
-                        tracing::debug!("ack not sent: {err}");
+                    // Not tied to a connection: the client sends them once connected, and
+                    // resends a QoS 1 publish left unacknowledged by a dropped connection.
+                    BrokerWork::Alerts(messages) => {
+                        for m in messages {
+                            alerts_pending.fetch_sub(1, Ordering::SeqCst);
+                            let topic = m.topic;
+                            match client
+                                .publish_bytes(topic.as_str(), QoS::AtLeastOnce, false, m.payload)
+                                .await
+                            {
+                                Ok(()) => {
+                                    stats.alerts_published.fetch_add(1, Ordering::Relaxed);
+                                    stats.alert_latency.record(m.durable_at.elapsed());
+                                }
+                                Err(err) => {
+                                    stats.alerts_dropped.fetch_add(1, Ordering::Relaxed);
+                                    tracing::warn!("alert not published on {topic}: {err}");
+                                }
+                            }
+                        }
                     }
                 }
             }
