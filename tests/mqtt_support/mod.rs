@@ -606,3 +606,273 @@ pub fn publish_in_background(
         provdb::publish::publish_messages(&messages, &o)
     })
 }
+
+/// An MQTT subscriber (rumqttc) on its own thread, keeping what it receives.
+pub struct Subscriber {
+    /// The SUBACK's return codes, one per filter.
+    pub granted: Vec<rumqttc::SubscribeReasonCode>,
+    received: std::sync::Arc<std::sync::Mutex<Vec<rumqttc::Publish>>>,
+    client: rumqttc::Client,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Subscriber {
+    /// Connects to 127.0.0.1:`port`, subscribes to `filters` at `qos` and waits (10 s at most)
+    /// for the SUBACK.
+    pub fn connect(
+        port: u16,
+        client_id: &str,
+        filters: &[&str],
+        qos: rumqttc::QoS,
+        credentials: Option<(&str, &str)>,
+    ) -> Subscriber {
+        Subscriber::try_connect(port, client_id, filters, qos, credentials)
+            .unwrap_or_else(|e| panic!("subscriber {client_id}: {e}"))
+    }
+
+    /// [`Subscriber::connect`], or why the connection or subscription failed.
+    pub fn try_connect(
+        port: u16,
+        client_id: &str,
+        filters: &[&str],
+        qos: rumqttc::QoS,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Subscriber, String> {
+        use rumqttc::{Event, Packet};
+        let mut o = rumqttc::MqttOptions::new(client_id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(16 << 20, 1 << 20);
+        if let Some((user, password)) = credentials {
+            o.set_credentials(user, password);
+        }
+        let (client, mut connection) = rumqttc::Client::new(o, 16);
+        client
+            .subscribe_many(
+                filters
+                    .iter()
+                    .map(|f| rumqttc::SubscribeFilter::new((*f).to_owned(), qos)),
+            )
+            .expect("queue the SUBSCRIBE");
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (suback_tx, suback_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let received = received.clone();
+            let stopping = stopping.clone();
+            std::thread::spawn(move || {
+                for event in connection.iter() {
+                    match event {
+                        Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                            let _ = suback_tx.send(Ok(ack.return_codes));
+                        }
+                        Ok(Event::Incoming(Packet::Publish(p))) => {
+                            received.lock().expect("received").push(p);
+                        }
+                        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            if stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                                break;
+                            }
+                            let _ = suback_tx.send(Err(e.to_string()));
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                }
+            })
+        };
+        let mut subscriber = Subscriber {
+            granted: Vec::new(),
+            received,
+            client,
+            stopping,
+            thread: Some(thread),
+        };
+        subscriber.granted = match suback_rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(codes)) => codes,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => return Err(format!("no SUBACK within 10 s ({e})")),
+        };
+        Ok(subscriber)
+    }
+
+    /// What it received so far.
+    pub fn received(&self) -> Vec<rumqttc::Publish> {
+        self.received.lock().expect("received").clone()
+    }
+
+    /// Waits (bounded) until it has received `n` messages; returns them.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<rumqttc::Publish> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "received {} of {n} messages in {timeout:?}: {got:?}",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Unsubscribes from `filters` (waits a moment for the UNSUBACK).
+    pub fn unsubscribe(&self, filter: &str) {
+        self.client
+            .unsubscribe(filter)
+            .expect("queue the UNSUBSCRIBE");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Disconnects and returns everything it received.
+    pub fn stop(mut self) -> Vec<rumqttc::Publish> {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.client.disconnect();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.received()
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.client.disconnect();
+    }
+}
+
+/// The JSON of an alert message.
+pub fn alert_json(p: &rumqttc::Publish) -> serde_json::Value {
+    serde_json::from_slice(&p.payload).expect("an alert message is JSON")
+}
+
+/// The documents of attack scenarios as MQTT messages, with their ground truths.
+pub fn scenario_messages(
+    scenarios: &[provdb::simulate::scenarios::Scenario],
+) -> (Vec<Message>, Vec<provdb::simulate::scenarios::Truth>) {
+    let runs = provdb::simulate::scenarios::simulate_scenarios(
+        scenarios,
+        &provdb::simulate::scenarios::ScenarioOptions::default(),
+    );
+    let mut messages = Vec::new();
+    let mut truths = Vec::new();
+    for run in runs {
+        messages.extend(provdb::simulate::to_messages(
+            run.documents,
+            "camflow/provenance/",
+        ));
+        truths.push(run.truth);
+    }
+    (messages, truths)
+}
+
+/// `provdb alerts --format json` of an archive.
+pub fn archived_alerts(db: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_provdb"))
+        .arg("--db")
+        .arg(db)
+        .args(["alerts", "--format", "json"])
+        .output()
+        .expect("run provdb alerts");
+    assert!(
+        out.status.success(),
+        "provdb alerts: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match serde_json::from_slice(&out.stdout).expect("alerts JSON") {
+        serde_json::Value::Array(a) => a,
+        other => panic!("not an array: {other}"),
+    }
+}
+
+/// Checks that the alert messages received are exactly the archive's alerts, one per
+/// scenario at least, each of its scenario's rule and on `<prefix><machine>` of its truth.
+pub fn assert_alerts_match_scenarios(
+    received: &[rumqttc::Publish],
+    truths: &[provdb::simulate::scenarios::Truth],
+    prefix: &str,
+    archived: &[serde_json::Value],
+) {
+    for p in received {
+        assert_eq!(p.qos, rumqttc::QoS::AtLeastOnce, "{p:?}");
+    }
+    for t in truths {
+        let name = t.scenario.name();
+        let mine: Vec<_> = received
+            .iter()
+            .filter(|p| alert_json(p)["rule"] == name)
+            .collect();
+        assert!(!mine.is_empty(), "no alert message of {name}: {received:?}");
+        for p in mine {
+            assert_eq!(p.topic, format!("{prefix}{}", t.machine), "{name}");
+            assert!(p.topic.ends_with(&t.machine.to_string()));
+            assert_eq!(alert_json(p)["machine"], t.machine, "{name}");
+        }
+    }
+    let mut got: Vec<serde_json::Value> = received.iter().map(alert_json).collect();
+    let mut want = archived.to_vec();
+    let by_id =
+        |a: &serde_json::Value, b: &serde_json::Value| a["id"].as_u64().cmp(&b["id"].as_u64());
+    got.sort_by(by_id);
+    want.sort_by(by_id);
+    assert_eq!(
+        got, want,
+        "the messages are the archive's alerts, each once"
+    );
+}
+
+/// Publishes attack scenarios' `messages` to `url` while `serve` runs and `soc` subscribes,
+/// waits until `soc` has every alert of the archive, stops both, and checks the messages
+/// against the scenarios' truths and the archive (see [`assert_alerts_match_scenarios`]).
+/// Returns serve's last stderr line.
+pub fn publish_scenarios_and_check(
+    url: &BrokerUrl,
+    messages: &[Message],
+    truths: &[provdb::simulate::scenarios::Truth],
+    serve: ServeProcess,
+    soc: Subscriber,
+    db_path: &Path,
+    prefix: &str,
+) -> String {
+    publish(url, messages, 1);
+    // Through a broker, publish returns before provdb has stored everything: wait until the
+    // subscriber has as many alerts as the archive, one of each scenario at least.
+    soc.wait_for(truths.len(), Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let archived = loop {
+        let archived = archived_alerts(db_path);
+        let received = soc.received();
+        let every_scenario = truths
+            .iter()
+            .all(|t| archived.iter().any(|a| a["rule"] == t.scenario.name()));
+        if every_scenario && received.len() == archived.len() {
+            break archived;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} alert messages, archive: {archived:?}",
+            received.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let (status, stderr) = serve.stop();
+    assert!(status.success(), "{stderr}");
+    let received = soc.stop();
+    assert_alerts_match_scenarios(&received, truths, prefix, &archived);
+    let last = stderr.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.contains(&format!(
+            "{} new alerts, {} alert messages published (latency median",
+            archived.len(),
+            received.len()
+        )) && last.contains("p99"),
+        "final line: {last}"
+    );
+    last
+}
