@@ -1,7 +1,10 @@
 //! End-to-end ingest throughput: simulated CamFlow machines -> `provdb serve` (in-process,
 //! with its embedded listener, and through mosquitto on loopback) -> durable store, next to
 //! (a) decode alone and (b) offline import of the same documents, in the same run. Prints
-//! medians over several runs.
+//! medians over several runs. Then the alert latency: the same workload, one subscriber of
+//! `camflow/alerts/#`, and the median and p99 of the time from the durable write that raised
+//! an alert (its completing edge stored) to the alert message handed to the subscriber's
+//! socket (embedded listener) or to the broker client (mosquitto).
 //!
 //! The import and the embedded-listener service run twice per round, with the default rule
 //! pack and with detection off, interleaved, so the cost of detection is a ratio of one run.
@@ -191,14 +194,7 @@ fn main() {
     let mut embedded_off = Vec::new();
     for i in 0..runs {
         for on in [true, false] {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
-            let listen = format!("127.0.0.1:{port}").parse().expect("addr");
-            let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
-            let mut config = IngestConfig::embedded(listen);
-            config.report_interval = None;
+            let (config, url) = embedded_config();
             let dir = tmp.path().join(format!("embedded-{i}-{on}"));
             let f = serve_run(
                 &dir,
@@ -222,6 +218,21 @@ fn main() {
         100.0 * served_embedded / served_embedded_off
     );
 
+    // (e) Alert latency: the same workload (the attacks raise the alerts), one subscriber of
+    // every alert.
+    {
+        let (config, url) = embedded_config();
+        let dir = tmp.path().join("alerts-embedded");
+        alert_run(
+            &dir,
+            &config,
+            &url,
+            &messages,
+            "embedded listener",
+            "subscriber socket",
+        );
+    }
+
     // (d) The service through mosquitto.
     let Some((mut broker, port)) = start_mosquitto(tmp.path()) else {
         println!("service through mosquitto: SKIPPED (mosquitto not installed)");
@@ -244,6 +255,20 @@ fn main() {
         ));
     }
     let served = report("service via mosquitto", &service);
+    {
+        let mut config = IngestConfig::external(url.clone());
+        config.client_id = "bench-alerts".to_owned();
+        config.report_interval = None;
+        let dir = tmp.path().join("alerts-mosquitto");
+        alert_run(
+            &dir,
+            &config,
+            &url,
+            &messages,
+            "via mosquitto",
+            "broker client",
+        );
+    }
     println!(
         "service / offline import (rules on): embedded listener {:.0}%, via mosquitto {:.0}%   (goal >= 95%); offline import {:.0} records/s",
         100.0 * served_embedded / offline,
@@ -293,4 +318,97 @@ fn serve_run(
     assert!(st.edges > 0);
     db.close().expect("close");
     Figures { seconds }
+}
+
+/// The service's settings with its embedded listener on a free port, and that port's URL.
+fn embedded_config() -> (IngestConfig, BrokerUrl) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}").parse().expect("addr");
+    let url = BrokerUrl::parse(&format!("mqtt://127.0.0.1:{port}")).expect("url");
+    let mut config = IngestConfig::embedded(listen);
+    config.report_interval = None;
+    (config, url)
+}
+
+/// One run of the service with a subscriber of every alert: prints the alert latency (the
+/// service's own measure, from the durable write to `handed_to`).
+fn alert_run(
+    dir: &std::path::Path,
+    config: &IngestConfig,
+    url: &BrokerUrl,
+    messages: &[Message],
+    name: &str,
+    handed_to: &str,
+) {
+    use rumqttc::{Event, Packet, QoS};
+    let n = messages.len() as u64;
+    let db = Database::open(dir).expect("db");
+    let control = IngestControl::new();
+    let (stats, delivered) = std::thread::scope(|s| {
+        let c = control.clone();
+        let dbr = &db;
+        let h = s.spawn(move || ingest::run(dbr, config, &c));
+        while !control.stats.snapshot().ready {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut o = rumqttc::MqttOptions::new("bench-soc", url.host.clone(), url.port);
+        o.set_max_packet_size(16 << 20, 1 << 20);
+        let (client, mut connection) = rumqttc::Client::new(o, 16);
+        client
+            .subscribe("camflow/alerts/#", QoS::AtLeastOnce)
+            .expect("subscribe");
+        let (subscribed_tx, subscribed_rx) = std::sync::mpsc::channel();
+        let received = s.spawn(move || {
+            let mut count = 0u64;
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(Event::Incoming(Packet::Publish(_))) => count += 1,
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            count
+        });
+        subscribed_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("SUBACK");
+        let mut o = PublishOptions::new(url.clone());
+        o.qos = 1;
+        o.client_id = "bench-alerts-pub".to_owned();
+        publish_messages(messages, &o).expect("publish");
+        while control.stats.snapshot().stored < n {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while {
+            let st = control.stats.snapshot();
+            st.alerts_published + st.alerts_dropped < st.alerts_new
+        } && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = client.disconnect();
+        let delivered = received.join().expect("subscriber");
+        control.shutdown.trigger();
+        let stats = h.join().expect("service").expect("service ok");
+        (stats, delivered)
+    });
+    db.close().expect("close");
+    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    println!(
+        "alert latency, {name:<18} median {:.2} ms, p99 {:.2} ms (durable write -> {handed_to}; {} new alerts, {} published, {} received by the subscriber, {} dropped)",
+        ms(stats.alert_latency_median),
+        ms(stats.alert_latency_p99),
+        stats.alerts_new,
+        stats.alerts_published,
+        delivered,
+        stats.alerts_dropped
+    );
 }
