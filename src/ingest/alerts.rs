@@ -197,51 +197,64 @@ impl AlertHub {
         tx: &mut Option<mpsc::Sender<Delivery>>,
         filters: &[(String, QoS)],
     ) -> Vec<SubscribeReasonCode> {
+        let mut codes = vec![SubscribeReasonCode::Failure; filters.len()];
+        // Checked before taking the lock (the committer takes it to publish), and no filter
+        // beyond the per-connection limit is even looked at: a SUBSCRIBE of millions of
+        // filters costs little.
+        let candidates: Vec<(usize, &String, QoS)> = filters
+            .iter()
+            .enumerate()
+            .take(MAX_FILTERS_PER_CONNECTION)
+            .filter(|(_, (f, _))| valid_filter(f) && may_match_alerts(f, &self.prefix))
+            .map(|(i, (f, requested))| {
+                let qos = match requested {
+                    QoS::AtMostOnce => QoS::AtMostOnce,
+                    _ => QoS::AtLeastOnce,
+                };
+                (i, f, qos)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return codes;
+        }
         let mut subscribers = self.subscribers.lock();
-        let mut codes = Vec::with_capacity(filters.len());
-        for (filter, requested) in filters {
-            if !valid_filter(filter) || !may_match_alerts(filter, &self.prefix) {
-                codes.push(SubscribeReasonCode::Failure);
-                continue;
+        let entry = match subscribers.entry(connection) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let Some(queue) = tx.take() else {
+                    return codes;
+                };
+                e.insert(Subscriber {
+                    client_id: client_id.to_owned(),
+                    filters: Vec::new(),
+                    // After the hub closed, a new subscriber gets nothing (its queue ends).
+                    tx: (!self.closed.load(Ordering::SeqCst)).then_some(queue),
+                    dropped: 0,
+                })
             }
-            let entry = match subscribers.get_mut(&connection) {
-                Some(e) => e,
-                None => {
-                    let Some(queue) = tx.take() else {
-                        codes.push(SubscribeReasonCode::Failure);
-                        continue;
-                    };
-                    subscribers.entry(connection).or_insert(Subscriber {
-                        client_id: client_id.to_owned(),
-                        filters: Vec::new(),
-                        // After the hub closed, a new subscriber gets nothing (its queue ends).
-                        tx: (!self.closed.load(Ordering::SeqCst)).then_some(queue),
-                        dropped: 0,
-                    })
-                }
-            };
-            let qos = match requested {
-                QoS::AtMostOnce => QoS::AtMostOnce,
-                _ => QoS::AtLeastOnce,
-            };
+        };
+        for (i, filter, qos) in candidates {
             // MQTT 3.1.1 (3.8.4): a subscription to the same filter replaces the old one.
             if let Some(existing) = entry.filters.iter_mut().find(|(f, _)| f == filter) {
                 existing.1 = qos;
             } else if entry.filters.len() >= MAX_FILTERS_PER_CONNECTION {
-                codes.push(SubscribeReasonCode::Failure);
                 continue;
             } else {
                 entry.filters.push((filter.clone(), qos));
             }
-            codes.push(SubscribeReasonCode::Success(qos));
+            if let Some(code) = codes.get_mut(i) {
+                *code = SubscribeReasonCode::Success(qos);
+            }
         }
         codes
     }
 
     /// Removes filters of a connection (UNSUBSCRIBE).
     pub(crate) fn unsubscribe(&self, connection: u64, filters: &[String]) {
+        // Hashed before taking the lock: the packet may name very many filters.
+        let gone: std::collections::HashSet<&str> = filters.iter().map(String::as_str).collect();
         if let Some(s) = self.subscribers.lock().get_mut(&connection) {
-            s.filters.retain(|(f, _)| !filters.contains(f));
+            s.filters.retain(|(f, _)| !gone.contains(f.as_str()));
         }
     }
 
@@ -496,6 +509,51 @@ mod tests {
             rx.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
         ));
+    }
+
+    #[test]
+    fn filters_beyond_the_limit_are_refused_unread() {
+        let hub = AlertHub::new("a/".to_owned(), Arc::new(IngestStats::default()));
+        let (tx, _rx) = mpsc::channel(1);
+        let mut tx = Some(tx);
+        let many: Vec<(String, QoS)> = (0..100_000)
+            .map(|i| (format!("a/{i}"), QoS::AtLeastOnce))
+            .collect();
+        let codes = hub.subscribe(1, "greedy", &mut tx, &many);
+        let granted = codes
+            .iter()
+            .filter(|c| **c != SubscribeReasonCode::Failure)
+            .count();
+        assert_eq!(
+            (codes.len(), granted),
+            (100_000, MAX_FILTERS_PER_CONNECTION)
+        );
+        // Once full, only a filter it already has is granted (again).
+        let again = hub.subscribe(
+            1,
+            "greedy",
+            &mut tx,
+            &[
+                ("a/0".to_owned(), QoS::AtMostOnce),
+                ("a/#".to_owned(), QoS::AtMostOnce),
+            ],
+        );
+        assert_eq!(
+            again,
+            [
+                SubscribeReasonCode::Success(QoS::AtMostOnce),
+                SubscribeReasonCode::Failure
+            ]
+        );
+        let names: Vec<String> = many.into_iter().map(|(f, _)| f).collect();
+        hub.unsubscribe(1, &names);
+        let after = hub.subscribe(
+            1,
+            "greedy",
+            &mut tx,
+            &[("a/#".to_owned(), QoS::AtLeastOnce)],
+        );
+        assert_eq!(after, [SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
     }
 
     #[test]

@@ -585,14 +585,16 @@ impl Session<'_> {
                                 }
                                 None => vec![SubscribeReasonCode::Failure; sub.filters.len()],
                             };
-                            for (f, code) in sub.filters.iter().zip(&codes) {
-                                if *code == SubscribeReasonCode::Failure {
-                                    tracing::debug!(
-                                        "client `{}`: refused a subscription to `{}` (only alert topics are published here)",
-                                        self.client_id.escape_debug(),
-                                        f.path.escape_debug()
-                                    );
-                                }
+                            // One line per packet, however many filters it names.
+                            let refused = codes.iter().filter(|c| **c == SubscribeReasonCode::Failure).count();
+                            if refused > 0 {
+                                let first = sub.filters.iter().zip(&codes).find(|(_, c)| **c == SubscribeReasonCode::Failure);
+                                tracing::debug!(
+                                    "client `{}`: refused {refused} of {} subscriptions, such as `{}` (only alert topics are published here)",
+                                    self.client_id.escape_debug(),
+                                    codes.len(),
+                                    first.map_or(String::new(), |(f, _)| f.path.escape_debug().to_string())
+                                );
                             }
                             if let Err(c) = write_packet(writer, Packet::SubAck(SubAck::new(sub.pkid, codes))).await {
                                 return c;
