@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! source --(seq, item)--> decoders (N threads) --> writer: reorder by seq, batch, prepare
-//!        --> committer: commit (fsync when asked) --> on_durable(token, summary)
+//!        --> detector: facts and alerts join the write --> committer: commit (fsync when
+//!        asked) --> on_durable(token, summary, alerts)
 //! ```
 //!
 //! * The **source** runs on a thread of its own and hands items in through a [`Feeder`],
@@ -16,9 +17,10 @@
 //!   token); a batch also closes when `max_latency` has passed since its first item. The write
 //!   is resolved and encoded there ([`provdb_storage::Store::prepare_write`]) while the
 //!   previous one commits.
-//! * **Detection** ([`crate::detect::Detector`]) runs in the writer stage on each prepared
-//!   write's new edges; its facts and alerts join that write, so an alert is committed
-//!   atomically with the batch that completed it.
+//! * **Detection** ([`crate::detect::Detector`]), when there are rules, runs on a thread of
+//!   its own between the writer and the committer, on each prepared write's new edges, in
+//!   order; its facts and alerts join that write, so an alert is committed atomically with
+//!   the batch that completed it. (Its own thread: it overlaps the next batch's preparing.)
 //! * The **committer** thread commits each prepared write, then calls `on_durable` with the
 //!   batch's token and its alerts: that is where `serve` acknowledges to publishers and
 //!   publishes alerts. Nothing is completed before its write is durable. The callback is dropped when
@@ -176,6 +178,7 @@ where
     let (item_tx, item_rx) = bounded::<(u64, I)>(capacity);
     let (decoded_tx, decoded_rx) = bounded::<(u64, O)>(capacity);
     let (commit_tx, commit_rx) = bounded::<(PreparedWrite<'_>, B::Token, Vec<Alert>)>(1);
+    let (staged_tx, staged_rx) = bounded::<Staged<'_, B::Token>>(1);
     std::thread::scope(|scope| {
         let mut threads = Vec::new();
         for (i, mut decode) in decoders.into_iter().enumerate() {
@@ -210,6 +213,30 @@ where
                 name: "committer",
                 source: e,
             })?;
+        let (next_stage, detection) = match detector {
+            Some(detector) => {
+                let commits = commit_tx;
+                let thread = std::thread::Builder::new()
+                    .name("detector".to_owned())
+                    .spawn_scoped(scope, move || -> Result<()> {
+                        for (mut prepared, token, records) in staged_rx {
+                            let detected =
+                                detector.process(store, &records, prepared.new_edges())?;
+                            prepared.add_side_puts(&detected.puts)?;
+                            commits
+                                .send((prepared, token, detected.alerts))
+                                .map_err(|_| Error::StageFailed("committer"))?;
+                        }
+                        Ok(())
+                    })
+                    .map_err(|e| Error::Thread {
+                        name: "detector",
+                        source: e,
+                    })?;
+                (NextStage::Detect(staged_tx), Some(thread))
+            }
+            None => (NextStage::Commit(commit_tx), None),
+        };
         let feeder = Feeder {
             tx: item_tx,
             next: Arc::new(Mutex::new(0)),
@@ -223,8 +250,12 @@ where
             })?;
         // Ends when the source and then the decoders have finished, or on the first error
         // (then the decoders, and the source, find their consumers gone and stop).
-        let written = write_in_order(store, settings, detector, decoded_rx, batcher, commit_tx);
+        let written = write_in_order(store, settings, decoded_rx, batcher, next_stage);
         let fed = source.join().unwrap_or(Err(Error::StageFailed("source")));
+        let detected = match detection {
+            Some(t) => t.join().unwrap_or(Err(Error::StageFailed("detector"))),
+            None => Ok(()),
+        };
         let committed = committer
             .join()
             .unwrap_or(Err(Error::StageFailed("committer")));
@@ -234,8 +265,19 @@ where
             }
         }
         // A stage's own error explains why the source could not send.
-        committed.and(written).and(fed)
+        committed.and(detected).and(written).and(fed)
     })
+}
+
+/// A prepared write on its way to detection: the write, its token and its records.
+type Staged<'s, T> = (PreparedWrite<'s>, T, RecordBatch);
+
+/// Where the writer stage hands prepared writes.
+enum NextStage<'s, T> {
+    /// To the detector, which hands them on to the committer.
+    Detect(Sender<Staged<'s, T>>),
+    /// Straight to the committer (no rules).
+    Commit(Sender<(PreparedWrite<'s>, T, Vec<Alert>)>),
 }
 
 /// The writer stage: puts decoded items back in source order, batches, prepares each write
@@ -243,27 +285,25 @@ where
 fn write_in_order<'s, O, B: Batcher<O>>(
     store: &'s Store,
     settings: &PipelineSettings,
-    detector: Option<&Detector>,
     decoded: Receiver<(u64, O)>,
     batcher: &mut B,
-    commits: Sender<(PreparedWrite<'s>, B::Token, Vec<Alert>)>,
+    next_stage: NextStage<'s, B::Token>,
 ) -> Result<()> {
     let mut waiting: BTreeMap<u64, O> = BTreeMap::new();
     let mut next = 0u64;
     let mut deadline: Option<Instant> = None;
     let flush = |batcher: &mut B| -> Result<()> {
         if let Some(write) = batcher.build()? {
-            let mut prepared =
+            let prepared =
                 store.prepare_write(&write.records, &write.side_puts, settings.durability)?;
-            let mut alerts = Vec::new();
-            if let Some(detector) = detector {
-                let detected = detector.process(store, &write.records, prepared.new_edges())?;
-                prepared.add_side_puts(&detected.puts)?;
-                alerts = detected.alerts;
+            match &next_stage {
+                NextStage::Detect(tx) => tx
+                    .send((prepared, write.token, write.records))
+                    .map_err(|_| Error::StageFailed("detector"))?,
+                NextStage::Commit(tx) => tx
+                    .send((prepared, write.token, Vec::new()))
+                    .map_err(|_| Error::StageFailed("committer"))?,
             }
-            commits
-                .send((prepared, write.token, alerts))
-                .map_err(|_| Error::StageFailed("committer"))?;
         }
         Ok(())
     };

@@ -47,9 +47,9 @@ use crate::Result;
 const FACTS_CACHE_LIMIT: usize = 1 << 20;
 /// Alerts kept in memory for deduplication before the table is asked.
 const ALERT_CACHE_LIMIT: usize = 1 << 16;
-/// Batches whose writes may still be uncommitted while the next is prepared (the pipeline
-/// prepares one ahead of the commit): their facts must stay in memory.
-const BATCHES_IN_FLIGHT: u64 = 3;
+/// Batches whose writes may still be uncommitted when the next is evaluated (one waits for
+/// the committer, one commits; with margin): their facts must stay in memory.
+const BATCHES_IN_FLIGHT: u64 = 4;
 
 /// The detector of a database: its rules and what it knows of the vertices it has seen.
 /// One per [`crate::Database`]; every write path (import, serve, the library's writes) runs
