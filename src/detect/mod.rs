@@ -152,27 +152,41 @@ impl Detector {
         for edge in order {
             cached(&mut state.facts, store, &edge.src.ext_id)?;
             cached(&mut state.facts, store, &edge.dst.ext_id)?;
-            let (Some((src, _)), Some((dst_before, _))) = (
-                state.facts.get(&edge.src.ext_id),
-                state.facts.get(&edge.dst.ext_id),
-            ) else {
+            // The receiver is taken out and changed in place: cloning its facts per edge
+            // (strings, tags, program paths) was most of detection's cost.
+            let Some((mut dst, changed_in)) = state.facts.remove(&edge.dst.ext_id) else {
                 continue;
             };
-            let mut dst = dst_before.clone();
+            let self_loop;
+            let src = if edge.src.ext_id == edge.dst.ext_id {
+                self_loop = dst.clone();
+                &self_loop
+            } else {
+                match state.facts.get(&edge.src.ext_id) {
+                    Some((f, _)) => f,
+                    None => &Facts::default(),
+                }
+            };
+            let matched = self.matching(edge, src, &dst);
+            // The receiver as it was, for the alerts of this edge (rare).
+            let before = (!matched.is_empty()).then(|| dst.clone());
             facts::propagate(edge, src, &mut dst, &is_secret);
-            self.evaluate(
-                &mut state.raised,
-                store,
-                edge,
-                src,
-                dst_before,
-                &dst,
-                &mut detected,
-            )?;
-            if let Some(entry) = state.facts.get_mut(&edge.dst.ext_id) {
-                entry.0 = dst;
-                mark(entry, now, &edge.dst.ext_id, &mut dirty);
+            if let Some(before) = &before {
+                for (rule, pattern) in matched {
+                    self.raise_into(
+                        &mut state.raised,
+                        store,
+                        (rule, pattern),
+                        edge,
+                        (src, before, &dst),
+                        &mut detected,
+                    )?;
+                }
             }
+            if changed_in != now {
+                dirty.push(edge.dst.ext_id.clone());
+            }
+            state.facts.insert(edge.dst.ext_id.clone(), (dst, now));
         }
         for id in &dirty {
             if let Some((f, _)) = state.facts.get(id) {
@@ -202,17 +216,14 @@ impl Detector {
         Ok(detected)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn evaluate(
-        &self,
-        state: &mut Raised,
-        store: &Store,
+    /// The rules (rule index, pattern index) the edge completes, each rule once, judged on
+    /// the facts of its ends before it.
+    fn matching<'r>(
+        &'r self,
         edge: &EdgeInput,
         src: &Facts,
         dst_before: &Facts,
-        dst_after: &Facts,
-        detected: &mut Detected,
-    ) -> Result<()> {
+    ) -> Vec<(&'r Rule, &'r pattern::Pattern)> {
         let candidates = self
             .rules
             .by_edge_type
@@ -220,14 +231,14 @@ impl Detector {
             .into_iter()
             .chain(self.rules.by_edge_type.get(""))
             .flatten();
-        let mut fired: Vec<usize> = Vec::new();
+        let mut fired: Vec<(&Rule, &pattern::Pattern)> = Vec::new();
         for (ri, pi) in candidates {
-            if fired.contains(ri) {
-                continue;
-            }
             let Some(rule) = self.rules.rules().get(*ri) else {
                 continue;
             };
+            if fired.iter().any(|(r, _)| std::ptr::eq(*r, rule)) {
+                continue;
+            }
             let Some(p) = rule.compiled.get(*pi) else {
                 continue;
             };
@@ -238,22 +249,34 @@ impl Detector {
                 time: edge.placement.time,
                 window: rule.window,
             };
-            if !p.matches(&subject, &self.rules.sets) {
-                continue;
+            if p.matches(&subject, &self.rules.sets) {
+                fired.push((rule, p));
             }
-            fired.push(*ri);
-            let (alert, new_key) =
-                self.raise(state, store, rule, p, edge, src, dst_before, dst_after)?;
-            if let Some(key) = new_key {
-                detected.puts.push(SidePut {
-                    table: ALERTS,
-                    key,
-                    value: alert.id.to_be_bytes().to_vec(),
-                });
-            }
-            detected.puts.push(alerts::put(&alert));
-            detected.alerts.push(alert);
         }
+        fired
+    }
+
+    /// Raises (or raises again) a rule's alert and adds it to the batch's output.
+    fn raise_into(
+        &self,
+        state: &mut Raised,
+        store: &Store,
+        (rule, p): (&Rule, &pattern::Pattern),
+        edge: &EdgeInput,
+        (src, dst_before, dst_after): (&Facts, &Facts, &Facts),
+        detected: &mut Detected,
+    ) -> Result<()> {
+        let (alert, new_key) =
+            self.raise(state, store, rule, p, edge, src, dst_before, dst_after)?;
+        if let Some(key) = new_key {
+            detected.puts.push(SidePut {
+                table: ALERTS,
+                key,
+                value: alert.id.to_be_bytes().to_vec(),
+            });
+        }
+        detected.puts.push(alerts::put(&alert));
+        detected.alerts.push(alert);
         Ok(())
     }
 
@@ -330,16 +353,20 @@ fn cached<'c>(
     store: &Store,
     id: &ExternalId,
 ) -> Result<&'c mut (Facts, u64)> {
-    Ok(match cache.entry(id.clone()) {
-        Entry::Occupied(o) => o.into_mut(),
-        Entry::Vacant(v) => {
-            let f = store
-                .side_get(DETECT_FACTS, &facts::key(id))?
-                .and_then(|bytes| facts::decode(&bytes))
-                .unwrap_or_default();
-            v.insert((f, 0))
-        }
-    })
+    // A hit must not clone the key (the common case); a miss loads and inserts.
+    if !cache.contains_key(id) {
+        let f = store
+            .side_get(DETECT_FACTS, &facts::key(id))?
+            .and_then(|bytes| facts::decode(&bytes))
+            .unwrap_or_default();
+        return Ok(match cache.entry(id.clone()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert((f, 0)),
+        });
+    }
+    cache
+        .get_mut(id)
+        .ok_or(crate::Error::StageFailed("detection cache"))
 }
 
 /// Notes that the batch `now` changed a vertex's facts (once per batch).

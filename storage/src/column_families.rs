@@ -197,6 +197,14 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
             opts.set_memtable_whole_key_filtering(true);
             opts.set_memtable_prefix_bloom_ratio(0.05);
         }
+        // Side tables are read by key, mostly for keys they lack (detection asks for the
+        // facts of every vertex it meets for the first time): misses must be cheap, in the
+        // memtable and in the files, as for external ids.
+        side if !GRAPH_TABLES.contains(&side) => {
+            table.set_ribbon_filter(10.0);
+            opts.set_memtable_whole_key_filtering(true);
+            opts.set_memtable_prefix_bloom_ratio(0.05);
+        }
         // No filter on the record tables: they are read by id, and an id that is asked for
         // exists (ids are dense and come from the indexes), so a filter would only cost space
         // (1.7 bytes per edge) and a probe per read.
