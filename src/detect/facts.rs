@@ -300,8 +300,64 @@ fn flow_of(edge_type: &str, src_ty: &str, dst_ty: &str) -> Flow {
 }
 
 /// What one edge changes in its receiver's facts, given the sender's facts before it. The
-/// sender is never changed (information flows one way).
+/// sender is never changed (information flows one way). Returns whether the receiver's facts
+/// changed: most edges (reads and writes without tags) change nothing, and facts that did
+/// not change need not be written again.
 pub(crate) fn propagate(
+    edge: &EdgeInput,
+    src: &Facts,
+    dst: &mut Facts,
+    secret: &dyn Fn(&str) -> bool,
+) -> bool {
+    let flow = flow_of(&edge.type_name, &src.ty, &dst.ty);
+    // These flows overwrite values in place; the others only fill what is missing, set
+    // flags and add tags, which the shape of the facts shows.
+    let overwrites = match flow {
+        Flow::Exec | Flow::Arg | Flow::MemoryRead => true,
+        Flow::Write => dst.ty == "iattr",
+        _ => false,
+    };
+    let before = (!overwrites).then(|| Shape::of(dst));
+    apply(flow, edge, src, dst, secret);
+    before.is_none_or(|b| b != Shape::of(dst))
+}
+
+/// What [`propagate`]'s filling flows can change: which values are present, flags, tags.
+#[derive(PartialEq)]
+struct Shape {
+    ty_len: usize,
+    present: [bool; 7],
+    uid: Option<i64>,
+    object: Option<u64>,
+    flags: [bool; 2],
+    tags: usize,
+    exe_steps: usize,
+}
+
+impl Shape {
+    fn of(f: &Facts) -> Shape {
+        Shape {
+            ty_len: f.ty.len(),
+            present: [
+                f.path.is_some(),
+                f.exe.is_some(),
+                f.argv.is_some(),
+                f.remote.is_some(),
+                f.server_exe.is_some(),
+                f.machine.is_some(),
+                f.boot.is_some(),
+            ],
+            uid: f.uid,
+            object: f.object,
+            flags: [f.external, f.truncated],
+            tags: f.tags.len(),
+            exe_steps: f.exe_path.len(),
+        }
+    }
+}
+
+fn apply(
+    flow: Flow,
     edge: &EdgeInput,
     src: &Facts,
     dst: &mut Facts,
@@ -362,28 +418,34 @@ pub(crate) fn propagate(
             }
         }
     };
+    // What the receiver does not know of its program (binary, argv, uid, the server it
+    // serves), it takes from the sender: a new version, a child or a new task runs on as
+    // its parent did.
+    let take_program = |dst: &mut Facts| {
+        if dst.exe.is_none() && src.exe.is_some() {
+            dst.exe_path = exe_path(dst);
+        }
+        dst.exe = dst.exe.take().or_else(|| src.exe.clone());
+        dst.argv = dst.argv.take().or_else(|| src.argv.clone());
+        dst.uid = dst.uid.or(src.uid);
+        dst.server_exe = dst.server_exe.take().or_else(|| src.server_exe.clone());
+    };
     const ALL: [TagKind; 4] = [
         TagKind::Network,
         TagKind::Downloaded,
         TagKind::Secret,
         TagKind::Server,
     ];
-    match flow_of(&edge.type_name, &src.ty, &dst.ty) {
+    match flow {
         Flow::Version => {
             // The new version's own attributes (defined before) win.
             if dst.ty.is_empty() {
                 dst.ty = src.ty.clone();
             }
             dst.path = dst.path.take().or_else(|| src.path.clone());
-            if dst.exe.is_none() && src.exe.is_some() {
-                dst.exe_path = exe_path(dst);
-            }
-            dst.exe = dst.exe.take().or_else(|| src.exe.clone());
-            dst.argv = dst.argv.take().or_else(|| src.argv.clone());
-            dst.uid = dst.uid.or(src.uid);
+            take_program(dst);
             dst.remote = dst.remote.take().or_else(|| src.remote.clone());
             dst.external |= src.external;
-            dst.server_exe = dst.server_exe.take().or_else(|| src.server_exe.clone());
             dst.object = dst.object.or(src.object);
             inherit(dst, &ALL);
         }
@@ -393,13 +455,7 @@ pub(crate) fn propagate(
             }
         }
         Flow::Clone | Flow::ExecTask => {
-            if dst.exe.is_none() && src.exe.is_some() {
-                dst.exe_path = exe_path(dst);
-            }
-            dst.exe = dst.exe.take().or_else(|| src.exe.clone());
-            dst.argv = dst.argv.take().or_else(|| src.argv.clone());
-            dst.uid = dst.uid.or(src.uid);
-            dst.server_exe = dst.server_exe.take().or_else(|| src.server_exe.clone());
+            take_program(dst);
             inherit(dst, &ALL);
         }
         Flow::Exec => {
@@ -548,5 +604,98 @@ mod tests {
         });
         assert_eq!(decode(&encode(&f)), Some(f));
         assert_eq!(decode(&[0xff; 7]), None);
+    }
+
+    fn endpoint(id: &str) -> provdb_storage::EndpointInput {
+        provdb_storage::EndpointInput {
+            ext_id: ExternalId::parse(id),
+            type_hint: None,
+        }
+    }
+
+    fn facts_strategy() -> impl proptest::strategy::Strategy<Value = Facts> {
+        use proptest::prelude::*;
+        let text =
+            || proptest::option::of(prop_oneof![Just("/etc/shadow".to_owned()), "[a-z/]{1,8}"]);
+        let tag = (0..4usize, proptest::option::of(0..100i64)).prop_map(|(k, since)| Tag {
+            kind: [
+                TagKind::Network,
+                TagKind::Downloaded,
+                TagKind::Secret,
+                TagKind::Server,
+            ][k],
+            since,
+            path: Vec::new(),
+        });
+        (
+            prop_oneof![
+                Just(""),
+                Just("task"),
+                Just("file"),
+                Just("iattr"),
+                Just("socket"),
+                Just("packet")
+            ],
+            (text(), text(), text(), text(), text()),
+            (proptest::option::of(0..3i64), proptest::option::of(0..3u64)),
+            (any::<bool>(), any::<bool>()),
+            proptest::collection::vec(tag, 0..3),
+        )
+            .prop_map(
+                |(
+                    ty,
+                    (path, exe, argv, remote, server_exe),
+                    (uid, object),
+                    (external, truncated),
+                    tags,
+                )| {
+                    let mut f = Facts {
+                        ty: ty.to_owned(),
+                        path,
+                        exe,
+                        argv,
+                        remote,
+                        server_exe,
+                        uid,
+                        object,
+                        external,
+                        truncated,
+                        ..Facts::default()
+                    };
+                    for t in tags {
+                        f.set_tag(t);
+                    }
+                    f
+                },
+            )
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2048))]
+        /// Facts that `propagate` says did not change are not written again: the claim must
+        /// hold for every edge type and every state of the two ends.
+        #[test]
+        fn propagate_never_hides_a_change(
+            src in facts_strategy(),
+            dst in facts_strategy(),
+            edge_type in proptest::sample::select(vec![
+                "version_entity", "version_activity", "named", "clone", "exec_task", "exec",
+                "arg", "memory_read", "accept", "receive_packet", "addressed", "setattr_inode",
+                "read", "write", "send", "open",
+            ]),
+        ) {
+            let edge = EdgeInput {
+                ext_id: ExternalId::parse("e"),
+                type_name: edge_type.to_owned(),
+                relation: provdb_storage::ProvRelation::Used,
+                src: endpoint("s"),
+                dst: endpoint("d"),
+                placement: provdb_storage::Placement { time: Some(50), ..Default::default() },
+                attrs: Vec::new(),
+            };
+            let mut after = dst.clone();
+            let changed = propagate(&edge, &src, &mut after, &|p: &str| p == "/etc/shadow");
+            proptest::prop_assert!(changed || after == dst, "{edge_type}: {dst:?} -> {after:?}");
+        }
     }
 }

@@ -170,7 +170,7 @@ impl Detector {
             let matched = self.matching(edge, src, &dst);
             // The receiver as it was, for the alerts of this edge (rare).
             let before = (!matched.is_empty()).then(|| dst.clone());
-            facts::propagate(edge, src, &mut dst, &is_secret);
+            let changed = facts::propagate(edge, src, &mut dst, &is_secret);
             if let Some(before) = &before {
                 for (rule, pattern) in matched {
                     self.raise_into(
@@ -183,10 +183,11 @@ impl Detector {
                     )?;
                 }
             }
-            if changed_in != now {
-                dirty.push(edge.dst.ext_id.clone());
+            let mut entry = (dst, changed_in);
+            if changed {
+                mark(&mut entry, now, &edge.dst.ext_id, &mut dirty);
             }
-            state.facts.insert(edge.dst.ext_id.clone(), (dst, now));
+            state.facts.insert(edge.dst.ext_id.clone(), entry);
         }
         for id in &dirty {
             if let Some((f, _)) = state.facts.get(id) {
@@ -481,21 +482,7 @@ fn summary(
             Some(End::Receiver) => dst,
             _ => continue,
         };
-        let text = match prop {
-            "path" | "name" => f.path.clone(),
-            "exe" => f.exe.clone(),
-            "argv" => f.argv.clone(),
-            "uid" => f.uid.map(|u| u.to_string()),
-            "remote" => f.remote.clone(),
-            "type" => Some(f.ty.clone()).filter(|t| !t.is_empty()),
-            "server_exe" => f.server_exe.clone(),
-            "machine" => f.machine.map(|m| m.to_string()),
-            "trust" | "conf" | "server" => {
-                let tags: Vec<&str> = f.tags.iter().map(|t| t.kind.value()).collect();
-                Some(tags.join(","))
-            }
-            _ => None,
-        };
+        let text = pattern::display(f, prop);
         out = out.replace(
             &format!("{{{placeholder}}}"),
             text.as_deref().unwrap_or("(unknown)"),

@@ -496,16 +496,22 @@ fn value<'a>(end: End, p: Prop, s: &Subject<'a>) -> Val<'a> {
             }
         }
     };
+    // A tag counts while it is younger than the rule's window.
+    vertex_value(f, p, |since| match (s.window, s.time, since) {
+        (Some(w), Some(now), Some(since)) => now - since <= w,
+        _ => true,
+    })
+}
+
+/// A vertex property as rules read it; `fresh` says whether a tag set at a time still counts.
+fn vertex_value<'a>(f: &'a Facts, p: Prop, fresh: impl Fn(Option<i64>) -> bool) -> Val<'a> {
     let opt = |v: &'a Option<String>| v.as_deref().map_or(Val::Null, Val::Str);
     let tags = |kinds: &[TagKind]| {
         Val::Tags(
             kinds
                 .iter()
                 .filter_map(|k| f.tag(*k))
-                .filter(|t| match (s.window, s.time, t.since) {
-                    (Some(w), Some(now), Some(since)) => now - since <= w,
-                    _ => true,
-                })
+                .filter(|t| fresh(t.since))
                 .map(|t| t.kind.value())
                 .collect(),
         )
@@ -525,6 +531,21 @@ fn value<'a>(end: End, p: Prop, s: &Subject<'a>) -> Val<'a> {
         Prop::Trust => tags(&[TagKind::Network, TagKind::Downloaded]),
         Prop::Conf => tags(&[TagKind::Secret]),
         Prop::Server => tags(&[TagKind::Server]),
+    }
+}
+
+/// A vertex property by the name rules use (`path`, `trust`, ...), as text for an alert's
+/// summary: the value a rule compares (a tag family as its tags, comma-separated, or
+/// `none`). `None` for an unknown property or a value the vertex lacks.
+pub(crate) fn display(f: &Facts, name: &str) -> Option<String> {
+    let (_, prop) = VERTEX_PROPS.iter().find(|(n, _)| *n == name)?;
+    match vertex_value(f, *prop, |_| true) {
+        Val::Null => None,
+        Val::Bool(b) => Some(b.to_string()),
+        Val::Int(i) => Some(i.to_string()),
+        Val::Str(t) => Some(t.to_owned()),
+        Val::Tags(tags) if tags.is_empty() => Some("none".to_owned()),
+        Val::Tags(tags) => Some(tags.join(",")),
     }
 }
 
@@ -569,5 +590,40 @@ fn eval_in(a: &Operand, list: &Operand, s: &Subject<'_>) -> bool {
     match list {
         Operand::Lit(Literal::List(items)) => in_list(&operand(a, s), items),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display;
+    use crate::detect::facts::{Facts, Tag, TagKind};
+
+    fn tag(kind: TagKind) -> Tag {
+        Tag {
+            kind,
+            since: Some(0),
+            path: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn summaries_show_each_property_as_rules_read_it() {
+        let f = Facts {
+            ty: "task".to_owned(),
+            uid: Some(0),
+            external: true,
+            tags: vec![tag(TagKind::Downloaded), tag(TagKind::Server)],
+            ..Facts::default()
+        };
+        // Each tag family shows only its own tags.
+        assert_eq!(display(&f, "trust").as_deref(), Some("downloaded"));
+        assert_eq!(display(&f, "server").as_deref(), Some("server"));
+        assert_eq!(display(&f, "conf").as_deref(), Some("none"));
+        assert_eq!(display(&f, "external").as_deref(), Some("true"));
+        assert_eq!(display(&f, "truncated").as_deref(), Some("false"));
+        assert_eq!(display(&f, "uid").as_deref(), Some("0"));
+        assert_eq!(display(&f, "type").as_deref(), Some("task"));
+        assert_eq!(display(&f, "name"), None, "no path known");
+        assert_eq!(display(&f, "colour"), None, "not a property");
     }
 }
