@@ -545,7 +545,7 @@ impl Store {
     ) -> Result<PruneReport, WriteError> {
         self.tables.check_writable()?;
         // Nothing may be half-prepared while records are deleted under the writer.
-        let _writer = self.writer.exclusive();
+        let mut writer = self.writer.exclusive();
         let h = &self.tables.graph_handles()?;
         let mut edges = RoaringTreemap::new();
         let mut vertices = RoaringTreemap::new();
@@ -664,8 +664,7 @@ impl Store {
                 .db()
                 .compact_range_cf(h.of(name)?, None::<&[u8]>, None::<&[u8]>);
         }
-        drop(_writer);
-        self.reload()?;
+        self.reload_under(&mut writer)?;
         Ok(report)
     }
 

@@ -19,7 +19,7 @@ use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, RecordBatch, Value, Vertex};
 use crate::side_table::{SidePut, SideTable};
 use crate::tables::{Durability, OpenMode, Table, Tables};
-use crate::writer::{PreparedWrite, WriteSummary, Writer};
+use crate::writer::{PreparedWrite, WriteSummary, Writer, WriterState};
 
 /// Options for [`Store::open_with`].
 #[derive(Debug, Clone)]
@@ -132,8 +132,14 @@ impl Store {
 
     /// Reloads dictionaries and counters from disk (after a catch-up, or a prune).
     pub(crate) fn reload(&self) -> Result<(), ReadError> {
+        self.reload_under(&mut self.writer.exclusive())
+    }
+
+    /// [`Store::reload`] by the holder of the writer (a prune reloads before it lets writes
+    /// in: a write prepared in between would count on from the counters before the prune).
+    pub(crate) fn reload_under(&self, writer: &mut WriterState) -> Result<(), ReadError> {
         *self.dicts.write() = Dictionaries::load(&self.tables)?;
-        self.writer.reset(self.tables.read_counters()?);
+        writer.reset(self.tables.read_counters()?);
         Ok(())
     }
 

@@ -71,7 +71,8 @@ pub(crate) struct WriterState {
 }
 
 impl WriterState {
-    fn reset(&mut self, counters: Counters) {
+    /// Forgets what was cached from before, and takes the counters on disk.
+    pub(crate) fn reset(&mut self, counters: Counters) {
         self.counters = counters;
         self.vertex_cache.clear();
         self.shard_cache.clear();
@@ -212,11 +213,6 @@ struct Pending<'a> {
 }
 
 impl Writer {
-    /// Resets the state to what is on disk (after a catch-up, or a prune).
-    pub(crate) fn reset(&self, counters: Counters) {
-        self.state.lock().reset(counters);
-    }
-
     /// Holds off every other write while the guard lives (a prune deletes under the writer).
     pub(crate) fn exclusive(&self) -> MutexGuard<'_, WriterState> {
         self.state.lock()
