@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod ui;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -142,4 +144,16 @@ pub fn endpoints(section: &str) -> Option<(&'static str, &'static str)> {
         "wasInfluencedBy" => ("prov:influencer", "prov:influencee"),
         _ => return None,
     })
+}
+
+/// The external id of the vertex with `role` in a scenario's ground truth
+/// (`truth-NAME.json` of `provdb simulate --scenario`).
+pub fn truth_vertex<'a>(truth: &'a serde_json::Value, role: &str) -> &'a str {
+    truth["vertices"]
+        .as_array()
+        .expect("truth vertices")
+        .iter()
+        .find(|v| v["role"] == role)
+        .and_then(|v| v["id"].as_str())
+        .unwrap_or_else(|| panic!("no {role} in the truth"))
 }
