@@ -34,26 +34,6 @@ fn archive_of(dir: &Path, samples: &[&str]) -> Option<PathBuf> {
     Some(db)
 }
 
-/// The W3C sample's documents, parsed.
-fn sample_documents(name: &str) -> Vec<serde_json::Value> {
-    let path = common::sample(name).expect("sample");
-    std::fs::read_to_string(path)
-        .expect("read")
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
-const RELATION_SECTIONS: [&str; 7] = [
-    "used",
-    "wasGeneratedBy",
-    "wasInformedBy",
-    "wasDerivedFrom",
-    "wasAssociatedWith",
-    "wasInfluencedBy",
-    "relation",
-];
-
 #[test]
 fn pinned_forms_equal_the_cli_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -92,21 +72,13 @@ fn pinned_forms_equal_the_cli_json() {
         assert_eq!(warnings, cli_warnings, "{q}");
     }
     // Form 1 against the samples themselves: their read relations.
-    let reads = samples
+    let reads: usize = samples
         .iter()
-        .flat_map(|s| sample_documents(s))
-        .collect::<Vec<_>>()
-        .iter()
-        .flat_map(|d| {
-            RELATION_SECTIONS
-                .iter()
-                .filter_map(|s| d.get(*s).and_then(|x| x.as_object()))
-                .flat_map(|m| m.values())
-                .filter(|r| r["prov:type"] == "read")
-                .map(|_| 1)
-                .collect::<Vec<_>>()
+        .map(|s| {
+            let log = common::read_w3c_log(&common::sample(s).unwrap());
+            log.relations.values().filter(|(t, ..)| t == "read").count()
         })
-        .count();
+        .sum();
     assert!(reads > 0);
     let api = ui.get(&format!(
         "/api/query?q={}",
@@ -216,65 +188,14 @@ fn vertex_attributes_and_adjacent_edges_are_the_samples() {
     let Some(db) = archive_of(dir.path(), &["v0.5.0-w3c-wget.log"]) else {
         return;
     };
-    let docs = sample_documents("v0.5.0-w3c-wget.log");
-    // Every vertex's attributes and the relations touching it, from the log.
-    let mut vertices = std::collections::HashMap::new();
-    // Relation id -> its ends (a relation repeated in several documents is stored once).
-    let mut relations: std::collections::HashMap<String, Vec<String>> = Default::default();
-    for d in &docs {
-        for section in ["activity", "entity", "agent"] {
-            for (id, v) in d
-                .get(section)
-                .and_then(|x| x.as_object())
-                .into_iter()
-                .flatten()
-            {
-                vertices.insert(id.trim_start_matches("cf:").to_owned(), v.clone());
-            }
-        }
-        for section in RELATION_SECTIONS {
-            for (rid, r) in d
-                .get(section)
-                .and_then(|x| x.as_object())
-                .into_iter()
-                .flatten()
-            {
-                let ends: Vec<&str> = r
-                    .as_object()
-                    .unwrap()
-                    .iter()
-                    .filter(|(k, _)| {
-                        [
-                            "prov:entity",
-                            "prov:activity",
-                            "prov:informant",
-                            "prov:informed",
-                            "prov:usedEntity",
-                            "prov:generatedEntity",
-                            "prov:agent",
-                            "prov:influencer",
-                            "prov:influencee",
-                            "cf:sender",
-                            "cf:receiver",
-                        ]
-                        .contains(&k.as_str())
-                    })
-                    .filter_map(|(_, v)| v.as_str())
-                    .collect();
-                relations.insert(
-                    rid.clone(),
-                    ends.iter()
-                        .map(|e| e.trim_start_matches("cf:").to_owned())
-                        .collect(),
-                );
-            }
-        }
-    }
-    let mut touching: std::collections::HashMap<String, usize> = Default::default();
-    for ends in relations.values() {
-        for end in ends {
-            *touching.entry(end.clone()).or_default() += 1;
-        }
+    let log = common::read_w3c_log(&common::sample("v0.5.0-w3c-wget.log").unwrap());
+    let vertices = &log.vertices;
+    // How many relations touch each vertex (a relation from a vertex to itself twice: it is
+    // listed as incoming and as outgoing).
+    let mut touching: std::collections::HashMap<&str, usize> = Default::default();
+    for (_, from, to) in log.relations.values() {
+        *touching.entry(from).or_default() += 1;
+        *touching.entry(to).or_default() += 1;
     }
     let ui = UiServer::start(&db, &[]);
     // V2, and a vertex whose id needs percent-encoding in a path ('/' or '+').
@@ -291,7 +212,7 @@ fn vertex_attributes_and_adjacent_edges_are_the_samples() {
         assert_eq!(v["id"], id.as_str());
         assert_eq!(v["type"], expected["prov:type"]);
         let attrs = v["attributes"].as_object().unwrap();
-        for (k, value) in expected.as_object().unwrap() {
+        for (k, value) in expected {
             if k == "prov:type" {
                 continue;
             }
@@ -301,7 +222,7 @@ fn vertex_attributes_and_adjacent_edges_are_the_samples() {
         }
         assert_eq!(
             v["adjacent"].as_array().unwrap().len(),
-            touching.get(&id).copied().unwrap_or(0),
+            touching.get(id.as_str()).copied().unwrap_or(0),
             "{id}"
         );
         for a in v["adjacent"].as_array().unwrap() {
@@ -325,32 +246,7 @@ fn vertex_attributes_and_adjacent_edges_are_the_samples() {
 #[test]
 fn alerts_and_machines_equal_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("scenario");
-    stdout_of(
-        &std::process::Command::new(env!("CARGO_BIN_EXE_provdb"))
-            .args([
-                "simulate",
-                "--scenario",
-                "download-exec",
-                "--documents",
-                "3",
-                "--out",
-            ])
-            .arg(&out)
-            .output()
-            .unwrap(),
-    );
-    let logs: Vec<PathBuf> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    let truth: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("truth-download-exec.json")).unwrap(),
-    )
-    .unwrap();
-    let db = dir.path().join("db");
-    common::import(&db, &logs);
+    let (db, truth) = common::scenario_archive(dir.path(), "download-exec");
     let ui = UiServer::start(&db, &[]);
     let cli: serde_json::Value = serde_json::from_str(&stdout_of(
         &provdb(&db)

@@ -30,9 +30,15 @@ const MAX_EXPORT_IDS: usize = 100_000;
 /// Quarantined messages listed (the newest).
 const MAX_QUARANTINE_LISTED: usize = 200;
 
+/// Only the page's own script runs; inline styles are allowed for the graph's SVG, which
+/// carries its style sheet so that an exported file looks as it does on screen.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data: blob:; frame-ancestors 'none'";
+
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+const FAVICON_SVG: &str = include_str!("assets/favicon.svg");
 
 /// Why a request failed, as the JSON body `{error, message, ...}` with its status.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +121,10 @@ pub fn router(state: Arc<UiState>, access: Access) -> Router {
             "/app.css",
             get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
         )
+        .route(
+            "/favicon.svg",
+            get(|| async { asset(FAVICON_SVG, "image/svg+xml") }),
+        )
         .route("/api/query", get(query))
         .route("/api/graph", get(graph))
         .route("/api/vertex/:id", get(vertex))
@@ -180,9 +190,7 @@ async fn guard(State(access): State<Access>, req: Request, next: Next) -> Respon
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

@@ -6,7 +6,7 @@ const SVG_NS = 'http://www.w3.org/2000/svg';
 const POLL_MS = 2000;
 const NODE_W = 176;
 const NODE_H = 44;
-const LAYER_GAP = 250;
+const LAYER_GAP = 300;
 const ROW_GAP = 66;
 // Vertices added by one expansion at most (the query's guards bound the work behind it).
 const EXPAND_LIMIT = 1000;
@@ -289,16 +289,21 @@ function renderLegend() {
   }
 }
 
+// Shows the whole graph, never enlarged beyond its natural size (labels stay readable).
 function fit() {
   const { width, height } = layout();
   const pad = 40;
-  const w = Math.max(width + pad * 2, 400);
-  const h = Math.max(height + pad * 2, 200);
+  const w = width + pad * 2;
+  const h = height + NODE_H + pad * 2;
   const box = $('#graph').getBoundingClientRect();
-  const aspect = box.width > 0 && box.height > 0 ? box.width / box.height : 2;
-  const vw = Math.max(w, h * aspect);
-  const vh = vw / aspect;
-  view = { x: -NODE_W / 2 - pad - (vw - w) / 2, y: -NODE_H - pad - (vh - h) / 2, w: vw, h: vh };
+  const bw = box.width > 0 ? box.width : 1000;
+  const bh = box.height > 0 ? box.height : 520;
+  const scale = Math.max(w / bw, h / bh, 1);
+  const vw = bw * scale;
+  const vh = bh * scale;
+  const left = -NODE_W / 2 - pad;
+  const top = -NODE_H / 2 - pad;
+  view = { x: left - (vw - w) / 2, y: top - (vh - h) / 2, w: vw, h: vh };
   applyView();
 }
 
