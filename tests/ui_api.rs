@@ -123,6 +123,60 @@ fn graph_view_holds_the_rows_and_their_subgraph() {
 }
 
 #[test]
+fn visible_graph_exports_as_prov_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = archive_of(dir.path(), &["v0.5.0-w3c-wget.log"]) else {
+        return;
+    };
+    let log = common::read_w3c_log(&common::sample("v0.5.0-w3c-wget.log").unwrap());
+    let ui = UiServer::start(&db, &[]);
+    // One vertex alone, and one relation of the log (its ends come with it).
+    let (edge, (ty, from, to)) = log.relations.iter().next().unwrap();
+    let body = serde_json::json!({ "vertices": [V2], "edges": [edge] }).to_string();
+    let r = request(
+        &ui.addr,
+        "POST",
+        "/api/export/prov-json",
+        &[("Host", &ui.addr), ("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = r.json();
+    let elements = |sections: &[&str]| -> std::collections::BTreeSet<String> {
+        sections
+            .iter()
+            .filter_map(|s| doc.get(*s).and_then(|x| x.as_object()))
+            .flat_map(|m| m.keys().map(|k| common::bare(k)))
+            .collect()
+    };
+    let vertices = elements(&["activity", "entity", "agent"]);
+    let expected: std::collections::BTreeSet<String> =
+        [V2.to_owned(), from.clone(), to.clone()].into();
+    assert_eq!(vertices, expected);
+    let relations = elements(&[
+        "used",
+        "wasGeneratedBy",
+        "wasInformedBy",
+        "wasDerivedFrom",
+        "wasAssociatedWith",
+        "wasInfluencedBy",
+    ]);
+    assert_eq!(relations, [edge.clone()].into());
+    assert!(doc.to_string().contains(ty.as_str()));
+    // Not JSON, or ids that are not strings: 400.
+    for bad in ["{", r#"{"vertices": [1]}"#, r#"{"edges": "x"}"#] {
+        let r = request(
+            &ui.addr,
+            "POST",
+            "/api/export/prov-json",
+            &[("Host", &ui.addr)],
+            bad.as_bytes(),
+        );
+        assert_eq!(r.status, 400, "{bad}");
+    }
+}
+
+#[test]
 fn errors_are_json_with_the_cli_message_and_place() {
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = archive_of(dir.path(), &["v0.5.0-w3c-wget.log"]) else {

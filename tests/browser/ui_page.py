@@ -26,6 +26,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -63,17 +64,23 @@ class Page:
         print("screenshot " + path, flush=True)
 
     def wait(self, what, predicate, timeout=30):
+        # The graph is drawn anew on every change: an element read while that happens is
+        # stale, and the predicate is simply tried again.
+        wait = WebDriverWait(self.d, timeout, poll_frequency=0.1,
+                             ignored_exceptions=[StaleElementReferenceException])
         try:
-            return WebDriverWait(self.d, timeout, poll_frequency=0.1).until(lambda d: predicate())
-        except Exception:
+            return wait.until(lambda d: predicate())
+        except TimeoutException:
             self.shot("failed")
             fail("timed out waiting for " + what)
 
     def all(self, css):
         return self.d.find_elements(By.CSS_SELECTOR, css)
 
-    def vertex_ids(self):
-        return {e.get_attribute("data-id") for e in self.all("#graph g.vertex")}
+    def vertex_ids(self, css="#graph g.vertex"):
+        # In one script call, so that a redraw cannot come between two reads.
+        return set(self.d.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(e => e.dataset.id);", css))
 
 
 def step_query(p, plan):
@@ -126,9 +133,8 @@ def step_alert(p, plan):
     p.shot("4-alerts")
     rows[0].click()
     path = set(plan["path"])
-    p.wait("the alert's path", lambda: path <= {
-        e.get_attribute("data-id") for e in p.all("#graph g.vertex.on-path")})
-    on_path = len(p.all("#graph g.vertex.on-path"))
+    p.wait("the alert's path", lambda: path <= p.vertex_ids("#graph g.vertex.on-path"))
+    on_path = len(p.vertex_ids("#graph g.vertex.on-path"))
     if on_path != len(path):
         fail(f"{on_path} vertices drawn on the path, expected {len(path)}")
     if len(p.vertex_ids()) <= on_path:

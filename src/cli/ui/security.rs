@@ -193,6 +193,27 @@ mod tests {
         assert_eq!(a.check(None, None), Verdict::ForeignHost);
     }
 
+    proptest::proptest! {
+        /// Any Host and Authorization text: no panic, and never let in without the password.
+        #[test]
+        fn hostile_headers_are_refused(host in ".{0,80}", auth in ".{0,120}") {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let file = dir.path().join("ui.passwd");
+            std::fs::write(&file, "alice:secret\n").expect("write");
+            let a = Access::new(addr("0.0.0.0:8080"), Some(&file), false).expect("access");
+            let right = base64::engine::general_purpose::STANDARD.encode("alice:secret");
+            let verdict = a.check(Some(&host), Some(&auth));
+            proptest::prop_assert_eq!(
+                verdict == Verdict::Allowed,
+                basic_credentials(&auth).is_some_and(|(u, p)| u == "alice" && p == "secret"),
+                "{} vs {}", auth, right
+            );
+            let loopback = Access::new(addr("127.0.0.1:8080"), None, false).expect("access");
+            let _ = loopback.check(Some(&host), Some(&auth));
+            let _ = split_host(&host);
+        }
+    }
+
     #[test]
     fn basic_authentication_against_the_password_file() {
         let dir = tempfile::tempdir().expect("tempdir");
