@@ -445,3 +445,18 @@ fn new_data_appears_without_a_restart() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn the_page_gets_at_most_3000_vertices_of_a_large_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = common::simulated_archive(dir.path(), 4, 80);
+    let total = common::stats_json(&db)["vertices"].as_u64().unwrap() as usize;
+    assert!(total > 3000, "{total}");
+    let ui = UiServer::start(&db, &[]);
+    let g = ui
+        .get(&format!("/api/graph?q={}", encode("(v) | return v.id")))
+        .json();
+    assert_eq!(g["rows"].as_array().unwrap().len(), total);
+    assert_eq!(g["vertices"].as_array().unwrap().len(), 3000);
+    assert_eq!(g["omitted_vertices"], total - 3000);
+}

@@ -5,7 +5,8 @@ values out from the samples and the scenario's ground truth) names the steps:
 
 - "query": open /?q=QUERY; the table has `rows` rows, the graph `vertices` vertices; click
   vertex `click`; its attributes hold `attribute`; expand its ancestors one hop; the graph
-  then holds every id of `ancestors`.
+  then holds every id of `ancestors`; the path from one of them to the vertex is the edge
+  between them, highlighted; the SVG and PROV-JSON exports hold the vertices shown.
 - "alert": open the Alerts tab, click the alert; the graph shows `path` (ids, in red) and
   more vertices around it.
 - "live": open the Machines tab before anything is ingested and print `READY`; the Rust test
@@ -119,6 +120,44 @@ def step_query(p, plan):
     p.wait("the ancestors", lambda: expected <= p.vertex_ids())
     p.shot("3-expanded")
     print("expanded: %d vertices" % len(p.vertex_ids()), flush=True)
+    # The path between an ancestor and the vertex: the one edge between them, highlighted.
+    ancestor = sorted(expected - {target})[0]
+    p.all(f'#graph g.vertex[data-id="{ancestor}"]')[0].click()
+    p.wait("the ancestor selected", lambda: ancestor in p.vertex_ids("#graph g.vertex.selected"))
+    p.d.find_element(By.ID, "path-mode").click()
+    p.all(f'#graph g.vertex[data-id="{target}"]')[0].click()
+    p.wait("the highlighted path",
+           lambda: p.vertex_ids("#graph g.vertex.highlight") == {ancestor, target})
+    edges = p.vertex_ids("#graph g.edge.highlight")
+    if len(edges) != 1:
+        fail(f"{len(edges)} edges highlighted between adjacent vertices, expected 1")
+    p.shot("3b-path")
+    # Exports of what is shown: the SVG draws every vertex; the PROV-JSON holds each.
+    shown = p.vertex_ids()
+    p.d.execute_cdp_cmd("Page.setDownloadBehavior",
+                        {"behavior": "allow", "downloadPath": os.path.abspath(p.shots)})
+    svg_file = os.path.join(p.shots, "provdb-graph.svg")
+    prov_file = os.path.join(p.shots, "provdb-graph.prov.json")
+    for f in (svg_file, prov_file):
+        if os.path.exists(f):
+            os.remove(f)
+    p.d.find_element(By.ID, "export-svg").click()
+    p.d.find_element(By.ID, "export-prov").click()
+    p.wait("the downloads", lambda: os.path.exists(svg_file) and os.path.exists(prov_file))
+    import xml.etree.ElementTree as ET
+    time.sleep(0.5)
+    root = ET.parse(svg_file).getroot()
+    drawn = {g.get("data-id") for g in root.iter("{http://www.w3.org/2000/svg}g")
+             if "vertex" in (g.get("class") or "").split()}
+    if drawn != shown:
+        fail(f"the SVG export draws {len(drawn)} vertices, the page {len(shown)}")
+    with open(prov_file) as f:
+        doc = json.load(f)
+    exported = {k.removeprefix("cf:") for s in ("activity", "entity", "agent")
+                for k in doc.get(s, {})}
+    if exported != shown:
+        fail(f"the PROV-JSON export holds {len(exported)} vertices, the page shows {len(shown)}")
+    print(f"exports: {len(drawn)} vertices in the SVG and the PROV-JSON", flush=True)
 
 
 def step_alert(p, plan):

@@ -52,7 +52,12 @@ pub fn attributes_json(v: &Vertex) -> Json {
     Json::Object(map)
 }
 
-/// The vertices and edges a query's rows matched.
+/// Vertices of a query's subgraph sent to the page at most (a browser cannot lay out and
+/// draw a hundred thousand; the rows themselves are all in the table and `/api/query`).
+pub const MAX_GRAPH_VERTICES: usize = 3000;
+
+/// The vertices and edges a query's rows matched: the first [`MAX_GRAPH_VERTICES`] vertices and
+/// the edges between them; `omitted_vertices` and `omitted_edges` count the rest.
 pub fn subgraph_json(
     store: &Store,
     result: &provdb::query::QueryResult,
@@ -61,20 +66,22 @@ pub fn subgraph_json(
     let sub = result.subgraph(g)?;
     let namer = Namer::new(g)?;
     let mut ext = std::collections::HashMap::new();
-    let mut vertices = Vec::with_capacity(sub.vertices.len());
-    for v in &sub.vertices {
+    let mut vertices = Vec::with_capacity(sub.vertices.len().min(MAX_GRAPH_VERTICES));
+    for v in sub.vertices.iter().take(MAX_GRAPH_VERTICES) {
         ext.insert(v.id, v.ext_id.to_string());
         vertices.push(vertex_json(v, namer.name_of(v.id)?));
     }
     let edges: Vec<Json> = sub
         .edges
         .iter()
-        .map(|e| {
-            let end = |id| ext.get(&id).cloned().unwrap_or_default();
-            edge_json(e, &end(e.src), &end(e.dst))
-        })
+        .filter_map(|e| Some(edge_json(e, ext.get(&e.src)?, ext.get(&e.dst)?)))
         .collect();
-    Ok(json!({ "vertices": vertices, "edges": edges }))
+    Ok(json!({
+        "omitted_vertices": sub.vertices.len() - vertices.len(),
+        "omitted_edges": sub.edges.len() - edges.len(),
+        "vertices": vertices,
+        "edges": edges,
+    }))
 }
 
 /// One vertex with its attributes and up to `limit` adjacent edges each way, each with the

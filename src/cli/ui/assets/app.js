@@ -379,9 +379,13 @@ async function runQuery(text, { keepGraph = false } = {}) {
     if (!keepGraph) clearGraph();
     addGraph(r);
     renderTable(r);
-    for (const w of r.warnings) {
+    const notes = r.warnings.map((w) => 'warning: ' + w);
+    if (r.omitted_vertices) {
+      notes.push(`the graph shows the first ${r.vertices.length} vertices of ${r.vertices.length + r.omitted_vertices} (the table has every row)`);
+    }
+    for (const note of notes) {
       const li = document.createElement('li');
-      li.textContent = 'warning: ' + w;
+      li.textContent = note;
       $('#warnings').appendChild(li);
     }
     render();
