@@ -366,6 +366,20 @@ fn alerts_and_machines_equal_the_cli() {
 }
 
 #[test]
+fn stops_on_sigterm_and_removes_its_secondary_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    common::import(&db, &common::simulated_logs(dir.path(), 1, 2));
+    let mut ui = UiServer::start(&db, &[]);
+    assert_eq!(ui.get("/api/machines").status, 200);
+    let secondary = std::env::temp_dir().join(format!("provdb-ui-{}", ui.pid()));
+    assert!(secondary.is_dir(), "{}", secondary.display());
+    let status = ui.stop().expect("exits on SIGTERM");
+    assert!(status.success(), "{status}");
+    assert!(!secondary.exists());
+}
+
+#[test]
 fn refuses_a_non_loopback_address_without_authentication() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");

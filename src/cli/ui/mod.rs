@@ -108,12 +108,26 @@ async fn serve(state: Arc<UiState>, listen: SocketAddr, access: Access) -> anyho
     tokio::spawn(catch_up_loop(state.clone()));
     let app = api::router(state, access.with_bound(bound));
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(stop_signal())
         .await
         .context("serving HTTP")?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM: the server stops and the secondary's private folder is removed.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Follows the writer: new vertices, edges, alerts and machines appear without a restart.
