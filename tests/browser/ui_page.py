@@ -3,7 +3,8 @@
 Usage: ui_page.py PLAN.json. The plan (written by the Rust test, which works the expected
 values out from the samples and the scenario's ground truth) names the steps:
 
-- "query": open /?q=QUERY; the table has `rows` rows, the graph `vertices` vertices; click
+- "query": a misspelt query shows the CLI's error with its caret and "did you mean"; then
+  open /?q=QUERY; the table has `rows` rows, the graph `vertices` vertices; click
   vertex `click`; its attributes hold `attribute`; expand its ancestors one hop; the graph
   then holds every id of `ancestors`; the path from one of them to the vertex is the edge
   between them, highlighted; the SVG and PROV-JSON exports hold the vertices shown.
@@ -86,6 +87,14 @@ class Page:
 
 def step_query(p, plan):
     from urllib.parse import quote
+    # A query with a misspelt type: the CLI's message, caret and "did you mean" on the page.
+    p.d.get(p.base + "/?q=" + quote("(t:tsk) -[:clone]-> (c)", safe=""))
+    p.wait("the query error", lambda: p.d.find_element(By.ID, "query-error").is_displayed())
+    error = p.d.find_element(By.ID, "query-error").text
+    for needle in ("unknown vertex type `tsk` at line 1, column 4", "^^^", "did you mean `task`?"):
+        if needle not in error:
+            fail(f"the error shown lacks {needle!r}: {error!r}")
+    p.shot("0-query-error")
     started = time.time()
     p.d.get(p.base + "/?q=" + quote(plan["query"], safe=""))
     p.wait("the result table", lambda: len(p.all("#results tbody tr")) > 0)
@@ -215,7 +224,9 @@ def main():
         for step in plan["steps"]:
             page.base = step["base"]
             {"query": step_query, "alert": step_alert, "live": step_live}[step["kind"]](page, step)
-        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+        # The misspelt query's 400 is expected; any other error is not.
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"
+                  and "/api/graph?q=(t%3Atsk)" not in e.get("message", "")]
         if errors:
             fail("browser console errors: " + json.dumps(errors))
         print("TIMINGS " + json.dumps(page.timings), flush=True)
