@@ -2,7 +2,8 @@
 # Runs provdb's whole test suite on a fresh Debian machine, installing what it needs:
 # clang/libclang (rust-rocksdb builds RocksDB with bindgen), mosquitto (broker tests),
 # graphviz (`query --svg`), mosquitto-clients and openssl (listener tests), Python's prov and
-# duckdb (export interoperability), and pyspark where Java is present. Used by CI (.ci/run)
+# duckdb (export interoperability), chromium, chromium-driver and selenium (`provdb ui`'s page),
+# and pyspark where Java is present. Used by CI (.ci/run)
 # and by developers alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitt
 command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 command -v openssl >/dev/null || need+=(openssl)
 command -v dot >/dev/null || need+=(graphviz)
+# `provdb ui`'s page is tested in headless Chromium, driven by selenium (tests/ui_browser.rs).
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || [ -x /usr/lib/chromium/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> installing ${need[*]}"
   scripts/install-deps.sh "${need[@]}"
@@ -23,6 +27,10 @@ fi
 if ! python3 -c "import prov, duckdb" 2>/dev/null; then
   echo "==> pip install prov duckdb"
   python3 -m pip install --quiet --disable-pip-version-check prov duckdb
+fi
+if ! python3 -c "import selenium" 2>/dev/null; then
+  echo "==> pip install selenium (drives Chromium in tests/ui_browser.rs)"
+  python3 -m pip install --quiet --disable-pip-version-check selenium
 fi
 # Spark reads the Parquet export in tests/export_spark.rs where a Java runtime is present
 # (pyspark from PyPI, about 450 MB; without Java the test prints SKIPPED).
@@ -46,7 +54,7 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 echo "==> clippy -D warnings on all targets (build of tests and benchmarks)"
 cargo test --workspace --all-targets --no-run
 echo "==> the library without default features: builds, and compiles no CLI or service crate"
-forbidden='^(clap|anyhow|indicatif|comfy-table|rustyline|tracing|tracing-subscriber|mimalloc|rumqttc|tokio|parquet|arrow-array) '
+forbidden='^(clap|anyhow|indicatif|comfy-table|rustyline|tracing|tracing-subscriber|mimalloc|rumqttc|tokio|parquet|arrow-array|axum|axum-core|hyper|hyper-util|tower|matchit) '
 if cargo tree -p provdb --no-default-features -e normal --prefix none | grep -E "$forbidden"; then
   echo "error: the lean library depends on the crates above" >&2
   exit 1

@@ -155,7 +155,13 @@ fn choose(store: &Store, selection: &ExportSelection) -> Result<Chosen> {
 
 /// A stored attribute value as JSON, with the kind it arrived with (CamFlow's quoted 64-bit
 /// integers stay strings; nested objects stay objects).
-fn json_value(v: &Value) -> Json {
+///
+/// ```
+/// use provdb::Value;
+/// assert_eq!(provdb::export::json_value(&Value::Str("42".into())), serde_json::json!("42"));
+/// assert_eq!(provdb::export::json_value(&Value::Json("[1]".into())), serde_json::json!([1]));
+/// ```
+pub fn json_value(v: &Value) -> Json {
     match v {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),

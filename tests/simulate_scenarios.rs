@@ -234,16 +234,8 @@ fn one_scenario_is_deterministic_for_a_seed() {
     import_fresh(&db, &log);
     check_truth(&db, truth);
     let archive = Database::open_read_only(&db).unwrap();
-    let payload = truth["vertices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["role"] == "executable payload")
-        .unwrap();
-    let v = archive
-        .vertex_by_external(payload["id"].as_str().unwrap())
-        .unwrap()
-        .unwrap();
+    let payload = common::truth_vertex(truth, "executable payload");
+    let v = archive.vertex_by_external(payload).unwrap().unwrap();
     let mode = provdb_storage::find_attr(&v.attrs, "cf:mode").and_then(|m| m.as_str());
     assert_eq!(mode, Some("0x81ed"));
 }

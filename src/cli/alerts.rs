@@ -151,7 +151,8 @@ pub fn row(a: &Alert) -> [String; 7] {
     ]
 }
 
-fn parse_since(text: &str) -> anyhow::Result<i64> {
+/// `--since`: an ISO 8601 time or a duration back from now (`24h`), as Unix seconds.
+pub fn parse_since(text: &str) -> anyhow::Result<i64> {
     if let Some(seconds) = provdb::detect::parse_duration(text) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -230,7 +231,6 @@ fn alert_dot(db: &Database, a: &Alert) -> anyhow::Result<String> {
         quote(&a.severity),
         quote(&a.summary)
     );
-    let on_path: BTreeSet<&str> = a.path.iter().map(|v| v.id.as_str()).collect();
     for v in &a.path {
         let _ = writeln!(
             s,
@@ -249,8 +249,53 @@ fn alert_dot(db: &Database, a: &Alert) -> anyhow::Result<String> {
             quote(&e.type_name)
         );
     }
+    for n in alert_neighbourhood(db, a)? {
+        if n.first_sight {
+            let _ = writeln!(
+                s,
+                "  \"{}\" [label=\"{}\\n{}\", color=grey, fontcolor=grey40];",
+                quote(&n.neighbour.ext_id.to_string()),
+                quote(&n.neighbour.type_name),
+                quote(&n.pathname)
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  \"{}\" -> \"{}\" [label=\"{}\", color=grey, fontcolor=grey40];",
+            quote(&n.from),
+            quote(&n.to),
+            quote(&n.edge_type)
+        );
+    }
+    s.push_str("}\n");
+    Ok(s)
+}
+
+/// An edge from a vertex of an alert's path to a vertex off the path: the context that
+/// explains the path (`alerts show --svg`, `provdb ui`).
+pub struct NeighbourEdge {
+    /// The edge's external id.
+    pub edge: String,
+    /// Its type.
+    pub edge_type: String,
+    /// Sender and receiver, external ids (one of them is on the path).
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// The vertex off the path.
+    pub neighbour: provdb::Vertex,
+    /// Its path name attribute (`cf:pathname`), or empty.
+    pub pathname: String,
+    /// True the first time `neighbour` appears in the list.
+    pub first_sight: bool,
+}
+
+/// Up to [`NEIGHBOURS_PER_VERTEX`] neighbours each way of each vertex of the alert's path.
+pub fn alert_neighbourhood(db: &Database, a: &Alert) -> anyhow::Result<Vec<NeighbourEdge>> {
+    let on_path: BTreeSet<&str> = a.path.iter().map(|v| v.id.as_str()).collect();
     let store = db.store();
-    let mut drawn: BTreeSet<String> = on_path.iter().map(|s| s.to_string()).collect();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
     for v in &a.path {
         let Some(vertex) = db
             .vertex_by_external(&v.id)
@@ -271,36 +316,32 @@ fn alert_dot(db: &Database, a: &Alert) -> anyhow::Result<String> {
                 if on_path.contains(nid.as_str()) {
                     continue;
                 }
-                if drawn.insert(nid.clone()) {
-                    let name = provdb_storage::find_attr(&n.attrs, "cf:pathname")
-                        .map(|v| v.to_string())
-                        .unwrap_or_default();
-                    let _ = writeln!(
-                        s,
-                        "  \"{}\" [label=\"{}\\n{}\", color=grey, fontcolor=grey40];",
-                        quote(&nid),
-                        quote(&n.type_name),
-                        quote(&name)
-                    );
-                }
-                let ty = store
+                let edge_type = store
                     .edge_type_name(adj.edge_type)
                     .map(|t| t.to_string())
                     .unwrap_or_default();
+                let edge = store
+                    .edge(adj.edge)?
+                    .map(|e| e.ext_id.to_string())
+                    .unwrap_or_default();
                 let (from, to) = match direction {
-                    Direction::Out => (v.id.as_str(), nid.as_str()),
-                    _ => (nid.as_str(), v.id.as_str()),
+                    Direction::Out => (v.id.clone(), nid.clone()),
+                    _ => (nid.clone(), v.id.clone()),
                 };
-                let _ = writeln!(
-                    s,
-                    "  \"{}\" -> \"{}\" [label=\"{}\", color=grey, fontcolor=grey40];",
-                    quote(from),
-                    quote(to),
-                    quote(&ty)
-                );
+                let pathname = provdb_storage::find_attr(&n.attrs, "cf:pathname")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                out.push(NeighbourEdge {
+                    edge,
+                    edge_type,
+                    from,
+                    to,
+                    first_sight: seen.insert(nid),
+                    neighbour: n,
+                    pathname,
+                });
             }
         }
     }
-    s.push_str("}\n");
-    Ok(s)
+    Ok(out)
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use provdb::ingest::{format_time_ms, load_machines};
+use provdb::ingest::{format_time_ms, load_machines, MachineRecord};
 
 use super::stats::open_for_reading;
 
@@ -24,21 +24,7 @@ pub fn run(db_path: &Path, args: MachinesArgs) -> anyhow::Result<ExitCode> {
     let db = open_for_reading(db_path)?;
     let machines = load_machines(db.store())?;
     if args.json {
-        let items: Vec<serde_json::Value> = machines
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "machine": m.machine,
-                    "first_seen_ms": m.first_seen_ms,
-                    "last_seen_ms": m.last_seen_ms,
-                    "messages": m.messages,
-                    "records": m.records,
-                    "bytes": m.bytes,
-                    "rejected": m.rejected,
-                    "description": m.description,
-                })
-            })
-            .collect();
+        let items: Vec<serde_json::Value> = machines.iter().map(machine_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -75,4 +61,18 @@ pub fn run(db_path: &Path, args: MachinesArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One machine of the registry as JSON (`machines --json`, `provdb ui`'s `/api/machines`).
+pub fn machine_json(m: &MachineRecord) -> serde_json::Value {
+    serde_json::json!({
+        "machine": m.machine,
+        "first_seen_ms": m.first_seen_ms,
+        "last_seen_ms": m.last_seen_ms,
+        "messages": m.messages,
+        "records": m.records,
+        "bytes": m.bytes,
+        "rejected": m.rejected,
+        "description": m.description,
+    })
 }

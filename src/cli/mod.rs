@@ -17,6 +17,7 @@ mod rules;
 mod serve;
 mod simulate;
 mod stats;
+mod ui;
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -83,6 +84,8 @@ pub enum Command {
     Alerts(alerts::AlertsArgs),
     /// List the active detection rules, or check rule files.
     Rules(rules::RulesCommandArgs),
+    /// Serve the investigation page and its JSON API in the browser (read-only, live).
+    Ui(ui::UiArgs),
 }
 
 /// Sets up tracing to stderr.
@@ -125,5 +128,6 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&cli.db, args),
         Command::Alerts(args) => alerts::run(&cli.db, args),
         Command::Rules(args) => rules::run(args),
+        Command::Ui(args) => ui::run(&cli.db, args),
     }
 }

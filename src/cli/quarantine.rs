@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use provdb::ingest::{format_time_ms, load_quarantine};
+use provdb::ingest::{format_time_ms, load_quarantine, QuarantineEntry};
 
 use super::stats::open_for_reading;
 
@@ -32,14 +32,8 @@ pub fn run(db_path: &Path, args: QuarantineArgs) -> anyhow::Result<ExitCode> {
     }
     if args.json {
         for e in &entries {
-            let line = serde_json::json!({
-                "arrival_ms": e.arrival_ms,
-                "topic": e.topic,
-                "machine": e.machine,
-                "kind": e.kind,
-                "error": e.error,
-                "payload": String::from_utf8_lossy(&e.payload),
-            });
+            let mut line = entry_json(e);
+            line["payload"] = String::from_utf8_lossy(&e.payload).into();
             println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
@@ -73,4 +67,17 @@ pub fn run(db_path: &Path, args: QuarantineArgs) -> anyhow::Result<ExitCode> {
     println!("{t}");
     println!("{} quarantined messages", entries.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A quarantined message as JSON without its payload (`provdb ui`'s `/api/machines`;
+/// `quarantine --json` adds `payload`).
+pub fn entry_json(e: &QuarantineEntry) -> serde_json::Value {
+    serde_json::json!({
+        "arrival_ms": e.arrival_ms,
+        "topic": e.topic,
+        "machine": e.machine,
+        "kind": e.kind,
+        "error": e.error,
+        "payload_bytes": e.payload.len(),
+    })
 }

@@ -38,18 +38,38 @@ pub struct QueryArgs {
     /// Also render the matched subgraph to this SVG file with Graphviz `dot`.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Maximum hops of a variable-length pattern such as `*1..`.
-    #[arg(long, default_value_t = 32)]
-    pub max_depth: u32,
-    /// Maximum rows printed.
-    #[arg(long, default_value_t = 100_000)]
-    pub max_rows: u64,
-    /// Time budget in seconds (0: none).
-    #[arg(long, default_value_t = 30.0)]
-    pub timeout: f64,
+    /// The guards.
+    #[command(flatten)]
+    pub guards: GuardArgs,
     /// Print the plan (anchor and expansions) on stderr.
     #[arg(long)]
     pub explain: bool,
+}
+
+/// The guards of a query (`query`, `ui`): depth, rows, time.
+#[derive(Debug, clap::Args)]
+pub struct GuardArgs {
+    /// Maximum hops of a variable-length pattern such as `*1..`.
+    #[arg(long, default_value_t = 32)]
+    pub max_depth: u32,
+    /// Maximum rows of a result.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_rows: u64,
+    /// Time budget of a query in seconds (0: none).
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+}
+
+impl GuardArgs {
+    /// The query engine's limits for these options.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_depth: self.max_depth,
+            max_rows: self.max_rows,
+            timeout: (self.timeout > 0.0).then(|| Duration::from_secs_f64(self.timeout)),
+            ..Limits::default()
+        }
+    }
 }
 
 pub fn run(db_paths: &[PathBuf], args: QueryArgs) -> anyhow::Result<ExitCode> {
@@ -65,12 +85,7 @@ pub fn run(db_paths: &[PathBuf], args: QueryArgs) -> anyhow::Result<ExitCode> {
             s
         }
     };
-    let limits = Limits {
-        max_depth: args.max_depth,
-        max_rows: args.max_rows,
-        timeout: (args.timeout > 0.0).then(|| Duration::from_secs_f64(args.timeout)),
-        ..Limits::default()
-    };
+    let limits = args.guards.limits();
     let db_path = match db_paths {
         [one] => one,
         several => return run_federated(several, &text, limits, &args),
@@ -78,7 +93,7 @@ pub fn run(db_paths: &[PathBuf], args: QueryArgs) -> anyhow::Result<ExitCode> {
     let db = open_for_reading(db_path)?;
     db.catch_up()?;
     let store = db.store();
-    let cursor = match Cursor::new(store, text.trim().trim_end_matches(';'), limits) {
+    let cursor = match Cursor::new(store, query_text(&text), limits) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -131,14 +146,13 @@ fn run_federated(
         dbs.push(db);
     }
     let refs: Vec<&provdb::Database> = dbs.iter().collect();
-    let result =
-        match provdb::federation::query_all(&refs, text.trim().trim_end_matches(';'), limits) {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Ok(ExitCode::FAILURE);
-            }
-        };
+    let result = match provdb::federation::query_all(&refs, query_text(text), limits) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let hint = result.format_hint.as_deref().and_then(Format::parse);
     let format = args.format.or(hint).unwrap_or(Format::Table);
     if format == Format::Dot || args.svg.is_some() {
@@ -151,6 +165,11 @@ fn run_federated(
         eprintln!("warning: {w}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The query as run: without surrounding blanks and a closing `;` (also `provdb ui`'s).
+pub fn query_text(raw: &str) -> &str {
+    raw.trim().trim_end_matches(';')
 }
 
 /// The terminal width, when stdout is one.

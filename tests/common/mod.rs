@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod ui;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -142,4 +144,88 @@ pub fn endpoints(section: &str) -> Option<(&'static str, &'static str)> {
         "wasInfluencedBy" => ("prov:influencer", "prov:influencee"),
         _ => return None,
     })
+}
+
+/// The external id of the vertex with `role` in a scenario's ground truth
+/// (`truth-NAME.json` of `provdb simulate --scenario`).
+pub fn truth_vertex<'a>(truth: &'a serde_json::Value, role: &str) -> &'a str {
+    truth["vertices"]
+        .as_array()
+        .expect("truth vertices")
+        .iter()
+        .find(|v| v["role"] == role)
+        .and_then(|v| v["id"].as_str())
+        .unwrap_or_else(|| panic!("no {role} in the truth"))
+}
+
+/// A W3C CamFlow log as its text states it: vertices (bare id -> the element) and relations
+/// (bare id -> type, sender, receiver), a relation repeated in several documents once.
+pub struct W3cLog {
+    pub vertices: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    pub relations: std::collections::BTreeMap<String, (String, String, String)>,
+}
+
+/// Reads a W3C log file (one document per line) with serde_json alone.
+pub fn read_w3c_log(path: &Path) -> W3cLog {
+    let mut log = W3cLog {
+        vertices: Default::default(),
+        relations: Default::default(),
+    };
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(line) else {
+            continue;
+        };
+        for (section, entries) in &doc {
+            let Some(entries) = entries.as_object() else {
+                continue;
+            };
+            let is_vertex = matches!(section.as_str(), "activity" | "entity" | "agent");
+            let ends = match section.as_str() {
+                "relation" => Some(("cf:sender", "cf:receiver")),
+                other => endpoints(other),
+            };
+            for (id, rec) in entries {
+                let Some(rec) = rec.as_object() else { continue };
+                if is_vertex {
+                    log.vertices.insert(bare(id), rec.clone());
+                } else if let Some((s, d)) = ends {
+                    let (Some(s), Some(d)) = (rec[s].as_str(), rec[d].as_str()) else {
+                        continue;
+                    };
+                    let ty = rec["prov:type"].as_str().unwrap_or("").to_owned();
+                    log.relations.insert(bare(id), (ty, bare(s), bare(d)));
+                }
+            }
+        }
+    }
+    log
+}
+
+/// `provdb simulate --scenario NAME --documents 3` imported into `dir/scenario-db`: the archive
+/// and the scenario's ground truth.
+pub fn scenario_archive(dir: &Path, scenario: &str) -> (PathBuf, serde_json::Value) {
+    let out = dir.join("scenario");
+    stdout_of(
+        &Command::new(env!("CARGO_BIN_EXE_provdb"))
+            .args([
+                "simulate",
+                "--scenario",
+                scenario,
+                "--documents",
+                "3",
+                "--out",
+            ])
+            .arg(&out)
+            .output()
+            .unwrap(),
+    );
+    let logs: Vec<PathBuf> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    let db = dir.join("scenario-db");
+    import(&db, &logs);
+    let truth = std::fs::read_to_string(out.join(format!("truth-{scenario}.json"))).unwrap();
+    (db, serde_json::from_str(&truth).unwrap())
 }
