@@ -4,6 +4,7 @@ mod alerts;
 mod backup;
 mod check;
 mod compact;
+mod detect;
 mod export;
 mod import;
 mod machines;
@@ -83,6 +84,8 @@ pub enum Command {
     Alerts(alerts::AlertsArgs),
     /// List the active detection rules, or check rule files.
     Rules(rules::RulesCommandArgs),
+    /// Anomaly detection: train models of normal behaviour, score history, evaluate.
+    Detect(detect::DetectArgs),
 }
 
 /// Sets up tracing to stderr.
@@ -125,5 +128,6 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(args) => export::run(&cli.db, args),
         Command::Alerts(args) => alerts::run(&cli.db, args),
         Command::Rules(args) => rules::run(args),
+        Command::Detect(args) => detect::run(&cli.db, args),
     }
 }
