@@ -80,8 +80,20 @@ impl LabelGraph {
     }
 
     /// Vertices whose labels are in memory.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.vertices.len()
+    }
+
+    /// Approximate bytes held (table slots and neighbourhood lists).
+    pub(crate) fn memory_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(u64, VertexLabels)>() + 1;
+        self.vertices.capacity() * slot
+            + self
+                .vertices
+                .values()
+                .map(|v| v.members.capacity() * 8)
+                .sum::<usize>()
     }
 
     /// Declares a vertex with its type; a new vertex's hop-0 label is reported.

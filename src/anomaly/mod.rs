@@ -27,7 +27,7 @@
 //!     trainer.edge(1, &EdgeEvent { edge: &edge, edge_type: "read", src: &file,
 //!         src_type: Some("file"), dst: &task, dst_type: Some("task"), time: None });
 //! }
-//! let model = trainer.finish().expect("four intervals");
+//! let (model, _cost) = trainer.finish().expect("four intervals");
 //! assert_eq!(model.training.snapshots, 4);
 //! ```
 
@@ -60,6 +60,18 @@ pub struct Trainer {
     finished: Vec<TrainingRun>,
     labels: HashSet<u64>,
     summary: TrainingSummary,
+    cost: StreamCost,
+}
+
+/// What the streams cost while training (for figures).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StreamCost {
+    /// Time spent in the streams (labels, histogram, sketches), in nanoseconds.
+    pub nanos: u128,
+    /// Edges streamed.
+    pub edges: u64,
+    /// The largest state one machine's stream held, in bytes (approximate).
+    pub peak_machine_bytes: usize,
 }
 
 impl Trainer {
@@ -72,7 +84,13 @@ impl Trainer {
             finished: Vec::new(),
             labels: HashSet::new(),
             summary: TrainingSummary::default(),
+            cost: StreamCost::default(),
         }
+    }
+
+    /// What the streams have cost so far.
+    pub fn cost(&self) -> StreamCost {
+        self.cost
     }
 
     /// Starts the next source (an archive or a folder of logs).
@@ -89,10 +107,13 @@ impl Trainer {
             .streams
             .entry((self.run, machine))
             .or_insert_with(|| (MachineStream::new(params, true), TrainingRun::default()));
+        let started = std::time::Instant::now();
         if let Some(s) = stream.edge(e, None) {
             run.sketches.push(s.sketch);
             run.kinds.push(s.kind_counts);
         }
+        self.cost.nanos += started.elapsed().as_nanos();
+        self.cost.edges += 1;
         self.summary.edges += 1;
         if let Some(t) = e.time {
             self.summary.since = Some(self.summary.since.map_or(t, |s| s.min(t)));
@@ -107,6 +128,7 @@ impl Trainer {
         let mut streams: Vec<_> = self.streams.drain().collect();
         streams.sort_unstable_by_key(|(k, _)| *k);
         for (_, (mut stream, mut run)) in streams {
+            self.cost.peak_machine_bytes = self.cost.peak_machine_bytes.max(stream.memory_bytes());
             if let Some(s) = stream.flush() {
                 run.sketches.push(s.sketch);
                 run.kinds.push(s.kind_counts);
@@ -120,18 +142,20 @@ impl Trainer {
         }
     }
 
-    /// Clusters what was fed into a model.
-    pub fn finish(mut self) -> Result<Model, TrainError> {
+    /// Clusters what was fed into a model; also says what the streams cost.
+    pub fn finish(mut self) -> Result<(Model, StreamCost), TrainError> {
         self.close_streams();
+        let cost = self.cost;
         self.summary.runs = self.finished.len() as u32;
         self.summary.snapshots = self.finished.iter().map(|r| r.sketches.len() as u64).sum();
         self.summary.machines.sort_unstable();
-        Model::train(
+        let model = Model::train(
             &self.params,
             &self.finished,
             self.labels.into_iter().collect(),
             self.summary,
-        )
+        )?;
+        Ok((model, cost))
     }
 }
 
@@ -318,7 +342,7 @@ mod tests {
         StoredModel {
             scope: ModelScope::Fleet,
             version: 1,
-            model: trainer.finish().expect("trains"),
+            model: trainer.finish().expect("trains").0,
         }
     }
 

@@ -32,8 +32,14 @@ impl Histogram {
         *self.weights.entry(label).or_insert(0.0) += 1.0;
     }
 
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.weights.len()
+    }
+
+    /// Approximate bytes held.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.weights.capacity() * (std::mem::size_of::<(u64, f64)>() + 1)
     }
 
     /// Multiplies every weight by `factor`, drops the negligible ones, and keeps at most

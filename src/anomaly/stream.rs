@@ -142,9 +142,10 @@ impl MachineStream {
         self.collected.iter().flatten().copied()
     }
 
-    /// Vertices and labels held in memory (for memory figures).
-    pub fn footprint(&self) -> (usize, usize) {
-        (self.graph.len(), self.histogram.len())
+    /// Approximate bytes of the stream's state: vertex labels and histogram (training's
+    /// label collection excluded).
+    pub fn memory_bytes(&self) -> usize {
+        self.graph.memory_bytes() + self.histogram.memory_bytes()
     }
 
     /// Applies an edge; returns the snapshot when it closes an interval. `known`: the labels

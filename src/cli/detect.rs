@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use provdb::anomaly::archive::{latest_models, replay, save_model};
 use provdb::anomaly::{
-    Model, ModelScope, Params, ReplayFilter, Scored, Scorer, StoredModel, Trainer,
+    Model, ModelScope, Params, ReplayFilter, Scored, Scorer, StoredModel, StreamCost, Trainer,
 };
 use provdb::{Database, DatabaseOptions, Detection};
 
@@ -214,7 +214,7 @@ fn train(db_path: &Path, args: TrainArgs) -> anyhow::Result<ExitCode> {
             db_path.display()
         );
     }
-    let model = trainer.finish()?;
+    let (model, cost) = trainer.finish()?;
     let scope = args
         .history
         .machine
@@ -228,6 +228,7 @@ fn train(db_path: &Path, args: TrainArgs) -> anyhow::Result<ExitCode> {
             model
         })
     );
+    println!("{}", describe_cost(&cost));
     db.close()?;
     Ok(ExitCode::SUCCESS)
 }
@@ -256,6 +257,16 @@ fn describe_model(m: &StoredModel) -> String {
         m.model.known_labels.len(),
         m.model.novelty_threshold,
         provdb::anomaly::codec::encode(&m.model).len(),
+    )
+}
+
+fn describe_cost(cost: &StreamCost) -> String {
+    format!(
+        "streaming: {} edges, {:.2} us per edge (labels, histogram, sketches); largest \
+         machine state {} KiB",
+        cost.edges,
+        cost.nanos as f64 / 1000.0 / cost.edges.max(1) as f64,
+        cost.peak_machine_bytes / 1024
     )
 }
 
@@ -465,7 +476,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             max_score: 0.0,
         });
     }
-    let model: Model = trainer.finish()?;
+    let (model, cost): (Model, _) = trainer.finish()?;
     let stored = StoredModel {
         scope: ModelScope::Fleet,
         version: 1,
@@ -543,6 +554,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{}", describe_model(&stored));
+        println!("{}", describe_cost(&cost));
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_header([
             "run",
