@@ -310,6 +310,8 @@ fn score(db_path: &Path, args: ScoreArgs) -> anyhow::Result<ExitCode> {
             "edges",
             "until",
             "score",
+            "sketch",
+            "novelty",
             "cluster",
             "anomalous",
             "novel edges",
