@@ -128,7 +128,16 @@ impl Database {
             (Detection::DefaultPack, true) => Some(Arc::new(RuleSet::default_pack())),
             (Detection::Rules(r), true) => Some(r.clone()),
         };
-        let detector = rules.filter(|r| !r.rules().is_empty()).map(Detector::new);
+        // Anomaly models score the writes whenever detection is on (the latest of each scope).
+        let models = match &rules {
+            Some(_) => crate::anomaly::archive::latest_models(&store)?
+                .into_values()
+                .collect(),
+            None => Vec::new(),
+        };
+        let detector = rules
+            .filter(|r| !r.rules().is_empty() || !models.is_empty())
+            .map(|r| Detector::with_models(r, models));
         Ok(Database {
             store,
             options,

@@ -32,6 +32,15 @@ pub enum Error {
     /// A stored alert could not be decoded (the alerts table is damaged).
     #[error("corrupt alert record: {0}")]
     CorruptAlert(String),
+    /// A stored anomaly model could not be decoded (the models table is damaged, or written
+    /// by a newer provdb).
+    #[error("anomaly model {model}: {source}")]
+    CorruptModel {
+        /// Which model (`fleet v2`).
+        model: String,
+        /// Why.
+        source: crate::anomaly::ModelDecodeError,
+    },
     /// A rule file cannot be used.
     #[error(transparent)]
     Rules(#[from] crate::detect::RuleError),

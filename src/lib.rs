@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+pub mod anomaly;
 mod database;
 pub mod decode;
 pub mod detect;

@@ -17,8 +17,18 @@ pub const DETECT_FACTS: SideTable = SideTable::new("detect_facts");
 /// Alerts, their deduplication keys and the next alert id; see `detect::Alert`.
 pub const ALERTS: SideTable = SideTable::new("alerts");
 
+/// Anomaly detection's models, versioned per machine or fleet; see `anomaly::archive`.
+pub const ANOMALY_MODELS: SideTable = SideTable::new("anomaly_models");
+
 /// Every side table of provdb.
-pub(crate) const ALL: [SideTable; 5] = [MACHINES, QUARANTINE, SERVICE_STATE, DETECT_FACTS, ALERTS];
+pub(crate) const ALL: [SideTable; 6] = [
+    MACHINES,
+    QUARANTINE,
+    SERVICE_STATE,
+    DETECT_FACTS,
+    ALERTS,
+    ANOMALY_MODELS,
+];
 
 /// Key of a machine's row in [`MACHINES`]: its id, big-endian. Defined here, not in the
 /// ingest service, because pruning a machine deletes its row even in a build without the

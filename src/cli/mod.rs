@@ -4,6 +4,7 @@ mod alerts;
 mod backup;
 mod check;
 mod compact;
+mod detect;
 mod export;
 mod import;
 mod machines;
@@ -86,6 +87,8 @@ pub enum Command {
     Rules(rules::RulesCommandArgs),
     /// Serve the investigation page and its JSON API in the browser (read-only, live).
     Ui(ui::UiArgs),
+    /// Anomaly detection: train models of normal behaviour, score history, evaluate.
+    Detect(detect::DetectArgs),
 }
 
 /// Sets up tracing to stderr.
@@ -129,5 +132,6 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(args) => alerts::run(&cli.db, args),
         Command::Rules(args) => rules::run(args),
         Command::Ui(args) => ui::run(&cli.db, args),
+        Command::Detect(args) => detect::run(&cli.db, args),
     }
 }

@@ -20,6 +20,7 @@
 //! ```
 
 mod alerts;
+mod anomaly_alerts;
 mod facts;
 mod pattern;
 mod rules;
@@ -31,11 +32,13 @@ use parking_lot::Mutex;
 use provdb_storage::{EdgeInput, ExternalId, RecordBatch, SidePut, Store};
 
 pub use alerts::{Alert, AlertFilter, PathEdge, PathVertex};
+pub use anomaly_alerts::ANOMALY_RULE;
 pub use rules::{
     parse_duration, Anchor, Rule, RuleError, RuleSet, RulesOptions, Severity, SharedRules,
     DEFAULT_PACK, DEFAULT_PACK_NAME,
 };
 
+use anomaly_alerts::AnomalyState;
 use facts::Facts;
 use pattern::{End, Subject};
 
@@ -51,18 +54,21 @@ const ALERT_CACHE_LIMIT: usize = 1 << 16;
 /// the committer, one commits; with margin): their facts must stay in memory.
 const BATCHES_IN_FLIGHT: u64 = 4;
 
-/// The detector of a database: its rules and what it knows of the vertices it has seen.
-/// One per [`crate::Database`]; every write path (import, serve, the library's writes) runs
-/// its batches through it.
+/// The detector of a database: its rules, its anomaly models, and what it knows of the
+/// vertices it has seen. One per [`crate::Database`]; every write path (import, serve, the
+/// library's writes) runs its batches through it.
 pub struct Detector {
     rules: SharedRules,
     state: Mutex<State>,
+    /// Anomaly scoring, when the archive has models.
+    anomaly: Option<Mutex<AnomalyState>>,
 }
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Detector")
             .field("rules", &self.rules.rules().len())
+            .field("anomaly", &self.anomaly.is_some())
             .finish()
     }
 }
@@ -94,10 +100,22 @@ pub(crate) struct Detected {
 impl Detector {
     /// A detector with these rules.
     pub fn new(rules: SharedRules) -> Detector {
+        Detector::with_models(rules, Vec::new())
+    }
+
+    /// A detector with these rules that also scores machines against anomaly models (the
+    /// latest of each scope; none: no anomaly scoring).
+    pub fn with_models(rules: SharedRules, models: Vec<crate::anomaly::StoredModel>) -> Detector {
         Detector {
             rules,
             state: Mutex::new(State::default()),
+            anomaly: (!models.is_empty()).then(|| Mutex::new(AnomalyState::new(models))),
         }
+    }
+
+    /// True when anomaly models score this database's writes.
+    pub fn scores_anomalies(&self) -> bool {
+        self.anomaly.is_some()
     }
 
     /// The rules in force.
@@ -108,6 +126,9 @@ impl Detector {
     /// Forgets what is only in memory (after a write failed: the disk is the truth again).
     pub(crate) fn reset(&self) {
         *self.state.lock() = State::default();
+        if let Some(a) = &self.anomaly {
+            a.lock().reset();
+        }
     }
 
     /// Evaluates a batch's new edges (`new_edges`: indices into `batch.edges`, as the
@@ -121,18 +142,7 @@ impl Detector {
         let mut state = self.state.lock();
         let state = &mut *state;
         state.batch += 1;
-        let now = state.batch;
         let mut detected = Detected::default();
-        if self.rules.rules().is_empty() {
-            return Ok(detected);
-        }
-        // Vertices whose facts this batch changed (written with it).
-        let mut dirty: Vec<ExternalId> = Vec::new();
-        for v in &batch.vertices {
-            let entry = cached(&mut state.facts, store, &v.ext_id)?;
-            entry.0.define(v);
-            mark(entry, now, &v.ext_id, &mut dirty);
-        }
         // Kernel relation ids grow with time on a machine: they give the causal order of
         // edges that a document groups by PROV section.
         let mut order: Vec<&EdgeInput> = new_edges
@@ -142,6 +152,47 @@ impl Detector {
         if order.iter().all(|e| e.placement.object_id.is_some()) {
             order.sort_by_key(|e| (e.placement.machine, e.placement.boot, e.placement.object_id));
         }
+        if !self.rules.rules().is_empty() {
+            self.apply_rules(state, store, batch, &order, &mut detected)?;
+        }
+        if let Some(anomaly) = &self.anomaly {
+            anomaly
+                .lock()
+                .process(&mut state.raised, store, batch, &order, &mut detected)?;
+        }
+        if let Some(next) = state.raised.next_alert {
+            if !detected.alerts.is_empty() {
+                detected.puts.push(SidePut {
+                    table: ALERTS,
+                    key: alerts::NEXT_ID_KEY.to_vec(),
+                    value: next.to_be_bytes().to_vec(),
+                });
+            }
+        }
+        if state.raised.alerts.len() > ALERT_CACHE_LIMIT {
+            // Alerts are written with their batch; only the in-flight ones must stay.
+            state.raised.alerts.clear();
+        }
+        Ok(detected)
+    }
+
+    /// Evaluates the rules on a batch's new edges (in causal order): facts, then alerts.
+    fn apply_rules(
+        &self,
+        state: &mut State,
+        store: &Store,
+        batch: &RecordBatch,
+        order: &[&EdgeInput],
+        detected: &mut Detected,
+    ) -> Result<()> {
+        let now = state.batch;
+        // Vertices whose facts this batch changed (written with it).
+        let mut dirty: Vec<ExternalId> = Vec::new();
+        for v in &batch.vertices {
+            let entry = cached(&mut state.facts, store, &v.ext_id)?;
+            entry.0.define(v);
+            mark(entry, now, &v.ext_id, &mut dirty);
+        }
         let secrets = self.rules.sets.names.get("secrets").copied();
         let sets = &self.rules.sets;
         let is_secret = |path: &str| {
@@ -149,7 +200,7 @@ impl Detector {
                 .and_then(|i| sets.entries.get(i))
                 .is_some_and(|(_, _, re)| re.is_match(path))
         };
-        for edge in order {
+        for edge in order.iter().copied() {
             cached(&mut state.facts, store, &edge.src.ext_id)?;
             cached(&mut state.facts, store, &edge.dst.ext_id)?;
             // The receiver is taken out and changed in place: cloning its facts per edge
@@ -179,7 +230,7 @@ impl Detector {
                         (rule, pattern),
                         edge,
                         (src, before, &dst),
-                        &mut detected,
+                        detected,
                     )?;
                 }
             }
@@ -198,23 +249,10 @@ impl Detector {
                 });
             }
         }
-        if let Some(next) = state.raised.next_alert {
-            if !detected.alerts.is_empty() {
-                detected.puts.push(SidePut {
-                    table: ALERTS,
-                    key: alerts::NEXT_ID_KEY.to_vec(),
-                    value: next.to_be_bytes().to_vec(),
-                });
-            }
-        }
         if state.facts.len() > FACTS_CACHE_LIMIT {
             state.facts.retain(|_, (_, b)| *b + BATCHES_IN_FLIGHT > now);
         }
-        if state.raised.alerts.len() > ALERT_CACHE_LIMIT {
-            // Alerts are written with their batch; only the in-flight ones must stay.
-            state.raised.alerts.clear();
-        }
-        Ok(detected)
+        Ok(())
     }
 
     /// The rules (rule index, pattern index) the edge completes, each rule once, judged on
