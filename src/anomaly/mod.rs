@@ -172,11 +172,19 @@ pub struct Scored {
     pub assessment: Assessment,
 }
 
+/// Machines scored at once. A stream holds up to about a MiB (16,384 vertices' labels and
+/// 16,384 histogram labels), and machine ids come from the data: a compromised machine could
+/// claim any number of them. Past this many, the stream fed least recently is dropped (its
+/// machine starts a new stream when it comes back).
+pub const MAX_SCORED_MACHINES: usize = 1024;
+
 /// Scores machines' edge streams against their models (a machine's own, else the fleet's).
 #[derive(Debug, Default)]
 pub struct Scorer {
     models: HashMap<ModelScope, Arc<StoredModel>>,
     streams: HashMap<u32, MachineScoring>,
+    /// Edges fed so far: the clock of [`MachineScoring::last_fed`].
+    fed: u64,
 }
 
 #[derive(Debug)]
@@ -184,6 +192,7 @@ struct MachineScoring {
     model: Arc<StoredModel>,
     stream: MachineStream,
     position: Option<u32>,
+    last_fed: u64,
 }
 
 impl Scorer {
@@ -192,6 +201,7 @@ impl Scorer {
         Scorer {
             models: models.into_iter().map(|m| (m.scope, Arc::new(m))).collect(),
             streams: HashMap::new(),
+            fed: 0,
         }
     }
 
@@ -209,6 +219,17 @@ impl Scorer {
 
     /// Feeds one edge of a machine; returns the interval it closes, scored.
     pub fn edge(&mut self, machine: u32, e: &EdgeEvent<'_>) -> Option<Scored> {
+        self.fed += 1;
+        if self.streams.len() >= MAX_SCORED_MACHINES && !self.streams.contains_key(&machine) {
+            let stalest = self
+                .streams
+                .iter()
+                .min_by_key(|(_, s)| s.last_fed)
+                .map(|(m, _)| *m);
+            if let Some(m) = stalest {
+                self.streams.remove(&m);
+            }
+        }
         let scoring = match self.streams.entry(machine) {
             std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
@@ -221,9 +242,11 @@ impl Scorer {
                     stream: MachineStream::new(&model.model.params, false),
                     model,
                     position: None,
+                    last_fed: 0,
                 })
             }
         };
+        scoring.last_fed = self.fed;
         let snapshot = scoring
             .stream
             .edge(e, Some(&scoring.model.model.known_labels))?;
@@ -358,6 +381,33 @@ mod tests {
         }
         out.extend(scorer.flush());
         out
+    }
+
+    #[test]
+    fn machines_claimed_by_the_data_are_bounded_and_the_stalest_go() {
+        let model = trained();
+        let mut scorer = Scorer::new([model]);
+        let e = &benign_edges(1, 1)[0];
+        let ids = ids(0, e);
+        // A machine fed first, then one more than the bound of other machines, then the
+        // first again half-way: it stays, the stalest go.
+        let extra = 10u32;
+        for m in 0..MAX_SCORED_MACHINES as u32 + extra {
+            scorer.edge(1000 + m, &event_of(&ids, e));
+            if m == MAX_SCORED_MACHINES as u32 / 2 {
+                scorer.edge(1000, &event_of(&ids, e));
+            }
+        }
+        assert_eq!(scorer.streams.len(), MAX_SCORED_MACHINES);
+        assert!(scorer.streams.contains_key(&1000), "fed recently: kept");
+        for m in 1..=extra {
+            assert!(
+                !scorer.streams.contains_key(&(1000 + m)),
+                "machine {m} was stalest"
+            );
+        }
+        let newest = 1000 + MAX_SCORED_MACHINES as u32 + extra - 1;
+        assert!(scorer.streams.contains_key(&newest));
     }
 
     #[test]
