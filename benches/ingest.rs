@@ -27,9 +27,9 @@ use provdb::simulate::scenarios::{simulate_scenarios, Scenario, ScenarioOptions}
 use provdb::simulate::{to_messages, Simulation, SimulationOptions};
 use provdb::{Database, DatabaseOptions, Detection};
 
-/// The allocator of the `provdb` binary, so that the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The allocator of the `provdb` binary, tuned as the binary tunes it, so that the figures are the binary's.
+#[path = "../src/allocator.rs"]
+mod allocator;
 
 struct Figures {
     seconds: f64,
@@ -80,6 +80,7 @@ fn start_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
 }
 
 fn main() {
+    allocator::tune();
     // Ignore the flags cargo bench passes (--bench ...).
     let docs_per_machine = env_or("INGEST_BENCH_DOCS", 1000);
     let runs = env_or("INGEST_BENCH_RUNS", 3).max(1) as usize;

@@ -1,17 +1,15 @@
 //! The `provdb` command line: import, inspect, serve, query.
 
+mod allocator;
 mod cli;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Decoding allocates and frees a string per attribute; mimalloc does that faster than glibc.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     restore_default_sigpipe();
+    allocator::tune();
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose);
     match cli::run(args) {
