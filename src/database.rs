@@ -214,7 +214,8 @@ impl Database {
         written
     }
 
-    /// Imports CamFlow files (see [`crate::import`]), reporting progress.
+    /// Imports CamFlow files (see [`crate::import`]), reporting progress. A folder stands for
+    /// its files ([`crate::import::files_to_import`]).
     pub fn import_files(
         &self,
         paths: &[PathBuf],

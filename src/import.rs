@@ -94,6 +94,7 @@ pub(crate) fn import_files(
     paths: &[PathBuf],
     progress: &mut dyn FnMut(ImportProgress),
 ) -> Result<ImportReport> {
+    let paths = &files_to_import(paths)?;
     let mut bytes_total = 0;
     for p in paths {
         let meta = std::fs::metadata(p).map_err(|source| Error::Io {
@@ -145,6 +146,47 @@ pub(crate) fn import_files(
     report.stored = stored;
     report.alerts = alerts;
     Ok(report)
+}
+
+/// The files that importing `paths` reads, in order: a file is itself; a folder (as
+/// `provdb simulate --out` or a collection of camflowd logs leaves one) is its files, sorted by
+/// name, not recursively, without hidden files and without `simulate`'s ground-truth files
+/// (`truth*.json`), which are not CamFlow output.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// for name in ["b.log", "a.log", "truth-webshell.json", ".hidden"] {
+///     std::fs::write(dir.path().join(name), "").unwrap();
+/// }
+/// let files = provdb::import::files_to_import(&[dir.path().to_owned()]).unwrap();
+/// assert_eq!(files, [dir.path().join("a.log"), dir.path().join("b.log")]);
+/// ```
+pub fn files_to_import(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let io_err = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        if !std::fs::metadata(path).map_err(io_err)?.is_dir() {
+            files.push(path.clone());
+            continue;
+        }
+        let mut inside = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(io_err)? {
+            let entry = entry.map_err(io_err)?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ground_truth = name.starts_with("truth") && name.ends_with(".json");
+            if name.starts_with('.') || ground_truth || !entry.path().is_file() {
+                continue;
+            }
+            inside.push(entry.path());
+        }
+        inside.sort();
+        files.extend(inside);
+    }
+    Ok(files)
 }
 
 /// Reads one file into the pipeline: one chunk for a document spread over many lines (as

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::provdb;
+use std::process::Command;
+
+use common::{provdb, stats_json, stdout_of};
 
 #[test]
 fn import_then_stats_json_has_exactly_the_documented_keys() {
@@ -125,11 +127,76 @@ fn missing_files_and_databases_are_clear_errors() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/file.log"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/file.log"), "{stderr}");
+    // The OS's reason once, though the error also returns it as its source.
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
     let out = provdb(&dir.path().join("nothing-here"))
         .arg("stats")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no provdb database"));
+}
+
+#[test]
+fn a_folder_imports_as_its_files_without_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_provdb"))
+        .args([
+            "simulate",
+            "--scenario",
+            "webshell",
+            "--documents",
+            "30",
+            "--out",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    stdout_of(&out);
+    let mut logs = Vec::new();
+    let mut truths = 0;
+    for entry in std::fs::read_dir(&run).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("truth") {
+            truths += 1;
+        } else {
+            logs.push(path);
+        }
+    }
+    assert_eq!(truths, 1, "simulate --scenario writes one ground truth");
+    assert!(!logs.is_empty());
+
+    let by_folder = dir.path().join("by-folder");
+    let out = provdb(&by_folder)
+        .args(["import", "--quiet"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let printed = stdout_of(&out);
+    assert!(
+        printed.contains(&format!("imported {} file(s)", logs.len())),
+        "{printed}"
+    );
+    assert!(printed.contains("rejected documents: 0"), "{printed}");
+
+    let by_files = dir.path().join("by-files");
+    provdb(&by_files)
+        .args(["import", "--quiet"])
+        .args(&logs)
+        .output()
+        .unwrap();
+    let counts = |db: &std::path::Path| {
+        let stats = stats_json(db);
+        (stats["vertices"].clone(), stats["edges"].clone())
+    };
+    assert_eq!(counts(&by_folder), counts(&by_files));
+    assert!(counts(&by_folder).1.as_u64().unwrap() > 0);
 }

@@ -388,19 +388,8 @@ impl Run {
                 temporary: None,
             });
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.is_file()
-                    && !p
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("truth") && n.ends_with(".json"))
-            })
-            .collect();
-        files.sort();
-        if files.is_empty() {
+        let files = provdb::import::files_to_import(&[path.to_owned()])?;
+        if files.is_empty() || !path.is_dir() {
             anyhow::bail!(
                 "{}: neither a provdb archive nor a folder of CamFlow files",
                 path.display()

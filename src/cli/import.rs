@@ -23,7 +23,8 @@ inflating past --max-inflated is rejected.\n\n\
 Exit status: 0 when every document was stored, 2 when some were rejected (listed), 1 on error."
 )]
 pub struct ImportArgs {
-    /// Files to import.
+    /// Files to import. A folder stands for its files, sorted by name (not recursively;
+    /// hidden files and `simulate`'s truth*.json are left out).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Cap on the inflated size of one payload, in bytes (decompression-bomb guard).

@@ -108,6 +108,23 @@ pub fn init_logging(verbose: u8) {
         .init();
 }
 
+/// An error and its causes as one line, as `{:#}` prints it, but without repeating a cause
+/// whose text the line already holds: many errors name their source in their own message
+/// (`{path}: {source}`) and also return it from `source()`.
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
 /// Runs a parsed command line.
 pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.dbs.len() > 1 && !matches!(cli.command, Command::Query(_) | Command::Repl(_)) {
@@ -133,5 +150,23 @@ pub fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(args) => rules::run(args),
         Command::Ui(args) => ui::run(&cli.db, args),
         Command::Detect(args) => detect::run(&cli.db, args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn error_line_names_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let repeating = provdb::Error::Io {
+            path: "/x.log".into(),
+            source: io,
+        };
+        let e = anyhow::Error::new(repeating).context("opening input");
+        assert_eq!(error_line(&e), "opening input: /x.log: No such file");
+        let plain = anyhow::anyhow!("disk full").context("writing");
+        assert_eq!(error_line(&plain), "writing: disk full");
     }
 }

@@ -345,7 +345,7 @@ pub fn run(db_paths: &[PathBuf], args: ReplArgs) -> anyhow::Result<ExitCode> {
                 Ok(false) => {}
                 Err(e) => {
                     failed = true;
-                    eprintln!("error: {e:#}");
+                    eprintln!("error: {}", super::error_line(&e));
                 }
             }
             continue;
@@ -353,7 +353,7 @@ pub fn run(db_paths: &[PathBuf], args: ReplArgs) -> anyhow::Result<ExitCode> {
         for part in split_statements(stmt) {
             if let Err(e) = run_statement(&db, &mut state, &part) {
                 failed = true;
-                eprintln!("error: {e:#}");
+                eprintln!("error: {}", super::error_line(&e));
             }
         }
     }
@@ -361,7 +361,7 @@ pub fn run(db_paths: &[PathBuf], args: ReplArgs) -> anyhow::Result<ExitCode> {
         // Input ended inside a statement: run it anyway (a script without the last `;`).
         if let Err(e) = run_statement(&db, &mut state, buffer.trim()) {
             failed = true;
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", super::error_line(&e));
         }
     }
     Ok(if failed && !interactive {
