@@ -14,7 +14,11 @@
 //! * The **writer**, on the calling thread (so the batcher may hold what is not `Send`, such
 //!   as a caller's progress callback), puts decoded items back in order and gives them to a [`Batcher`],
 //!   which says when a batch is full and builds its write (records, side-table puts, and a
-//!   token); a batch also closes when `max_latency` has passed since its first item. The write
+//!   token). With a `max_latency` (serve), a batch also closes when that has passed since its
+//!   first item, or sooner, as soon as nothing more is on its way (every item fed has been
+//!   decoded and taken) and no earlier write is still being detected or committed: group
+//!   commit, so that a publisher waiting for its acknowledgements never waits out the
+//!   latency, while items that arrive during a commit join the next batch. The write
 //!   is resolved and encoded there ([`provdb_storage::Store::prepare_write`]) while the
 //!   previous one commits.
 //! * **Detection** ([`crate::detect::Detector`]), when there are rules, runs on a thread of
@@ -30,6 +34,7 @@
 //! the first error is returned.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,8 +50,8 @@ use crate::{Error, Result};
 pub(crate) struct PipelineSettings {
     /// Items (and decoded items) queued between the stages.
     pub(crate) queue_capacity: usize,
-    /// Longest an item waits for its batch to fill (`None`: until the batcher says full or the
-    /// input ends).
+    /// Longest an item waits for its batch to fill, when more input is on its way or a write
+    /// is in flight (`None`: until the batcher says full or the input ends).
     pub(crate) max_latency: Option<Duration>,
     /// Durability of each commit.
     pub(crate) durability: Durability,
@@ -179,6 +184,7 @@ where
     let (decoded_tx, decoded_rx) = bounded::<(u64, O)>(capacity);
     let (commit_tx, commit_rx) = bounded::<(PreparedWrite<'_>, B::Token, Vec<Alert>)>(1);
     let (staged_tx, staged_rx) = bounded::<Staged<'_, B::Token>>(1);
+    let in_flight = InFlight::default();
     std::thread::scope(|scope| {
         let mut threads = Vec::new();
         for (i, mut decode) in decoders.into_iter().enumerate() {
@@ -200,12 +206,14 @@ where
         }
         drop(item_rx);
         drop(decoded_tx);
+        let committed_writes = &in_flight;
         let committer = std::thread::Builder::new()
             .name("committer".to_owned())
             .spawn_scoped(scope, move || -> Result<()> {
                 for (prepared, token, alerts) in commit_rx {
                     let summary = store.commit_prepared(prepared)?;
                     on_durable(token, summary, alerts);
+                    committed_writes.done();
                 }
                 Ok(())
             })
@@ -241,6 +249,7 @@ where
             tx: item_tx,
             next: Arc::new(Mutex::new(0)),
         };
+        let fed = feeder.next.clone();
         let source = std::thread::Builder::new()
             .name("source".to_owned())
             .spawn_scoped(scope, move || source(feeder))
@@ -250,7 +259,11 @@ where
             })?;
         // Ends when the source and then the decoders have finished, or on the first error
         // (then the decoders, and the source, find their consumers gone and stop).
-        let written = write_in_order(store, settings, decoded_rx, batcher, next_stage);
+        let upstream = Upstream {
+            decoded: decoded_rx,
+            fed,
+        };
+        let written = write_in_order(store, settings, upstream, batcher, next_stage, &in_flight);
         let fed = source.join().unwrap_or(Err(Error::StageFailed("source")));
         let detected = match detection {
             Some(t) => t.join().unwrap_or(Err(Error::StageFailed("detector"))),
@@ -280,15 +293,59 @@ enum NextStage<'s, T> {
     Commit(Sender<(PreparedWrite<'s>, T, Vec<Alert>)>),
 }
 
+/// Writes handed on by the writer and not yet committed, and a signal each time that count
+/// falls to zero (what the writer's group commit waits for).
+struct InFlight {
+    writes: AtomicUsize,
+    idle_tx: Sender<()>,
+    idle_rx: Receiver<()>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        let (idle_tx, idle_rx) = bounded(1);
+        InFlight {
+            writes: AtomicUsize::new(0),
+            idle_tx,
+            idle_rx,
+        }
+    }
+}
+
+impl InFlight {
+    fn started(&self) {
+        self.writes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn done(&self) {
+        if self.writes.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // A signal already waiting says the same.
+            let _ = self.idle_tx.try_send(());
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.writes.load(Ordering::Acquire) == 0
+    }
+}
+
+/// What the writer reads: the decoders' output, and how many items the source has fed.
+struct Upstream<O> {
+    decoded: Receiver<(u64, O)>,
+    fed: Arc<Mutex<u64>>,
+}
+
 /// The writer stage: puts decoded items back in source order, batches, prepares each write
 /// and hands it to the committer.
 fn write_in_order<'s, O, B: Batcher<O>>(
     store: &'s Store,
     settings: &PipelineSettings,
-    decoded: Receiver<(u64, O)>,
+    upstream: Upstream<O>,
     batcher: &mut B,
     next_stage: NextStage<'s, B::Token>,
+    in_flight: &InFlight,
 ) -> Result<()> {
+    let decoded = upstream.decoded;
     let mut waiting: BTreeMap<u64, O> = BTreeMap::new();
     let mut next = 0u64;
     let mut deadline: Option<Instant> = None;
@@ -296,6 +353,7 @@ fn write_in_order<'s, O, B: Batcher<O>>(
         if let Some(write) = batcher.build()? {
             let prepared =
                 store.prepare_write(&write.records, &write.side_puts, settings.durability)?;
+            in_flight.started();
             match &next_stage {
                 NextStage::Detect(tx) => tx
                     .send((prepared, write.token, write.records))
@@ -318,8 +376,26 @@ fn write_in_order<'s, O, B: Batcher<O>>(
             }
             continue;
         }
+        // A batch is open (serve). Group commit: nothing more is on its way and nothing is
+        // being committed, so waiting longer would only hold acknowledgements back. (A
+        // feeder holds the count's lock while it waits for room in a full queue: never wait
+        // for it here, that queue drains only through this thread. Held means "more coming".)
+        if deadline.is_some()
+            && waiting.is_empty()
+            && upstream.fed.try_lock().is_some_and(|fed| *fed == next)
+            && in_flight.is_idle()
+        {
+            flush(batcher)?;
+            deadline = None;
+            continue;
+        }
         let received = match deadline {
-            Some(d) => decoded.recv_deadline(d),
+            Some(d) => crossbeam_channel::select! {
+                recv(decoded) -> item => item.map_err(|_| RecvTimeoutError::Disconnected),
+                // The last write became durable: look again whether to close the batch.
+                recv(in_flight.idle_rx) -> _ => continue,
+                default(d.saturating_duration_since(Instant::now())) => Err(RecvTimeoutError::Timeout),
+            },
             None => decoded.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match received {
@@ -469,6 +545,50 @@ mod tests {
                     .recv_timeout(Duration::from_secs(10))
                     .map_err(|_| Error::StageFailed("no completion within 10 s"))?;
                 assert_eq!(token, vec![1]);
+                Ok(())
+            },
+        )
+        .expect("pipeline runs");
+    }
+
+    #[test]
+    fn a_batch_closes_at_once_when_nothing_more_is_coming_and_nothing_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut batcher = Collect {
+            per_batch: 1000,
+            taken: Vec::new(),
+        };
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Vec<u64>>();
+        let on_durable = move |token: Vec<u64>, _, _| {
+            let _ = done_tx.send(token);
+        };
+        run(
+            &store,
+            // A latency no test waits out: only group commit can close these batches.
+            &settings(Some(Duration::from_secs(3600))),
+            None,
+            vec![|n: u64| n],
+            &mut batcher,
+            on_durable,
+            move |feeder| {
+                for round in 0..3u64 {
+                    let items = [round * 10, round * 10 + 1, round * 10 + 2];
+                    for n in items {
+                        feeder.send(n).map_err(|_| Error::StageFailed("test"))?;
+                    }
+                    // Every item of the round completes while the source holds the feeder
+                    // open and sends nothing more (in one batch or, if the writer was quick,
+                    // in several).
+                    let mut completed = Vec::new();
+                    while completed.len() < items.len() {
+                        let token = done_rx
+                            .recv_timeout(Duration::from_secs(10))
+                            .map_err(|_| Error::StageFailed("no completion within 10 s"))?;
+                        completed.extend(token);
+                    }
+                    assert_eq!(completed, items);
+                }
                 Ok(())
             },
         )

@@ -87,7 +87,8 @@ pub struct ServeArgs {
     /// Start with a clean session (the broker forgets messages queued for provdb).
     #[arg(long)]
     pub clean_session: bool,
-    /// Longest time (ms) a message waits to be grouped into a durable write.
+    /// Longest time (ms) a message waits to be grouped into a durable write. A write goes
+    /// sooner when no further message is on its way and the previous write is durable.
     #[arg(long, default_value_t = 10)]
     pub batch_latency_ms: u64,
     /// Most messages per durable write.

@@ -151,7 +151,8 @@ pub struct IngestConfig {
     pub batch_max_messages: usize,
     /// Most records grouped into one durable write.
     pub batch_max_records: usize,
-    /// Longest a message waits for its batch to fill.
+    /// Longest a message waits for its batch to fill (a batch closes sooner when nothing more
+    /// is on its way and no earlier write is still committing: group commit).
     pub batch_latency: Duration,
     /// Interval of the one-line throughput report (`None`: no report).
     pub report_interval: Option<Duration>,
