@@ -519,12 +519,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_batch_closes_after_the_latency_even_when_not_full() {
+    /// Runs one decoder and a batcher that never says "full", so that only the latency or
+    /// group commit close batches; the source gets the feeder and the completed tokens.
+    fn run_unfilled(
+        latency: Duration,
+        decode: impl FnMut(u64) -> u64 + Send,
+        source: impl FnOnce(Feeder<u64>, Receiver<Vec<u64>>) -> Result<()> + Send,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let mut batcher = Collect {
-            per_batch: 1000,
+            per_batch: usize::MAX,
             taken: Vec::new(),
         };
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Vec<u64>>();
@@ -533,66 +538,64 @@ mod tests {
         };
         run(
             &store,
-            &settings(Some(Duration::from_millis(20))),
+            &settings(Some(latency)),
             None,
-            vec![|n: u64| n],
+            vec![decode],
             &mut batcher,
             on_durable,
-            move |feeder| {
-                feeder.send(1).map_err(|_| Error::StageFailed("test"))?;
-                // Completed by the latency while the source still holds the feeder open.
-                let token = done_rx
-                    .recv_timeout(Duration::from_secs(10))
-                    .map_err(|_| Error::StageFailed("no completion within 10 s"))?;
-                assert_eq!(token, vec![1]);
-                Ok(())
-            },
+            move |feeder| source(feeder, done_rx),
         )
         .expect("pipeline runs");
     }
 
+    fn completion(done: &Receiver<Vec<u64>>) -> Result<Vec<u64>> {
+        done.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| Error::StageFailed("no completion within 10 s"))
+    }
+
+    #[test]
+    fn a_batch_closes_after_the_latency_while_more_is_on_its_way() {
+        // Item 1 is decoded at once, item 2 300 ms later: item 2 is on its way all along, so
+        // only the latency (20 ms) can close item 1's batch before item 2 joins it.
+        let decode = |n: u64| {
+            if n == 2 {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            n
+        };
+        run_unfilled(Duration::from_millis(20), decode, |feeder, done| {
+            for n in [1, 2] {
+                feeder.send(n).map_err(|_| Error::StageFailed("test"))?;
+            }
+            assert_eq!(completion(&done)?, vec![1]);
+            assert_eq!(completion(&done)?, vec![2]);
+            Ok(())
+        });
+    }
+
     #[test]
     fn a_batch_closes_at_once_when_nothing_more_is_coming_and_nothing_commits() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
-        let mut batcher = Collect {
-            per_batch: 1000,
-            taken: Vec::new(),
-        };
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Vec<u64>>();
-        let on_durable = move |token: Vec<u64>, _, _| {
-            let _ = done_tx.send(token);
-        };
-        run(
-            &store,
-            // A latency no test waits out: only group commit can close these batches.
-            &settings(Some(Duration::from_secs(3600))),
-            None,
-            vec![|n: u64| n],
-            &mut batcher,
-            on_durable,
-            move |feeder| {
+        // A latency no test waits out: only group commit can close these batches.
+        run_unfilled(
+            Duration::from_secs(3600),
+            |n| n,
+            |feeder, done| {
                 for round in 0..3u64 {
                     let items = [round * 10, round * 10 + 1, round * 10 + 2];
                     for n in items {
                         feeder.send(n).map_err(|_| Error::StageFailed("test"))?;
                     }
-                    // Every item of the round completes while the source holds the feeder
-                    // open and sends nothing more (in one batch or, if the writer was quick,
-                    // in several).
+                    // Every item of the round completes while the source holds the feeder open
+                    // and sends nothing more (in one batch or, if the writer was quick, several).
                     let mut completed = Vec::new();
                     while completed.len() < items.len() {
-                        let token = done_rx
-                            .recv_timeout(Duration::from_secs(10))
-                            .map_err(|_| Error::StageFailed("no completion within 10 s"))?;
-                        completed.extend(token);
+                        completed.extend(completion(&done)?);
                     }
                     assert_eq!(completed, items);
                 }
                 Ok(())
             },
-        )
-        .expect("pipeline runs");
+        );
     }
 
     #[test]
