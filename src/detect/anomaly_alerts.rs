@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use provdb_storage::{EdgeInput, ExternalId, RecordBatch, SidePut, Store};
+use provdb_storage::{EdgeInput, ExternalId, RecordBatch, Store};
 
 use super::alerts::{self, Alert, PathEdge, PathVertex};
 use super::{Detected, Raised};
 use crate::anomaly::{EdgeEvent, Scored, Scorer, StoredModel};
-use crate::side_tables::ALERTS;
 use crate::Result;
 
 /// The rule name of anomaly alerts.
@@ -83,45 +82,23 @@ impl AnomalyState {
             self.open.remove(&scored.machine);
             return Ok(());
         }
-        let existing = match self.open.get(&scored.machine) {
-            Some(key) => match raised.alerts.get(key) {
-                Some(a) => Some((key.clone(), a.clone())),
-                None => match alerts::id_of(store, key)? {
-                    Some(id) => alerts::get(store, id)?.map(|a| (key.clone(), a)),
-                    None => None,
-                },
-            },
-            None => None,
-        };
-        let (key, alert) = match existing {
-            Some((key, mut a)) => {
-                a.count += 1;
-                a.last_seen = scored.snapshot.until.or(a.last_seen);
-                (key, a)
+        // Consecutive anomalous intervals of a machine are one alert: the open one, if any.
+        if let Some(key) = self.open.get(&scored.machine) {
+            if let Some(mut again) = raised.existing(store, key)? {
+                again.count += 1;
+                again.last_seen = scored.snapshot.until.or(again.last_seen);
+                raised.record(key.clone(), again, false, detected);
+                return Ok(());
             }
-            None => {
-                let id = match raised.next_alert {
-                    Some(n) => n,
-                    None => alerts::next_id(store)?,
-                };
-                raised.next_alert = Some(id + 1);
-                let anchor = format!(
-                    "{}/{}/{}",
-                    scored.machine, scored.model, scored.snapshot.index
-                );
-                let key = alerts::dedup_key(ANOMALY_RULE, &anchor);
-                detected.puts.push(SidePut {
-                    table: ALERTS,
-                    key: key.clone(),
-                    value: id.to_be_bytes().to_vec(),
-                });
-                (key, new_alert(id, &scored))
-            }
-        };
+        }
+        let anchor = format!(
+            "{}/{}/{}",
+            scored.machine, scored.model, scored.snapshot.index
+        );
+        let key = alerts::dedup_key(ANOMALY_RULE, &anchor);
+        let alert = new_alert(raised.allocate_id(store)?, &scored);
         self.open.insert(scored.machine, key.clone());
-        raised.alerts.insert(key, alert.clone());
-        detected.puts.push(alerts::put(&alert));
-        detected.alerts.push(alert);
+        raised.record(key, alert, true, detected);
         Ok(())
     }
 }

@@ -88,6 +88,45 @@ struct Raised {
     alerts: HashMap<Vec<u8>, Alert>,
 }
 
+impl Raised {
+    /// The alert deduplicated under `key`: raised earlier in this run (perhaps in a write not
+    /// yet committed), else stored in the archive.
+    fn existing(&self, store: &Store, key: &[u8]) -> Result<Option<Alert>> {
+        if let Some(a) = self.alerts.get(key) {
+            return Ok(Some(a.clone()));
+        }
+        match alerts::id_of(store, key)? {
+            Some(id) => alerts::get(store, id),
+            None => Ok(None),
+        }
+    }
+
+    /// The id of the next new alert (ids of writes not yet committed included).
+    fn allocate_id(&mut self, store: &Store) -> Result<u64> {
+        let id = match self.next_alert {
+            Some(n) => n,
+            None => alerts::next_id(store)?,
+        };
+        self.next_alert = Some(id + 1);
+        Ok(id)
+    }
+
+    /// Puts `alert` (new, or raised again) under its deduplication `key` into the write:
+    /// the key's entry when new, and the alert itself.
+    fn record(&mut self, key: Vec<u8>, alert: Alert, new: bool, detected: &mut Detected) {
+        if new {
+            detected.puts.push(SidePut {
+                table: ALERTS,
+                key: key.clone(),
+                value: alert.id.to_be_bytes().to_vec(),
+            });
+        }
+        detected.puts.push(alerts::put(&alert));
+        self.alerts.insert(key, alert.clone());
+        detected.alerts.push(alert);
+    }
+}
+
 /// What detection adds to one write.
 #[derive(Debug, Default)]
 pub(crate) struct Detected {
@@ -305,32 +344,6 @@ impl Detector {
         (src, dst_before, dst_after): (&Facts, &Facts, &Facts),
         detected: &mut Detected,
     ) -> Result<()> {
-        let (alert, new_key) =
-            self.raise(state, store, rule, p, edge, src, dst_before, dst_after)?;
-        if let Some(key) = new_key {
-            detected.puts.push(SidePut {
-                table: ALERTS,
-                key,
-                value: alert.id.to_be_bytes().to_vec(),
-            });
-        }
-        detected.puts.push(alerts::put(&alert));
-        detected.alerts.push(alert);
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn raise(
-        &self,
-        state: &mut Raised,
-        store: &Store,
-        rule: &Rule,
-        p: &pattern::Pattern,
-        edge: &EdgeInput,
-        src: &Facts,
-        dst_before: &Facts,
-        dst_after: &Facts,
-    ) -> Result<(Alert, Option<Vec<u8>>)> {
         let (anchor_facts, anchor_id) = match rule.anchor {
             Anchor::Sender => (src, &edge.src.ext_id),
             Anchor::Receiver => (dst_before, &edge.dst.ext_id),
@@ -339,50 +352,33 @@ impl Detector {
             (Some(m), Some(b), Some(o)) => format!("{m}/{b}/{o}"),
             _ => anchor_id.to_string(),
         };
-        let dedup = alerts::dedup_key(&rule.name, &anchor);
-        let existing = match state.alerts.get(&dedup) {
-            Some(a) => Some(a.clone()),
-            None => match alerts::id_of(store, &dedup)? {
-                Some(id) => alerts::get(store, id)?,
-                None => None,
-            },
-        };
+        let key = alerts::dedup_key(&rule.name, &anchor);
         let time = edge.placement.time;
-        let alert = match existing {
-            Some(mut a) => {
-                a.count += 1;
-                a.last_seen = time.or(a.last_seen);
-                a
-            }
-            None => {
-                let id = match state.next_alert {
-                    Some(n) => n,
-                    None => alerts::next_id(store)?,
-                };
-                state.next_alert = Some(id + 1);
-                let (path, edges) = causal_path(p, edge, src, dst_before, dst_after);
-                let alert = Alert {
-                    id,
-                    rule: rule.name.clone(),
-                    severity: rule.severity.as_str().to_owned(),
-                    machine: edge
-                        .placement
-                        .machine
-                        .or(src.machine)
-                        .or(dst_before.machine),
-                    time,
-                    summary: summary(rule, p, edge, src, dst_after),
-                    path,
-                    edges,
-                    count: 1,
-                    last_seen: time,
-                };
-                state.alerts.insert(dedup.clone(), alert.clone());
-                return Ok((alert, Some(dedup)));
-            }
+        if let Some(mut again) = state.existing(store, &key)? {
+            again.count += 1;
+            again.last_seen = time.or(again.last_seen);
+            state.record(key, again, false, detected);
+            return Ok(());
+        }
+        let (path, edges) = causal_path(p, edge, src, dst_before, dst_after);
+        let alert = Alert {
+            id: state.allocate_id(store)?,
+            rule: rule.name.clone(),
+            severity: rule.severity.as_str().to_owned(),
+            machine: edge
+                .placement
+                .machine
+                .or(src.machine)
+                .or(dst_before.machine),
+            time,
+            summary: summary(rule, p, edge, src, dst_after),
+            path,
+            edges,
+            count: 1,
+            last_seen: time,
         };
-        state.alerts.insert(dedup, alert.clone());
-        Ok((alert, None))
+        state.record(key, alert, true, detected);
+        Ok(())
     }
 }
 
