@@ -152,19 +152,63 @@ impl fmt::Display for QueryError {
                 )?;
                 let gutter = loc.line.to_string();
                 let pad = " ".repeat(gutter.len());
+                let shown = ShownLine::around(loc);
                 writeln!(f, "{pad} |")?;
-                writeln!(f, "{gutter} | {}", loc.line_text)?;
+                writeln!(f, "{gutter} | {}", shown.text)?;
                 write!(
                     f,
                     "{pad} | {}{}",
-                    " ".repeat(loc.column.saturating_sub(1)),
-                    "^".repeat(loc.width.max(1))
+                    " ".repeat(shown.caret_column),
+                    "^".repeat(shown.caret_width)
                 )?;
                 if let Some(h) = &self.help {
                     write!(f, " {h}")?;
                 }
                 Ok(())
             }
+        }
+    }
+}
+
+/// The part of an error's line that is printed: all of it when short, else a window around
+/// the error with `…` where text is cut (a query of one 16 KiB line must not be echoed whole).
+struct ShownLine {
+    text: String,
+    /// Characters before the caret.
+    caret_column: usize,
+    caret_width: usize,
+}
+
+impl ShownLine {
+    /// Longest line printed whole, in characters.
+    const MAX_CHARS: usize = 100;
+    /// Characters kept before the error when the line is cut.
+    const CONTEXT_BEFORE: usize = 40;
+
+    fn around(loc: &Location) -> ShownLine {
+        let chars: Vec<char> = loc.line_text.chars().collect();
+        let at = loc.column.saturating_sub(1).min(chars.len());
+        if chars.len() <= Self::MAX_CHARS {
+            return ShownLine {
+                text: loc.line_text.clone(),
+                caret_column: at,
+                caret_width: loc.width.max(1),
+            };
+        }
+        let start = at.saturating_sub(Self::CONTEXT_BEFORE);
+        let end = (start + Self::MAX_CHARS).min(chars.len());
+        let mut text = String::new();
+        if start > 0 {
+            text.push('…');
+        }
+        text.extend(&chars[start..end]);
+        if end < chars.len() {
+            text.push('…');
+        }
+        ShownLine {
+            text,
+            caret_column: at - start + usize::from(start > 0),
+            caret_width: loc.width.clamp(1, (end.saturating_sub(at)).max(1)),
         }
     }
 }
@@ -261,6 +305,24 @@ mod tests {
         assert_eq!(did_you_mean("taks", ["task", "file"]), Some("task"));
         assert_eq!(did_you_mean("raed", ["read", "write"]), Some("read"));
         assert_eq!(did_you_mean("zzzz", ["read", "write"]), None);
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_error_with_the_caret_under_it() {
+        // 5,000 characters of padding, the bad word, 5,000 more.
+        let text = format!("{}limt{}", "x".repeat(5000), "y".repeat(5000));
+        let e = QueryError::at(ErrorKind::Syntax, &text, Span::new(5000, 5004), "bad");
+        let s = e.to_string();
+        assert!(s.contains("line 1, column 5001"), "{s}");
+        let lines: Vec<&str> = s.lines().collect();
+        let (shown, caret) = (lines[2], lines[3]);
+        assert!(shown.chars().count() < 120, "{shown}");
+        assert!(shown.contains("…xxx") && shown.ends_with("yyy…"), "{shown}");
+        let under = |line: &str, col: usize| line.chars().nth(col);
+        let caret_at = caret.chars().position(|c| c == '^').unwrap();
+        assert_eq!(caret.chars().filter(|c| *c == '^').count(), 4);
+        let word: String = (0..4).filter_map(|i| under(shown, caret_at + i)).collect();
+        assert_eq!(word, "limt");
     }
 
     #[test]
