@@ -220,19 +220,8 @@ pub(crate) fn drop_filters_the_anchor_answers(anchor: &Anchor, pattern: &mut Pat
         }),
         _ => false,
     };
-    // Conjuncts, taken apart with a stack: a long `and` chain is a deep tree.
-    let mut conjuncts = Vec::new();
-    let mut pending = vec![filter];
-    while let Some(e) = pending.pop() {
-        match e {
-            CExpr::And(a, b) => {
-                pending.push(*b);
-                pending.push(*a);
-            }
-            other => conjuncts.push(other),
-        }
-    }
-    n.filter = conjuncts
+    n.filter = filter
+        .into_conjuncts()
         .into_iter()
         .filter(|c| !answered(c))
         .fold(None, |acc, c| Some(CExpr::and(acc, c)));

@@ -41,6 +41,23 @@ impl CExpr {
         }
     }
 
+    /// The operands of a chain of `and`s, in order (taken apart with a stack: a long chain
+    /// is a deep tree).
+    pub(crate) fn into_conjuncts(self) -> Vec<CExpr> {
+        let mut conjuncts = Vec::new();
+        let mut pending = vec![self];
+        while let Some(e) = pending.pop() {
+            match e {
+                CExpr::And(a, b) => {
+                    pending.push(*b);
+                    pending.push(*a);
+                }
+                other => conjuncts.push(other),
+            }
+        }
+        conjuncts
+    }
+
     /// `a and b`, where a missing `a` is true.
     pub(crate) fn and(a: Option<CExpr>, b: CExpr) -> CExpr {
         match a {

@@ -14,7 +14,7 @@ pub(crate) fn push_down(pattern: &mut Pattern, leading: Vec<LeadingFilter>) -> V
     for filter in leading {
         match filter {
             LeadingFilter::Where(e) => {
-                for conjunct in split_and(e) {
+                for conjunct in e.into_conjuncts() {
                     if let Some(unmoved) = move_conjunct(pattern, conjunct) {
                         left.push(CStep::Where(unmoved));
                     }
@@ -61,18 +61,6 @@ fn move_conjunct(pattern: &mut Pattern, conjunct: CExpr) -> Option<CExpr> {
     };
     *filter = Some(CExpr::and(filter.take(), conjunct));
     None
-}
-
-/// The conjuncts of `e`, left to right.
-fn split_and(e: CExpr) -> Vec<CExpr> {
-    match e {
-        CExpr::And(a, b) => {
-            let mut v = split_and(*a);
-            v.extend(split_and(*b));
-            v
-        }
-        other => vec![other],
-    }
 }
 
 #[cfg(test)]
