@@ -26,44 +26,20 @@ pub fn parse_time(s: &str) -> Option<i64> {
         }
         secs = h * 3600 + mi * 60 + se as i64;
     }
-    Some(days_from_civil(y, mo, da) * 86_400 + secs)
+    let midnight = provdb_storage::UtcDateTime {
+        year: y,
+        month: mo,
+        day: da,
+        hour: 0,
+        minute: 0,
+        second: 0,
+    };
+    Some(midnight.to_unix() + secs)
 }
 
 /// Formats Unix seconds as `YYYY-MM-DDThh:mm:ssZ`.
 pub(crate) fn format_time(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let rem = t.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-// Howard Hinnant's algorithms.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    provdb_storage::UtcDateTime::from_unix(t).rfc3339()
 }
 
 #[cfg(test)]

@@ -38,7 +38,16 @@ pub fn parse_camflow_date(s: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+    let small = |v: i64| u32::try_from(v).ok();
+    let date = provdb_storage::UtcDateTime {
+        year: y,
+        month: small(mo)?,
+        day: small(d)?,
+        hour: small(h)?,
+        minute: small(mi)?,
+        second: small(se)?,
+    };
+    Some(date.to_unix())
 }
 
 /// Formats Unix seconds as `YYYY-MM-DDThh:mm:ssZ`.
@@ -48,39 +57,7 @@ pub fn parse_camflow_date(s: &str) -> Option<i64> {
 /// assert_eq!(format_timestamp(1548316824), "2019-01-24T08:00:24Z");
 /// ```
 pub fn format_timestamp(t: i64) -> String {
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
-// Howard Hinnant's algorithms (public domain), proleptic Gregorian calendar.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    provdb_storage::UtcDateTime::from_unix(t).rfc3339()
 }
 
 #[cfg(test)]

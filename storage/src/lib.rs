@@ -41,6 +41,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod archive;
+mod civil;
 mod codec;
 pub mod column_families;
 mod dictionary;
@@ -56,6 +57,7 @@ mod tables;
 mod writer;
 
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
+pub use civil::UtcDateTime;
 pub use error::{OpenError, ReadError, Result, StorageError, WriteError};
 pub use graph_read::GraphRead;
 pub use id_set::IdSet;
