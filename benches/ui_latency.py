@@ -140,6 +140,7 @@ def page_loads(ui, loads):
     # The browser test's headless Chromium, with the same options.
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                     "browser"))
+    sys.dont_write_bytecode = True  # no __pycache__ left in the source tree
     from ui_page import browser
     driver = browser()
     try:

@@ -14,7 +14,7 @@ values out from the samples and the scenario's ground truth) names the steps:
 - "live": open the Machines tab before anything is ingested and print `READY`; the Rust test
   then publishes a fleet to `serve` and writes one JSON line on stdin, {"machines", "alerts"},
   what the archive holds by the CLI; the page must come to show as many machines and alerts
-  without a reload. Then, in the Alerts tab, each of `filters` (rule, minimum severity, machine,
+  without a reload, told of the change by the server (`/api/events`). Then, in the Alerts tab, each of `filters` (rule, minimum severity, machine,
   set in the page's controls as a user does) must list exactly its `ids`, the alerts the CLI's
   `provdb alerts` lists with the same filters.
 
@@ -222,6 +222,10 @@ def step_live(p, plan):
            timeout=60)
     if not p.d.execute_script("return window.__notReloaded === true"):
         fail("the page reloaded")
+    # The server pushed the changes (`/api/events`), the page did not have to poll for them.
+    pushes = p.d.execute_script("return Number(document.body.dataset.pushes || 0)")
+    if pushes < 1 or p.d.execute_script("return document.body.dataset.live") != "push":
+        fail(f"no change pushed by the server ({pushes} events)")
     p.shot("7-live-after")
     print(f"live: {before} machines before, {len(p.all('#machines-table tbody tr'))} after",
           flush=True)

@@ -3,7 +3,11 @@
 'use strict';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
+// Alerts and machines refresh when the server says the archive changed (`/api/events`);
+// while that stream is not open (a proxy that buffers it, a reconnect), every 2 s; and with
+// it, at least every 30 s all the same.
 const POLL_MS = 2000;
+const SAFETY_POLL_MS = 30000;
 const NODE_W = 176;
 const NODE_H = 44;
 const LAYER_GAP = 300;
@@ -756,10 +760,33 @@ function switchView(name, { url = true } = {}) {
   }
 }
 
+let lastPoll = 0;
+let events = null; // the EventSource of /api/events
+
 async function poll() {
+  lastPoll = Date.now();
   await Promise.all([refreshAlerts(), refreshMachines()]);
-  $('#live').textContent = 'live \u00b7 updated ' + new Date().toLocaleTimeString();
+  const pushed = events && events.readyState === EventSource.OPEN;
+  document.body.dataset.live = pushed ? 'push' : 'poll';
+  $('#live').textContent = `live (${pushed ? 'pushed' : 'polled'}) \u00b7 updated ${new Date().toLocaleTimeString()}`;
   document.body.dataset.polls = String(Number(document.body.dataset.polls || 0) + 1);
+}
+
+function live() {
+  if (window.EventSource) {
+    events = new EventSource('/api/events');
+    events.addEventListener('change', () => {
+      document.body.dataset.pushes = String(Number(document.body.dataset.pushes || 0) + 1);
+      poll();
+    });
+    // (Re)connected: what changed while the stream was down.
+    events.addEventListener('open', () => poll());
+  }
+  poll();
+  setInterval(() => {
+    const pushed = events && events.readyState === EventSource.OPEN;
+    if (!pushed || Date.now() - lastPoll >= SAFETY_POLL_MS) poll();
+  }, POLL_MS);
 }
 
 function init() {
@@ -835,8 +862,7 @@ function init() {
   } else if (VIEWS.includes(params.get('view'))) {
     switchView(params.get('view'), { url: false });
   }
-  poll();
-  setInterval(poll, POLL_MS);
+  live();
 }
 
 init();
