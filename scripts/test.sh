@@ -54,7 +54,7 @@ export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 echo "==> clippy -D warnings on all targets (build of tests and benchmarks)"
 cargo test --workspace --all-targets --no-run
 echo "==> the library without default features: builds, and compiles no CLI or service crate"
-forbidden='^(clap|anyhow|indicatif|comfy-table|rustyline|tracing|tracing-subscriber|mimalloc|libmimalloc-sys|rumqttc|tokio|parquet|arrow-array|axum|axum-core|hyper|hyper-util|tower|matchit) '
+forbidden='^(clap|anyhow|indicatif|comfy-table|rustyline|tracing|tracing-subscriber|mimalloc|libmimalloc-sys|rumqttc|tokio|parquet|arrow-array|axum|axum-core|hyper|hyper-util|tower|matchit|futures-util) '
 if cargo tree -p provdb --no-default-features -e normal --prefix none | grep -E "$forbidden"; then
   echo "error: the lean library depends on the crates above" >&2
   exit 1

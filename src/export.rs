@@ -1,11 +1,14 @@
 //! Export of an archive (or part of it) to formats other tools read: W3C PROV-JSON (the
 //! Python `prov` package, PROV tools) and SPADE JSON lines. Both stream: memory holds one
 //! record and the id sets of the selection (compressed bitmaps), whatever the archive's size.
-//! Both import back into provdb as the same graph.
+//! A selection by ids (a query's subgraph, the page's visible graph) reads only its records,
+//! by point look-up, not the archive. Both import back into provdb as the same graph.
 
 use std::io::Write;
 
-use provdb_storage::{Edge, ExternalId, ProvClass, ProvRelation, Store, Value, Vertex, VertexId};
+use provdb_storage::{
+    Edge, EdgeId, ExternalId, ProvClass, ProvRelation, ReadError, Store, Value, Vertex, VertexId,
+};
 use roaring::RoaringTreemap;
 use serde_json::{Map, Value as Json};
 
@@ -65,6 +68,72 @@ pub struct ExportReport {
 struct Chosen {
     vertices: Option<RoaringTreemap>,
     edges: Option<Filter>,
+    /// How the chosen records are read.
+    reading: Reading,
+}
+
+/// How an export reads the records it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Scan every record and keep the chosen: the whole archive or a filter (which may keep
+    /// most of it).
+    Scan,
+    /// Look each chosen id up: a selection by ids is typically a few records of a large
+    /// archive (the page's 20 visible vertices of a million), so it reads only those.
+    LookUp,
+}
+
+/// Records in id order: each of `look_up_ids` looked up (ids of no record left out, as a scan
+/// never meets them), or without it a scan of those `keep` accepts. Both give the same
+/// records in the same order, so both readings write the same bytes.
+fn records<'a, T: 'a>(
+    look_up_ids: Option<&'a RoaringTreemap>,
+    look_up: impl Fn(u64) -> std::result::Result<Option<T>, ReadError> + 'a,
+    scan: impl FnOnce() -> Box<dyn Iterator<Item = std::result::Result<T, ReadError>> + 'a>,
+    keep: impl Fn(&T) -> bool + 'a,
+) -> Box<dyn Iterator<Item = Result<T>> + 'a> {
+    match look_up_ids {
+        Some(ids) => Box::new(
+            ids.iter()
+                .filter_map(move |id| look_up(id).transpose())
+                .map(|r| r.map_err(crate::Error::from)),
+        ),
+        None => Box::new(
+            scan()
+                .map(|r| r.map_err(crate::Error::from))
+                .filter(move |r| r.as_ref().map_or(true, &keep)),
+        ),
+    }
+}
+
+impl Chosen {
+    /// The chosen vertices in id order.
+    fn vertices<'a>(&'a self, store: &'a Store) -> Box<dyn Iterator<Item = Result<Vertex>> + 'a> {
+        let look_up_ids = self
+            .vertices
+            .as_ref()
+            .filter(|_| self.reading == Reading::LookUp);
+        records(
+            look_up_ids,
+            |id| store.vertex(VertexId(id)),
+            || Box::new(store.scan_vertices()),
+            |v: &Vertex| self.vertices.as_ref().is_none_or(|s| s.contains(v.id.0)),
+        )
+    }
+
+    /// The chosen edges in id order.
+    fn edges<'a>(&'a self, store: &'a Store) -> Box<dyn Iterator<Item = Result<Edge>> + 'a> {
+        let look_up_ids = match (&self.edges, self.reading) {
+            (Some(Filter::Ids(ids)), Reading::LookUp) => Some(ids),
+            _ => None,
+        };
+        records(
+            look_up_ids,
+            |id| store.edge(EdgeId(id)),
+            || Box::new(store.scan_edges()),
+            |e: &Edge| self.edges.as_ref().is_none_or(|f| f.accepts(e)),
+        )
+    }
 }
 
 enum Filter {
@@ -103,13 +172,14 @@ fn choose(store: &Store, selection: &ExportSelection) -> Result<Chosen> {
         ExportSelection::All => Chosen {
             vertices: None,
             edges: None,
+            reading: Reading::Scan,
         },
         ExportSelection::Ids { vertices, edges } => {
             let edges: RoaringTreemap = edges.iter().copied().collect();
             let mut chosen: RoaringTreemap = vertices.iter().copied().collect();
             // Edge endpoints come along, so that the export is a graph on its own.
             for e in edges.iter() {
-                if let Some(edge) = store.edge(provdb_storage::EdgeId(e))? {
+                if let Some(edge) = store.edge(EdgeId(e))? {
                     chosen.insert(edge.src.0);
                     chosen.insert(edge.dst.0);
                 }
@@ -117,6 +187,7 @@ fn choose(store: &Store, selection: &ExportSelection) -> Result<Chosen> {
             Chosen {
                 vertices: Some(chosen),
                 edges: Some(Filter::Ids(edges)),
+                reading: Reading::LookUp,
             }
         }
         ExportSelection::Filter {
@@ -148,6 +219,7 @@ fn choose(store: &Store, selection: &ExportSelection) -> Result<Chosen> {
             Chosen {
                 vertices: Some(chosen),
                 edges: Some(filter),
+                reading: Reading::Scan,
             }
         }
     })
@@ -275,13 +347,22 @@ pub fn export(
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportReport> {
     let chosen = choose(store, selection)?;
+    write_chosen(store, &chosen, format, out, progress)
+}
+
+/// [`export`] of what [`choose`] chose (the tests set its reading, to compare both).
+fn write_chosen(
+    store: &Store,
+    chosen: &Chosen,
+    format: ExportFormat,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExportReport> {
     let mut w = Counting {
         inner: std::io::BufWriter::with_capacity(1 << 20, out),
         bytes: 0,
     };
     let mut report = ExportReport::default();
-    let vertex_chosen = |v: &Vertex| chosen.vertices.as_ref().is_none_or(|s| s.contains(v.id.0));
-    let edge_chosen = |e: &Edge| chosen.edges.as_ref().is_none_or(|f| f.accepts(e));
     let mut tick = |report: &ExportReport| {
         let n = report.vertices + report.edges;
         if n % 10_000 == 0 {
@@ -296,11 +377,8 @@ pub fn export(
             // less than holding the archive.
             for section in ["activity", "entity", "agent"] {
                 let mut out_section = JsonSection::new(section);
-                for v in store.scan_vertices() {
+                for v in chosen.vertices(store) {
                     let v = v?;
-                    if !vertex_chosen(&v) {
-                        continue;
-                    }
                     if class_section(v.class) != Some(section) {
                         if v.stub && section == "activity" {
                             report.stubs_skipped += 1;
@@ -333,9 +411,9 @@ pub fn export(
                 }
                 sections.push(section);
                 let mut out_section = JsonSection::new(section);
-                for e in store.scan_edges() {
+                for e in chosen.edges(store) {
                     let e = e?;
-                    if prov_section(e.relation).map(|s| s.0) != Some(section) || !edge_chosen(&e) {
+                    if prov_section(e.relation).map(|s| s.0) != Some(section) {
                         continue;
                     }
                     let mut element = Map::new();
@@ -358,11 +436,8 @@ pub fn export(
             w.write_all(b"}\n").map_err(io)?;
         }
         ExportFormat::Spade => {
-            for v in store.scan_vertices() {
+            for v in chosen.vertices(store) {
                 let v = v?;
-                if !vertex_chosen(&v) {
-                    continue;
-                }
                 let kind = match v.class {
                     ProvClass::Activity => "Activity",
                     ProvClass::Entity => "Entity",
@@ -384,11 +459,8 @@ pub fn export(
                 report.vertices += 1;
                 tick(&report);
             }
-            for e in store.scan_edges() {
+            for e in chosen.edges(store) {
                 let e = e?;
-                if !edge_chosen(&e) {
-                    continue;
-                }
                 let mut annotations = Map::new();
                 annotations.insert("id".into(), Json::String(e.ext_id.to_string()));
                 annotations.insert(
@@ -446,5 +518,170 @@ impl JsonSection {
             w.write_all(b"}").map_err(io)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulate::{Simulation, SimulationOptions};
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    /// A small archive of a simulated fleet, shared by the tests (read only).
+    struct Archive {
+        _dir: tempfile::TempDir,
+        db: crate::Database,
+        vertices: Vec<u64>,
+        edges: Vec<u64>,
+    }
+
+    fn archive() -> &'static Archive {
+        static ARCHIVE: OnceLock<Archive> = OnceLock::new();
+        ARCHIVE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = crate::Database::open(dir.path()).unwrap();
+            let options = SimulationOptions {
+                seed: 7,
+                machines: 2,
+                documents_per_machine: 6,
+                records_per_document: 30,
+            };
+            for doc in Simulation::new(&options) {
+                db.ingest_json(doc.json.into_bytes()).unwrap();
+            }
+            let store = db.store();
+            let vertices = store.scan_vertices().map(|v| v.unwrap().id.0).collect();
+            let edges = store.scan_edges().map(|e| e.unwrap().id.0).collect();
+            Archive {
+                _dir: dir,
+                db,
+                vertices,
+                edges,
+            }
+        })
+    }
+
+    /// The bytes and report of an export of `selection`, read by `reading`.
+    fn written(
+        selection: &ExportSelection,
+        format: ExportFormat,
+        reading: Reading,
+    ) -> (Vec<u8>, ExportReport) {
+        let store = archive().db.store();
+        let mut chosen = choose(store, selection).unwrap();
+        chosen.reading = reading;
+        let mut out = Vec::new();
+        let report = write_chosen(store, &chosen, format, &mut out, &mut |_| {}).unwrap();
+        (out, report)
+    }
+
+    fn assert_look_up_writes_what_a_scan_writes(selection: &ExportSelection) {
+        for format in [ExportFormat::ProvJson, ExportFormat::Spade] {
+            let scanned = written(selection, format, Reading::Scan);
+            let looked_up = written(selection, format, Reading::LookUp);
+            assert_eq!(
+                String::from_utf8_lossy(&looked_up.0),
+                String::from_utf8_lossy(&scanned.0),
+                "{format:?} of {selection:?}"
+            );
+            assert_eq!(looked_up.1, scanned.1, "{format:?} of {selection:?}");
+        }
+    }
+
+    #[test]
+    fn a_selection_by_ids_is_looked_up() {
+        assert_eq!(
+            choose(
+                archive().db.store(),
+                &ExportSelection::Ids {
+                    vertices: vec![],
+                    edges: vec![]
+                }
+            )
+            .unwrap()
+            .reading,
+            Reading::LookUp
+        );
+        assert_eq!(
+            choose(archive().db.store(), &ExportSelection::All)
+                .unwrap()
+                .reading,
+            Reading::Scan
+        );
+    }
+
+    #[test]
+    fn looking_ids_up_writes_the_bytes_of_a_full_scan() {
+        let a = archive();
+        assert!(
+            a.vertices.len() > 50 && a.edges.len() > 50,
+            "{} {}",
+            a.vertices.len(),
+            a.edges.len()
+        );
+        let missing = a.vertices.iter().chain(&a.edges).max().unwrap() + 1;
+        let every_third: Vec<u64> = a.vertices.iter().copied().step_by(3).collect();
+        let every_fifth_edge: Vec<u64> = a.edges.iter().copied().step_by(5).collect();
+        for selection in [
+            ExportSelection::Ids {
+                vertices: vec![],
+                edges: vec![],
+            },
+            ExportSelection::Ids {
+                vertices: a.vertices.clone(),
+                edges: a.edges.clone(),
+            },
+            // Unordered, repeated and unknown ids.
+            ExportSelection::Ids {
+                vertices: every_third
+                    .iter()
+                    .rev()
+                    .copied()
+                    .chain([missing, every_third[0]])
+                    .collect(),
+                edges: vec![],
+            },
+            // Edges bring their ends.
+            ExportSelection::Ids {
+                vertices: vec![],
+                edges: every_fifth_edge.clone(),
+            },
+            ExportSelection::Ids {
+                vertices: every_third,
+                edges: every_fifth_edge.into_iter().chain([missing]).collect(),
+            },
+        ] {
+            assert_look_up_writes_what_a_scan_writes(&selection);
+        }
+        // The whole selection is the whole archive.
+        let (everything, _) = written(
+            &ExportSelection::Ids {
+                vertices: a.vertices.clone(),
+                edges: a.edges.clone(),
+            },
+            ExportFormat::ProvJson,
+            Reading::LookUp,
+        );
+        assert_eq!(
+            everything,
+            written(&ExportSelection::All, ExportFormat::ProvJson, Reading::Scan).0
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn any_selection_of_ids_writes_the_bytes_of_a_full_scan(
+            vertices in (0usize..40).prop_flat_map(|n| proptest::sample::subsequence(archive().vertices.clone(), n.min(archive().vertices.len()))),
+            edges in (0usize..40).prop_flat_map(|n| proptest::sample::subsequence(archive().edges.clone(), n.min(archive().edges.len()))),
+            stray in proptest::collection::vec(0u64..2_000, 0..4),
+        ) {
+            let selection = ExportSelection::Ids {
+                vertices: vertices.into_iter().chain(stray.iter().copied()).collect(),
+                edges: edges.into_iter().chain(stray).collect(),
+            };
+            assert_look_up_writes_what_a_scan_writes(&selection);
+        }
     }
 }

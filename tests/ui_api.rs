@@ -474,3 +474,65 @@ fn the_page_gets_at_most_3000_vertices_of_a_large_result() {
     assert_eq!(g["vertices"].as_array().unwrap().len(), 3000);
     assert_eq!(g["omitted_vertices"], total - 3000);
 }
+
+/// Reads `stream` until `needle` has come (or `within` has passed); what was read.
+fn read_until(stream: &mut std::net::TcpStream, needle: &str, within: Duration) -> String {
+    use std::io::Read as _;
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while Instant::now() < deadline && !String::from_utf8_lossy(&seen).contains(needle) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("reading the event stream: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn events_announce_new_data_and_end_when_the_server_stops() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = archive_of(dir.path(), &["v0.5.0-w3c-wget.log"]) else {
+        return;
+    };
+    let mut ui = UiServer::start(&db, &[]);
+    let mut stream = std::net::TcpStream::connect(&ui.addr).unwrap();
+    write!(
+        stream,
+        "GET /api/events HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+        ui.addr
+    )
+    .unwrap();
+    let head = read_until(&mut stream, "\r\n\r\n", Duration::from_secs(10));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("content-type: text/event-stream"), "{head}");
+    // Nothing changes: no event (the keep-alive comment comes every 15 s).
+    let quiet = read_until(&mut stream, "event:", Duration::from_secs(3));
+    assert!(!quiet.contains("event:"), "{quiet}");
+    // Another sample imported while served: the next catch-up announces it.
+    common::import(&db, &[common::sample("v0.2.2-w3c-badlog.log").unwrap()]);
+    let announced = read_until(&mut stream, "\n\n", Duration::from_secs(20));
+    assert!(announced.contains("event: change\ndata: "), "{announced:?}");
+    // The page then sees the new data.
+    assert_eq!(
+        ui.get(&format!("/api/query?q={}", encode("() -[e]-> () | count")))
+            .json(),
+        serde_json::json!([{"count": 519 + 3020}])
+    );
+    // SIGTERM with the stream open: the server ends it and exits.
+    let status = ui
+        .stop()
+        .expect("exits on SIGTERM with an event stream open");
+    assert!(status.success(), "{status}");
+}

@@ -2,7 +2,8 @@
 //! (`tests/browser/ui_page.py`). The page opened with `/?q=` on the wget sample shows the
 //! expected rows and vertices; a vertex clicked shows its attributes and, expanded, its
 //! ancestors from the log; an alert of a simulated scenario opens with its causal path; while
-//! `serve` ingests a simulated fleet, machines and alerts appear without a reload.
+//! `serve` ingests a simulated fleet, machines and alerts appear without a reload, and the
+//! alert list's filters (rule, severity, machine) list what `provdb alerts` lists.
 //! Screenshots of every step are kept under the test's target tmp dir
 //! (`target/.../tmp/ui-screenshots/`).
 //!
@@ -53,6 +54,20 @@ fn query_step(base: &str, sample: &Path) -> serde_json::Value {
         .filter(|(t, s, _)| t == "named" && wget_paths.contains(s))
         .collect();
     let objects: BTreeSet<&String> = named.iter().map(|(_, _, d)| d).collect();
+    // Each edge drawn is labelled with its type and its time of day (CamFlow's `cf:date`,
+    // `2019:01:24T08:00:24`, is UTC).
+    let mut edge_labels: Vec<String> = log
+        .relations
+        .iter()
+        .filter(|(_, (t, s, _))| t == "named" && wget_paths.contains(s))
+        .map(|(id, (t, _, _))| {
+            let date = log.relation_attributes[id]["cf:date"]
+                .as_str()
+                .expect("cf:date");
+            format!("{t} {}", &date[date.len() - 8..])
+        })
+        .collect();
+    edge_labels.sort();
     let namers: BTreeSet<&String> = named.iter().map(|(_, s, _)| s).collect();
     assert!(!objects.is_empty());
     // Click the first named object; its ancestors are the senders of its relations.
@@ -78,7 +93,99 @@ fn query_step(base: &str, sample: &Path) -> serde_json::Value {
         "click": click,
         "attribute": attribute,
         "ancestors": ancestors,
+        "edge_labels": edge_labels,
     })
+}
+
+/// A filter of the alert list: as the page's controls take it, as `provdb alerts` options, and
+/// as a predicate on the unfiltered list.
+struct FilterCase<'a> {
+    filter: serde_json::Value,
+    options: Vec<&'a str>,
+    keep: Box<dyn Fn(&serde_json::Value) -> bool + 'a>,
+}
+
+/// Filters of the alert list and the alerts each must list: the ids `provdb alerts` prints
+/// with the same options, checked here against the unfiltered list filtered by hand.
+fn alert_filters(db: &Path) -> serde_json::Value {
+    let listed = |options: &[&str]| -> Vec<serde_json::Value> {
+        let out = stdout_of(
+            &provdb(db)
+                .args(["alerts", "--format", "json"])
+                .args(options)
+                .output()
+                .unwrap(),
+        );
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let all = listed(&[]);
+    let severities = ["low", "medium", "high", "critical"];
+    let rank = |a: &serde_json::Value| {
+        severities
+            .iter()
+            .position(|s| a["severity"] == *s)
+            .expect("a known severity")
+    };
+    let first = &all[0];
+    let rule = first["rule"].as_str().unwrap().to_owned();
+    let machine = first["machine"].as_u64().unwrap();
+    let m = machine.to_string();
+    let cases = [
+        FilterCase {
+            filter: serde_json::json!({ "rule": rule }),
+            options: vec!["--rule", &rule],
+            keep: Box::new(|a| a["rule"] == *rule),
+        },
+        FilterCase {
+            filter: serde_json::json!({ "severity": "critical" }),
+            options: vec!["--severity", "critical"],
+            keep: Box::new(|a| rank(a) >= 3),
+        },
+        FilterCase {
+            filter: serde_json::json!({ "machine": m }),
+            options: vec!["--machine", &m],
+            keep: Box::new(|a| a["machine"].as_u64() == Some(machine)),
+        },
+        // All three at once (an empty list when the rule's alerts are below critical).
+        FilterCase {
+            filter: serde_json::json!({ "rule": rule, "machine": m, "severity": "critical" }),
+            options: vec!["--rule", &rule, "--machine", &m, "--severity", "critical"],
+            keep: Box::new(|a| {
+                a["rule"] == *rule && a["machine"].as_u64() == Some(machine) && rank(a) >= 3
+            }),
+        },
+    ];
+    let mut filters = Vec::new();
+    for FilterCase {
+        filter,
+        options,
+        keep,
+    } in cases
+    {
+        let ids: Vec<u64> = listed(&options)
+            .iter()
+            .map(|a| a["id"].as_u64().unwrap())
+            .collect();
+        let by_hand: Vec<u64> = all
+            .iter()
+            .filter(|a| keep(a))
+            .map(|a| a["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, by_hand, "{filter}");
+        let combined = filter.as_object().is_some_and(|f| f.len() > 1);
+        assert!(
+            (combined || !ids.is_empty()) && ids.len() < all.len(),
+            "{filter}: {} of {}",
+            ids.len(),
+            all.len()
+        );
+        filters.push(serde_json::json!({ "filter": filter, "ids": ids }));
+    }
+    serde_json::Value::Array(filters)
 }
 
 /// Runs the script on `plan`; on its `READY` line, `on_ready` runs and its answer goes to the
@@ -203,7 +310,12 @@ fn the_page_in_headless_chromium() {
         let alerts = count(&["alerts", "--format", "json"]);
         assert_eq!(machines, 12, "--scenario all: twelve machines");
         assert!(alerts >= 12, "each scenario raises its own alert: {alerts}");
-        serde_json::json!({ "machines": machines, "alerts": alerts }).to_string()
+        serde_json::json!({
+            "machines": machines,
+            "alerts": alerts,
+            "filters": alert_filters(&served_db),
+        })
+        .to_string()
     });
     drop(serve);
     for name in [
@@ -213,6 +325,7 @@ fn the_page_in_headless_chromium() {
         "4-alerts",
         "5-alert-path",
         "7-live-after",
+        "8-alert-filter-3",
     ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");
     }

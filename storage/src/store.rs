@@ -143,6 +143,13 @@ impl Store {
         Ok(())
     }
 
+    /// The sequence number of the newest write this instance sees (RocksDB's): it grows with
+    /// every write, and a secondary's with each catch-up that found new writes, so a reader can
+    /// tell that the archive changed without reading it.
+    pub fn sequence(&self) -> u64 {
+        self.tables.db().latest_sequence_number()
+    }
+
     /// Follows the primary (secondary mode) and reloads dictionaries; a no-op otherwise.
     pub fn catch_up(&self) -> Result<(), ReadError> {
         if let OpenMode::Secondary { .. } = self.tables.mode() {

@@ -4,16 +4,19 @@ Usage: ui_page.py PLAN.json. The plan (written by the Rust test, which works the
 values out from the samples and the scenario's ground truth) names the steps:
 
 - "query": a misspelt query shows the CLI's error with its caret and "did you mean"; then
-  open /?q=QUERY; the table has `rows` rows, the graph `vertices` vertices; click
+  open /?q=QUERY; the table has `rows` rows, the graph `vertices` vertices, its edges the
+  labels `edge_labels` (type and time); click
   vertex `click`; its attributes hold `attribute`; expand its ancestors one hop; the graph
   then holds every id of `ancestors`; the path from one of them to the vertex is the edge
   between them, highlighted; the SVG and PROV-JSON exports hold the vertices shown.
-- "alert": open the Alerts tab, click the alert; the graph shows `path` (ids, in red) and
-  more vertices around it.
+- "alert": /?view=alerts opens the Alerts tab; then from /, open the Alerts tab, click the
+  alert; the graph shows `path` (ids, in red) and more vertices around it.
 - "live": open the Machines tab before anything is ingested and print `READY`; the Rust test
   then publishes a fleet to `serve` and writes one JSON line on stdin, {"machines", "alerts"},
   what the archive holds by the CLI; the page must come to show as many machines and alerts
-  without a reload.
+  without a reload, told of the change by the server (`/api/events`). Then, in the Alerts tab, each of `filters` (rule, minimum severity, machine,
+  set in the page's controls as a user does) must list exactly its `ids`, the alerts the CLI's
+  `provdb alerts` lists with the same filters.
 
 Each step names the server (`base`) it runs against. A screenshot of each step goes to the
 plan's `screenshots` folder. Exits 1 with the reason
@@ -109,6 +112,11 @@ def step_query(p, plan):
     vertices = len(p.vertex_ids())
     if vertices != plan["vertices"]:
         fail(f"graph has {vertices} vertices, expected {plan['vertices']}")
+    # Edges are labelled with their type and time; vertices with type, pid and path name.
+    labels = sorted(p.d.execute_script(
+        "return [...document.querySelectorAll('#graph g.edge text')].map(t => t.textContent);"))
+    if labels != plan["edge_labels"]:
+        fail(f"edge labels {labels}, expected {plan['edge_labels']}")
     p.shot("1-query")
     target = plan["click"]
     node = p.all(f'#graph g.vertex[data-id="{target}"]')
@@ -170,6 +178,11 @@ def step_query(p, plan):
 
 
 def step_alert(p, plan):
+    # `/?view=alerts` opens the Alerts tab (a view to share or bookmark).
+    p.d.get(p.base + "/?view=alerts")
+    p.wait("the Alerts tab of /?view=alerts",
+           lambda: p.d.find_element(By.ID, "view-alerts").is_displayed()
+           and len(p.all("#alerts-table tbody tr")) > 0)
     p.d.get(p.base + "/")
     p.d.find_element(By.CSS_SELECTOR, 'nav button[data-view="alerts"]').click()
     p.wait("the alert list", lambda: len(p.all("#alerts-table tbody tr")) > 0)
@@ -209,9 +222,64 @@ def step_live(p, plan):
            timeout=60)
     if not p.d.execute_script("return window.__notReloaded === true"):
         fail("the page reloaded")
+    # The server pushed the changes (`/api/events`), the page did not have to poll for them.
+    pushes = p.d.execute_script("return Number(document.body.dataset.pushes || 0)")
+    if pushes < 1 or p.d.execute_script("return document.body.dataset.live") != "push":
+        fail(f"no change pushed by the server ({pushes} events)")
     p.shot("7-live-after")
     print(f"live: {before} machines before, {len(p.all('#machines-table tbody tr'))} after",
           flush=True)
+    alert_filters(p, expected["filters"])
+
+
+SEVERITIES = ["low", "medium", "high", "critical"]
+
+
+def alert_ids(p):
+    return set(p.d.execute_script(
+        "return [...document.querySelectorAll('#alerts-table tbody tr')].map(r => r.dataset.id);"))
+
+
+def set_filters(p, wanted):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+    for key, css in (("rule", "#f-rule"), ("severity", "#f-severity")):
+        Select(p.d.find_element(By.CSS_SELECTOR, css)).select_by_value(wanted.get(key, ""))
+    machine = p.d.find_element(By.ID, "f-machine")
+    machine.send_keys(Keys.CONTROL, "a")
+    machine.send_keys(Keys.BACKSPACE)
+    # Typed, then Enter, as a user would (no click elsewhere to fire `change`).
+    machine.send_keys(str(wanted.get("machine", "")), Keys.ENTER)
+
+
+def alert_filters(p, filters):
+    p.d.find_element(By.CSS_SELECTOR, 'nav button[data-view="alerts"]').click()
+    everything = alert_ids(p)
+    for i, f in enumerate(filters):
+        set_filters(p, f["filter"])
+        ids = {str(x) for x in f["ids"]}
+        p.wait(f"the alerts of filter {f['filter']}", lambda: alert_ids(p) == ids)
+        shown = p.d.find_element(By.ID, "alerts-shown").text
+        if shown != f"{len(ids)} of {len(everything)} shown":
+            fail(f"filter {f['filter']}: the page says {shown!r}")
+        if p.d.find_element(By.ID, "alert-count").text != str(len(everything)):
+            fail("the Alerts badge counts the filtered list, not every alert")
+        # In one script call: the list is drawn anew on every poll.
+        rows = p.d.execute_script(
+            "return [...document.querySelectorAll('#alerts-table tbody tr')]"
+            ".map(r => [...r.cells].map(c => c.textContent));")
+        for cells in rows:
+            if "rule" in f["filter"] and cells[2] != f["filter"]["rule"]:
+                fail(f"filter {f['filter']} lists an alert of rule {cells[2]}")
+            if "machine" in f["filter"] and cells[3] != str(f["filter"]["machine"]):
+                fail(f"filter {f['filter']} lists an alert of machine {cells[3]}")
+            if "severity" in f["filter"] and SEVERITIES.index(cells[1]) < SEVERITIES.index(
+                    f["filter"]["severity"]):
+                fail(f"filter {f['filter']} lists an alert of severity {cells[1]}")
+        p.shot(f"8-alert-filter-{i}")
+        print(f"alert filter {f['filter']}: {len(ids)} of {len(everything)} alerts", flush=True)
+    set_filters(p, {})
+    p.wait("every alert again", lambda: alert_ids(p) == everything)
 
 
 def main():

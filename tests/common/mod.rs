@@ -163,6 +163,9 @@ pub fn truth_vertex<'a>(truth: &'a serde_json::Value, role: &str) -> &'a str {
 pub struct W3cLog {
     pub vertices: std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     pub relations: std::collections::BTreeMap<String, (String, String, String)>,
+    /// Every attribute of each relation, by id.
+    pub relation_attributes:
+        std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Reads a W3C log file (one document per line) with serde_json alone.
@@ -170,6 +173,7 @@ pub fn read_w3c_log(path: &Path) -> W3cLog {
     let mut log = W3cLog {
         vertices: Default::default(),
         relations: Default::default(),
+        relation_attributes: Default::default(),
     };
     for line in std::fs::read_to_string(path).unwrap().lines() {
         let Ok(serde_json::Value::Object(doc)) = serde_json::from_str(line) else {
@@ -194,6 +198,7 @@ pub fn read_w3c_log(path: &Path) -> W3cLog {
                     };
                     let ty = rec["prov:type"].as_str().unwrap_or("").to_owned();
                     log.relations.insert(bare(id), (ty, bare(s), bare(d)));
+                    log.relation_attributes.insert(bare(id), rec.clone());
                 }
             }
         }

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -131,6 +132,7 @@ pub fn router(state: Arc<UiState>, access: Access) -> Router {
         .route("/api/alerts", get(alerts))
         .route("/api/alerts/:id", get(alert))
         .route("/api/machines", get(machines))
+        .route("/api/events", get(events))
         .route("/api/export/prov-json", post(export_prov_json))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(access, guard))
@@ -432,6 +434,33 @@ async fn machines(State(state): State<Arc<UiState>>) -> ApiResult {
     })
     .await?;
     Ok(Json(body).into_response())
+}
+
+/// `GET /api/events`: server-sent events, a `change` (data: the archive's write sequence
+/// number) each time a catch-up finds the archive changed, so that the page refreshes its
+/// alerts and machines when there is something new instead of polling; a comment every 15 s
+/// keeps the connection open through proxies. The stream ends when the server stops.
+async fn events(State(state): State<Arc<UiState>>) -> Response {
+    let changes = state.changes.subscribe();
+    let stopping = state.stopping.subscribe();
+    let stream = futures_util::stream::unfold(
+        (changes, stopping),
+        |(mut changes, mut stopping)| async move {
+            tokio::select! {
+                changed = changes.changed() => changed.ok()?,
+                _ = stopping.wait_for(|stop| *stop) => return None,
+            }
+            let sequence = *changes.borrow_and_update();
+            let event = Event::default().event("change").data(sequence.to_string());
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (changes, stopping),
+            ))
+        },
+    );
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 /// `POST /api/export/prov-json` with `{"vertices": [ID...], "edges": [ID...]}`: those vertices

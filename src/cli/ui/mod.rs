@@ -34,8 +34,8 @@ descendants), the alerts (each opens its causal path) and the machines, updating
 JSON API (read-only): GET /api/query?q=QUERY (exactly `provdb query --format json`), \
 /api/graph?q=QUERY (columns, rows, vertices, edges), /api/vertex/ID (attributes and adjacent \
 edges), /api/alerts, /api/alerts/ID (the alert and its neighbourhood), /api/machines \
-(registry and quarantine). A query error is status 400 with {error, message, line, column, \
-help}.
+(registry and quarantine), /api/events (server-sent events when the archive changes). A \
+query error is status 400 with {error, message, line, column, help}.
 
 On an address other than loopback, --password-file (mosquitto_passwd format, as `serve`'s; \
 HTTP basic authentication) or --allow-anonymous is required.")]
@@ -61,6 +61,12 @@ pub struct UiState {
     /// Queries run on blocking threads; at most this many at once, so that a burst of heavy
     /// queries cannot take every thread of the machine.
     query_slots: tokio::sync::Semaphore,
+    /// The archive's write sequence number at the last catch-up that changed it: what
+    /// `/api/events` tells the page about.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Set when the server stops, which ends the open event streams (a graceful shutdown
+    /// waits for every connection to close).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 pub fn run(db_path: &Path, args: UiArgs) -> anyhow::Result<ExitCode> {
@@ -82,10 +88,13 @@ pub fn run(db_path: &Path, args: UiArgs) -> anyhow::Result<ExitCode> {
     db.catch_up()?;
     let limits = args.guards.limits();
     let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let sequence = db.store().sequence();
     let state = Arc::new(UiState {
         db,
         limits,
         query_slots: tokio::sync::Semaphore::new(slots),
+        changes: tokio::sync::watch::Sender::new(sequence),
+        stopping: tokio::sync::watch::Sender::new(false),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -106,9 +115,12 @@ async fn serve(state: Arc<UiState>, listen: SocketAddr, access: Access) -> anyho
     // The one line tests and scripts read to find a port chosen with `:0`.
     println!("provdb ui: http://{bound}/");
     tokio::spawn(catch_up_loop(state.clone()));
-    let app = api::router(state, access.with_bound(bound));
+    let app = api::router(state.clone(), access.with_bound(bound));
     axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            state.stopping.send_replace(true);
+        })
         .await
         .context("serving HTTP")?;
     Ok(())
@@ -137,8 +149,16 @@ async fn catch_up_loop(state: Arc<UiState>) {
     loop {
         tick.tick().await;
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.db.catch_up()).await {
-            Ok(Ok(())) => {}
+        let caught_up =
+            tokio::task::spawn_blocking(move || s.db.catch_up().map(|()| s.db.store().sequence()));
+        match caught_up.await {
+            Ok(Ok(sequence)) => {
+                state.changes.send_if_modified(|seen| {
+                    let changed = *seen != sequence;
+                    *seen = sequence;
+                    changed
+                });
+            }
             Ok(Err(e)) => tracing::warn!("catching up with the writer: {e}"),
             Err(e) => tracing::warn!("catching up with the writer: {e}"),
         }
