@@ -11,7 +11,7 @@ pub const MAX_SKETCH_SIZE: u16 = 4096;
 pub struct Params {
     /// Hops of Weisfeiler-Lehman relabelling (UNICORN's R; 1..=4).
     pub hops: u8,
-    /// Slots of the HistoSketch.
+    /// Slots of the sketch.
     pub sketch_size: u16,
     /// Edges of a machine between two snapshots (the scoring interval).
     pub snapshot_edges: u32,
