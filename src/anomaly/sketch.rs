@@ -73,7 +73,7 @@ impl Histogram {
                 slots: vec![0; size],
             };
         }
-        let mut horizon = ((size as f64).ln() + HORIZON_MARGIN) / total;
+        let mut horizon = Horizon::new(((size as f64).ln() + HORIZON_MARGIN) / total, size);
         let mut earliest = vec![Dart::NONE; size];
         for _ in 0..MAX_PASSES {
             earliest.fill(Dart::NONE);
@@ -85,7 +85,7 @@ impl Histogram {
             if earliest.iter().all(|d| d.time.is_finite()) {
                 break;
             }
-            horizon *= 2.0;
+            horizon = Horizon::new(horizon.time * 2.0, size);
         }
         Sketch {
             slots: earliest.iter().map(|d| d.id).collect(),
@@ -99,6 +99,24 @@ const HORIZON_MARGIN: f64 = 3.0;
 /// Passes before giving up on filling every slot (each doubles the horizon: after the
 /// first few, an empty slot has probability below `e^-100`). An empty slot holds 0.
 const MAX_PASSES: usize = 12;
+
+/// How far in time a pass throws darts.
+#[derive(Debug, Clone, Copy)]
+struct Horizon {
+    time: f64,
+    /// `exp(-k time)`: most cells have no dart before the horizon; their first gap
+    /// `-ln(u) / k` exceeds it exactly when `u` is below this, tested without a logarithm.
+    first_within: f64,
+}
+
+impl Horizon {
+    fn new(time: f64, slots: usize) -> Horizon {
+        Horizon {
+            time,
+            first_within: (-(slots as f64) * time).exp(),
+        }
+    }
+}
 
 /// A slot's earliest dart so far.
 #[derive(Debug, Clone, Copy)]
@@ -118,15 +136,12 @@ impl Dart {
     }
 }
 
-/// Throws the darts of one label up to `horizon`: in each unit cell `[j, j + 1)` of weight
+/// Throws the darts of one label up to the horizon: in each unit cell `[j, j + 1)` of weight
 /// below `weight`, a Poisson process in time of rate `k` (one per slot), darts numbered
 /// `n = 0, 1, ...`; the dart lands at weight `j + v` (kept if below `weight`) in slot `s`.
-fn throw_darts(seed: u64, label: u64, weight: f64, horizon: f64, earliest: &mut [Dart]) {
+fn throw_darts(seed: u64, label: u64, weight: f64, horizon: Horizon, earliest: &mut [Dart]) {
     let k = earliest.len();
     let rate = k as f64;
-    // Most cells have no dart before the horizon: their first gap `-ln(u) / k` exceeds it
-    // exactly when `u < exp(-k T)`, tested without a logarithm.
-    let first_within = (-rate * horizon).exp();
     let of_label = hash::combine(seed, label);
     // Unit cells up to the weight, rounded up (a cast, cheaper than `ceil`). A weight is at
     // most the label increments of a few intervals' edges: a small finite count.
@@ -136,12 +151,12 @@ fn throw_darts(seed: u64, label: u64, weight: f64, horizon: f64, earliest: &mut 
         let cell = hash::mix(of_label ^ j.wrapping_mul(CELL_STREAM));
         let mut id = hash::mix(cell);
         let u = hash::unit(id);
-        if u < first_within {
+        if u < horizon.first_within {
             continue;
         }
         let mut time = -u.ln() / rate;
         let mut n = 0u64;
-        while time <= horizon {
+        while time <= horizon.time {
             let place = hash::mix(id ^ PLACE_STREAM);
             // Slot: the high 32 bits scaled to k (k <= 4096); weight: the low 32 bits.
             let slot = (((place >> 32) * k as u64) >> 32) as usize;
