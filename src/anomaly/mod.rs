@@ -47,7 +47,7 @@ use std::sync::Arc;
 pub use archive::{ModelScope, ReplayFilter, StoredModel};
 pub use codec::{ModelDecodeError, MODEL_FORMAT_VERSION};
 pub use model::{Assessment, Model, TrainError, TrainingRun, TrainingSummary};
-pub use params::{Params, MAX_SKETCH_SIZE};
+pub use params::{Params, MAX_DECAY, MAX_SKETCH_SIZE};
 pub use sketch::Sketch;
 pub use stream::{EdgeEvent, MachineStream, NovelEdge, Snapshot};
 

@@ -60,7 +60,8 @@ pub struct ParamArgs {
     /// Edges of a machine per interval (one sketch each).
     #[arg(long, default_value_t = Params::default().snapshot_edges)]
     pub interval: u32,
-    /// Factor on every histogram weight at each interval's end (0-1]: lower forgets sooner.
+    /// Factor on every histogram weight at each interval's end (0-0.99]: lower forgets
+    /// sooner.
     #[arg(long, default_value_t = Params::default().decay)]
     pub decay: f64,
 }
