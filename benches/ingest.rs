@@ -11,6 +11,9 @@
 //! The workload is the benign fleet plus the twelve attack scenarios (each on its own
 //! machine), so the rules have alerts to raise.
 //!
+//! With INGEST_BENCH_ANOMALY=1, the embedded-listener service also runs with the anomaly
+//! detector on (a fleet model in the archive) and off, rules on in both, interleaved.
+//!
 //! `cargo bench --bench ingest` (needs mosquitto installed; env INGEST_BENCH_DOCS and
 //! INGEST_BENCH_RUNS adjust the size).
 
@@ -21,6 +24,8 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use provdb::anomaly::archive::{replay, save_model};
+use provdb::anomaly::{Model, ModelScope, Params, ReplayFilter, Trainer};
 use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl};
 use provdb::publish::{publish_messages, Message, PublishOptions};
 use provdb::simulate::scenarios::{simulate_scenarios, Scenario, ScenarioOptions};
@@ -191,33 +196,52 @@ fn main() {
 
     // (c) The service with its embedded listener (the default setup): publishers connect to
     // provdb itself, which acknowledges each publish once it is durable.
-    let mut embedded = Vec::new();
-    let mut embedded_off = Vec::new();
-    for i in 0..runs {
-        for on in [true, false] {
-            let (config, url) = embedded_config();
-            let dir = tmp.path().join(format!("embedded-{i}-{on}"));
-            let f = serve_run(
-                &dir,
-                detection(on),
-                &config,
-                &url,
-                &messages,
-                &format!("bench-embedded-{i}-{on}"),
-            );
-            if on {
-                embedded.push(f);
-            } else {
-                embedded_off.push(f);
-            }
-        }
-    }
-    let served_embedded = report("service, embedded, rules on", &embedded);
-    let served_embedded_off = report("service, embedded, rules off", &embedded_off);
-    println!(
-        "rules on / off, service with its embedded listener: {:.0}% (goal >= 80%)",
-        100.0 * served_embedded / served_embedded_off
+    let (embedded, embedded_off) = interleaved(runs, |i, on| {
+        let dir = tmp.path().join(format!("embedded-{i}-{on}"));
+        embedded_run(
+            &dir,
+            detection(on),
+            &messages,
+            &format!("embedded-{i}-{on}"),
+        )
+    });
+    // Both medians and their ratio against the goal; the "on" throughput.
+    let report_pair = |on: (&str, &[Figures]), off: (&str, &[Figures]), what: &str| -> f64 {
+        let (on, off) = (report(on.0, on.1), report(off.0, off.1));
+        println!("{what}: {:.0}% (goal >= 80%)", 100.0 * on / off);
+        on
+    };
+    let served_embedded = report_pair(
+        ("service, embedded, rules on", &embedded),
+        ("service, embedded, rules off", &embedded_off),
+        "rules on / off, service with its embedded listener",
     );
+
+    // (f) The anomaly detector, rules on in both: the service into an archive holding a fleet
+    // model (trained on another simulated fleet) against one without. Env-gated: training and
+    // the extra runs take minutes.
+    if env_or("INGEST_BENCH_ANOMALY", 0) == 1 {
+        let model = train_fleet_model(tmp.path(), docs_per_machine);
+        let (with_model, without_model) = interleaved(runs, |i, on| {
+            let dir = tmp.path().join(format!("anomaly-{i}-{on}"));
+            if on {
+                let db = Database::open_with(&dir, detection(false)).expect("db");
+                save_model(db.store(), ModelScope::Fleet, &model).expect("save model");
+                db.close().expect("close");
+            }
+            embedded_run(
+                &dir,
+                detection(true),
+                &messages,
+                &format!("anomaly-{i}-{on}"),
+            )
+        });
+        report_pair(
+            ("service, detector on", &with_model),
+            ("service, detector off", &without_model),
+            "anomaly detector on / off, service with its embedded listener, rules on in both",
+        );
+    }
 
     // (e) Alert latency: the same workload (the attacks raise the alerts), one subscriber of
     // every alert.
@@ -280,6 +304,20 @@ fn main() {
     let _ = broker.wait();
 }
 
+/// `runs` rounds of `run(round, on)`, on then off in each round (interleaved, so that both
+/// see the same load of the machine); the on figures, then the off ones.
+fn interleaved(
+    runs: usize,
+    mut run: impl FnMut(usize, bool) -> Figures,
+) -> (Vec<Figures>, Vec<Figures>) {
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        on.push(run(i, true));
+        off.push(run(i, false));
+    }
+    (on, off)
+}
+
 /// One run of the service into a fresh archive at `dir`: seconds from the first publish until
 /// every message is durably stored.
 fn serve_run(
@@ -319,6 +357,67 @@ fn serve_run(
     assert!(st.edges > 0);
     db.close().expect("close");
     Figures { seconds }
+}
+
+/// A fleet model trained on another simulated fleet (seed 7, same size), imported into a
+/// scratch archive under `dir` and replayed as `provdb detect train` does.
+fn train_fleet_model(dir: &std::path::Path, docs_per_machine: u64) -> Model {
+    let log = dir.join("training.log");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
+        for d in Simulation::new(&SimulationOptions {
+            seed: 7,
+            machines: 10,
+            documents_per_machine: docs_per_machine,
+            records_per_document: 40,
+        }) {
+            writeln!(f, "{}", d.json).expect("write");
+        }
+    }
+    let options = DatabaseOptions {
+        detection: Detection::Off,
+        ..DatabaseOptions::default()
+    };
+    let db = Database::open_with(dir.join("training"), options).expect("db");
+    db.import_files(std::slice::from_ref(&log), &mut |_| {})
+        .expect("import");
+    let mut trainer = Trainer::new(&Params::default());
+    trainer.start_run("training fleet");
+    replay(
+        db.store(),
+        &ReplayFilter::default(),
+        &mut |_| {},
+        &mut |m, e| trainer.edge(m, e),
+    )
+    .expect("replay");
+    db.close().expect("close");
+    let (model, cost) = trainer.finish().expect("train");
+    println!(
+        "anomaly model: {} edges, {} intervals, {:.1} us per edge in the streams",
+        cost.edges,
+        model.training.snapshots,
+        cost.nanos as f64 / 1e3 / cost.edges.max(1) as f64
+    );
+    model
+}
+
+/// One run of the service with its embedded listener on a free port (`name` tells the
+/// publisher's client id).
+fn embedded_run(
+    dir: &std::path::Path,
+    options: DatabaseOptions,
+    messages: &[Message],
+    name: &str,
+) -> Figures {
+    let (config, url) = embedded_config();
+    serve_run(
+        dir,
+        options,
+        &config,
+        &url,
+        messages,
+        &format!("bench-{name}"),
+    )
 }
 
 /// The service's settings with its embedded listener on a free port, and that port's URL.

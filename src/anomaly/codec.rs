@@ -7,8 +7,10 @@ use super::params::MAX_SKETCH_SIZE;
 use super::stream::MAX_KNOWN_LABELS;
 
 const MAGIC: &[u8; 7] = b"PDBANOM";
-/// The model format this build writes and reads.
-pub const MODEL_FORMAT_VERSION: u16 = 1;
+/// The model format this build writes and reads. 2: sketch slots hold dart ids
+/// (DartMinHash), no longer ICWS-sampled labels, so a format-1 model's medoids cannot be
+/// compared with today's sketches: it is refused (retrain), not misread.
+pub const MODEL_FORMAT_VERSION: u16 = 2;
 /// Largest encoded model: known labels bound it well below.
 const MAX_MODEL_BYTES: usize = 16 << 20;
 
@@ -20,7 +22,10 @@ pub enum ModelDecodeError {
     #[error("not an anomaly model (bad magic)")]
     BadMagic,
     /// A format this build does not read.
-    #[error("anomaly model format {found} is not supported (this build reads {supported})")]
+    #[error(
+        "anomaly model format {found} is not supported (this build reads {supported}; \
+         retrain it with `provdb detect train`)"
+    )]
     UnsupportedVersion {
         /// The format of the bytes.
         found: u16,
@@ -161,7 +166,7 @@ mod tests {
             decode(&newer),
             Err(ModelDecodeError::UnsupportedVersion {
                 found: 9,
-                supported: 1
+                supported: 2
             })
         );
         assert!(matches!(
@@ -180,6 +185,27 @@ mod tests {
             decode(&encode(&unsorted)),
             Err(ModelDecodeError::Inconsistent(_))
         ));
+    }
+
+    #[test]
+    fn a_format_1_model_is_refused_naming_both_formats() {
+        // Format 1 (ICWS sketches) had the same framing; its bytes decode as a model, but
+        // its medoids mean something else, so the version alone must refuse it.
+        let mut old = encode(&model());
+        old[7..9].copy_from_slice(&1u16.to_le_bytes());
+        let err = decode(&old).expect_err("format 1 is refused");
+        assert_eq!(
+            err,
+            ModelDecodeError::UnsupportedVersion {
+                found: 1,
+                supported: 2
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("format 1") && text.contains("reads 2"),
+            "{text}"
+        );
     }
 
     proptest! {

@@ -96,33 +96,8 @@ impl LabelGraph {
                 .sum::<usize>()
     }
 
-    /// Declares a vertex with its type; a new vertex's hop-0 label is reported.
-    pub(crate) fn define(&mut self, key: u64, type_name: &str, out: &mut impl FnMut(LabelEvent)) {
-        if let Some(v) = self.vertices.get_mut(&key) {
-            if v.labels[0] == hop0_label(UNKNOWN_TYPE) && v.members.is_empty() {
-                // Referenced before its definition: now its type is known.
-                let touched = v.touched;
-                *v = VertexLabels::new(type_name, self.hops);
-                v.touched = touched;
-                out(LabelEvent {
-                    label: v.labels[0],
-                    hop: 0,
-                });
-            }
-            return;
-        }
-        let mut v = VertexLabels::new(type_name, self.hops);
-        v.touched = self.clock;
-        out(LabelEvent {
-            label: v.labels[0],
-            hop: 0,
-        });
-        self.vertices.insert(key, v);
-        self.evict_if_full();
-    }
-
     /// Applies an edge `src -edge_type-> dst` (types used for vertices not yet known),
-    /// reporting the receiver's new labels.
+    /// reporting the receiver's new labels (and the hop-0 label of a vertex first seen).
     pub(crate) fn edge(
         &mut self,
         (src, src_type): (u64, Option<&str>),
@@ -131,24 +106,9 @@ impl LabelGraph {
         out: &mut impl FnMut(LabelEvent),
     ) {
         self.clock += 1;
-        let clock = self.clock;
         let hops = self.hops;
-        for (key, ty) in [(src, src_type), (dst, dst_type)] {
-            if !self.vertices.contains_key(&key) {
-                self.define(key, ty.unwrap_or(UNKNOWN_TYPE), out);
-            }
-        }
-        let sender = match self.vertices.get_mut(&src) {
-            Some(s) => {
-                s.touched = clock;
-                s.labels
-            }
-            None => return,
-        };
-        let Some(v) = self.vertices.get_mut(&dst) else {
-            return;
-        };
-        v.touched = clock;
+        let sender = self.touch(src, src_type, out).labels;
+        let v = self.touch(dst, dst_type, out);
         let edge_label = hash::text(edge_type);
         for r in 1..=hops {
             let member = hash::combine(hash::combine(r as u64, edge_label), sender[r - 1]);
@@ -167,12 +127,34 @@ impl LabelGraph {
         }
     }
 
-    fn evict_if_full(&mut self) {
-        if self.vertices.len() <= self.max_vertices {
-            return;
+    /// A vertex's labels, marked as touched now; a vertex not yet known is added with its
+    /// type (`?` when unknown) and its hop-0 label reported. One table lookup: this runs
+    /// twice per edge.
+    fn touch(
+        &mut self,
+        key: u64,
+        type_name: Option<&str>,
+        out: &mut impl FnMut(LabelEvent),
+    ) -> &mut VertexLabels {
+        if self.vertices.len() >= self.max_vertices && !self.vertices.contains_key(&key) {
+            self.evict();
         }
-        // Keep the vertices touched by the last edges (a vertex is touched by at most
-        // two per edge); the decayed histogram has all but forgotten the others.
+        let (hops, clock) = (self.hops, self.clock);
+        let v = self.vertices.entry(key).or_insert_with(|| {
+            let v = VertexLabels::new(type_name.unwrap_or(UNKNOWN_TYPE), hops);
+            out(LabelEvent {
+                label: v.labels[0],
+                hop: 0,
+            });
+            v
+        });
+        v.touched = clock;
+        v
+    }
+
+    /// Makes room: keeps the vertices touched by the last edges (a vertex is touched by at
+    /// most two per edge); the decayed histogram has all but forgotten the others.
+    fn evict(&mut self) {
         let keep_after = self.clock.saturating_sub((self.max_vertices / 4) as u64);
         self.vertices.retain(|_, v| v.touched > keep_after);
     }

@@ -3,13 +3,14 @@
 //!
 //! ```text
 //! edge --WL relabelling (R hops)--> labels --+1--> decayed histogram
-//!      --every N edges--> HistoSketch --vs model (clusters + transitions)--> score
+//!      --every N edges--> sketch (DartMinHash) --vs model (clusters + transitions)--> score
 //! ```
 //!
 //! * [`labels`]: streaming Weisfeiler-Lehman labels of each vertex's R-hop in-neighbourhood
 //!   (vertex and edge types), updated in O(R) per edge.
-//! * [`sketch`]: the label histogram with exponential decay, and its HistoSketch (consistent
-//!   weighted sampling), whose slot agreement estimates weighted Jaccard similarity.
+//! * [`sketch`]: the label histogram with exponential decay, and its sketch (DartMinHash:
+//!   consistent darts under the histogram), whose slot agreement estimates weighted Jaccard
+//!   similarity, in the role of UNICORN's HistoSketch.
 //! * [`model`]: training clusters sketches (k-medoids, k by silhouette) into an evolution
 //!   model with per-cluster thresholds; scoring follows the machine through it.
 //! * [`codec`]: the versioned byte format of models; [`archive`]: models in the archive,
@@ -46,7 +47,7 @@ use std::sync::Arc;
 pub use archive::{ModelScope, ReplayFilter, StoredModel};
 pub use codec::{ModelDecodeError, MODEL_FORMAT_VERSION};
 pub use model::{Assessment, Model, TrainError, TrainingRun, TrainingSummary};
-pub use params::{Params, MAX_SKETCH_SIZE};
+pub use params::{Params, MAX_DECAY, MAX_SKETCH_SIZE};
 pub use sketch::Sketch;
 pub use stream::{EdgeEvent, MachineStream, NovelEdge, Snapshot};
 

@@ -5,18 +5,23 @@ use super::labels::MAX_HOPS;
 
 /// Largest sketch a model may have.
 pub const MAX_SKETCH_SIZE: u16 = 4096;
+/// Largest decay factor. The sketch's cost grows with the histogram's total weight, which
+/// decay bounds to about `1 / (1 - decay)` intervals' label increments; without decay (1)
+/// it would grow with the stream.
+pub const MAX_DECAY: f64 = 0.99;
 
 /// Parameters of the streaming histogram, its sketch and training.
 #[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
 pub struct Params {
     /// Hops of Weisfeiler-Lehman relabelling (UNICORN's R; 1..=4).
     pub hops: u8,
-    /// Slots of the HistoSketch.
+    /// Slots of the sketch.
     pub sketch_size: u16,
     /// Edges of a machine between two snapshots (the scoring interval).
     pub snapshot_edges: u32,
-    /// Factor applied to every histogram weight at each snapshot (0 < decay <= 1): older
-    /// activity counts less, so a sketch describes the machine's recent behaviour.
+    /// Factor applied to every histogram weight at each snapshot (0 < decay <=
+    /// [`MAX_DECAY`]): older activity counts less, so a sketch describes the machine's
+    /// recent behaviour.
     pub decay: f64,
     /// Vertices whose labels a machine keeps in memory (the least recently touched go).
     pub max_vertices: u32,
@@ -64,8 +69,8 @@ impl Params {
         if self.snapshot_edges == 0 {
             return Some("the snapshot interval must be at least one edge");
         }
-        if !(self.decay > 0.0 && self.decay <= 1.0) {
-            return Some("decay must be in (0, 1]");
+        if !(self.decay > 0.0 && self.decay <= MAX_DECAY) {
+            return Some("decay must be in (0, 0.99]");
         }
         if self.max_vertices == 0 || self.max_labels == 0 {
             return Some("memory limits must be positive");
@@ -78,5 +83,23 @@ impl Params {
             return Some("thresholds must be finite and in range");
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decay_must_forget_something() {
+        let with = |decay| Params {
+            decay,
+            ..Params::default()
+        };
+        assert_eq!(with(0.99).problem(), None);
+        assert_eq!(with(0.5).problem(), None);
+        for bad in [1.0, 0.0, -0.5, f64::NAN] {
+            assert!(with(bad).problem().is_some(), "{bad}");
+        }
     }
 }

@@ -13,8 +13,6 @@ use super::sketch::{Histogram, Sketch};
 
 /// Novel edges an interval's explanation holds: the most novel, in causal order.
 pub const MAX_EXPLAINING_EDGES: usize = 24;
-/// Novel edges an interval remembers to choose its explanation from (the first ones).
-const MAX_NOVEL_CANDIDATES: usize = 512;
 /// Labels a training run remembers as known (beyond, later labels are not added).
 pub(crate) const MAX_KNOWN_LABELS: usize = 1 << 18;
 /// Labels up to this hop are "kinds": a vertex's type, and the types of its in-edges with
@@ -106,7 +104,8 @@ pub struct MachineStream {
     index: u64,
     from: Option<i64>,
     until: Option<i64>,
-    novel: Vec<NovelEdge>,
+    /// The interval's most novel edges so far (at most [`MAX_EXPLAINING_EDGES`]).
+    novel: Vec<RankedNovelEdge>,
     novel_edges: u64,
     kinds: u64,
     novel_kinds: u64,
@@ -181,17 +180,8 @@ impl MachineStream {
             },
         );
         if novel > 0 {
+            self.offer_novel(e, novel);
             self.novel_edges += 1;
-            if self.novel.len() < MAX_NOVEL_CANDIDATES {
-                self.novel.push(NovelEdge {
-                    edge: e.edge.to_string(),
-                    edge_type: e.edge_type.to_owned(),
-                    src: (e.src.to_string(), e.src_type.unwrap_or("").to_owned()),
-                    dst: (e.dst.to_string(), e.dst_type.unwrap_or("").to_owned()),
-                    time: e.time,
-                    novelty: novel,
-                });
-            }
         }
         self.edges += 1;
         self.in_window += 1;
@@ -217,7 +207,7 @@ impl MachineStream {
             from: self.from.take(),
             until: self.until.take(),
             sketch,
-            novel: most_novel(std::mem::take(&mut self.novel)),
+            novel: in_causal_order(std::mem::take(&mut self.novel)),
             novel_edges: std::mem::take(&mut self.novel_edges),
             kinds: std::mem::take(&mut self.kinds),
             novel_kinds: std::mem::take(&mut self.novel_kinds),
@@ -239,17 +229,52 @@ impl MachineStream {
     }
 }
 
-/// The [`MAX_EXPLAINING_EDGES`] most novel edges (the earliest among equals), in causal
-/// order.
-fn most_novel(edges: Vec<NovelEdge>) -> Vec<NovelEdge> {
-    if edges.len() <= MAX_EXPLAINING_EDGES {
-        return edges;
+/// A candidate for an interval's explanation: a novel edge and its rank among the
+/// interval's novel edges (its causal order).
+#[derive(Debug, Clone)]
+struct RankedNovelEdge {
+    order: u64,
+    edge: NovelEdge,
+}
+
+impl MachineStream {
+    /// Keeps the [`MAX_EXPLAINING_EDGES`] most novel edges of the interval (the earliest
+    /// among equals), building an edge's strings only when it ranks: most novel edges never
+    /// do, and their ids' text would be an allocation or five per edge.
+    fn offer_novel(&mut self, e: &EdgeEvent<'_>, novelty: u32) {
+        if self.novel.len() >= MAX_EXPLAINING_EDGES {
+            // The weakest: least novel, the latest among equals. A newcomer comes after every
+            // candidate, so it must be strictly more novel to replace it.
+            let weakest = self
+                .novel
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| (c.edge.novelty, std::cmp::Reverse(c.order)));
+            match weakest {
+                Some((i, c)) if c.edge.novelty < novelty => {
+                    self.novel.swap_remove(i);
+                }
+                _ => return,
+            }
+        }
+        self.novel.push(RankedNovelEdge {
+            order: self.novel_edges,
+            edge: NovelEdge {
+                edge: e.edge.to_string(),
+                edge_type: e.edge_type.to_owned(),
+                src: (e.src.to_string(), e.src_type.unwrap_or("").to_owned()),
+                dst: (e.dst.to_string(), e.dst_type.unwrap_or("").to_owned()),
+                time: e.time,
+                novelty,
+            },
+        });
     }
-    let mut ranked: Vec<(usize, NovelEdge)> = edges.into_iter().enumerate().collect();
-    ranked.sort_by_key(|(i, e)| (std::cmp::Reverse(e.novelty), *i));
-    ranked.truncate(MAX_EXPLAINING_EDGES);
-    ranked.sort_by_key(|(i, _)| *i);
-    ranked.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The kept novel edges in causal order.
+fn in_causal_order(mut ranked: Vec<RankedNovelEdge>) -> Vec<NovelEdge> {
+    ranked.sort_unstable_by_key(|c| c.order);
+    ranked.into_iter().map(|c| c.edge).collect()
 }
 
 fn count(histogram: &mut Histogram, collected: &mut Option<HashSet<u64>>, label: u64) {
@@ -266,5 +291,46 @@ fn vertex_key(id: &ExternalId) -> u64 {
     match id {
         ExternalId::Binary(b) => hash::bytes(b),
         ExternalId::Text(t) => hash::combine(1, hash::text(t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_explanation_keeps_the_most_novel_edges_earliest_first_in_causal_order() {
+        let mut stream = MachineStream::new(&Params::default(), false);
+        let (src, dst) = (ExternalId::parse("src"), ExternalId::parse("dst"));
+        let novelties: Vec<u32> = (0..60u32).map(|i| (i * 7) % 11 + 1).collect();
+        for (i, n) in novelties.iter().enumerate() {
+            let id = ExternalId::parse(&format!("edge-{i}"));
+            let e = EdgeEvent {
+                edge: &id,
+                edge_type: "read",
+                src: &src,
+                src_type: None,
+                dst: &dst,
+                dst_type: None,
+                time: None,
+            };
+            stream.offer_novel(&e, *n);
+            stream.novel_edges += 1;
+        }
+        // Expected independently: rank all 60 by novelty (descending), then position; keep
+        // 24; back in position order.
+        let mut ranked: Vec<usize> = (0..novelties.len()).collect();
+        ranked.sort_by_key(|i| (std::cmp::Reverse(novelties[*i]), *i));
+        ranked.truncate(MAX_EXPLAINING_EDGES);
+        ranked.sort_unstable();
+        let expected: Vec<String> = ranked
+            .iter()
+            .map(|i| ExternalId::parse(&format!("edge-{i}")).to_string())
+            .collect();
+        let kept: Vec<String> = in_causal_order(std::mem::take(&mut stream.novel))
+            .into_iter()
+            .map(|e| e.edge)
+            .collect();
+        assert_eq!(kept, expected);
     }
 }

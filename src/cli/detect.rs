@@ -21,7 +21,8 @@ use super::stats::open_for_reading;
     after_help = "Anomaly detection after UNICORN (NDSS 2020): each machine's edges \
 are relabelled with the types of their R-hop in-neighbourhood (Weisfeiler-Lehman), counted \
 in a histogram with exponential decay, and summarised every --interval edges by a \
-HistoSketch. Training clusters the sketches of benign history into a model (medoids, \
+sketch whose slot agreement estimates weighted Jaccard similarity (DartMinHash, in the role \
+of UNICORN's HistoSketch). Training clusters the sketches of benign history into a model (medoids, \
 thresholds, transitions between clusters); an interval whose sketch is farther than the \
 threshold from every cluster the machine can reach is anomalous; so is one whose share of \
 label kinds (hops 0-1: vertex types, in-edge and sender types) never seen in training is \
@@ -59,7 +60,8 @@ pub struct ParamArgs {
     /// Edges of a machine per interval (one sketch each).
     #[arg(long, default_value_t = Params::default().snapshot_edges)]
     pub interval: u32,
-    /// Factor on every histogram weight at each interval's end (0-1]: lower forgets sooner.
+    /// Factor on every histogram weight at each interval's end (0-0.99]: lower forgets
+    /// sooner.
     #[arg(long, default_value_t = Params::default().decay)]
     pub decay: f64,
 }
