@@ -150,12 +150,7 @@ fn main() {
     // (b) Offline import of the same documents (one log file, the importer).
     let tmp = tempfile::tempdir().expect("tempdir");
     let log = tmp.path().join("fleet.log");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
-        for d in &docs {
-            writeln!(f, "{}", d.json).expect("write");
-        }
-    }
+    write_log(&log, docs.iter().map(|d| &d.json));
     let detection = |on: bool| DatabaseOptions {
         detection: if on {
             Detection::DefaultPack
@@ -164,34 +159,32 @@ fn main() {
         },
         ..DatabaseOptions::default()
     };
-    let mut import = Vec::new();
-    let mut import_off = Vec::new();
     let mut alerts_raised = 0;
-    for i in 0..runs {
-        for on in [true, false] {
-            let dir = tmp.path().join(format!("import-{i}-{on}"));
-            let db = Database::open_with(&dir, detection(on)).expect("db");
-            let t = Instant::now();
-            let r = db
-                .import_files(std::slice::from_ref(&log), &mut |_| {})
-                .expect("import");
-            db.close().expect("close");
-            let f = Figures {
-                seconds: t.elapsed().as_secs_f64(),
-            };
-            if on {
-                alerts_raised = r.alerts;
-                import.push(f);
-            } else {
-                import_off.push(f);
-            }
+    let (import, import_off) = interleaved(runs, |i, on| {
+        let dir = tmp.path().join(format!("import-{i}-{on}"));
+        let db = Database::open_with(&dir, detection(on)).expect("db");
+        let t = Instant::now();
+        let r = db
+            .import_files(std::slice::from_ref(&log), &mut |_| {})
+            .expect("import");
+        db.close().expect("close");
+        if on {
+            alerts_raised = r.alerts;
         }
-    }
-    let offline = report("offline import, rules on", &import);
-    let offline_off = report("offline import, rules off", &import_off);
-    println!(
-        "rules on / off, offline import: {:.0}% (goal >= 80%); {alerts_raised} alerts raised",
-        100.0 * offline / offline_off
+        Figures {
+            seconds: t.elapsed().as_secs_f64(),
+        }
+    });
+    // Both medians and their ratio against the goal; the "on" throughput.
+    let report_pair = |on: (&str, &[Figures]), off: (&str, &[Figures]), what: &str| -> f64 {
+        let (on, off) = (report(on.0, on.1), report(off.0, off.1));
+        println!("{what}: {:.0}% (goal >= 80%)", 100.0 * on / off);
+        on
+    };
+    let offline = report_pair(
+        ("offline import, rules on", &import),
+        ("offline import, rules off", &import_off),
+        &format!("rules on / off, offline import ({alerts_raised} alerts raised)"),
     );
 
     // (c) The service with its embedded listener (the default setup): publishers connect to
@@ -205,12 +198,6 @@ fn main() {
             &format!("embedded-{i}-{on}"),
         )
     });
-    // Both medians and their ratio against the goal; the "on" throughput.
-    let report_pair = |on: (&str, &[Figures]), off: (&str, &[Figures]), what: &str| -> f64 {
-        let (on, off) = (report(on.0, on.1), report(off.0, off.1));
-        println!("{what}: {:.0}% (goal >= 80%)", 100.0 * on / off);
-        on
-    };
     let served_embedded = report_pair(
         ("service, embedded, rules on", &embedded),
         ("service, embedded, rules off", &embedded_off),
@@ -304,6 +291,15 @@ fn main() {
     let _ = broker.wait();
 }
 
+/// Writes documents to a CamFlow log at `path`, one per line, as camflowd's file output.
+fn write_log(path: &std::path::Path, documents: impl IntoIterator<Item = impl std::fmt::Display>) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).expect("log"));
+    for d in documents {
+        writeln!(f, "{d}").expect("write");
+    }
+    f.flush().expect("flush");
+}
+
 /// `runs` rounds of `run(round, on)`, on then off in each round (interleaved, so that both
 /// see the same load of the machine); the on figures, then the off ones.
 fn interleaved(
@@ -363,17 +359,13 @@ fn serve_run(
 /// scratch archive under `dir` and replayed as `provdb detect train` does.
 fn train_fleet_model(dir: &std::path::Path, docs_per_machine: u64) -> Model {
     let log = dir.join("training.log");
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&log).expect("log"));
-        for d in Simulation::new(&SimulationOptions {
-            seed: 7,
-            machines: 10,
-            documents_per_machine: docs_per_machine,
-            records_per_document: 40,
-        }) {
-            writeln!(f, "{}", d.json).expect("write");
-        }
-    }
+    let fleet = Simulation::new(&SimulationOptions {
+        seed: 7,
+        machines: 10,
+        documents_per_machine: docs_per_machine,
+        records_per_document: 40,
+    });
+    write_log(&log, fleet.map(|d| d.json));
     let options = DatabaseOptions {
         detection: Detection::Off,
         ..DatabaseOptions::default()
