@@ -7,7 +7,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use provdb_storage::{find_attr, Direction, Edge, EdgeId, GraphRead, TypeId, Vertex, VertexId};
+use provdb_storage::{
+    find_attr, Direction, Edge, EdgeId, ExternalId, GraphRead, TypeId, Vertex, VertexId,
+};
 
 use crate::error::{ErrorKind, QueryError};
 use crate::naming;
@@ -109,6 +111,8 @@ pub(crate) struct Exec<'g> {
     vcache: RefCell<HashMap<VertexId, Rc<Vertex>>>,
     ecache: RefCell<HashMap<EdgeId, Rc<Edge>>>,
     names: RefCell<HashMap<VertexId, Option<String>>>,
+    /// External ids read ahead for the rows a `return` is about to produce.
+    ext_ids: RefCell<HashMap<VertexId, ExternalId>>,
     warnings: RefCell<Vec<Warning>>,
     ticks: Cell<u64>,
 }
@@ -181,6 +185,39 @@ impl<'g> Exec<'g> {
         Ok(Some(e))
     }
 
+    /// Reads the external ids of the vertices at `slots` of `recs` in one batch, for a
+    /// `return` of their ids.
+    fn read_ahead_ids(&self, recs: &VecDeque<Res<Rec>>, slots: &[usize]) -> Res<()> {
+        let mut wanted = Vec::new();
+        {
+            let known = self.ext_ids.borrow();
+            let records = self.vcache.borrow();
+            for rec in recs.iter().flatten() {
+                for &s in slots {
+                    if let Some(Bound::V(v)) = rec.b.get(s) {
+                        if !known.contains_key(v) && !records.contains_key(v) {
+                            wanted.push(*v);
+                        }
+                    }
+                }
+            }
+        }
+        if wanted.len() < 2 {
+            return Ok(());
+        }
+        let found = self.g.vertex_external_ids(&wanted)?;
+        let mut known = self.ext_ids.borrow_mut();
+        if known.len() + wanted.len() > CACHE_CAP {
+            known.clear();
+        }
+        for (v, ext) in wanted.into_iter().zip(found) {
+            if let Some(ext) = ext {
+                known.insert(v, ext);
+            }
+        }
+        Ok(())
+    }
+
     /// The name of a vertex ([`crate::naming`]), cached.
     pub(crate) fn name_of(&self, id: VertexId) -> Res<Option<String>> {
         if let Some(n) = self.names.borrow().get(&id) {
@@ -201,6 +238,9 @@ impl<'g> Exec<'g> {
             // The id has its own small table: returning ids never decodes vertex records,
             // unless this query already holds the record.
             PropKey::Id if !self.vcache.borrow().contains_key(&id) => {
+                if let Some(ext) = self.ext_ids.borrow().get(&id) {
+                    return Ok(Datum::Str(ext.to_string()));
+                }
                 return Ok(self
                     .g
                     .vertex_external_id(id)?
@@ -487,6 +527,10 @@ impl<'g> Exec<'g> {
     }
 }
 
+/// Frontier vertices whose adjacency a traversal level reads in one pass: enough to share the
+/// storage's iterators, few enough to bound the adjacency held at once.
+const LEVEL_CHUNK: usize = 256;
+
 /// Breadth-first variable-length expansion. With `min <= 1` each vertex is reached once, at
 /// its shortest distance (so cycles end); with `min > 1` each level keeps its own vertices.
 struct VarExpand<'g> {
@@ -536,55 +580,61 @@ impl VarExpand<'_> {
         let mut next = Vec::new();
         let mut map = HashMap::new();
         let mut scratch = self.base.clone();
-        for &(u, tu) in &self.frontier {
-            self.ex.tick()?;
-            for adj in self.ex.g.neighbours(u, self.dir, &ce.types) {
-                let adj = adj?;
-                let Some(t) = self.ex.accept_edge(ce, adj.edge, &mut scratch)? else {
-                    continue;
-                };
-                if ce.causal {
-                    if let (Some(a), Some(b)) = (tu, t) {
-                        if b < a {
-                            continue;
+        let mut ids = Vec::with_capacity(self.frontier.len().min(LEVEL_CHUNK));
+        for chunk in self.frontier.chunks(LEVEL_CHUNK) {
+            ids.clear();
+            ids.extend(chunk.iter().map(|&(u, _)| u));
+            let lists = self.ex.g.neighbours_of_each(&ids, self.dir, &ce.types)?;
+            for (&(u, tu), list) in chunk.iter().zip(lists) {
+                self.ex.tick()?;
+                for adj in list {
+                    let Some(t) = self.ex.accept_edge(ce, adj.edge, &mut scratch)? else {
+                        continue;
+                    };
+                    if ce.causal {
+                        if let (Some(a), Some(b)) = (tu, t) {
+                            if b < a {
+                                continue;
+                            }
                         }
                     }
-                }
-                let arrival = if ce.causal { t.or(tu) } else { None };
-                let w = adj.neighbour;
-                if self.global {
-                    match self.visited.get(&w) {
-                        None => {}
-                        // Causal: come back when an earlier arrival opens more paths.
-                        Some(&Some(prev)) if ce.causal && arrival.is_some_and(|a| a < prev) => {}
-                        Some(_) => continue,
-                    }
-                    if map.contains_key(&w) {
+                    let arrival = if ce.causal { t.or(tu) } else { None };
+                    let w = adj.neighbour;
+                    if self.global {
+                        match self.visited.get(&w) {
+                            None => {}
+                            // Causal: come back when an earlier arrival opens more paths.
+                            Some(&Some(prev)) if ce.causal && arrival.is_some_and(|a| a < prev) => {
+                            }
+                            Some(_) => continue,
+                        }
+                        if map.contains_key(&w) {
+                            continue;
+                        }
+                        self.visited.insert(w, arrival);
+                    } else if map.contains_key(&w) {
                         continue;
                     }
-                    self.visited.insert(w, arrival);
-                } else if map.contains_key(&w) {
-                    continue;
-                }
-                map.insert(w, (u, adj.edge));
-                next.push((w, arrival));
-                if self.level + 1 >= self.min && self.emitted.insert(w) {
-                    self.pending.push_back((w, self.level + 1));
-                }
-                if self.visited.len() as u64 > self.ex.limits.max_visited
-                    || map.len() as u64 > self.ex.limits.max_visited
-                {
-                    self.ex.warn(
-                        Guard::MaxVisited,
-                        format!(
-                            "a variable-length hop visited {} vertices (the maximum); the result is partial",
-                            self.ex.limits.max_visited
-                        ),
-                    );
-                    self.levels.push(map);
-                    self.frontier.clear();
-                    self.level += 1;
-                    return Ok(());
+                    map.insert(w, (u, adj.edge));
+                    next.push((w, arrival));
+                    if self.level + 1 >= self.min && self.emitted.insert(w) {
+                        self.pending.push_back((w, self.level + 1));
+                    }
+                    if self.visited.len() as u64 > self.ex.limits.max_visited
+                        || map.len() as u64 > self.ex.limits.max_visited
+                    {
+                        let max = self.ex.limits.max_visited;
+                        self.ex.warn(
+                            Guard::MaxVisited,
+                            format!(
+                                "a variable-length hop visited {max} vertices (the maximum); the result is partial"
+                            ),
+                        );
+                        self.levels.push(map);
+                        self.frontier.clear();
+                        self.level += 1;
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -769,6 +819,7 @@ impl<'g> Cursor<'g> {
             deadline,
             vcache: RefCell::new(HashMap::new()),
             ecache: RefCell::new(HashMap::new()),
+            ext_ids: RefCell::new(HashMap::new()),
             names: RefCell::new(HashMap::new()),
             warnings: RefCell::new(Vec::new()),
             ticks: Cell::new(0),
@@ -907,6 +958,42 @@ fn finish_row(ex: &Exec<'_>, rec: Rec) -> Res<Row> {
     })
 }
 
+/// Rows of `it`, pulled in growing chunks (8 up to 256, so a `limit` after the `return`
+/// costs little extra), with the external ids of the vertices at `slots` read in one batch per
+/// chunk.
+fn read_ahead<'g>(ex: Rc<Exec<'g>>, mut it: RecIter<'g>, slots: Vec<usize>) -> RecIter<'g> {
+    let mut chunk = VecDeque::new();
+    let mut size = 8;
+    let mut done = false;
+    Box::new(std::iter::from_fn(move || {
+        if chunk.is_empty() && !done {
+            while chunk.len() < size {
+                match it.next() {
+                    Some(r) => {
+                        let failed = r.is_err();
+                        chunk.push_back(r);
+                        if failed {
+                            done = true;
+                            break;
+                        }
+                    }
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            size = (size * 2).min(256);
+            if let Err(e) = ex.read_ahead_ids(&chunk, &slots) {
+                chunk.clear();
+                done = true;
+                return Some(Err(e));
+            }
+        }
+        chunk.pop_front()
+    }))
+}
+
 fn pipeline<'g>(ex: &Rc<Exec<'g>>) -> RecIter<'g> {
     if let Some(n) = ex.plan.index_count {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
@@ -1037,6 +1124,16 @@ fn pipeline<'g>(ex: &Rc<Exec<'g>>) -> RecIter<'g> {
                 }))
             }
             CStep::Return { distinct, items } => {
+                let id_slots: Vec<usize> = items
+                    .iter()
+                    .filter_map(|e| match e {
+                        CExpr::Prop(s, PropKey::Id) => Some(*s),
+                        _ => None,
+                    })
+                    .collect();
+                if !id_slots.is_empty() {
+                    it = read_ahead(ex.clone(), it, id_slots);
+                }
                 let mut seen: HashSet<Vec<DKey>> = HashSet::new();
                 Box::new(it.filter_map(move |r| {
                     let mut rec = match r {

@@ -18,6 +18,10 @@ pub trait GraphRead {
     fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
         Ok(self.vertex(id)?.map(|v| v.ext_id))
     }
+    /// The external ids of `ids`, in their order; a store reads them in one batch.
+    fn vertex_external_ids(&self, ids: &[VertexId]) -> Result<Vec<Option<ExternalId>>, ReadError> {
+        ids.iter().map(|id| self.vertex_external_id(*id)).collect()
+    }
     /// The edge with internal id `id`.
     fn edge(&self, id: EdgeId) -> Result<Option<Edge>, ReadError>;
     /// Internal id of a vertex by external id.
@@ -42,6 +46,19 @@ pub trait GraphRead {
         direction: Direction,
         types: &[TypeId],
     ) -> Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a>;
+    /// The adjacency of each of `vertices`, in their order (what a traversal level reads): a
+    /// store reads them in one pass.
+    fn neighbours_of_each(
+        &self,
+        vertices: &[VertexId],
+        direction: Direction,
+        types: &[TypeId],
+    ) -> Result<Vec<Vec<Adjacent>>, ReadError> {
+        vertices
+            .iter()
+            .map(|v| self.neighbours(*v, direction, types).collect())
+            .collect()
+    }
     /// Vertices of a type (roaring index).
     fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError>;
     /// Edges of a type (roaring index).
@@ -83,6 +100,9 @@ impl GraphRead for Store {
     fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
         Store::vertex_external_id(self, id)
     }
+    fn vertex_external_ids(&self, ids: &[VertexId]) -> Result<Vec<Option<ExternalId>>, ReadError> {
+        Store::vertex_external_ids(self, ids)
+    }
     fn edge(&self, id: EdgeId) -> Result<Option<Edge>, ReadError> {
         Store::edge(self, id)
     }
@@ -114,6 +134,14 @@ impl GraphRead for Store {
         types: &[TypeId],
     ) -> Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a> {
         Box::new(Store::neighbours(self, v, direction, types))
+    }
+    fn neighbours_of_each(
+        &self,
+        vertices: &[VertexId],
+        direction: Direction,
+        types: &[TypeId],
+    ) -> Result<Vec<Vec<Adjacent>>, ReadError> {
+        Store::neighbours_of_each(self, vertices, direction, types)
     }
     fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
         Store::vertices_of_type(self, t)

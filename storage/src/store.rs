@@ -362,6 +362,40 @@ impl Store {
         }
     }
 
+    /// The external ids of `ids`, in their order (what a query returns for many rows): one
+    /// batched read of the vertex -> external id table.
+    pub fn vertex_external_ids(
+        &self,
+        ids: &[VertexId],
+    ) -> Result<Vec<Option<ExternalId>>, ReadError> {
+        if !self.tables.has_vertex_external_ids() {
+            return ids.iter().map(|id| self.vertex_external_id(*id)).collect();
+        }
+        let mut keys: Vec<[u8; 8]> = ids.iter().map(|id| keys::id_key(id.0)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let found = self.tables.db().batched_multi_get_cf(
+            self.tables.cf(Table::VertexExternalIds)?,
+            keys.iter(),
+            true,
+        );
+        let mut by_key = Vec::with_capacity(keys.len());
+        for bytes in found {
+            by_key.push(match bytes? {
+                Some(bytes) => Some(codec::decode_external_id(&bytes)?),
+                None => None,
+            });
+        }
+        Ok(ids
+            .iter()
+            .map(|id| {
+                keys.binary_search(&keys::id_key(id.0))
+                    .ok()
+                    .and_then(|i| by_key[i].clone())
+            })
+            .collect())
+    }
+
     fn decode_vertex(&self, id: VertexId, bytes: &[u8]) -> Result<Vertex, ReadError> {
         let stored: StoredVertex = codec::decode(bytes, "vertex record")?;
         let type_name = self
@@ -596,32 +630,43 @@ impl Store {
         direction: Direction,
         types: &[TypeId],
     ) -> AdjacencyScan<'_> {
-        let mut prefixes = Vec::new();
-        let dirs: &[Direction] = match direction {
-            Direction::Out => &[Direction::Out],
-            Direction::In => &[Direction::In],
-            Direction::Both => &[Direction::Out, Direction::In],
+        let mut scan = AdjacencyScan {
+            tables: &self.tables,
+            pending: Vec::new(),
+            active: None,
+            out: None,
+            into: None,
         };
-        for d in dirs {
-            if types.is_empty() {
-                prefixes.push((*d, v.0.to_be_bytes().to_vec()));
-            } else {
-                let mut sorted = types.to_vec();
-                sorted.sort();
-                sorted.dedup();
-                for t in sorted {
-                    let mut p = v.0.to_be_bytes().to_vec();
-                    p.extend_from_slice(&t.0.to_be_bytes());
-                    prefixes.push((*d, p));
+        scan.restart(v, direction, types);
+        scan
+    }
+
+    /// The adjacency of each of `vertices`, in their order: `neighbours` of each, read in
+    /// vertex order through one iterator per direction. A traversal level asks for many
+    /// vertices at once, and an iterator costs more to create than a seek.
+    pub fn neighbours_of_each(
+        &self,
+        vertices: &[VertexId],
+        direction: Direction,
+        types: &[TypeId],
+    ) -> Result<Vec<Vec<Adjacent>>, ReadError> {
+        let mut order: Vec<usize> = (0..vertices.len()).collect();
+        order.sort_unstable_by_key(|&i| vertices[i]);
+        let mut out = vec![Vec::new(); vertices.len()];
+        let mut scan: Option<AdjacencyScan<'_>> = None;
+        for i in order {
+            let scan = match &mut scan {
+                Some(scan) => {
+                    scan.restart(vertices[i], direction, types);
+                    scan
                 }
+                None => scan.insert(self.neighbours(vertices[i], direction, types)),
+            };
+            for adj in scan.by_ref() {
+                out[i].push(adj?);
             }
         }
-        prefixes.reverse();
-        AdjacencyScan {
-            tables: &self.tables,
-            pending: prefixes,
-            current: None,
-        }
+        Ok(out)
     }
 
     /// Edge ids whose time (Unix seconds) is in `from..=to`, in time order.
@@ -700,10 +745,55 @@ impl Store {
 /// Iterator over the adjacency of one vertex (see [`Store::neighbours`]).
 pub struct AdjacencyScan<'a> {
     tables: &'a Tables,
-    pending: Vec<(Direction, Vec<u8>)>,
-    /// The open iterator, its direction and the prefix being read. One iterator serves every
-    /// prefix of its direction: creating one costs more than reading a vertex's edges.
-    current: Option<(Direction, DBRawIterator<'a>, Vec<u8>)>,
+    /// Prefixes still to read, the next last.
+    pending: Vec<(Direction, AdjacencyPrefix)>,
+    /// The direction and prefix being read.
+    active: Option<(Direction, AdjacencyPrefix)>,
+    /// One iterator per direction, created on first use and kept for every later prefix:
+    /// creating one costs more than reading a vertex's edges.
+    out: Option<DBRawIterator<'a>>,
+    into: Option<DBRawIterator<'a>>,
+}
+
+/// An adjacency key prefix: the vertex, and the edge type when the scan is restricted.
+#[derive(Debug, Clone, Copy)]
+struct AdjacencyPrefix {
+    bytes: [u8; 10],
+    len: usize,
+}
+
+impl AdjacencyPrefix {
+    fn get(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl AdjacencyScan<'_> {
+    /// Starts over with the adjacency of `v`, keeping the iterators.
+    fn restart(&mut self, v: VertexId, direction: Direction, types: &[TypeId]) {
+        self.pending.clear();
+        self.active = None;
+        let dirs: &[Direction] = match direction {
+            Direction::Out => &[Direction::Out],
+            Direction::In => &[Direction::In],
+            Direction::Both => &[Direction::Out, Direction::In],
+        };
+        let mut sorted = types.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for d in dirs {
+            let mut bytes = [0u8; 10];
+            bytes[..8].copy_from_slice(&v.0.to_be_bytes());
+            if sorted.is_empty() {
+                self.pending.push((*d, AdjacencyPrefix { bytes, len: 8 }));
+            }
+            for t in &sorted {
+                bytes[8..].copy_from_slice(&t.0.to_be_bytes());
+                self.pending.push((*d, AdjacencyPrefix { bytes, len: 10 }));
+            }
+        }
+        self.pending.reverse();
+    }
 }
 
 impl Iterator for AdjacencyScan<'_> {
@@ -711,47 +801,53 @@ impl Iterator for AdjacencyScan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some((dir, it, prefix)) = &mut self.current {
-                if let Some(key) = it.key().filter(|k| k.starts_with(prefix)) {
-                    let adj = keys::decode_adjacency_key(key).map(|(_, t, e, other)| Adjacent {
-                        edge: e,
-                        edge_type: t,
-                        neighbour: other,
-                        direction: *dir,
-                    });
-                    it.next();
-                    return Some(
-                        adj.ok_or_else(|| ReadError::corruption("adjacency key", "wrong length")),
-                    );
-                }
-                if let Err(e) = it.status() {
-                    self.current = None;
-                    return Some(Err(e.into()));
+            if let Some((dir, prefix)) = &self.active {
+                let it = match dir {
+                    Direction::Out => self.out.as_mut(),
+                    _ => self.into.as_mut(),
+                };
+                if let Some(it) = it {
+                    if let Some(key) = it.key().filter(|k| k.starts_with(prefix.get())) {
+                        let adj =
+                            keys::decode_adjacency_key(key).map(|(_, t, e, other)| Adjacent {
+                                edge: e,
+                                edge_type: t,
+                                neighbour: other,
+                                direction: *dir,
+                            });
+                        it.next();
+                        return Some(adj.ok_or_else(|| {
+                            ReadError::corruption("adjacency key", "wrong length")
+                        }));
+                    }
+                    if let Err(e) = it.status() {
+                        self.active = None;
+                        self.pending.clear();
+                        return Some(Err(e.into()));
+                    }
                 }
             }
             let (dir, prefix) = self.pending.pop()?;
-            match &mut self.current {
-                Some((current_dir, it, current_prefix)) if *current_dir == dir => {
-                    it.seek(&prefix);
-                    *current_prefix = prefix;
-                }
-                _ => {
-                    let table = if dir == Direction::Out {
-                        Table::OutAdjacency
-                    } else {
-                        Table::InAdjacency
-                    };
+            self.active = Some((dir, prefix));
+            let (slot, table) = match dir {
+                Direction::Out => (&mut self.out, Table::OutAdjacency),
+                _ => (&mut self.into, Table::InAdjacency),
+            };
+            match slot {
+                Some(it) => it.seek(prefix.get()),
+                None => {
                     let handle = match self.tables.cf(table) {
                         Ok(handle) => handle,
                         Err(e) => return Some(Err(e)),
                     };
-                    // Every prefix of one scan starts with the same vertex: the 8-byte prefix
-                    // extractor keeps the iterator inside that vertex's keys.
+                    // Every prefix starts with a vertex: the 8-byte prefix extractor keeps
+                    // the iterator inside that vertex's keys, and its bloom filter skips files
+                    // that hold none of them.
                     let mut opts = ReadOptions::default();
                     opts.set_prefix_same_as_start(true);
                     let mut it = self.tables.db().raw_iterator_cf_opt(handle, opts);
-                    it.seek(&prefix);
-                    self.current = Some((dir, it, prefix));
+                    it.seek(prefix.get());
+                    *slot = Some(it);
                 }
             }
         }

@@ -3,6 +3,7 @@
 //! expressions and time windows stay as written: turning them into values is
 //! [`super::compile`]'s work, so that this pass only answers "what is this name here?".
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use provdb_storage::{GraphRead, TypeId};
@@ -146,17 +147,10 @@ pub(crate) struct BoundQuery {
 
 /// Binds `query` (parsed from `text`, which error places point into) against the archive `g`.
 pub(crate) fn bind(g: &dyn GraphRead, text: &str, query: &Query) -> Result<BoundQuery, QueryError> {
-    let mut attr_keys: Vec<String> = g
-        .attribute_keys()
-        .into_iter()
-        .map(|(_, k)| k.strip_prefix("cf:").unwrap_or(&k).to_owned())
-        .collect();
-    attr_keys.sort();
-    attr_keys.dedup();
     let mut binder = Binder {
         g,
         text,
-        attr_keys,
+        attr_keys: OnceCell::new(),
         by_name: HashMap::new(),
         slots: Slots::default(),
         warnings: Vec::new(),
@@ -167,14 +161,29 @@ pub(crate) fn bind(g: &dyn GraphRead, text: &str, query: &Query) -> Result<Bound
 struct Binder<'a> {
     g: &'a dyn GraphRead,
     text: &'a str,
-    /// Attribute keys of the archive without `cf:`, sorted (for binary search).
-    attr_keys: Vec<String>,
+    /// Attribute keys of the archive without `cf:`, sorted (for binary search); read from the
+    /// archive when a query first names an attribute (most name none).
+    attr_keys: OnceCell<Vec<String>>,
     by_name: HashMap<String, usize>,
     slots: Slots,
     warnings: Vec<String>,
 }
 
 impl Binder<'_> {
+    fn attr_keys(&self) -> &[String] {
+        self.attr_keys.get_or_init(|| {
+            let mut keys: Vec<String> = self
+                .g
+                .attribute_keys()
+                .into_iter()
+                .map(|(_, k)| k.strip_prefix("cf:").unwrap_or(&k).to_owned())
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        })
+    }
+
     fn err(&self, kind: ErrorKind, span: Span, msg: impl Into<String>) -> QueryError {
         error_at(self.text, kind, span, msg)
     }
@@ -328,7 +337,7 @@ impl Binder<'_> {
         }
         let bare = k.strip_prefix("cf:").unwrap_or(k);
         if self
-            .attr_keys
+            .attr_keys()
             .binary_search_by(|a| a.as_str().cmp(bare))
             .is_ok()
         {
@@ -346,7 +355,7 @@ impl Binder<'_> {
         let candidates = virtuals
             .iter()
             .copied()
-            .chain(self.attr_keys.iter().map(String::as_str));
+            .chain(self.attr_keys().iter().map(String::as_str));
         Err(match did_you_mean(bare, candidates) {
             Some(s) => e.with_help(format!("did you mean `{s}`?")),
             None => {
