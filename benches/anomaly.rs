@@ -136,7 +136,7 @@ fn cpu_us_per_edge(edges: usize, mut pass: impl FnMut()) -> Option<f64> {
 }
 
 fn bench_anomaly(c: &mut Criterion) {
-    allocator::tune();
+    allocator::tune(allocator::Workload::Ingest);
     let documents = std::env::var("ANOMALY_BENCH_DOCS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -85,7 +85,7 @@ fn start_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
 }
 
 fn main() {
-    allocator::tune();
+    allocator::tune(allocator::Workload::Ingest);
     // Ignore the flags cargo bench passes (--bench ...).
     let docs_per_machine = env_or("INGEST_BENCH_DOCS", 1000);
     let runs = env_or("INGEST_BENCH_RUNS", 3).max(1) as usize;

@@ -4,7 +4,9 @@
 //! `1000000,10000000`).
 //!
 //! Each archive is built with the offline importer from a CamFlow W3C log of the replicas
-//! (decoding included, every attribute kept) and compacted, under
+//! (decoding included, every attribute kept, detection off: the graph alone, as the peers load
+//! it) and compacted; the same log is imported once more with the default detection rules, for
+//! the load rate and size of `provdb import` as shipped. Archives live under
 //! `target/bench-archives/edges-N` (`PROVDB_BENCH_REUSE=1` reuses one built before, with its
 //! load figures, instead of loading again).
 //!
@@ -22,13 +24,18 @@
 
 mod common;
 
+/// The allocator of the `provdb` binary, tuned as `provdb query` tunes it (in the child that
+/// answers) and as `provdb import` does (in the process that loads), so that the figures are
+/// the binary's.
+use common::allocator;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use provdb::{Database, Direction, VertexId};
+use provdb::{Database, DatabaseOptions, Detection, Direction, VertexId};
 
 /// Start vertices per query, as in the peer benchmarks.
 const STARTS: usize = 200;
@@ -59,6 +66,42 @@ fn write_log(samples: &[(u32, Vec<String>)], log: &Path, edges: u64) -> std::io:
     Ok(replicas)
 }
 
+/// What one import of the bench log measured.
+struct Loaded {
+    seconds: f64,
+    vertices: u64,
+    edges: u64,
+    rejected: u64,
+    /// Size after compaction.
+    bytes: u64,
+}
+
+/// Imports `log` into a new archive at `dir` (timed up to the durable flush), then compacts it.
+fn load_into(dir: &Path, log: &Path, detection: Detection) -> Option<Loaded> {
+    let options = DatabaseOptions {
+        detection,
+        ..DatabaseOptions::default()
+    };
+    let db = Database::open_with(dir, options).ok()?;
+    let started = Instant::now();
+    let report = db
+        .import_files(std::slice::from_ref(&log.to_path_buf()), &mut |_| {})
+        .ok()?;
+    db.store().flush().ok()?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stats = db.stats().ok()?;
+    db.store().compact().ok()?;
+    let bytes = db.store().disk_size().ok()?;
+    db.close().ok()?;
+    Some(Loaded {
+        seconds,
+        vertices: stats.vertices,
+        edges: stats.edges,
+        rejected: report.rejected,
+        bytes,
+    })
+}
+
 /// Builds (or finds) the archive of `edges` edges; returns its directory and load figures.
 fn archive(edges: u64) -> Option<(PathBuf, String)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-archives");
@@ -76,32 +119,35 @@ fn archive(edges: u64) -> Option<(PathBuf, String)> {
     let replicas = write_log(&samples, &log, edges).ok()?;
     let json_bytes = std::fs::metadata(&log).ok()?.len();
 
-    let db = Database::open(&dir).ok()?;
-    let started = Instant::now();
-    let report = db
-        .import_files(std::slice::from_ref(&log), &mut |_| {})
-        .ok()?;
-    db.store().flush().ok()?;
-    let load = started.elapsed().as_secs_f64();
-    let stats = db.stats().ok()?;
-    db.store().compact().ok()?;
-    let bytes = db.store().disk_size().ok()?;
-    db.close().ok()?;
+    // The measured archive holds the graph alone, as the peers' stores do; the same log
+    // imported again with the default detection rules gives the load figures of `provdb
+    // import` as shipped (rules run, and their per-vertex facts take disk).
+    let graph = load_into(&dir, &log, Detection::Off)?;
+    let rules_dir = root.join(format!("edges-{edges}-rules"));
+    let _ = std::fs::remove_dir_all(&rules_dir);
+    let rules = load_into(&rules_dir, &log, Detection::DefaultPack)?;
+    let _ = std::fs::remove_dir_all(&rules_dir);
     let _ = std::fs::remove_file(&log);
-    let records = stats.vertices + stats.edges;
+    let records = graph.vertices + graph.edges;
     let text = format!(
-        "{replicas} replicas, {} vertices, {} edges, {:.0} MB of W3C JSON imported in {load:.1} s: \
+        "{replicas} replicas, {} vertices, {} edges, {:.0} MB of W3C JSON imported in {:.1} s: \
          {:.0} edges/s, {:.0} records/s, {:.1} MB/s JSON (rejected {}); \
-         {bytes} bytes after compaction = {:.1} B/edge, {:.1} B/record",
-        stats.vertices,
-        stats.edges,
+         {} bytes after compaction = {:.1} B/edge, {:.1} B/record; \
+         with the default detection rules: {:.1} s, {:.0} edges/s, {:.1} B/edge",
+        graph.vertices,
+        graph.edges,
         json_bytes as f64 / 1e6,
-        stats.edges as f64 / load,
-        records as f64 / load,
-        json_bytes as f64 / 1e6 / load,
-        report.rejected,
-        bytes as f64 / stats.edges as f64,
-        bytes as f64 / records as f64,
+        graph.seconds,
+        graph.edges as f64 / graph.seconds,
+        records as f64 / graph.seconds,
+        json_bytes as f64 / 1e6 / graph.seconds,
+        graph.rejected,
+        graph.bytes,
+        graph.bytes as f64 / graph.edges as f64,
+        graph.bytes as f64 / records as f64,
+        rules.seconds,
+        rules.edges as f64 / rules.seconds,
+        rules.bytes as f64 / rules.edges as f64,
     );
     std::fs::write(&figures, &text).ok()?;
     Some((dir, text))
@@ -470,9 +516,12 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
 
 fn main() {
     if let Ok(spec) = std::env::var("PROVDB_BENCH_CHILD") {
+        allocator::tune(allocator::Workload::Query);
         peer_child(&spec);
         return;
     }
+    // This process builds the archives (the load figures).
+    allocator::tune(allocator::Workload::Ingest);
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

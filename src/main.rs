@@ -9,8 +9,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     restore_default_sigpipe();
-    allocator::tune();
     let args = cli::Cli::parse();
+    allocator::tune(match args.command {
+        cli::Command::Query(_) | cli::Command::Repl(_) | cli::Command::Ui(_) => {
+            allocator::Workload::Query
+        }
+        _ => allocator::Workload::Ingest,
+    });
     cli::init_logging(args.verbose);
     match cli::run(args) {
         Ok(code) => code,

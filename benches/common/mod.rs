@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 /// The allocator of the `provdb` binary, so that the figures are the binary's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+#[path = "../../src/allocator.rs"]
+pub mod allocator;
 
 use provdb::workload::{detect_machine, Replicator};
 
