@@ -119,19 +119,36 @@ pub(crate) fn index_count(
 
 /// A candidate anchor, before its ids are read.
 enum Candidate<'p> {
-    Id { node: usize, ext: &'p ExternalId },
     VertexTypes { node: usize, types: &'p [TypeId] },
     AllVertices { node: usize },
     EdgeTypes { edge: usize, types: &'p [TypeId] },
 }
 
-/// The cheapest anchor of `pattern` (ties go to the leftmost node, nodes before edges).
+/// The cheapest anchor of `pattern`: the leftmost node with an id, else the smallest index
+/// (ties go to the leftmost node, nodes before edges).
 pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anchor, QueryError> {
     // An edge whose every type is absent matches nothing: start there and read nothing.
     if let Some(edge) = pattern.edges.iter().position(|e| e.never) {
         return Ok(Anchor::Edges {
             edge,
             ids: IdSet::default(),
+        });
+    }
+    // An id names at most one vertex: no index can be cheaper (one that counts 0 leaves the
+    // result as empty as the id does), so none is counted. Counting reads bitmaps, a
+    // first-touch block each, and a question about one vertex should read that vertex's
+    // neighbourhood only.
+    if let Some((node, ext)) = pattern
+        .nodes
+        .iter()
+        .enumerate()
+        .find_map(|(node, n)| n.id.as_ref().map(|ext| (node, ext)))
+    {
+        return Ok(Anchor::Vertices {
+            node,
+            ids: g
+                .vertex_id(ext)?
+                .map_or_else(IdSet::default, |v| IdSet::single(v.0)),
         });
     }
     let mut best: Option<(u64, Candidate<'_>)> = None;
@@ -142,7 +159,6 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
     };
     for (node, n) in pattern.nodes.iter().enumerate() {
         match n {
-            CNode { id: Some(ext), .. } => consider(1, Candidate::Id { node, ext }),
             CNode {
                 types: Some(types), ..
             } => consider(
@@ -166,12 +182,6 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
         None => Anchor::Vertices {
             node: 0,
             ids: IdSet::default(),
-        },
-        Some((_, Candidate::Id { node, ext })) => Anchor::Vertices {
-            node,
-            ids: g
-                .vertex_id(ext)?
-                .map_or_else(IdSet::default, |v| IdSet::single(v.0)),
         },
         Some((_, Candidate::VertexTypes { node, types })) => {
             let mut ids = IdSet::default();
@@ -358,6 +368,20 @@ mod tests {
             anchor(&g, "(t:task) -[]-> (f {id: 'nope'})"),
             ("vertices", 1, vec![])
         );
+    }
+
+    #[test]
+    fn an_id_lookup_reads_no_index() {
+        let g = archive();
+        let before = g.index_reads.get();
+        assert_eq!(
+            anchor(&g, "(t:task) -[:clone]-> (f:file {id: 'f1'})"),
+            ("vertices", 1, vec![3])
+        );
+        assert_eq!(g.index_reads.get(), before, "an index was read or counted");
+        // Without the id, the indexes are counted.
+        anchor(&g, "(t:task) -[:clone]-> (f:file)");
+        assert!(g.index_reads.get() > before);
     }
 
     #[test]

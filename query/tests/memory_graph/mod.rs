@@ -26,6 +26,8 @@ pub struct MemoryGraph {
     edge_types: Vec<Arc<str>>,
     /// How many times `vertex` was asked: what a lazy plan must keep small.
     pub vertex_reads: std::cell::Cell<u64>,
+    /// How many times a type index was read or counted: what planning an id lookup must not do.
+    pub index_reads: std::cell::Cell<u64>,
     /// A vertex whose record reads as corrupt (to test how storage errors come out).
     pub corrupt: Option<VertexId>,
 }
@@ -202,6 +204,7 @@ impl GraphRead for MemoryGraph {
         Box::new(found.into_values().map(Ok))
     }
     fn vertices_of_type(&self, t: TypeId) -> Result<IdSet> {
+        self.index_reads.set(self.index_reads.get() + 1);
         Ok(self
             .vertices
             .iter()
@@ -210,6 +213,7 @@ impl GraphRead for MemoryGraph {
             .collect())
     }
     fn edges_of_type(&self, t: TypeId) -> Result<IdSet> {
+        self.index_reads.set(self.index_reads.get() + 1);
         Ok(self
             .edges
             .iter()
