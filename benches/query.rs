@@ -13,7 +13,9 @@
 //! Three sets of figures, over 200 fixed start vertices that have at least one edge:
 //! 1. **The peers' method** (first touch): for each of Q1-Q4 a freshly started process opens
 //!    the archive read-only and asks the question once per start, in order, fetching the
-//!    vertex ids (`| dedup a | return a.id`); then asks them all once more (warm). Beside it,
+//!    vertex ids (`| dedup a | return a.id`); then asks them all once more (warm). Three such
+//!    processes per question (`PROVDB_BENCH_PEER_ROUNDS`), alternated with SQLite's, each
+//!    after a `sync`; medians and p99s are over the pooled times. Beside it,
 //!    the same graph loaded into SQLite from CSV by `benches/sqlite_baseline.py` and queried
 //!    the same way with recursive CTEs, in the same run: load rate, bytes per edge, medians and
 //!    p99s, and the ratio provdb / SQLite.
@@ -421,6 +423,29 @@ fn write_csv(db: &Database, dir: &Path) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Adds one child's times to the pool of a question (rows are counted once: every round
+/// returns the same).
+fn pool(into: &mut Option<PeerTimes>, round: Option<PeerTimes>) {
+    let Some(round) = round else { return };
+    match into {
+        Some(times) => {
+            times.first.extend(round.first);
+            times.warm.extend(round.warm);
+        }
+        None => *into = Some(round),
+    }
+}
+
+/// Writes dirty pages back (`sync(2)`), so a measurement does not share the disk with the
+/// writeback of what ran before it.
+fn sync_disks() {
+    // SAFETY: sync takes no arguments and only schedules and waits for writeback.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::sync()
+    };
+}
+
 /// The peers' method, provdb beside SQLite on the same graph, in this run.
 fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_figures: &str) {
     let work = dir.with_extension("peer");
@@ -466,21 +491,37 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
         "peer method {edges} edges | query | provdb first median / p99 ms | SQLite first median / p99 ms | ratio | provdb warm median / p99 | SQLite warm median | rows provdb / SQLite"
     );
     let exe = std::env::current_exe().expect("bench executable");
+    let rounds = std::env::var("PROVDB_BENCH_PEER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(3)
+        .max(1);
     for name in PEER_QUERIES {
-        let provdb = run_child(Command::new(&exe).env(
-            "PROVDB_BENCH_CHILD",
-            format!("{}|{}|{name}", dir.display(), starts_file.display()),
-        ));
-        let sqlite = sqlite_load.as_ref().and_then(|_| {
-            run_child(
-                Command::new("python3")
-                    .arg(&script)
-                    .arg("query")
-                    .arg(&sqlite_db)
-                    .arg(&starts_file)
-                    .arg(name),
-            )
-        });
+        // Fresh processes, provdb and SQLite alternated; each child starts after a sync, so
+        // neither pays for the other's (or the archive build's) writeback. The rounds' times
+        // are pooled.
+        let mut provdb: Option<PeerTimes> = None;
+        let mut sqlite: Option<PeerTimes> = None;
+        for _ in 0..rounds {
+            sync_disks();
+            let p = run_child(Command::new(&exe).env(
+                "PROVDB_BENCH_CHILD",
+                format!("{}|{}|{name}", dir.display(), starts_file.display()),
+            ));
+            pool(&mut provdb, p);
+            if sqlite_load.is_some() {
+                sync_disks();
+                let s = run_child(
+                    Command::new("python3")
+                        .arg(&script)
+                        .arg("query")
+                        .arg(&sqlite_db)
+                        .arg(&starts_file)
+                        .arg(name),
+                );
+                pool(&mut sqlite, s);
+            }
+        }
         let Some(mut p) = provdb else { continue };
         p.first.sort();
         p.warm.sort();

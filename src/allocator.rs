@@ -22,7 +22,10 @@ const PURGE_DELAY_MS: std::ffi::c_long = 1000;
 
 /// What the process is for, which decides whether transparent huge pages pay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code, reason = "each benchmark that shares this file names the one it measures")]
+#[allow(
+    dead_code,
+    reason = "each benchmark that shares this file names the one it measures"
+)]
 pub enum Workload {
     /// Writing: import, serve, compact and the other batch commands.
     Ingest,
