@@ -527,10 +527,6 @@ impl<'g> Exec<'g> {
     }
 }
 
-/// Frontier vertices whose adjacency a traversal level reads in one pass: enough to share the
-/// storage's iterators, few enough to bound the adjacency held at once.
-const LEVEL_CHUNK: usize = 256;
-
 /// Breadth-first variable-length expansion. With `min <= 1` each vertex is reached once, at
 /// its shortest distance (so cycles end); with `min > 1` each level keeps its own vertices.
 struct VarExpand<'g> {
@@ -580,61 +576,57 @@ impl VarExpand<'_> {
         let mut next = Vec::new();
         let mut map = HashMap::new();
         let mut scratch = self.base.clone();
-        let mut ids = Vec::with_capacity(self.frontier.len().min(LEVEL_CHUNK));
-        for chunk in self.frontier.chunks(LEVEL_CHUNK) {
-            ids.clear();
-            ids.extend(chunk.iter().map(|&(u, _)| u));
-            let lists = self.ex.g.neighbours_of_each(&ids, self.dir, &ce.types)?;
-            for (&(u, tu), list) in chunk.iter().zip(lists) {
-                self.ex.tick()?;
-                for adj in list {
-                    let Some(t) = self.ex.accept_edge(ce, adj.edge, &mut scratch)? else {
-                        continue;
-                    };
-                    if ce.causal {
-                        if let (Some(a), Some(b)) = (tu, t) {
-                            if b < a {
-                                continue;
-                            }
-                        }
-                    }
-                    let arrival = if ce.causal { t.or(tu) } else { None };
-                    let w = adj.neighbour;
-                    if self.global {
-                        match self.visited.get(&w) {
-                            None => {}
-                            // Causal: come back when an earlier arrival opens more paths.
-                            Some(&Some(prev)) if ce.causal && arrival.is_some_and(|a| a < prev) => {
-                            }
-                            Some(_) => continue,
-                        }
-                        if map.contains_key(&w) {
+        let mut adjacency = self.ex.g.adjacency_cursor(self.dir, &ce.types);
+        for &(u, tu) in &self.frontier {
+            self.ex.tick()?;
+            adjacency.restart(u);
+            for adj in adjacency.by_ref() {
+                let adj = adj?;
+                let Some(t) = self.ex.accept_edge(ce, adj.edge, &mut scratch)? else {
+                    continue;
+                };
+                if ce.causal {
+                    if let (Some(a), Some(b)) = (tu, t) {
+                        if b < a {
                             continue;
                         }
-                        self.visited.insert(w, arrival);
-                    } else if map.contains_key(&w) {
+                    }
+                }
+                let arrival = if ce.causal { t.or(tu) } else { None };
+                let w = adj.neighbour;
+                if self.global {
+                    match self.visited.get(&w) {
+                        None => {}
+                        // Causal: come back when an earlier arrival opens more paths.
+                        Some(&Some(prev)) if ce.causal && arrival.is_some_and(|a| a < prev) => {}
+                        Some(_) => continue,
+                    }
+                    if map.contains_key(&w) {
                         continue;
                     }
-                    map.insert(w, (u, adj.edge));
-                    next.push((w, arrival));
-                    if self.level + 1 >= self.min && self.emitted.insert(w) {
-                        self.pending.push_back((w, self.level + 1));
-                    }
-                    if self.visited.len() as u64 > self.ex.limits.max_visited
-                        || map.len() as u64 > self.ex.limits.max_visited
-                    {
-                        let max = self.ex.limits.max_visited;
-                        self.ex.warn(
-                            Guard::MaxVisited,
-                            format!(
-                                "a variable-length hop visited {max} vertices (the maximum); the result is partial"
-                            ),
-                        );
-                        self.levels.push(map);
-                        self.frontier.clear();
-                        self.level += 1;
-                        return Ok(());
-                    }
+                    self.visited.insert(w, arrival);
+                } else if map.contains_key(&w) {
+                    continue;
+                }
+                map.insert(w, (u, adj.edge));
+                next.push((w, arrival));
+                if self.level + 1 >= self.min && self.emitted.insert(w) {
+                    self.pending.push_back((w, self.level + 1));
+                }
+                if self.visited.len() as u64 > self.ex.limits.max_visited
+                    || map.len() as u64 > self.ex.limits.max_visited
+                {
+                    let max = self.ex.limits.max_visited;
+                    self.ex.warn(
+                        Guard::MaxVisited,
+                        format!(
+                            "a variable-length hop visited {max} vertices (the maximum); the result is partial"
+                        ),
+                    );
+                    self.levels.push(map);
+                    self.frontier.clear();
+                    self.level += 1;
+                    return Ok(());
                 }
             }
         }
@@ -652,8 +644,10 @@ impl VarExpand<'_> {
     /// Whether the frontier still leads somewhere new (so stopping at the depth cap lost rows).
     fn more_beyond(&self) -> Res<bool> {
         let ce = &self.ex.plan.edges[self.stage.edge];
+        let mut adjacency = self.ex.g.adjacency_cursor(self.dir, &ce.types);
         for &(u, _) in self.frontier.iter().take(1000) {
-            for adj in self.ex.g.neighbours(u, self.dir, &ce.types).take(1000) {
+            adjacency.restart(u);
+            for adj in adjacency.by_ref().take(1000) {
                 let adj = adj?;
                 if !self.global || !self.visited.contains_key(&adj.neighbour) {
                     return Ok(true);

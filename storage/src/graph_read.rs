@@ -46,18 +46,19 @@ pub trait GraphRead {
         direction: Direction,
         types: &[TypeId],
     ) -> Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a>;
-    /// The adjacency of each of `vertices`, in their order (what a traversal level reads): a
-    /// store reads them in one pass.
-    fn neighbours_of_each(
-        &self,
-        vertices: &[VertexId],
+    /// A reader of many vertices' adjacency, one after another (what a traversal level
+    /// reads), in `direction` and restricted to `types`; a store reuses its iterators.
+    fn adjacency_cursor<'a>(
+        &'a self,
         direction: Direction,
         types: &[TypeId],
-    ) -> Result<Vec<Vec<Adjacent>>, ReadError> {
-        vertices
-            .iter()
-            .map(|v| self.neighbours(*v, direction, types).collect())
-            .collect()
+    ) -> Box<dyn AdjacencyCursor + 'a> {
+        Box::new(PerVertex {
+            graph: self,
+            direction,
+            types: types.to_vec(),
+            current: None,
+        })
     }
     /// Vertices of a type (roaring index).
     fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError>;
@@ -91,6 +92,41 @@ pub trait GraphRead {
         from: i64,
         to: i64,
     ) -> Box<dyn Iterator<Item = Result<EdgeId, ReadError>> + 'a>;
+}
+
+/// The adjacency of one vertex after another ([`GraphRead::adjacency_cursor`]): `restart`
+/// moves it to a vertex, whose adjacent edges it then yields.
+pub trait AdjacencyCursor: Iterator<Item = Result<Adjacent, ReadError>> {
+    /// Moves to the adjacency of `v` (what is left of the previous vertex's is dropped).
+    fn restart(&mut self, v: VertexId);
+}
+
+impl AdjacencyCursor for crate::store::AdjacencyScan<'_> {
+    fn restart(&mut self, v: VertexId) {
+        crate::store::AdjacencyScan::restart(self, v);
+    }
+}
+
+/// The cursor of a graph without one of its own: `neighbours` of each vertex in turn.
+struct PerVertex<'a, G: GraphRead + ?Sized> {
+    graph: &'a G,
+    direction: Direction,
+    types: Vec<TypeId>,
+    current: Option<Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a>>,
+}
+
+impl<G: GraphRead + ?Sized> Iterator for PerVertex<'_, G> {
+    type Item = Result<Adjacent, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.current.as_mut()?.next()
+    }
+}
+
+impl<G: GraphRead + ?Sized> AdjacencyCursor for PerVertex<'_, G> {
+    fn restart(&mut self, v: VertexId) {
+        self.current = Some(self.graph.neighbours(v, self.direction, &self.types));
+    }
 }
 
 impl GraphRead for Store {
@@ -135,13 +171,12 @@ impl GraphRead for Store {
     ) -> Box<dyn Iterator<Item = Result<Adjacent, ReadError>> + 'a> {
         Box::new(Store::neighbours(self, v, direction, types))
     }
-    fn neighbours_of_each(
-        &self,
-        vertices: &[VertexId],
+    fn adjacency_cursor<'a>(
+        &'a self,
         direction: Direction,
         types: &[TypeId],
-    ) -> Result<Vec<Vec<Adjacent>>, ReadError> {
-        Store::neighbours_of_each(self, vertices, direction, types)
+    ) -> Box<dyn AdjacencyCursor + 'a> {
+        Box::new(Store::adjacency_cursor(self, direction, types))
     }
     fn vertices_of_type(&self, t: TypeId) -> Result<IdSet, ReadError> {
         Store::vertices_of_type(self, t)

@@ -59,7 +59,7 @@ mod writer;
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
 pub use civil::UtcDateTime;
 pub use error::{OpenError, ReadError, Result, StorageError, WriteError};
-pub use graph_read::GraphRead;
+pub use graph_read::{AdjacencyCursor, GraphRead};
 pub use id_set::IdSet;
 pub use ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 pub use model::{

@@ -630,43 +630,28 @@ impl Store {
         direction: Direction,
         types: &[TypeId],
     ) -> AdjacencyScan<'_> {
-        let mut scan = AdjacencyScan {
+        let mut scan = self.adjacency_cursor(direction, types);
+        scan.restart(v);
+        scan
+    }
+
+    /// A reader of many vertices' adjacency, one after another ([`AdjacencyScan::restart`]),
+    /// in `direction` and restricted to `types`: a traversal level reads its whole frontier
+    /// through it, and an iterator costs more to create than a seek. It starts with nothing
+    /// to read.
+    pub fn adjacency_cursor(&self, direction: Direction, types: &[TypeId]) -> AdjacencyScan<'_> {
+        let mut types = types.to_vec();
+        types.sort_unstable();
+        types.dedup();
+        AdjacencyScan {
             tables: &self.tables,
+            direction,
+            types,
             pending: Vec::new(),
             active: None,
             out: None,
             into: None,
-        };
-        scan.restart(v, direction, types);
-        scan
-    }
-
-    /// The adjacency of each of `vertices`, in their order: `neighbours` of each, read in
-    /// vertex order through one iterator per direction. A traversal level asks for many
-    /// vertices at once, and an iterator costs more to create than a seek.
-    pub fn neighbours_of_each(
-        &self,
-        vertices: &[VertexId],
-        direction: Direction,
-        types: &[TypeId],
-    ) -> Result<Vec<Vec<Adjacent>>, ReadError> {
-        let mut order: Vec<usize> = (0..vertices.len()).collect();
-        order.sort_unstable_by_key(|&i| vertices[i]);
-        let mut out = vec![Vec::new(); vertices.len()];
-        let mut scan: Option<AdjacencyScan<'_>> = None;
-        for i in order {
-            let scan = match &mut scan {
-                Some(scan) => {
-                    scan.restart(vertices[i], direction, types);
-                    scan
-                }
-                None => scan.insert(self.neighbours(vertices[i], direction, types)),
-            };
-            for adj in scan.by_ref() {
-                out[i].push(adj?);
-            }
         }
-        Ok(out)
     }
 
     /// Edge ids whose time (Unix seconds) is in `from..=to`, in time order.
@@ -742,9 +727,13 @@ impl Store {
     }
 }
 
-/// Iterator over the adjacency of one vertex (see [`Store::neighbours`]).
+/// Iterator over the adjacency of one vertex (see [`Store::neighbours`]), which
+/// [`AdjacencyScan::restart`] moves to another vertex, keeping its storage iterators.
 pub struct AdjacencyScan<'a> {
     tables: &'a Tables,
+    direction: Direction,
+    /// Edge types to read, sorted (all when empty).
+    types: Vec<TypeId>,
     /// Prefixes still to read, the next last.
     pending: Vec<(Direction, AdjacencyPrefix)>,
     /// The direction and prefix being read.
@@ -769,25 +758,23 @@ impl AdjacencyPrefix {
 }
 
 impl AdjacencyScan<'_> {
-    /// Starts over with the adjacency of `v`, keeping the iterators.
-    fn restart(&mut self, v: VertexId, direction: Direction, types: &[TypeId]) {
+    /// Starts over with the adjacency of `v` (what is left of the previous vertex's is
+    /// dropped), keeping the iterators.
+    pub fn restart(&mut self, v: VertexId) {
         self.pending.clear();
         self.active = None;
-        let dirs: &[Direction] = match direction {
+        let dirs: &[Direction] = match self.direction {
             Direction::Out => &[Direction::Out],
             Direction::In => &[Direction::In],
             Direction::Both => &[Direction::Out, Direction::In],
         };
-        let mut sorted = types.to_vec();
-        sorted.sort_unstable();
-        sorted.dedup();
         for d in dirs {
             let mut bytes = [0u8; 10];
             bytes[..8].copy_from_slice(&v.0.to_be_bytes());
-            if sorted.is_empty() {
+            if self.types.is_empty() {
                 self.pending.push((*d, AdjacencyPrefix { bytes, len: 8 }));
             }
-            for t in &sorted {
+            for t in &self.types {
                 bytes[8..].copy_from_slice(&t.0.to_be_bytes());
                 self.pending.push((*d, AdjacencyPrefix { bytes, len: 10 }));
             }
