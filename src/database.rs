@@ -93,6 +93,12 @@ impl Database {
     }
 
     /// Opens a database read-only, as it is now (several readers may do so at once).
+    ///
+    /// Beside a running writer this open can fail for a moment (the writer may delete a file
+    /// it has just compacted away while the open reads the file list); such an error is
+    /// transient. To follow an archive that `provdb serve` is writing, use
+    /// [`Database::open_secondary`], as `provdb ui` does (and `provdb query` when this open
+    /// fails).
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<Database> {
         Self::open_mode(path, DatabaseOptions::default(), OpenMode::ReadOnly)
     }

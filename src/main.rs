@@ -10,11 +10,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     restore_default_sigpipe();
     let args = cli::Cli::parse();
-    allocator::tune(match args.command {
-        cli::Command::Query(_) | cli::Command::Repl(_) | cli::Command::Ui(_) => {
-            allocator::Workload::Query
-        }
-        _ => allocator::Workload::Ingest,
+    allocator::tune(if args.command.is_interactive() {
+        allocator::Workload::Query
+    } else {
+        allocator::Workload::Ingest
     });
     cli::init_logging(args.verbose);
     match cli::run(args) {

@@ -163,9 +163,7 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
     std::thread::sleep(Duration::from_millis(500));
     child.kill().expect("SIGKILL provdb serve");
     let _ = child.wait();
-    let partial = Database::open_read_only(&db_path)
-        .map(|db| db.stats().map(|s| s.edges).unwrap_or(0))
-        .unwrap_or(0);
+    let partial = edges_stored(&db_path);
     eprintln!(
         "killed mid-stream with {partial} of {} edges stored",
         expected.edges
@@ -181,9 +179,8 @@ fn kill_9_mid_stream_then_restart_stores_every_message_exactly_once() {
     // Wait (bounded) until the service has everything.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let done = Database::open_read_only(&db_path)
-            .and_then(|db| db.stats())
-            .is_ok_and(|s| s.edges >= expected.edges && s.vertices >= expected.vertices);
+        let (vertices, edges) = graph_counts(&db_path);
+        let done = edges >= expected.edges && vertices >= expected.vertices;
         if done {
             break;
         }

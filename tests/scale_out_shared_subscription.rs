@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use mqtt_support::*;
 use provdb::simulate::SimulationOptions;
-use provdb::Database;
 
 /// External ids of every edge of an archive being written (read-only view).
 fn edge_ids(db: &Path) -> BTreeSet<String> {
@@ -24,13 +23,6 @@ fn edge_ids(db: &Path) -> BTreeSet<String> {
             .unwrap(),
     );
     text.lines().skip(1).map(str::to_owned).collect()
-}
-
-fn edges_stored(db: &Path) -> u64 {
-    Database::open_read_only(db)
-        .and_then(|d| d.stats())
-        .map(|s| s.edges)
-        .unwrap_or(0)
 }
 
 fn terminate(mut child: std::process::Child) {

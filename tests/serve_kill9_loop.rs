@@ -197,12 +197,6 @@ fn cycles() -> u32 {
 }
 
 /// Edges stored so far (0 while the archive cannot be opened).
-fn edges_stored(db: &std::path::Path) -> u64 {
-    Database::open_read_only(db)
-        .and_then(|d| d.stats())
-        .map_or(0, |s| s.edges)
-}
-
 /// Runs the loop: `serve_args` start the service, `publish_to` is where the publisher sends.
 /// `acked_means_stored`: the publisher's acknowledgements come from provdb itself (embedded
 /// listener), not from a broker in between.

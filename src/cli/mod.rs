@@ -91,6 +91,14 @@ pub enum Command {
     Detect(detect::DetectArgs),
 }
 
+impl Command {
+    /// Whether the command answers a person's questions from an archive (short-lived reads
+    /// whose latency is felt), as opposed to writing or scanning one in bulk.
+    pub fn is_interactive(&self) -> bool {
+        matches!(self, Self::Query(_) | Self::Repl(_) | Self::Ui(_))
+    }
+}
+
 /// Sets up tracing to stderr.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {

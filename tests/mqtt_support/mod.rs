@@ -5,6 +5,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use provdb::ingest::{self, BrokerUrl, IngestConfig, IngestControl, StatsSnapshot};
@@ -15,6 +16,18 @@ use provdb::Database;
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
+}
+
+/// An MQTT client id no other client of this test process uses. Two clients with one id take
+/// each other's session over at the broker, so ids must not come from anything that can
+/// repeat (a port released by `free_port` can be handed out again at once).
+pub fn unique_client_id(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn under_ci() -> bool {
@@ -382,7 +395,7 @@ pub fn assert_same_graph(actual: &Database, expected: &Database) {
 pub fn publish(url: &BrokerUrl, messages: &[Message], qos: u8) -> u64 {
     let mut o = provdb::publish::PublishOptions::new(url.clone());
     o.qos = qos;
-    o.client_id = format!("test-pub-{}-{}", std::process::id(), free_port());
+    o.client_id = unique_client_id("test-pub");
     o.ack_timeout = Duration::from_secs(60);
     provdb::publish::publish_messages(messages, &o)
         .expect("publish")
@@ -544,12 +557,27 @@ impl Drop for ServeProcess {
 }
 
 /// (vertices, edges) of an archive, read while `provdb serve` may be writing it.
+///
+/// A read-only open of a live archive can fail for a moment: between RocksDB listing the
+/// write-ahead logs and reading them, the writer may flush and delete one. Such a failure
+/// says nothing about what is stored, so it is retried (bounded), and never read as zero.
 pub fn graph_counts(db: &Path) -> (u64, u64) {
-    let stats = Database::open_read_only(db)
-        .expect("open the archive read-only")
-        .stats()
-        .expect("stats");
-    (stats.vertices, stats.edges)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Database::open_read_only(db).and_then(|d| d.stats()) {
+            Ok(stats) => return (stats.vertices, stats.edges),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("reading the live archive {}: {e}; retrying", db.display());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("could not read the archive {} for 10 s: {e}", db.display()),
+        }
+    }
+}
+
+/// Edges of an archive, read while `provdb serve` may be writing it (see [`graph_counts`]).
+pub fn edges_stored(db: &Path) -> u64 {
+    graph_counts(db).1
 }
 
 /// Waits (bounded) until the archive holds `expected` (vertices, edges).
