@@ -1,8 +1,11 @@
 //! Interned names (vertex types, edge types, attribute keys). Stored in `meta` (keys in
 //! `keys.rs`), loaded whole at open: they are small (hundreds of names).
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+// Names come from the input (attribute names of possibly compromised machines): a seeded
+// hasher, and a fast one, since every attribute of every record is looked up here.
+use foldhash::HashMap;
 
 use crate::codec;
 use crate::error::{ReadError, WriteError};
