@@ -196,7 +196,6 @@ fn cycles() -> u32 {
         .unwrap_or(4)
 }
 
-/// Edges stored so far (0 while the archive cannot be opened).
 /// Runs the loop: `serve_args` start the service, `publish_to` is where the publisher sends.
 /// `acked_means_stored`: the publisher's acknowledgements come from provdb itself (embedded
 /// listener), not from a broker in between.

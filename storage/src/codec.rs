@@ -73,9 +73,18 @@ pub(crate) struct KeyedAttrs<'a> {
 }
 
 impl<'a> KeyedAttrs<'a> {
-    /// `key_ids[i]` is the id of `pairs[i]`'s name; `None` when the lengths differ.
-    pub(crate) fn new(key_ids: &'a [u16], pairs: &'a [(String, Value)]) -> Option<Self> {
-        (key_ids.len() == pairs.len()).then_some(KeyedAttrs { key_ids, pairs })
+    /// `key_ids[i]` is the id of `pairs[i]`'s name; an error when the lengths differ.
+    pub(crate) fn new(
+        key_ids: &'a [u16],
+        pairs: &'a [(String, Value)],
+    ) -> Result<Self, WriteError> {
+        if key_ids.len() != pairs.len() {
+            return Err(WriteError::corruption(
+                "attributes",
+                "key ids out of step with names",
+            ));
+        }
+        Ok(KeyedAttrs { key_ids, pairs })
     }
 }
 
@@ -301,6 +310,6 @@ mod tests {
         encode(&borrowed, &mut b).unwrap();
         assert_eq!(a, b);
         assert_eq!(decode::<StoredEdge>(&b, "edge").unwrap(), owned);
-        assert!(KeyedAttrs::new(&key_ids[1..], &pairs).is_none());
+        assert!(KeyedAttrs::new(&key_ids[1..], &pairs).is_err());
     }
 }

@@ -464,7 +464,7 @@ impl Pending<'_> {
             class: v.class,
             stub: false,
             placement: v.placement,
-            attrs: keyed_attrs(&self.attr_key_ids, &v.attrs)?,
+            attrs: KeyedAttrs::new(&self.attr_key_ids, &v.attrs)?,
         };
         codec::encode(&record, &mut self.buf)?;
         self.batch
@@ -549,7 +549,7 @@ impl Pending<'_> {
             src,
             dst,
             placement: e.placement,
-            attrs: keyed_attrs(&self.attr_key_ids, &e.attrs)?,
+            attrs: KeyedAttrs::new(&self.attr_key_ids, &e.attrs)?,
         };
         codec::encode(&record, &mut self.buf)?;
         self.batch
@@ -625,14 +625,6 @@ impl Pending<'_> {
     }
 }
 
-fn keyed_attrs<'a>(
-    key_ids: &'a [u16],
-    pairs: &'a [(String, Value)],
-) -> Result<KeyedAttrs<'a>, WriteError> {
-    KeyedAttrs::new(key_ids, pairs)
-        .ok_or_else(|| WriteError::corruption("attributes", "key ids out of step with names"))
-}
-
 /// Puts of one batch whose keys come in random order. RocksDB inserts a batch into its
 /// memtable skiplists entry by entry; in key order each insert starts from where the previous
 /// one ended instead of searching from the top (random-order inserts were ~16% of an import's
@@ -683,8 +675,9 @@ impl KeyValueArena {
         self.bytes.extend_from_slice(value);
     }
 
-    /// Writes the pairs in key order. The sort is stable: a key put twice in one batch (a stub
-    /// vertex, then its definition) keeps its last value last, as the batch order requires.
+    /// Writes the pairs in key order. The sort is stable, so a key put twice in one batch would
+    /// keep its last value last, as batch order requires (the writer puts each external id
+    /// once per batch today: a batch's vertices are resolved before its edges' endpoints).
     fn write_sorted(&mut self, batch: &mut WriteBatch, cf: &ColumnFamily) {
         let bytes = &self.bytes;
         let key = |e: &ArenaEntry| &bytes[e.start..e.start + e.key_len];

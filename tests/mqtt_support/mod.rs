@@ -558,9 +558,9 @@ impl Drop for ServeProcess {
 
 /// (vertices, edges) of an archive, read while `provdb serve` may be writing it.
 ///
-/// A read-only open of a live archive can fail for a moment: between RocksDB listing the
-/// write-ahead logs and reading them, the writer may flush and delete one. Such a failure
-/// says nothing about what is stored, so it is retried (bounded), and never read as zero.
+/// A read-only open of a live archive can fail for a moment: between the open reading the
+/// file list and opening a table file, the writer's compaction may delete that file. Such a
+/// failure says nothing about what is stored, so it is retried (bounded), never read as zero.
 pub fn graph_counts(db: &Path) -> (u64, u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
