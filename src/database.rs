@@ -26,6 +26,12 @@ pub struct DatabaseOptions {
     pub batch_records: usize,
     /// Durability of writes (default: WAL without fsync; `close`/`flush` make it durable).
     pub durability: Durability,
+    /// Durability of each batch of [`Database::import`] (default: [`Durability::Unlogged`]).
+    /// An import makes everything durable before it returns; until then, a crash leaves the
+    /// archive holding a consistent prefix of what was imported, which importing the same
+    /// files again completes (imports skip what is stored). `Buffered` or `Sync` keep more of
+    /// an interrupted import, at the WAL's cost.
+    pub import_durability: Durability,
     /// Block cache bytes (default 256 MiB).
     pub block_cache_bytes: usize,
     /// Decoder threads of an import (default: the number of cores).
@@ -58,6 +64,7 @@ impl Default for DatabaseOptions {
             max_document_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
             batch_records: 50_000,
             durability: Durability::Buffered,
+            import_durability: Durability::Unlogged,
             block_cache_bytes: 256 << 20,
             decoders: default_decoders(),
             detection: Detection::DefaultPack,

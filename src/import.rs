@@ -120,7 +120,7 @@ pub(crate) fn import_files(
     let settings = PipelineSettings {
         queue_capacity: options.decoders.max(1) * 2,
         max_latency: None,
-        durability: options.durability,
+        durability: options.import_durability,
     };
     let mut alerts = 0u64;
     let files = pipeline::run(

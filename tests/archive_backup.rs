@@ -28,8 +28,11 @@ fn backups_during_an_import_are_whole_batches_and_open_as_archives() {
     let read = |f: &PathBuf| std::fs::read(f).unwrap();
     let first_half: Vec<u8> = files[..2].iter().flat_map(read).collect();
     let second_half: Vec<u8> = files[2..].iter().flat_map(read).collect();
-    // Small batches: many commits while the backups run.
+    // Small batches: many commits while the backups run. An import writes without the WAL,
+    // so another process sees what its flushes wrote: a small memtable (a debug-build hook)
+    // makes it flush often.
     let mut import = provdb(&db)
+        .env("PROVDB_TEST_WRITE_BUFFER_BYTES", (256 << 10).to_string())
         .args(["import", "--quiet", "--batch-records", "500"])
         .arg(&fifo)
         .spawn()

@@ -13,8 +13,11 @@ use provdb::Database;
 
 fn import(db: &Path, logs: &[PathBuf]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_provdb"));
-    // Small batches: many commits, so kills land between and inside them.
-    c.arg("--db")
+    // Small batches: many commits, so kills land between and inside them. An import writes
+    // without the WAL and is durable through its flushes: a small memtable (a debug-build
+    // hook) makes it flush often, so that kills leave part of it stored.
+    c.env("PROVDB_TEST_WRITE_BUFFER_BYTES", (256 << 10).to_string())
+        .arg("--db")
         .arg(db)
         .args([
             "import",

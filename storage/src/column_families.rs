@@ -56,6 +56,10 @@ pub(crate) fn db_options() -> Options {
     opts.set_bytes_per_sync(1 << 20);
     opts.set_max_open_files(512);
     opts.set_keep_log_file_num(4);
+    // Writes without the WAL (`Durability::Unlogged`) survive a crash only through flushes:
+    // flushing every column family as one keeps a batch's records, adjacency and counters
+    // together (a batch half on disk would leave adjacency entries of edges that are not).
+    opts.set_atomic_flush(true);
     opts
 }
 
@@ -126,7 +130,7 @@ pub(crate) fn open_tables(
     let mut descriptors: Vec<ColumnFamilyDescriptor> = GRAPH_TABLES
         .iter()
         .filter(|name| writer || !ADDED_LATER.contains(name) || on_disk(name))
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache)))
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache, writer)))
         .collect();
     let mut side_tables: Vec<String> = existing
         .iter()
@@ -141,7 +145,10 @@ pub(crate) fn open_tables(
         }
     }
     for name in &side_tables {
-        descriptors.push(ColumnFamilyDescriptor::new(name, cf_options(name, cache)));
+        descriptors.push(ColumnFamilyDescriptor::new(
+            name,
+            cf_options(name, cache, writer),
+        ));
     }
     Ok(OpenTables {
         descriptors,
@@ -149,7 +156,24 @@ pub(crate) fn open_tables(
     })
 }
 
-fn cf_options(name: &str, cache: &Cache) -> Options {
+/// Memtable bytes per column family. Debug builds take `PROVDB_TEST_WRITE_BUFFER_BYTES`, so
+/// that crash tests see flushes in the middle of a small import.
+fn write_buffer_bytes() -> usize {
+    const DEFAULT: usize = 64 << 20;
+    #[cfg(debug_assertions)]
+    if let Some(bytes) = std::env::var("PROVDB_TEST_WRITE_BUFFER_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return bytes;
+    }
+    DEFAULT
+}
+
+/// The options of column family `name`; `writer` for the one process that writes (a reader's
+/// memtables hold nothing, or only a writer's WAL it replays: no memtable filters, which
+/// every open zeroed, megabytes each, and every seek probed, cold).
+fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
     let mut opts = Options::default();
     let mut table = BlockBasedOptions::default();
     let policy = StoragePolicy::of(name);
@@ -178,13 +202,15 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
     // (ARCHIVE_COMPRESSION) cost too much CPU beside a running import; `Store::compact`
     // switches to them.
     opts.set_level_compaction_dynamic_level_bytes(true);
-    opts.set_write_buffer_size(64 << 20);
+    opts.set_write_buffer_size(write_buffer_bytes());
     match name {
         OUT_ADJACENCY | IN_ADJACENCY => {
             // Every read is "the edges of one vertex": an 8-byte prefix bloom lets a seek skip
             // files that hold nothing of that vertex.
             opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(8));
-            opts.set_memtable_prefix_bloom_ratio(0.1);
+            if writer {
+                opts.set_memtable_prefix_bloom_ratio(0.1);
+            }
             table.set_bloom_filter(10.0, false);
             table.set_whole_key_filtering(false);
         }
@@ -194,16 +220,20 @@ fn cf_options(name: &str, cache: &Cache) -> Options {
             // filter of 10 bits per key does in about 30% less space (these filters were
             // 1.7 bytes per edge of a compacted archive).
             table.set_ribbon_filter(10.0);
-            opts.set_memtable_whole_key_filtering(true);
-            opts.set_memtable_prefix_bloom_ratio(0.05);
+            if writer {
+                opts.set_memtable_whole_key_filtering(true);
+                opts.set_memtable_prefix_bloom_ratio(0.05);
+            }
         }
         // Side tables are read by key, mostly for keys they lack (detection asks for the
         // facts of every vertex it meets for the first time): misses must be cheap, in the
         // memtable and in the files, as for external ids.
         side if !GRAPH_TABLES.contains(&side) => {
             table.set_ribbon_filter(10.0);
-            opts.set_memtable_whole_key_filtering(true);
-            opts.set_memtable_prefix_bloom_ratio(0.05);
+            if writer {
+                opts.set_memtable_whole_key_filtering(true);
+                opts.set_memtable_prefix_bloom_ratio(0.05);
+            }
         }
         // No filter on the record tables: they are read by id, and an id that is asked for
         // exists (ids are dense and come from the indexes), so a filter would only cost space

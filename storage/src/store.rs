@@ -463,7 +463,7 @@ impl Store {
         Ok(self
             .tables
             .lookup_external(EXT_VERTEX, ext)?
-            .map(|(id, _)| VertexId(id)))
+            .map(|entry| VertexId(entry.id)))
     }
 
     /// Internal id of the edge with external id `ext`.
@@ -471,7 +471,7 @@ impl Store {
         Ok(self
             .tables
             .lookup_external(EXT_EDGE, ext)?
-            .map(|(id, _)| EdgeId(id)))
+            .map(|entry| EdgeId(entry.id)))
     }
 
     /// Name of a vertex type.

@@ -50,6 +50,22 @@ pub enum OpenMode {
     },
 }
 
+/// What `external_ids` holds of one external id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExternalEntry {
+    /// Its internal id.
+    pub(crate) id: u64,
+    /// The type of a stub vertex (referenced by an edge, not defined yet).
+    pub(crate) stub_type: Option<u16>,
+}
+
+impl ExternalEntry {
+    fn decode(value: &[u8]) -> Result<ExternalEntry, ReadError> {
+        let (id, stub_type) = codec::decode_external_value(value)?;
+        Ok(ExternalEntry { id, stub_type })
+    }
+}
+
 /// When a write is durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -58,6 +74,12 @@ pub enum Durability {
     Buffered,
     /// The WAL is fsynced before the write returns.
     Sync,
+    /// Not written to the WAL: in memory until its memtable is flushed. A crash loses every
+    /// such write since the last flush, and only whole writes (the database flushes all its
+    /// column families as one), so the archive keeps a consistent prefix. For offline import,
+    /// which flushes when it ends and which a re-run completes: the WAL was ~14% of its CPU.
+    /// Call [`crate::Store::flush`] to make everything durable.
+    Unlogged,
 }
 
 /// A graph table of the engine (see [`crate::column_families`] for what each holds).
@@ -383,19 +405,50 @@ impl Tables {
 
     // ---- typed look-ups ------------------------------------------------------------------
 
-    /// The `external_ids` entry of `ext`: (internal id, stub type if the vertex is a stub).
-    /// `kind` is [`keys::EXT_VERTEX`] or [`keys::EXT_EDGE`].
+    /// The `external_ids` entry of `ext`. `kind` is [`keys::EXT_VERTEX`] or
+    /// [`keys::EXT_EDGE`].
     pub(crate) fn lookup_external(
         &self,
         kind: u8,
         ext: &ExternalId,
-    ) -> Result<Option<(u64, Option<u16>)>, ReadError> {
+    ) -> Result<Option<ExternalEntry>, ReadError> {
         let mut key = Vec::with_capacity(40);
         keys::external_key(kind, ext, &mut key);
         match self.db.get_pinned_cf(self.cf(Table::ExternalIds)?, &key)? {
-            Some(v) => codec::decode_external_value(&v).map(Some),
+            Some(v) => ExternalEntry::decode(&v).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// [`Tables::lookup_external`] of many ids of one kind, in one batched read: the results
+    /// in the order of `exts`. A write looks up every id of its batch that it does not know,
+    /// and most are new: one sorted multi-get shares the memtable and file probes that a get
+    /// per id repeated (those gets were a third of the preparing thread of an import).
+    pub(crate) fn lookup_externals(
+        &self,
+        kind: u8,
+        exts: &[&ExternalId],
+    ) -> Result<Vec<Option<ExternalEntry>>, ReadError> {
+        let mut keys: Vec<Vec<u8>> = Vec::with_capacity(exts.len());
+        for ext in exts {
+            let mut key = Vec::with_capacity(40);
+            keys::external_key(kind, ext, &mut key);
+            keys.push(key);
+        }
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_unstable_by(|a, b| keys[*a].cmp(&keys[*b]));
+        let found = self.db.batched_multi_get_cf(
+            self.cf(Table::ExternalIds)?,
+            order.iter().map(|i| &keys[*i]),
+            true,
+        );
+        let mut results = vec![None; exts.len()];
+        for (i, value) in order.into_iter().zip(found) {
+            if let Some(v) = value? {
+                results[i] = Some(ExternalEntry::decode(&v)?);
+            }
+        }
+        Ok(results)
     }
 
     /// One shard of a roaring index (empty when absent); `key` is a [`keys::shard_key`].
@@ -457,6 +510,7 @@ impl Tables {
     ) -> Result<(), WriteError> {
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(durability == Durability::Sync);
+        opts.disable_wal(durability == Durability::Unlogged);
         Ok(self.db.write_opt(batch, &opts)?)
     }
 }

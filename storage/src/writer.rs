@@ -22,7 +22,7 @@ use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
 use crate::model::{EndpointInput, ExternalId, ProvClass, RecordBatch, Value};
 use crate::side_table::SidePut;
-use crate::tables::{Counters, Durability, GraphHandles, Tables};
+use crate::tables::{Counters, Durability, ExternalEntry, GraphHandles, Tables};
 
 /// Upper bound of cached external ids before the cache is dropped (it refills from disk).
 const VERTEX_CACHE_LIMIT: usize = 4_000_000;
@@ -37,6 +37,15 @@ struct VertexSlot {
     id: u64,
     /// Type id of the stub while the vertex is only referenced.
     stub_type: Option<u16>,
+}
+
+impl From<ExternalEntry> for VertexSlot {
+    fn from(entry: ExternalEntry) -> VertexSlot {
+        VertexSlot {
+            id: entry.id,
+            stub_type: entry.stub_type,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -281,12 +290,13 @@ impl Writer {
             key: Vec::with_capacity(64),
             summary: WriteSummary::default(),
         };
+        let known = KnownExternals::fetch(tables, &*p.state, batch)?;
         for v in &batch.vertices {
-            p.add_vertex(v)?;
+            p.add_vertex(v, &known)?;
         }
         let mut new_edges = Vec::new();
         for (i, e) in batch.edges.iter().enumerate() {
-            if p.add_edge(e)? {
+            if p.add_edge(e, &known)? {
                 new_edges.push(i);
             }
         }
@@ -348,17 +358,26 @@ impl Pending<'_> {
         Ok(id)
     }
 
-    fn resolve_vertex(&mut self, ext: &ExternalId) -> Result<Option<VertexSlot>, WriteError> {
+    fn resolve_vertex(
+        &mut self,
+        ext: &ExternalId,
+        known: &KnownExternals<'_>,
+    ) -> Result<Option<VertexSlot>, WriteError> {
         if let Some(slot) = self.vertices.get(ext) {
             return Ok(Some(*slot));
         }
         if let Some(slot) = self.state.vertex_cache.get(ext) {
             return Ok(Some(*slot));
         }
-        Ok(self
-            .tables
-            .lookup_external(EXT_VERTEX, ext)?
-            .map(|(id, stub_type)| VertexSlot { id, stub_type }))
+        match known.vertices.get(ext) {
+            Some(stored) => Ok(*stored),
+            // Every id of the batch the cache lacks was fetched: only a caller's mistake
+            // gets here, and a look-up keeps it right.
+            None => Ok(self
+                .tables
+                .lookup_external(EXT_VERTEX, ext)?
+                .map(VertexSlot::from)),
+        }
     }
 
     fn put_external(&mut self, kind: u8, ext: &ExternalId, id: u64, stub_type: Option<u16>) {
@@ -431,8 +450,12 @@ impl Pending<'_> {
         Ok(())
     }
 
-    fn add_vertex(&mut self, v: &crate::model::VertexInput) -> Result<(), WriteError> {
-        let existing = self.resolve_vertex(&v.ext_id)?;
+    fn add_vertex(
+        &mut self,
+        v: &crate::model::VertexInput,
+        known: &KnownExternals<'_>,
+    ) -> Result<(), WriteError> {
+        let existing = self.resolve_vertex(&v.ext_id, known)?;
         let id = match existing {
             Some(VertexSlot {
                 stub_type: None, ..
@@ -485,8 +508,12 @@ impl Pending<'_> {
         Ok(())
     }
 
-    fn endpoint(&mut self, ep: &EndpointInput) -> Result<u64, WriteError> {
-        if let Some(slot) = self.resolve_vertex(&ep.ext_id)? {
+    fn endpoint(
+        &mut self,
+        ep: &EndpointInput,
+        known: &KnownExternals<'_>,
+    ) -> Result<u64, WriteError> {
+        if let Some(slot) = self.resolve_vertex(&ep.ext_id, known)? {
             return Ok(slot.id);
         }
         let id = self.counters.next_vertex;
@@ -524,20 +551,24 @@ impl Pending<'_> {
     }
 
     /// Adds an edge; false when it is a duplicate (stored, in flight, or earlier in the batch).
-    fn add_edge(&mut self, e: &crate::model::EdgeInput) -> Result<bool, WriteError> {
+    fn add_edge(
+        &mut self,
+        e: &crate::model::EdgeInput,
+        known: &KnownExternals<'_>,
+    ) -> Result<bool, WriteError> {
         if self.edges.contains(&e.ext_id)
             || self
                 .state
                 .in_flight_edges
                 .iter()
                 .any(|(_, edges)| edges.contains(&e.ext_id))
-            || self.tables.lookup_external(EXT_EDGE, &e.ext_id)?.is_some()
+            || known.stored_edges.contains(&e.ext_id)
         {
             self.summary.edges_duplicate += 1;
             return Ok(false);
         }
-        let src = self.endpoint(&e.src)?;
-        let dst = self.endpoint(&e.dst)?;
+        let src = self.endpoint(&e.src, known)?;
+        let dst = self.endpoint(&e.dst, known)?;
         let id = self.counters.next_edge;
         self.counters.next_edge += 1;
         let type_id = self.intern(DictKind::EdgeType, &e.type_name)?;
@@ -622,6 +653,67 @@ impl Pending<'_> {
         }
         let dicts = (!self.new_dict_entries.is_empty()).then_some(self.dicts);
         Ok((self.batch, dicts, self.summary))
+    }
+}
+
+/// What the archive holds of a batch's external ids, read in two batched look-ups before the
+/// batch is resolved: every vertex id (records and edge endpoints) the writer's cache lacks,
+/// and every edge id that no write in flight holds. Neither set changes while the batch is
+/// prepared (the cache is updated, and writes in flight retired, only between batches), so
+/// what this lacks is known not to be stored.
+struct KnownExternals<'b> {
+    /// Each fetched vertex id, with what the archive holds of it (`None`: not stored).
+    vertices: HashMap<&'b ExternalId, Option<VertexSlot>>,
+    /// The fetched edge ids that the archive holds.
+    stored_edges: HashSet<&'b ExternalId>,
+}
+
+impl<'b> KnownExternals<'b> {
+    fn fetch(
+        tables: &Tables,
+        state: &WriterState,
+        batch: &'b RecordBatch,
+    ) -> Result<KnownExternals<'b>, WriteError> {
+        let mut wanted: HashSet<&'b ExternalId> = HashSet::new();
+        let vertex_ids = batch.vertices.iter().map(|v| &v.ext_id);
+        let endpoint_ids = batch
+            .edges
+            .iter()
+            .flat_map(|e| [&e.src.ext_id, &e.dst.ext_id]);
+        for ext in vertex_ids.chain(endpoint_ids) {
+            if !state.vertex_cache.contains_key(ext) {
+                wanted.insert(ext);
+            }
+        }
+        let wanted: Vec<&ExternalId> = wanted.into_iter().collect();
+        let found = tables.lookup_externals(EXT_VERTEX, &wanted)?;
+        let vertices = wanted
+            .into_iter()
+            .zip(found)
+            .map(|(ext, stored)| (ext, stored.map(VertexSlot::from)))
+            .collect();
+
+        let mut wanted: HashSet<&'b ExternalId> = HashSet::new();
+        for e in &batch.edges {
+            let in_flight = state
+                .in_flight_edges
+                .iter()
+                .any(|(_, edges)| edges.contains(&e.ext_id));
+            if !in_flight {
+                wanted.insert(&e.ext_id);
+            }
+        }
+        let wanted: Vec<&ExternalId> = wanted.into_iter().collect();
+        let found = tables.lookup_externals(EXT_EDGE, &wanted)?;
+        let stored_edges = wanted
+            .into_iter()
+            .zip(found)
+            .filter_map(|(ext, stored)| stored.map(|_| ext))
+            .collect();
+        Ok(KnownExternals {
+            vertices,
+            stored_edges,
+        })
     }
 }
 
