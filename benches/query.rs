@@ -8,7 +8,9 @@
 //! it) and compacted; the same log is imported once more with the default detection rules, for
 //! the load rate and size of `provdb import` as shipped. Archives live under
 //! `target/bench-archives/edges-N` (`PROVDB_BENCH_REUSE=1` reuses one built before, with its
-//! load figures, instead of loading again).
+//! load figures, instead of loading again; `PROVDB_BENCH_KEEP=1` keeps the inputs beside it, to
+//! profile with: the W3C log `edges-N.log` and the peers' folder `edges-N.peer`, with the
+//! start vertices, the CSV and the SQLite database).
 //!
 //! Three sets of figures, over 200 fixed start vertices that have at least one edge:
 //! 1. **The peers' method** (first touch): for each of Q1-Q4 a freshly started process opens
@@ -129,7 +131,9 @@ fn archive(edges: u64) -> Option<(PathBuf, String)> {
     let _ = std::fs::remove_dir_all(&rules_dir);
     let rules = load_into(&rules_dir, &log, Detection::DefaultPack)?;
     let _ = std::fs::remove_dir_all(&rules_dir);
-    let _ = std::fs::remove_file(&log);
+    if !keep_inputs() {
+        let _ = std::fs::remove_file(&log);
+    }
     let records = graph.vertices + graph.edges;
     let text = format!(
         "{replicas} replicas, {} vertices, {} edges, {:.0} MB of W3C JSON imported in {:.1} s: \
@@ -552,7 +556,14 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
             p.rows,
         );
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if !keep_inputs() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// `PROVDB_BENCH_KEEP` is set: keep the log and the peers' folder.
+fn keep_inputs() -> bool {
+    std::env::var_os("PROVDB_BENCH_KEEP").is_some()
 }
 
 fn main() {
