@@ -139,8 +139,12 @@ pub(crate) fn import_files(
             }
             Ok(paths.len())
         },
-    )?;
-    db.store().flush()?;
+    );
+    // What was committed is made durable even when the import fails: its batches skip the
+    // WAL (`import_durability`), and a later logged write must never outlive them in a crash.
+    let flushed = db.store().flush();
+    let files = files?;
+    flushed?;
     let mut report = batcher.report;
     report.files = files;
     report.stored = stored;
