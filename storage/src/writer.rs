@@ -556,14 +556,7 @@ impl Pending<'_> {
         e: &crate::model::EdgeInput,
         known: &KnownExternals<'_>,
     ) -> Result<bool, WriteError> {
-        if self.edges.contains(&e.ext_id)
-            || self
-                .state
-                .in_flight_edges
-                .iter()
-                .any(|(_, edges)| edges.contains(&e.ext_id))
-            || known.stored_edges.contains(&e.ext_id)
-        {
+        if self.edges.contains(&e.ext_id) || known.earlier_edges.contains(&e.ext_id) {
             self.summary.edges_duplicate += 1;
             return Ok(false);
         }
@@ -658,14 +651,14 @@ impl Pending<'_> {
 
 /// What the archive holds of a batch's external ids, read in two batched look-ups before the
 /// batch is resolved: every vertex id (records and edge endpoints) the writer's cache lacks,
-/// and every edge id that no write in flight holds. Neither set changes while the batch is
-/// prepared (the cache is updated, and writes in flight retired, only between batches), so
-/// what this lacks is known not to be stored.
+/// and every edge id that no write in flight holds. Neither the cache nor the writes in flight
+/// change while the batch is prepared (only between batches), so what this lacks is known
+/// not to be stored.
 struct KnownExternals<'b> {
     /// Each fetched vertex id, with what the archive holds of it (`None`: not stored).
     vertices: HashMap<&'b ExternalId, Option<VertexSlot>>,
-    /// The fetched edge ids that the archive holds.
-    stored_edges: HashSet<&'b ExternalId>,
+    /// The batch's edge ids that an earlier write holds: stored, or in a write in flight.
+    earlier_edges: HashSet<&'b ExternalId>,
 }
 
 impl<'b> KnownExternals<'b> {
@@ -693,26 +686,30 @@ impl<'b> KnownExternals<'b> {
             .map(|(ext, stored)| (ext, stored.map(VertexSlot::from)))
             .collect();
 
+        let mut earlier_edges: HashSet<&'b ExternalId> = HashSet::new();
         let mut wanted: HashSet<&'b ExternalId> = HashSet::new();
         for e in &batch.edges {
             let in_flight = state
                 .in_flight_edges
                 .iter()
                 .any(|(_, edges)| edges.contains(&e.ext_id));
-            if !in_flight {
+            if in_flight {
+                earlier_edges.insert(&e.ext_id);
+            } else {
                 wanted.insert(&e.ext_id);
             }
         }
         let wanted: Vec<&ExternalId> = wanted.into_iter().collect();
         let found = tables.lookup_externals(EXT_EDGE, &wanted)?;
-        let stored_edges = wanted
-            .into_iter()
-            .zip(found)
-            .filter_map(|(ext, stored)| stored.map(|_| ext))
-            .collect();
+        earlier_edges.extend(
+            wanted
+                .into_iter()
+                .zip(found)
+                .filter_map(|(ext, stored)| stored.map(|_| ext)),
+        );
         Ok(KnownExternals {
             vertices,
-            stored_edges,
+            earlier_edges,
         })
     }
 }
