@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{provdb, simulated_logs, stats_json, stdout_of};
+use common::{flushing_often, provdb, simulated_logs, stats_json, stdout_of};
 
 fn edges(db: &Path) -> u64 {
     stats_json(db)["edges"].as_u64().unwrap()
@@ -28,11 +28,9 @@ fn backups_during_an_import_are_whole_batches_and_open_as_archives() {
     let read = |f: &PathBuf| std::fs::read(f).unwrap();
     let first_half: Vec<u8> = files[..2].iter().flat_map(read).collect();
     let second_half: Vec<u8> = files[2..].iter().flat_map(read).collect();
-    // Small batches: many commits while the backups run. An import writes without the WAL,
-    // so another process sees what its flushes wrote: a small memtable (a debug-build hook)
-    // makes it flush often.
-    let mut import = provdb(&db)
-        .env("PROVDB_TEST_WRITE_BUFFER_BYTES", (256 << 10).to_string())
+    // Small batches: many commits while the backups run, each soon flushed (a backup sees
+    // what the import's flushes wrote).
+    let mut import = flushing_often(&mut provdb(&db))
         .args(["import", "--quiet", "--batch-records", "500"])
         .arg(&fifo)
         .spawn()

@@ -3,6 +3,8 @@
 //! uninterrupted import (same ids, rules, counts, paths), because facts and alerts are
 //! committed in the same atomic write as the batch that completed them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -12,13 +14,10 @@ use provdb::simulate::scenarios::{simulate_scenarios, Scenario, ScenarioOptions}
 use provdb::Database;
 
 fn import(db: &Path, logs: &[PathBuf]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_provdb"));
-    // Small batches: many commits, so kills land between and inside them. An import writes
-    // without the WAL and is durable through its flushes: a small memtable (a debug-build
-    // hook) makes it flush often, so that kills leave part of it stored.
-    c.env("PROVDB_TEST_WRITE_BUFFER_BYTES", (256 << 10).to_string())
-        .arg("--db")
-        .arg(db)
+    let mut c = common::provdb(db);
+    // Small batches: many commits, so kills land between and inside them; flushed often, so
+    // that kills leave part of the import stored.
+    common::flushing_often(&mut c)
         .args([
             "import",
             "-q",

@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::provdb;
+use common::{flushing_often, provdb};
 
 fn ok(out: std::process::Output) -> String {
     common::stdout_of(&out)
@@ -46,12 +46,10 @@ fn a_killed_import_completes_on_rerun_with_every_record_once() {
         .unwrap());
     let expected = ok(provdb(&clean).args(["stats", "--json"]).output().unwrap());
 
-    // Kill an import once some of it is durable, then run it again. An import writes without
-    // the WAL: what survives a kill is what its flushes wrote, all column families at once. A
-    // small memtable (a debug-build hook) and small batches make it flush again and again.
+    // Kill an import once some of it is durable, then run it again. What survives a kill is
+    // what its flushes wrote, all column families at once; small batches, flushed often.
     let crashed = dir.path().join("crashed");
-    let mut child = provdb(&crashed)
-        .env("PROVDB_TEST_WRITE_BUFFER_BYTES", (256 << 10).to_string())
+    let mut child = flushing_often(&mut provdb(&crashed))
         .args(["import", "--quiet", "--batch-records", "2000"])
         .args(&files)
         .stdout(Stdio::null())
@@ -67,7 +65,8 @@ fn a_killed_import_completes_on_rerun_with_every_record_once() {
                     .count()
             })
             .unwrap_or(0);
-        // The graph's 11 tables flush together: two flushes, well before the end.
+        // A flush writes a file for each of the graph's tables that holds data (nearly all
+        // eleven): about two flushes, well before the end.
         if tables_written >= 22 || child.try_wait().unwrap().is_some() {
             break;
         }

@@ -13,6 +13,14 @@ pub fn provdb(db: &Path) -> Command {
     c
 }
 
+/// Makes a `provdb` import flush often. An import writes without the WAL: another process,
+/// or a rerun after kill -9, sees only what its flushes wrote, every 64 MiB of memtable by
+/// default. A 256 KiB memtable (`PROVDB_TEST_WRITE_BUFFER_BYTES`, read by debug builds only)
+/// makes a test-sized import flush again and again.
+pub fn flushing_often(c: &mut Command) -> &mut Command {
+    c.env("PROVDB_TEST_WRITE_BUFFER_BYTES", (256 << 10).to_string())
+}
+
 /// Standard output of a command that must have succeeded (its stderr otherwise).
 pub fn stdout_of(out: &Output) -> String {
     assert!(
