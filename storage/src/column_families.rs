@@ -214,21 +214,12 @@ fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
             table.set_bloom_filter(10.0, false);
             table.set_whole_key_filtering(false);
         }
-        EXTERNAL_IDS => {
-            // Every write looks up each external id, and most are new: misses must be cheap
-            // in the memtable too, not only in the files. A ribbon filter answers as a bloom
-            // filter of 10 bits per key does in about 30% less space (these filters were
-            // 1.7 bytes per edge of a compacted archive).
-            table.set_ribbon_filter(10.0);
-            if writer {
-                opts.set_memtable_whole_key_filtering(true);
-                opts.set_memtable_prefix_bloom_ratio(0.05);
-            }
-        }
-        // Side tables are read by key, mostly for keys they lack (detection asks for the
-        // facts of every vertex it meets for the first time): misses must be cheap, in the
-        // memtable and in the files, as for external ids.
-        side if !GRAPH_TABLES.contains(&side) => {
+        // Every write looks up each external id, and most are new. Side tables are read by
+        // key, mostly for keys they lack (detection asks for the facts of every vertex it
+        // meets for the first time). Both need cheap misses, in the memtable too, not only in
+        // the files. A ribbon filter answers as a bloom filter of 10 bits per key does in
+        // about 30% less space (these filters were 1.7 bytes per edge of a compacted archive).
+        table_name if table_name == EXTERNAL_IDS || !GRAPH_TABLES.contains(&table_name) => {
             table.set_ribbon_filter(10.0);
             if writer {
                 opts.set_memtable_whole_key_filtering(true);
