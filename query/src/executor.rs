@@ -1,7 +1,7 @@
 //! The streaming executor: a depth-first pipeline of iterators over bindings, pulled one row
 //! at a time by [`Cursor`], so that `limit 10` stops the traversal after ten rows.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 
 // Visited, emitted and dedup sets are probed for every row: foldhash (seeded per process, so
@@ -116,6 +116,9 @@ pub(crate) struct Exec<'g> {
     vcache: RefCell<HashMap<VertexId, Rc<Vertex>>>,
     ecache: RefCell<HashMap<EdgeId, Rc<Edge>>>,
     names: RefCell<HashMap<VertexId, Option<String>>>,
+    /// The edge types naming follows, resolved at the first name asked for (most queries ask
+    /// none, and resolving reads every edge type).
+    naming: OnceCell<naming::NamingEdges>,
     /// External ids read ahead for the rows a `return` is about to produce.
     ext_ids: RefCell<HashMap<VertexId, ExternalId>>,
     warnings: RefCell<Vec<Warning>>,
@@ -228,7 +231,10 @@ impl<'g> Exec<'g> {
         if let Some(n) = self.names.borrow().get(&id) {
             return Ok(n.clone());
         }
-        let found = naming::name_of(self.g, &self.plan.naming, id, |v| self.vertex(v))?;
+        let edges = self
+            .naming
+            .get_or_init(|| naming::NamingEdges::resolve(self.g));
+        let found = naming::name_of(self.g, edges, id, |v| self.vertex(v))?;
         let mut names = self.names.borrow_mut();
         if names.len() >= CACHE_CAP {
             names.clear();
@@ -820,6 +826,7 @@ impl<'g> Cursor<'g> {
             ecache: RefCell::new(HashMap::new()),
             ext_ids: RefCell::new(HashMap::new()),
             names: RefCell::new(HashMap::new()),
+            naming: OnceCell::new(),
             warnings: RefCell::new(Vec::new()),
             ticks: Cell::new(0),
         });

@@ -26,7 +26,6 @@ pub(crate) use compile::{CEdge, CExpr, CNode, CStep};
 
 use crate::ast::Query;
 use crate::error::{ErrorKind, QueryError, Span};
-use crate::naming::NamingEdges;
 
 /// A compiled query, ready to run against the archive it was planned on.
 #[derive(Debug, Clone)]
@@ -41,8 +40,6 @@ pub struct Plan {
     pub(crate) format: Option<String>,
     /// A count answered from the indexes alone.
     pub(crate) index_count: Option<u64>,
-    /// The edge types naming follows.
-    pub(crate) naming: NamingEdges,
     pub(crate) explain: Vec<String>,
     pub(crate) warnings: Vec<String>,
 }
@@ -94,7 +91,6 @@ pub fn plan(
         columns: compiled.columns,
         format: compiled.format,
         index_count: start.index_count,
-        naming: NamingEdges::resolve(g),
         explain,
         warnings: compiled.warnings,
     })
