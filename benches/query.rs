@@ -80,13 +80,16 @@ struct Loaded {
     bytes: u64,
 }
 
-/// Imports `log` into a new archive at `dir` (timed up to the durable flush), then compacts it.
+/// Imports `log` into a new archive at `dir` (after a sync; timed up to the durable flush), then
+/// compacts it.
 fn load_into(dir: &Path, log: &Path, detection: Detection) -> Option<Loaded> {
     let options = DatabaseOptions {
         detection,
         ..DatabaseOptions::default()
     };
     let db = Database::open_with(dir, options).ok()?;
+    // The log was just written: its writeback must not run during the timed load.
+    sync_disks();
     let started = Instant::now();
     let report = db
         .import_files(std::slice::from_ref(&log.to_path_buf()), &mut |_| {})
@@ -462,6 +465,8 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
     let sqlite_load = write_csv(db, &work)
         .ok()
         .and_then(|()| {
+            // As before provdb's load: the CSV's writeback must not run during this one.
+            sync_disks();
             Command::new("python3")
                 .arg(&script)
                 .arg("load")
