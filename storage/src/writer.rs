@@ -580,17 +580,18 @@ impl Pending<'_> {
         codec::encode(&record, &mut self.buf)?;
         self.batch
             .put_cf(self.cfs.edges, keys::id_key(id), &self.buf);
+        let (t, edge) = (TypeId(type_id), EdgeId(id));
         self.sorted.out_adjacency.push(AdjacencyEntry {
-            vertex: src,
-            edge_type: type_id,
-            edge: id,
-            neighbour: dst,
+            vertex: VertexId(src),
+            edge_type: t,
+            edge,
+            neighbour: VertexId(dst),
         });
         self.sorted.in_adjacency.push(AdjacencyEntry {
-            vertex: dst,
-            edge_type: type_id,
-            edge: id,
-            neighbour: src,
+            vertex: VertexId(dst),
+            edge_type: t,
+            edge,
+            neighbour: VertexId(src),
         });
         if let Some(time) = e.placement.time {
             self.batch.put_cf(
@@ -738,13 +739,7 @@ impl SortedPuts {
         ] {
             entries.sort_unstable();
             for a in entries.iter() {
-                let key = keys::adjacency_key(
-                    VertexId(a.vertex),
-                    TypeId(a.edge_type),
-                    EdgeId(a.edge),
-                    VertexId(a.neighbour),
-                );
-                batch.put_cf(cf, key, []);
+                batch.put_cf(cf, a.key(), []);
             }
         }
         self.external_ids.write_sorted(batch, cfs.external_ids);
@@ -756,10 +751,16 @@ impl SortedPuts {
 /// memcmp for each (5% of the writer thread of an import).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct AdjacencyEntry {
-    vertex: u64,
-    edge_type: u16,
-    edge: u64,
-    neighbour: u64,
+    vertex: VertexId,
+    edge_type: TypeId,
+    edge: EdgeId,
+    neighbour: VertexId,
+}
+
+impl AdjacencyEntry {
+    fn key(&self) -> [u8; keys::ADJ_KEY_LEN] {
+        keys::adjacency_key(self.vertex, self.edge_type, self.edge, self.neighbour)
+    }
 }
 
 /// Key-value pairs in one buffer, sortable by key without an allocation per pair.
@@ -828,19 +829,22 @@ mod tests {
         fn adjacency_entries_sort_as_their_keys(
             raw in proptest::collection::vec((any::<u64>(), any::<u16>(), any::<u64>(), any::<u64>()), 0..64),
         ) {
-            let key = |a: &AdjacencyEntry| {
-                keys::adjacency_key(VertexId(a.vertex), TypeId(a.edge_type), EdgeId(a.edge), VertexId(a.neighbour))
+            let entry = |v, t, e, n| AdjacencyEntry {
+                vertex: VertexId(v),
+                edge_type: TypeId(t),
+                edge: EdgeId(e),
+                neighbour: VertexId(n),
             };
             // Small values too, so that entries share vertices and types.
             let mut entries: Vec<AdjacencyEntry> = raw
                 .iter()
-                .map(|&(v, t, e, n)| AdjacencyEntry { vertex: v % 4, edge_type: t % 3, edge: e, neighbour: n })
-                .chain(raw.iter().map(|&(v, t, e, n)| AdjacencyEntry { vertex: v, edge_type: t, edge: e % 5, neighbour: n }))
+                .map(|&(v, t, e, n)| entry(v % 4, t % 3, e, n))
+                .chain(raw.iter().map(|&(v, t, e, n)| entry(v, t, e % 5, n)))
                 .collect();
-            let mut by_key: Vec<[u8; keys::ADJ_KEY_LEN]> = entries.iter().map(key).collect();
+            let mut by_key: Vec<[u8; keys::ADJ_KEY_LEN]> = entries.iter().map(AdjacencyEntry::key).collect();
             by_key.sort_unstable();
             entries.sort_unstable();
-            let by_entry: Vec<[u8; keys::ADJ_KEY_LEN]> = entries.iter().map(key).collect();
+            let by_entry: Vec<[u8; keys::ADJ_KEY_LEN]> = entries.iter().map(AdjacencyEntry::key).collect();
             prop_assert_eq!(by_entry, by_key);
         }
 
