@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use provdb_storage::{Durability, PreparedWrite, RecordBatch, SidePut, Store, WriteSummary};
 
 use crate::detect::{Alert, Detector};
@@ -113,12 +113,10 @@ impl<I> Feeder<I> {
     fn send_then(&self, item: I, queued: impl FnOnce()) -> std::result::Result<(), Stopped> {
         // The number is taken and the item queued under one lock, so numbers enter the
         // queue without gaps (a gap would stall the writer's reordering for good).
-        let mut next = self.next.lock();
+        let next = self.next.lock();
         self.tx.send((*next, item)).map_err(|_| Stopped)?;
         queued();
-        *next += 1;
-        drop(next);
-        self.tell_counted();
+        self.count(next);
         Ok(())
     }
 
@@ -126,12 +124,10 @@ impl<I> Feeder<I> {
     /// which must not block their thread).
     #[cfg_attr(not(feature = "mqtt"), allow(dead_code))]
     pub(crate) fn try_send(&self, item: I) -> std::result::Result<(), TrySend<I>> {
-        let mut next = self.next.lock();
+        let next = self.next.lock();
         match self.tx.try_send((*next, item)) {
             Ok(()) => {
-                *next += 1;
-                drop(next);
-                self.tell_counted();
+                self.count(next);
                 Ok(())
             }
             Err(TrySendError::Full((_, item))) => Err(TrySend::Full(item)),
@@ -139,7 +135,10 @@ impl<I> Feeder<I> {
         }
     }
 
-    fn tell_counted(&self) {
+    /// Counts the item just queued, releases the lock, then tells the writer.
+    fn count(&self, mut next: MutexGuard<'_, u64>) {
+        *next += 1;
+        drop(next);
         // A signal already waiting says the same; a writer that is gone needs none.
         let _ = self.counted.try_send(());
     }
