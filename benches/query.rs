@@ -496,8 +496,57 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
             "peer method {edges} edges | SQLite baseline SKIPPED (python3 with sqlite3 needed)"
         ),
     }
+    let sqlite = sqlite_load.is_some().then_some(SqliteBaseline {
+        script: &script,
+        db: &sqlite_db,
+    });
+    compare_queries(edges, dir, &starts_file, sqlite.as_ref(), "");
+    // The same archive with the adjacency snapshot of `compact --adjacency-snapshot`, against
+    // SQLite again in this run; then without it again, as the archive was built.
+    let with_snapshot = Database::open(dir).and_then(|db| {
+        let bytes = db.store().write_adjacency_snapshot()?;
+        db.close()?;
+        Ok(bytes)
+    });
+    match with_snapshot {
+        Ok(bytes) => {
+            println!(
+                "peer method {edges} edges | adjacency snapshot: {:.1} B/edge more",
+                bytes as f64 / edges as f64
+            );
+            compare_queries(
+                edges,
+                dir,
+                &starts_file,
+                sqlite.as_ref(),
+                " (adjacency snapshot)",
+            );
+            let _ = std::fs::remove_file(dir.join(provdb::ADJACENCY_SNAPSHOT_FILE_NAME));
+        }
+        Err(e) => println!("peer method {edges} edges | adjacency snapshot FAILED: {e}"),
+    }
+    if !keep_inputs() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// The SQLite side of the peers' method: its script and loaded database.
+struct SqliteBaseline<'a> {
+    script: &'a Path,
+    db: &'a Path,
+}
+
+/// Asks each peer question of provdb's archive at `dir` and of SQLite, in fresh processes,
+/// alternated, and prints a line per question; `variant` names what is measured.
+fn compare_queries(
+    edges: u64,
+    dir: &Path,
+    starts_file: &Path,
+    sqlite_baseline: Option<&SqliteBaseline<'_>>,
+    variant: &str,
+) {
     println!(
-        "peer method {edges} edges | query | provdb first median / p99 ms | SQLite first median / p99 ms | ratio | provdb warm median / p99 | SQLite warm median | rows provdb / SQLite"
+        "peer method {edges} edges | query | provdb{variant} first median / p99 ms | SQLite first median / p99 ms | ratio | provdb warm median / p99 | SQLite warm median | rows provdb / SQLite"
     );
     let exe = std::env::current_exe().expect("bench executable");
     let rounds = std::env::var("PROVDB_BENCH_PEER_ROUNDS")
@@ -518,14 +567,14 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
                 format!("{}|{}|{name}", dir.display(), starts_file.display()),
             ));
             pool(&mut provdb, p);
-            if sqlite_load.is_some() {
+            if let Some(baseline) = sqlite_baseline {
                 sync_disks();
                 let s = run_child(
                     Command::new("python3")
-                        .arg(&script)
+                        .arg(baseline.script)
                         .arg("query")
-                        .arg(&sqlite_db)
-                        .arg(&starts_file)
+                        .arg(baseline.db)
+                        .arg(starts_file)
                         .arg(name),
                 );
                 pool(&mut sqlite, s);
@@ -560,9 +609,6 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
             ms(percentile(&p.warm, 99)),
             p.rows,
         );
-    }
-    if !keep_inputs() {
-        let _ = std::fs::remove_dir_all(&work);
     }
 }
 

@@ -9,8 +9,9 @@ use std::time::Instant;
 #[command(
     after_help = "Verifies that every edge's endpoints exist; that out- and \
 in-adjacency agree with each other and with the edge records; that the type, machine and time \
-indexes and the external-id table agree with the records; and that the counters agree with \
-what is stored. Exit status 0 when all hold, 1 with the first problems listed (at most 100). \
+indexes and the external-id table agree with the records; that the counters agree with \
+what is stored; and that the adjacency snapshot (`compact --adjacency-snapshot`), when there \
+is one of the archive's present state, matches its checksum and the adjacency tables. Exit status 0 when all hold, 1 with the first problems listed (at most 100). \
 Needs the database to itself: stop `provdb serve` first (or check a `provdb backup`).\n\n\
 With --json: {\"ok\", \"vertices\", \"edges\", \"problem_count\", \"problems\": [{\"invariant\", \
 \"detail\"}], \"seconds\"}."

@@ -14,12 +14,24 @@ use indicatif::ProgressBar;
 compressed with zstd and a trained dictionary; files that reached it without a rewrite are \
 rewritten too. Run it after a large import, or now and then on a long-running archive. It \
 needs the database to itself: stop `provdb serve` first. Prints the size of each column \
-family before and after."
+family before and after.
+
+With --adjacency-snapshot it then writes the adjacency snapshot: both adjacency tables as \
+compressed sparse rows in a file beside the column families (`provdb-adjacency.snapshot`). \
+Queries of a process that opens the archive read-only (`provdb query`, the REPL, `provdb ui`) \
+then read each traversal step from it: about a third faster on a first touch, for about as \
+much disk as the adjacency tables (some 20 bytes per edge). Any later write leaves it unused \
+(the tables stay complete) until `compact --adjacency-snapshot` runs again; a plain `compact` \
+removes an unused one. `provdb check` verifies it."
 )]
 pub struct CompactArgs {
     /// No spinner.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also write the adjacency snapshot (faster first-touch traversals for read-only
+    /// processes, about 20 more bytes per edge).
+    #[arg(long)]
+    pub adjacency_snapshot: bool,
 }
 
 fn mib(bytes: u64) -> String {
@@ -39,6 +51,10 @@ pub fn run(db_path: &Path, args: CompactArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     db.store().flush()?;
     db.store().compact()?;
+    if args.adjacency_snapshot {
+        spinner.set_message("writing the adjacency snapshot");
+        db.store().write_adjacency_snapshot()?;
+    }
     spinner.finish_and_clear();
     let after = db.store().disk_size_by_column_family()?;
     let edges = db.stats()?.edges;

@@ -57,6 +57,9 @@ pub fn run(db_path: &Path, args: StatsArgs) -> anyhow::Result<ExitCode> {
         t.add_row([m.to_string(), n.to_string()]);
     }
     println!("{t}");
+    if db.store().uses_adjacency_snapshot() {
+        println!("adjacency snapshot: in use (traversals read it; see `provdb compact --help`)");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -50,6 +50,15 @@ pub enum ReadError {
         /// What was wrong with it.
         detail: String,
     },
+    /// A file of the archive kept beside RocksDB's (the adjacency snapshot) could not be read.
+    #[error("reading {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Errors raised while writing to a store (records, side tables, prunes, flushes).
@@ -84,6 +93,16 @@ pub enum WriteError {
     UnknownSideTable {
         /// The table's name.
         name: &'static str,
+    },
+    /// A file of the archive kept beside RocksDB's (the adjacency snapshot) could not be
+    /// written.
+    #[error("writing {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
     },
 }
 

@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
 
+mod adjacency_snapshot;
 mod archive;
 mod civil;
 mod codec;
@@ -56,6 +57,7 @@ mod store;
 mod tables;
 mod writer;
 
+pub use adjacency_snapshot::FILE_NAME as ADJACENCY_SNAPSHOT_FILE_NAME;
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
 pub use civil::UtcDateTime;
 pub use error::{OpenError, ReadError, Result, StorageError, WriteError};
@@ -67,6 +69,6 @@ pub use model::{
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
 pub use side_table::{SidePut, SideTable};
-pub use store::{AdjacencyScan, Store, StoreOptions, StoreStats};
+pub use store::{AdjacencyScan, Store, StoreOptions, StoreStats, ADJACENCY_SNAPSHOT_SIZE_NAME};
 pub use tables::{Durability, OpenMode, RawEntry, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use writer::{PreparedWrite, WriteSummary};

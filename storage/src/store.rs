@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions};
 
+use crate::adjacency_snapshot::{self, AdjacencySnapshot, CoveredState, Side, SnapshotCursor};
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::column_families as cf;
 use crate::dictionary::Dictionaries;
@@ -20,6 +21,9 @@ use crate::model::{Adjacent, Direction, Edge, ExternalId, RecordBatch, Value, Ve
 use crate::side_table::{SidePut, SideTable};
 use crate::tables::{Durability, OpenMode, Table, Tables};
 use crate::writer::{PreparedWrite, WriteSummary, Writer, WriterState};
+
+/// The name [`Store::disk_size_by_column_family`] gives the adjacency snapshot file.
+pub const ADJACENCY_SNAPSHOT_SIZE_NAME: &str = "adjacency snapshot (file)";
 
 /// Options for [`Store::open_with`].
 #[derive(Debug, Clone)]
@@ -83,6 +87,9 @@ pub struct Store {
     pub(crate) writer: Writer,
     durability: Durability,
     path: PathBuf,
+    /// The adjacency snapshot, when this store reads adjacency from it: opened read-only on
+    /// the state the snapshot was written from (see `adjacency_snapshot.rs`).
+    adjacency_snapshot: Option<AdjacencySnapshot>,
 }
 
 impl std::fmt::Debug for Store {
@@ -109,12 +116,23 @@ impl Store {
             options.block_cache_bytes,
             &options.side_tables,
         )?;
+        // A read-only view cannot change, so a snapshot of its state answers for it until it
+        // is closed. A damaged or stale snapshot is not used (the column families are
+        // complete); `check` reports a damaged one.
+        let adjacency_snapshot = match options.mode {
+            OpenMode::ReadOnly => match AdjacencySnapshot::open(&path) {
+                Ok(Some(snapshot)) if snapshot.covers(CoveredState::of(&tables)?) => Some(snapshot),
+                _ => None,
+            },
+            _ => None,
+        };
         let store = Store {
             tables,
             dicts: RwLock::new(Dictionaries::default()),
             writer: Writer::default(),
             durability: options.durability,
             path,
+            adjacency_snapshot,
         };
         store.reload()?;
         Ok(store)
@@ -177,7 +195,9 @@ impl Store {
 
     /// Compacts every column family down to the bottom level, rewritten with the archive's
     /// compression (zstd level 9, trained dictionary), except the adjacency tables every
-    /// traversal step reads, which stay in LZ4 (see `StoragePolicy`).
+    /// traversal step reads, which stay in LZ4 (see `StoragePolicy`). An adjacency snapshot
+    /// of an earlier state (see [`Store::write_adjacency_snapshot`]) is removed: no reader
+    /// uses it any more.
     pub fn compact(&self) -> Result<(), WriteError> {
         // Force the bottom level too: files that reached it by trivial moves still carry the
         // fast compression of the upper levels, not the archive's.
@@ -196,7 +216,82 @@ impl Store {
             }
             db.compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &opts);
         }
+        if *self.tables.mode() == OpenMode::ReadWrite {
+            let stale = match AdjacencySnapshot::open(&self.path) {
+                Ok(Some(snapshot)) => !snapshot.covers(CoveredState::of(&self.tables)?),
+                Ok(None) => false,
+                // Damaged: of no use either.
+                Err(_) => true,
+            };
+            if stale {
+                self.remove_adjacency_snapshot()?;
+            }
+        }
         Ok(())
+    }
+
+    /// Writes the adjacency snapshot of the archive as it is now, best after [`Store::compact`]
+    /// (it reads the adjacency tables whole), and returns its size in bytes.
+    ///
+    /// The snapshot is a file beside the column families holding both adjacency tables as
+    /// compressed sparse rows: a store opened read-only on exactly this state reads every
+    /// traversal step from it (two reads of the page cache) instead of RocksDB's blocks,
+    /// about a third faster on a first touch. It costs about as much disk as the adjacency
+    /// tables; any later write leaves it unused (the tables stay complete), until it is
+    /// written again. A write committed while it is written (a prepared write, which the
+    /// writer's lock does not hold back) leaves no snapshot.
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let endpoint = |id: &str| EndpointInput { ext_id: ExternalId::parse(id), type_hint: None };
+    /// let edge = EdgeInput {
+    ///     ext_id: ExternalId::parse("e1"),
+    ///     type_name: "read".into(),
+    ///     relation: ProvRelation::Used,
+    ///     src: endpoint("file"),
+    ///     dst: endpoint("task"),
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// store.write(&RecordBatch { edges: vec![edge], ..Default::default() })?;
+    /// store.compact()?;
+    /// store.write_adjacency_snapshot()?;
+    /// store.close()?;
+    /// let options = StoreOptions { mode: OpenMode::ReadOnly, ..Default::default() };
+    /// let reader = Store::open_with(dir.path(), options)?;
+    /// assert!(reader.uses_adjacency_snapshot());
+    /// let task = reader.vertex_id(&ExternalId::parse("task"))?.expect("stored");
+    /// assert_eq!(reader.neighbours(task, Direction::In, &[]).count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_adjacency_snapshot(&self) -> Result<u64, WriteError> {
+        self.tables.check_writable()?;
+        let _writer = self.writer.exclusive();
+        let before = CoveredState::of(&self.tables)?;
+        let bytes = adjacency_snapshot::write(&self.tables, &self.path)?;
+        if CoveredState::of(&self.tables)? != before {
+            self.remove_adjacency_snapshot()?;
+            return Ok(0);
+        }
+        Ok(bytes)
+    }
+
+    fn remove_adjacency_snapshot(&self) -> Result<(), WriteError> {
+        let path = self.path.join(adjacency_snapshot::FILE_NAME);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(WriteError::File { path, source }),
+        }
+    }
+
+    /// Whether this store reads adjacency from the adjacency snapshot
+    /// ([`Store::write_adjacency_snapshot`]): only a store opened read-only on the very state the snapshot was written
+    /// from does. Any other reads the column families, which hold the same edges.
+    pub fn uses_adjacency_snapshot(&self) -> bool {
+        self.adjacency_snapshot.is_some()
     }
 
     /// Flushes and closes the store. Always call it: durability does not rely on `Drop`.
@@ -213,7 +308,8 @@ impl Store {
             .sum())
     }
 
-    /// Size of the live SST files of each column family, in bytes (where space goes).
+    /// Size of the live SST files of each column family, in bytes (where space goes), and last
+    /// that of the adjacency snapshot file (0 without one).
     pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>, ReadError> {
         let mut sizes = Vec::new();
         for name in self.tables.table_names() {
@@ -224,6 +320,17 @@ impl Store {
                 .unwrap_or(0);
             sizes.push((name.to_owned(), n));
         }
+        let snapshot = match std::fs::metadata(self.path.join(adjacency_snapshot::FILE_NAME)) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => {
+                return Err(ReadError::File {
+                    path: self.path.join(adjacency_snapshot::FILE_NAME),
+                    source,
+                })
+            }
+        };
+        sizes.push((ADJACENCY_SNAPSHOT_SIZE_NAME.to_owned(), snapshot));
         Ok(sizes)
     }
 
@@ -651,6 +758,11 @@ impl Store {
             active: None,
             out: None,
             into: None,
+            snapshot: self.adjacency_snapshot.as_ref().map(|s| SnapshotReaders {
+                out: s.cursor(Side::Out),
+                into: s.cursor(Side::In),
+                pending: Vec::new(),
+            }),
         }
     }
 
@@ -742,6 +854,16 @@ pub struct AdjacencyScan<'a> {
     /// creating one costs more than reading a vertex's edges.
     out: Option<DBRawIterator<'a>>,
     into: Option<DBRawIterator<'a>>,
+    /// The snapshot's readers, when the store reads adjacency from its snapshot.
+    snapshot: Option<SnapshotReaders<'a>>,
+}
+
+/// The adjacency snapshot's readers of a scan, one per direction.
+struct SnapshotReaders<'a> {
+    out: SnapshotCursor<'a>,
+    into: SnapshotCursor<'a>,
+    /// Directions still to read, the next last.
+    pending: Vec<Direction>,
 }
 
 /// An adjacency key prefix: the vertex, and the edge type when the scan is restricted.
@@ -768,6 +890,17 @@ impl AdjacencyScan<'_> {
             Direction::In => &[Direction::In],
             Direction::Both => &[Direction::Out, Direction::In],
         };
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.pending.clear();
+            for d in dirs.iter().rev() {
+                match d {
+                    Direction::Out => snapshot.out.restart(v),
+                    _ => snapshot.into.restart(v),
+                }
+                snapshot.pending.push(*d);
+            }
+            return;
+        }
         for d in dirs {
             let mut bytes = [0u8; 10];
             bytes[..8].copy_from_slice(&v.0.to_be_bytes());
@@ -787,6 +920,32 @@ impl Iterator for AdjacencyScan<'_> {
     type Item = Result<Adjacent, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(snapshot) = &mut self.snapshot {
+            loop {
+                let dir = *snapshot.pending.last()?;
+                let cursor = match dir {
+                    Direction::Out => &mut snapshot.out,
+                    _ => &mut snapshot.into,
+                };
+                match cursor.next_entry(&self.types) {
+                    Some(Ok((edge_type, edge, neighbour))) => {
+                        return Some(Ok(Adjacent {
+                            edge,
+                            edge_type,
+                            neighbour,
+                            direction: dir,
+                        }))
+                    }
+                    Some(Err(e)) => {
+                        snapshot.pending.clear();
+                        return Some(Err(e));
+                    }
+                    None => {
+                        snapshot.pending.pop();
+                    }
+                }
+            }
+        }
         loop {
             if let Some((dir, prefix)) = &self.active {
                 let it = match dir {

@@ -8,26 +8,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use provdb_storage::*;
 
-const TYPES: [&str; 3] = ["read", "write", "clone"];
-
-fn edge(id: usize, type_name: &str, src: usize, dst: usize) -> EdgeInput {
-    let endpoint = |v: usize| EndpointInput {
-        ext_id: ExternalId::parse(&format!("v{v}")),
-        type_hint: None,
-    };
-    EdgeInput {
-        ext_id: ExternalId::parse(&format!("e{id}")),
-        type_name: type_name.into(),
-        relation: ProvRelation::Used,
-        src: endpoint(src),
-        dst: endpoint(dst),
-        placement: Placement::default(),
-        attrs: vec![],
-    }
-}
-
-/// One written edge: (type index into TYPES, src, dst).
-type Written = (usize, usize, usize);
+mod common;
+use common::{edge, Written, TYPES};
 
 fn graph() -> impl Strategy<Value = Vec<Written>> {
     prop::collection::vec((0..TYPES.len(), 0..12usize, 0..12usize), 1..60)

@@ -1,0 +1,1010 @@
+//! The adjacency snapshot: both adjacency tables as compressed sparse rows in one file beside
+//! RocksDB's, written by [`crate::Store::compact`], owner of that file's byte format.
+//!
+//! Why: an investigator's first question of a compacted archive pays, per traversal step
+//! through RocksDB, an index-partition seek, a filter-partition probe, and the read,
+//! decompression and caching of a 4 KiB block. From the snapshot the same step is two reads of
+//! the page cache: the vertex's 16 bytes of offsets, then its record (a few bytes per edge).
+//!
+//! The snapshot answers only for the archive state it was written from (the RocksDB sequence
+//! number and the id counters, in its header). A store opened read-only on exactly that state
+//! reads adjacency from it; any other store, or any later state, reads the column families,
+//! which stay complete: the snapshot is never the only copy of an edge.
+//!
+//! Layout (integers little-endian):
+//! `header (HEADER_LEN bytes) | out records | in records | out offsets | in offsets`
+//! - offsets of a direction: `vertex_count + 1` integers of the header's offset width (4 bytes
+//!   while both directions' records fit 4 GiB, else 8); the record of vertex `v` is the bytes
+//!   `offsets[v]..offsets[v + 1]` of that direction's records.
+//! - a record: groups of one edge type, in type order, each `type | entries | bytes` (varints),
+//!   its entries, and a 4-byte checksum of the group (the low half of an FNV-1a of the
+//!   direction and vertex, its header and its entries: a damaged offset that lands on
+//!   another vertex's group is found too). An entry is the edge id's delta from the group's previous one (the first: the
+//!   id itself) and the neighbour's id, as varints; edge ids increase within a group. A group
+//!   holds at most [`MAX_GROUP_BYTES`] of entries (a hub's group continues in another of the
+//!   same type), so writing or reading one buffers that much, a read verifies each group it
+//!   uses before it yields an entry of it, and a typed read skips the others unread.
+
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use rocksdb::ReadOptions;
+
+use crate::error::{ReadError, WriteError};
+use crate::ids::{EdgeId, TypeId, VertexId};
+use crate::keys;
+use crate::tables::{Table, Tables};
+
+/// The adjacency snapshot's file name in the archive's folder.
+pub const FILE_NAME: &str = "provdb-adjacency.snapshot";
+const MAGIC: [u8; 8] = *b"PROVADJ\x01";
+const VERSION: u32 = 1;
+const HEADER_LEN: u64 = 128;
+/// Entry bytes of one group at most (the writer closes a group once it reaches this).
+const MAX_GROUP_BYTES: usize = 1 << 20;
+/// Bytes of a group's checksum.
+const GROUP_CHECKSUM: usize = 4;
+/// Bytes read at once from a record.
+const CHUNK: usize = 4096;
+/// Longest varint of a u64.
+const MAX_VARINT: usize = 10;
+const WHAT: &str = "adjacency snapshot";
+
+/// The archive state a snapshot was written from: it answers for a store in that state only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CoveredState {
+    /// RocksDB's sequence number (it grows with every write).
+    pub(crate) sequence: u64,
+    pub(crate) next_vertex: u64,
+    pub(crate) next_edge: u64,
+    pub(crate) pruned_vertices: u64,
+    pub(crate) pruned_edges: u64,
+}
+
+impl CoveredState {
+    /// The state of `tables` now.
+    pub(crate) fn of(tables: &Tables) -> Result<CoveredState, ReadError> {
+        let counters = tables.read_counters()?;
+        Ok(CoveredState {
+            sequence: tables.db().latest_sequence_number(),
+            next_vertex: counters.next_vertex,
+            next_edge: counters.next_edge,
+            pruned_vertices: counters.pruned_vertices,
+            pruned_edges: counters.pruned_edges,
+        })
+    }
+}
+
+/// One direction of the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Out,
+    In,
+}
+
+impl Side {
+    fn table(self) -> Table {
+        match self {
+            Side::Out => Table::OutAdjacency,
+            Side::In => Table::InAdjacency,
+        }
+    }
+}
+
+/// Where one direction's regions are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Region {
+    records_pos: u64,
+    records_len: u64,
+    offsets_pos: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    /// Bytes of one offset: 4 or 8.
+    offset_width: u32,
+    covered: CoveredState,
+    out: Region,
+    into: Region,
+    file_len: u64,
+    body_checksum: u64,
+}
+
+impl Header {
+    fn encode(&self) -> [u8; HEADER_LEN as usize] {
+        let mut h = [0u8; HEADER_LEN as usize];
+        h[0..8].copy_from_slice(&MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&self.offset_width.to_le_bytes());
+        let words = [
+            self.covered.sequence,
+            self.covered.next_vertex,
+            self.covered.next_edge,
+            self.covered.pruned_vertices,
+            self.covered.pruned_edges,
+            self.out.records_pos,
+            self.out.records_len,
+            self.out.offsets_pos,
+            self.into.records_pos,
+            self.into.records_len,
+            self.into.offsets_pos,
+            self.file_len,
+            self.body_checksum,
+        ];
+        for (i, w) in words.iter().enumerate() {
+            h[16 + i * 8..24 + i * 8].copy_from_slice(&w.to_le_bytes());
+        }
+        let sum = fnv1a(FNV_OFFSET, &h[..120]);
+        h[120..128].copy_from_slice(&sum.to_le_bytes());
+        h
+    }
+
+    /// Decodes and validates a header against the file's length.
+    fn decode(h: &[u8; HEADER_LEN as usize], actual_len: u64) -> Result<Header, String> {
+        if h[0..8] != MAGIC {
+            return Err("not an adjacency snapshot (bad magic)".into());
+        }
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&h[16 + i * 8..24 + i * 8]);
+            u64::from_le_bytes(b)
+        };
+        let mut version = [0u8; 4];
+        version.copy_from_slice(&h[8..12]);
+        let version = u32::from_le_bytes(version);
+        let mut width = [0u8; 4];
+        width.copy_from_slice(&h[12..16]);
+        let offset_width = u32::from_le_bytes(width);
+        if version != VERSION {
+            return Err(format!(
+                "snapshot format {version}, this build reads {VERSION}"
+            ));
+        }
+        let mut sum = [0u8; 8];
+        sum.copy_from_slice(&h[120..128]);
+        if u64::from_le_bytes(sum) != fnv1a(FNV_OFFSET, &h[..120]) {
+            return Err("header checksum mismatch".into());
+        }
+        if offset_width != 4 && offset_width != 8 {
+            return Err(format!("offsets of {offset_width} bytes"));
+        }
+        let header = Header {
+            offset_width,
+            covered: CoveredState {
+                sequence: word(0),
+                next_vertex: word(1),
+                next_edge: word(2),
+                pruned_vertices: word(3),
+                pruned_edges: word(4),
+            },
+            out: Region {
+                records_pos: word(5),
+                records_len: word(6),
+                offsets_pos: word(7),
+            },
+            into: Region {
+                records_pos: word(8),
+                records_len: word(9),
+                offsets_pos: word(10),
+            },
+            file_len: word(11),
+            body_checksum: word(12),
+        };
+        if header.file_len != actual_len {
+            return Err(format!(
+                "header says {} bytes, the file has {actual_len}",
+                header.file_len
+            ));
+        }
+        let offsets_len = header
+            .covered
+            .next_vertex
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(u64::from(offset_width)))
+            .ok_or("vertex count out of range")?;
+        for region in [header.out, header.into] {
+            let records_end = region.records_pos.checked_add(region.records_len);
+            let offsets_end = region.offsets_pos.checked_add(offsets_len);
+            let inside = |start: u64, end: Option<u64>| {
+                start >= HEADER_LEN && end.is_some_and(|end| end <= header.file_len)
+            };
+            if !inside(region.records_pos, records_end) || !inside(region.offsets_pos, offsets_end)
+            {
+                return Err("a region lies outside the file".into());
+            }
+        }
+        Ok(header)
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, 64 bits: the file's checksum (stable across builds and platforms, unlike the
+/// process-seeded hashers; it guards against damage, not against a forger).
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The seed of the checksums of one vertex's groups.
+fn group_seed(side: Side, v: VertexId) -> u64 {
+    let mut bytes = [0u8; 9];
+    bytes[0] = match side {
+        Side::Out => b'o',
+        Side::In => b'i',
+    };
+    bytes[1..].copy_from_slice(&v.0.to_le_bytes());
+    fnv1a(FNV_OFFSET, &bytes)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Decodes a varint at the start of `bytes`: the value and its length, `None` when `bytes`
+/// ends first or the value overflows a u64.
+fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().take(MAX_VARINT).enumerate() {
+        let low = u64::from(b & 0x7f);
+        if i == MAX_VARINT - 1 && low > 1 {
+            return None;
+        }
+        value |= low << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, i + 1));
+        }
+    }
+    None
+}
+
+/// An open snapshot file.
+#[derive(Debug)]
+pub(crate) struct AdjacencySnapshot {
+    file: File,
+    path: PathBuf,
+    header: Header,
+}
+
+impl AdjacencySnapshot {
+    /// The snapshot of the archive at `dir`: `None` when it has none, an error when the file is
+    /// unreadable or its header invalid.
+    pub(crate) fn open(dir: &Path) -> Result<Option<AdjacencySnapshot>, ReadError> {
+        let path = dir.join(FILE_NAME);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(ReadError::File { path, source }),
+        };
+        let len = file
+            .metadata()
+            .map_err(|source| ReadError::File {
+                path: path.clone(),
+                source,
+            })?
+            .len();
+        let mut h = [0u8; HEADER_LEN as usize];
+        if len < HEADER_LEN {
+            return Err(ReadError::corruption(
+                WHAT,
+                format!("{}: {len} bytes, shorter than its header", path.display()),
+            ));
+        }
+        file.read_exact_at(&mut h, 0)
+            .map_err(|source| ReadError::File {
+                path: path.clone(),
+                source,
+            })?;
+        let header = Header::decode(&h, len)
+            .map_err(|e| ReadError::corruption(WHAT, format!("{}: {e}", path.display())))?;
+        Ok(Some(AdjacencySnapshot { file, path, header }))
+    }
+
+    /// Whether it answers for an archive in `state`.
+    pub(crate) fn covers(&self, state: CoveredState) -> bool {
+        self.header.covered == state
+    }
+
+    fn region(&self, side: Side) -> Region {
+        match side {
+            Side::Out => self.header.out,
+            Side::In => self.header.into,
+        }
+    }
+
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), ReadError> {
+        self.file
+            .read_exact_at(buf, pos)
+            .map_err(|source| ReadError::File {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Whether the file's body matches the checksum of its header (reads it whole).
+    pub(crate) fn verify_checksum(&self) -> Result<bool, ReadError> {
+        let mut hash = FNV_OFFSET;
+        let mut pos = HEADER_LEN;
+        let mut buf = vec![0u8; 1 << 20];
+        while pos < self.header.file_len {
+            let n = (self.header.file_len - pos).min(buf.len() as u64) as usize;
+            self.read_at(&mut buf[..n], pos)?;
+            hash = fnv1a(hash, &buf[..n]);
+            pos += n as u64;
+        }
+        Ok(hash == self.header.body_checksum)
+    }
+
+    /// A reader of one direction's records, positioned nowhere ([`SnapshotCursor::restart`]).
+    pub(crate) fn cursor(&self, side: Side) -> SnapshotCursor<'_> {
+        SnapshotCursor {
+            snapshot: self,
+            side,
+            vertex: VertexId(0),
+            pos: 0,
+            end: 0,
+            buf: Vec::new(),
+            at: 0,
+            group_type: TypeId(0),
+            group_left: 0,
+            group_bytes_left: 0,
+            prev_edge: 0,
+            first_in_group: true,
+            group_open: false,
+            failed: false,
+            deferred: None,
+        }
+    }
+
+    /// Every vertex's entries of one direction in key order (vertex, type, edge), for `check`.
+    pub(crate) fn entries(
+        &self,
+        side: Side,
+    ) -> impl Iterator<Item = Result<(VertexId, TypeId, EdgeId, VertexId), ReadError>> + '_ {
+        let mut cursor = self.cursor(side);
+        let mut v = 0u64;
+        let mut started = false;
+        std::iter::from_fn(move || loop {
+            if started {
+                match cursor.next_entry(&[]) {
+                    Some(Ok((t, e, other))) => return Some(Ok((VertexId(v - 1), t, e, other))),
+                    Some(Err(e)) => return Some(Err(e)),
+                    None => {}
+                }
+            }
+            if v >= self.header.covered.next_vertex {
+                return None;
+            }
+            cursor.restart(VertexId(v));
+            v += 1;
+            started = true;
+        })
+    }
+}
+
+/// Reads the records of one direction, one vertex after another.
+pub(crate) struct SnapshotCursor<'a> {
+    snapshot: &'a AdjacencySnapshot,
+    side: Side,
+    /// The vertex read (for messages).
+    vertex: VertexId,
+    /// File position of the first byte not yet in `buf`, and the record's end.
+    pos: u64,
+    end: u64,
+    buf: Vec<u8>,
+    /// Bytes of `buf` consumed.
+    at: usize,
+    group_type: TypeId,
+    group_left: u64,
+    group_bytes_left: u64,
+    prev_edge: u64,
+    first_in_group: bool,
+    /// Whether a group is being read (its checksum follows its last entry).
+    group_open: bool,
+    /// After an error the cursor yields nothing until restarted.
+    failed: bool,
+    /// An error of `restart` (reading the offsets), yielded by the next read.
+    deferred: Option<ReadError>,
+}
+
+impl SnapshotCursor<'_> {
+    fn corrupt(&mut self, detail: impl std::fmt::Display) -> ReadError {
+        self.failed = true;
+        ReadError::corruption(
+            WHAT,
+            format!(
+                "{}: {:?} record of vertex {}: {detail}",
+                self.snapshot.path.display(),
+                self.side,
+                self.vertex.0
+            ),
+        )
+    }
+
+    /// Moves to the record of `v` (a vertex the snapshot does not know has none).
+    pub(crate) fn restart(&mut self, v: VertexId) {
+        self.vertex = v;
+        self.buf.clear();
+        self.at = 0;
+        self.group_left = 0;
+        self.group_bytes_left = 0;
+        self.group_open = false;
+        self.failed = false;
+        self.deferred = None;
+        self.pos = 0;
+        self.end = 0;
+        if v.0 >= self.snapshot.header.covered.next_vertex {
+            return;
+        }
+        let region = self.snapshot.region(self.side);
+        let width = self.snapshot.header.offset_width as usize;
+        let mut offsets = [0u8; 16];
+        let offsets = &mut offsets[..2 * width];
+        if let Err(e) = self
+            .snapshot
+            .read_at(offsets, region.offsets_pos + v.0 * width as u64)
+        {
+            self.deferred = Some(e);
+            return;
+        }
+        let word = |bytes: &[u8]| {
+            let mut word = [0u8; 8];
+            word[..width].copy_from_slice(bytes);
+            u64::from_le_bytes(word)
+        };
+        let (start, end) = (word(&offsets[..width]), word(&offsets[width..]));
+        if start > end || end > region.records_len {
+            let e = self.corrupt(format!(
+                "offsets {start}..{end} outside {} bytes",
+                region.records_len
+            ));
+            self.deferred = Some(e);
+            return;
+        }
+        self.pos = region.records_pos + start;
+        self.end = region.records_pos + end;
+    }
+
+    /// Makes at least `need` unread bytes available in `buf`, or all that is left.
+    fn fill(&mut self, need: usize) -> Result<(), ReadError> {
+        let have = self.buf.len() - self.at;
+        if have >= need || self.pos >= self.end {
+            return Ok(());
+        }
+        self.buf.drain(..self.at);
+        self.at = 0;
+        let n = (self.end - self.pos).min(CHUNK.max(need) as u64) as usize;
+        let old = self.buf.len();
+        self.buf.resize(old + n, 0);
+        let pos = self.pos;
+        if let Err(e) = self.snapshot.read_at(&mut self.buf[old..], pos) {
+            self.failed = true;
+            return Err(e);
+        }
+        self.pos += n as u64;
+        Ok(())
+    }
+
+    fn varint(&mut self) -> Result<u64, ReadError> {
+        self.fill(MAX_VARINT)?;
+        match get_varint(&self.buf[self.at..]) {
+            Some((value, len)) => {
+                self.at += len;
+                Ok(value)
+            }
+            None => Err(self.corrupt("truncated or overlong number")),
+        }
+    }
+
+    /// Skips `n` bytes of the record without reading them.
+    fn skip(&mut self, n: u64) -> Result<(), ReadError> {
+        let buffered = (self.buf.len() - self.at) as u64;
+        if n <= buffered {
+            self.at += n as usize;
+            return Ok(());
+        }
+        self.at = self.buf.len();
+        let rest = n - buffered;
+        if rest > self.end - self.pos {
+            return Err(self.corrupt("a group runs past the record's end"));
+        }
+        self.pos += rest;
+        Ok(())
+    }
+
+    fn at_end(&self) -> bool {
+        self.at == self.buf.len() && self.pos >= self.end
+    }
+
+    /// The next entry of the record over `types` (sorted; all when empty): its edge type, edge
+    /// and neighbour.
+    pub(crate) fn next_entry(
+        &mut self,
+        types: &[TypeId],
+    ) -> Option<Result<(TypeId, EdgeId, VertexId), ReadError>> {
+        if let Some(e) = self.deferred.take() {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        if self.failed {
+            return None;
+        }
+        match self.step(types) {
+            Ok(entry) => entry.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                self.buf.clear();
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn step(&mut self, types: &[TypeId]) -> Result<Option<(TypeId, EdgeId, VertexId)>, ReadError> {
+        while self.group_left == 0 {
+            if self.group_open {
+                if self.group_bytes_left != 0 {
+                    return Err(self.corrupt("a group's bytes exceed its entries"));
+                }
+                // Its checksum, verified when the group was opened.
+                self.at += GROUP_CHECKSUM;
+                self.group_open = false;
+            }
+            if self.at_end() {
+                return Ok(None);
+            }
+            self.fill(3 * MAX_VARINT)?;
+            let head_start = self.at;
+            let t = self.varint()?;
+            let count = self.varint()?;
+            let bytes = self.varint()?;
+            let t = u16::try_from(t).map_err(|_| self.corrupt(format!("edge type {t}")))?;
+            if count == 0
+                || bytes < count.saturating_mul(2)
+                || bytes > (MAX_GROUP_BYTES + 2 * MAX_VARINT) as u64
+            {
+                return Err(self.corrupt(format!("a group of {count} entries in {bytes} bytes")));
+            }
+            let t = TypeId(t);
+            if !types.is_empty() && types.binary_search(&t).is_err() {
+                if types.last().is_some_and(|last| t > *last) {
+                    // Groups are in type order: none of the types asked for is left.
+                    self.pos = self.end;
+                    self.at = self.buf.len();
+                    return Ok(None);
+                }
+                self.skip(bytes + GROUP_CHECKSUM as u64)?;
+                continue;
+            }
+            let hash = fnv1a(
+                group_seed(self.side, self.vertex),
+                &self.buf[head_start..self.at],
+            );
+            let len = bytes as usize;
+            self.fill(len + GROUP_CHECKSUM)?;
+            let verified = match self.buf.get(self.at..self.at + len + GROUP_CHECKSUM) {
+                Some(group) => {
+                    let (entries, stored) = group.split_at(len);
+                    let mut sum = [0u8; GROUP_CHECKSUM];
+                    sum.copy_from_slice(stored);
+                    Some(fnv1a(hash, entries) as u32 == u32::from_le_bytes(sum))
+                }
+                None => None,
+            };
+            match verified {
+                Some(true) => {}
+                Some(false) => return Err(self.corrupt("a group does not match its checksum")),
+                None => return Err(self.corrupt("a group runs past the record's end")),
+            }
+            self.group_open = true;
+            self.group_type = t;
+            self.group_left = count;
+            self.group_bytes_left = bytes;
+            self.prev_edge = 0;
+            self.first_in_group = true;
+        }
+        let before = self.at_position();
+        let delta = self.varint()?;
+        let neighbour = self.varint()?;
+        let used = self.at_position() - before;
+        self.group_bytes_left = self
+            .group_bytes_left
+            .checked_sub(used)
+            .ok_or_else(|| self.corrupt("entries run past their group"))?;
+        if !self.first_in_group && delta == 0 {
+            return Err(self.corrupt("edge ids repeat in a group"));
+        }
+        let edge = self
+            .prev_edge
+            .checked_add(delta)
+            .ok_or_else(|| self.corrupt("edge id out of range"))?;
+        self.prev_edge = edge;
+        self.first_in_group = false;
+        self.group_left -= 1;
+        Ok(Some((self.group_type, EdgeId(edge), VertexId(neighbour))))
+    }
+
+    /// Bytes of the record consumed so far, counted from the file.
+    fn at_position(&self) -> u64 {
+        self.pos - (self.buf.len() - self.at) as u64
+    }
+}
+
+/// A writer that hashes what it writes (the body checksum) and counts it.
+struct Hashing<W: Write> {
+    inner: W,
+    hash: u64,
+    written: u64,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash = fnv1a(self.hash, &buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The records of one direction being written: the open group and the offsets so far.
+struct RecordWriter<'a, W: Write, O: Write> {
+    side: Side,
+    /// The vertex whose record is being written.
+    vertex: VertexId,
+    /// A group is closed once its entries reach this many bytes.
+    max_group_bytes: usize,
+    records: &'a mut Hashing<W>,
+    offsets: O,
+    /// Where this direction's records start in the file.
+    records_pos: u64,
+    /// Next vertex whose offset is not written.
+    next_vertex: u64,
+    group: Vec<u8>,
+    group_type: Option<TypeId>,
+    group_count: u64,
+    prev_edge: u64,
+}
+
+impl<W: Write, O: Write> RecordWriter<'_, W, O> {
+    fn record_offset(&self) -> u64 {
+        self.records.written - self.records_pos
+    }
+
+    fn flush_group(&mut self) -> std::io::Result<()> {
+        if let Some(t) = self.group_type.take() {
+            let mut head = Vec::with_capacity(3 * MAX_VARINT);
+            put_varint(&mut head, u64::from(t.0));
+            put_varint(&mut head, self.group_count);
+            put_varint(&mut head, self.group.len() as u64);
+            let seed = group_seed(self.side, self.vertex);
+            let checksum = fnv1a(fnv1a(seed, &head), &self.group) as u32;
+            self.records.write_all(&head)?;
+            self.records.write_all(&self.group)?;
+            self.records.write_all(&checksum.to_le_bytes())?;
+            self.group.clear();
+            self.group_count = 0;
+            self.prev_edge = 0;
+        }
+        Ok(())
+    }
+
+    /// Writes offsets up to and including vertex `upto` (the start of its record).
+    fn offsets_through(&mut self, upto: u64) -> std::io::Result<()> {
+        let offset = self.record_offset().to_le_bytes();
+        while self.next_vertex <= upto {
+            self.offsets.write_all(&offset)?;
+            self.next_vertex += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the snapshot of `tables` as it is (the caller keeps writers out) into `dir`, through
+/// a temporary file renamed into place once synced. Returns its size.
+pub(crate) fn write(tables: &Tables, dir: &Path) -> Result<u64, WriteError> {
+    write_with_groups_of(tables, dir, MAX_GROUP_BYTES)
+}
+
+/// [`write`] with groups closed at `max_group_bytes` (tests make them small).
+fn write_with_groups_of(
+    tables: &Tables,
+    dir: &Path,
+    max_group_bytes: usize,
+) -> Result<u64, WriteError> {
+    let covered = CoveredState::of(tables)?;
+    let path = dir.join(FILE_NAME);
+    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| WriteError::File { path: p, source }
+    };
+    let mut file = File::create(&tmp).map_err(io(&tmp))?;
+    file.write_all(&[0u8; HEADER_LEN as usize])
+        .map_err(io(&tmp))?;
+    let mut body = Hashing {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        hash: FNV_OFFSET,
+        written: HEADER_LEN,
+    };
+    let mut offset_files = Vec::new();
+    let mut regions = [Region::default(); 2];
+    for (i, side) in [Side::Out, Side::In].into_iter().enumerate() {
+        let offsets_path = dir.join(format!("{FILE_NAME}.offsets-{i}.tmp"));
+        let offsets = BufWriter::new(File::create(&offsets_path).map_err(io(&offsets_path))?);
+        let records_pos = body.written;
+        let mut w = RecordWriter {
+            side,
+            vertex: VertexId(0),
+            max_group_bytes,
+            records: &mut body,
+            offsets,
+            records_pos,
+            next_vertex: 0,
+            group: Vec::new(),
+            group_type: None,
+            group_count: 0,
+            prev_edge: 0,
+        };
+        write_direction(tables, side, covered.next_vertex, &mut w, &tmp)?;
+        let mut offsets = w.offsets;
+        offsets.flush().map_err(io(&offsets_path))?;
+        regions[i].records_pos = records_pos;
+        regions[i].records_len = body.written - records_pos;
+        offset_files.push(offsets_path);
+    }
+    // The offsets were written as u64s; most archives' records fit 4 GiB, and 4-byte offsets
+    // save a byte per edge.
+    let offset_width: u32 = if regions.iter().all(|r| r.records_len <= u64::from(u32::MAX)) {
+        4
+    } else {
+        8
+    };
+    for (i, offsets_path) in offset_files.iter().enumerate() {
+        regions[i].offsets_pos = body.written;
+        let mut src = std::io::BufReader::new(File::open(offsets_path).map_err(io(offsets_path))?);
+        let mut word = [0u8; 8];
+        loop {
+            match std::io::Read::read_exact(&mut src, &mut word) {
+                Ok(()) => body
+                    .write_all(&word[..offset_width as usize])
+                    .map_err(io(&tmp))?,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(io(offsets_path)(e)),
+            }
+        }
+        std::fs::remove_file(offsets_path).map_err(io(offsets_path))?;
+    }
+    let header = Header {
+        offset_width,
+        covered,
+        out: regions[0],
+        into: regions[1],
+        file_len: body.written,
+        body_checksum: body.hash,
+    };
+    let mut file = body.inner.into_inner().map_err(|e| WriteError::File {
+        path: tmp.clone(),
+        source: e.into_error(),
+    })?;
+    file.seek(SeekFrom::Start(0)).map_err(io(&tmp))?;
+    file.write_all(&header.encode()).map_err(io(&tmp))?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
+    Ok(header.file_len)
+}
+
+fn write_direction<W: Write, O: Write>(
+    tables: &Tables,
+    side: Side,
+    vertex_count: u64,
+    w: &mut RecordWriter<'_, W, O>,
+    tmp: &Path,
+) -> Result<(), WriteError> {
+    let io = |source| WriteError::File {
+        path: tmp.to_path_buf(),
+        source,
+    };
+    let mut opts = ReadOptions::default();
+    opts.set_total_order_seek(true);
+    let mut it = tables
+        .db()
+        .raw_iterator_cf_opt(tables.cf(side.table())?, opts);
+    it.seek_to_first();
+    let mut current: Option<VertexId> = None;
+    while let Some(key) = it.key() {
+        let (v, t, e, other) = keys::decode_adjacency_key(key).ok_or_else(|| {
+            WriteError::corruption("adjacency key", format!("{} bytes", key.len()))
+        })?;
+        if v.0 >= vertex_count {
+            return Err(WriteError::corruption(
+                "adjacency key",
+                format!(
+                    "vertex {} at or above the next vertex id {vertex_count}",
+                    v.0
+                ),
+            ));
+        }
+        if current != Some(v) {
+            w.flush_group().map_err(io)?;
+            w.offsets_through(v.0).map_err(io)?;
+            w.vertex = v;
+            current = Some(v);
+        }
+        if w.group_type != Some(t) || w.group.len() >= w.max_group_bytes {
+            w.flush_group().map_err(io)?;
+            w.group_type = Some(t);
+        }
+        if w.group_count > 0 && e.0 <= w.prev_edge {
+            return Err(WriteError::corruption(
+                "adjacency key",
+                format!("vertex {} repeats edge {} of type {}", v.0, e.0, t.0),
+            ));
+        }
+        put_varint(&mut w.group, e.0 - w.prev_edge);
+        put_varint(&mut w.group, other.0);
+        w.prev_edge = e.0;
+        w.group_count += 1;
+        it.next();
+    }
+    it.status().map_err(ReadError::from)?;
+    w.flush_group().map_err(io)?;
+    // The offsets of the vertices after the last with entries, and the end of the last record.
+    w.offsets_through(vertex_count).map_err(io)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn varints_round_trip(n in any::<u64>()) {
+            let mut out = Vec::new();
+            put_varint(&mut out, n);
+            prop_assert_eq!(get_varint(&out), Some((n, out.len())));
+            prop_assert_eq!(get_varint(&out[..out.len() - 1]), None);
+        }
+
+        #[test]
+        fn header_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 128), len in any::<u64>()) {
+            let mut h = [0u8; HEADER_LEN as usize];
+            h.copy_from_slice(&bytes);
+            let _ = Header::decode(&h, len);
+        }
+    }
+
+    /// A hub's groups split every few bytes: every read, whole or typed, from the first
+    /// entry or restarted, answers as the column families do.
+    #[test]
+    fn split_groups_read_as_the_tables_do() {
+        use crate::model::*;
+        use crate::store::Store;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let types = ["read", "write", "clone"];
+        let endpoint = |v: String| EndpointInput {
+            ext_id: ExternalId::parse(&v),
+            type_hint: None,
+        };
+        let edges = (0..300)
+            .map(|i| EdgeInput {
+                ext_id: ExternalId::parse(&format!("e{i}")),
+                type_name: types[i % 3].into(),
+                relation: ProvRelation::Used,
+                // Vertex h is the hub; the others have an edge or two.
+                src: endpoint(if i % 5 == 0 {
+                    format!("x{i}")
+                } else {
+                    "h".into()
+                }),
+                dst: endpoint(format!("d{}", i % 7)),
+                placement: Placement::default(),
+                attrs: vec![],
+            })
+            .collect();
+        store
+            .write(&RecordBatch {
+                edges,
+                ..Default::default()
+            })
+            .unwrap();
+        write_with_groups_of(&store.tables, dir.path(), 6).unwrap();
+        let snapshot = AdjacencySnapshot::open(dir.path()).unwrap().unwrap();
+        assert!(snapshot.covers(CoveredState::of(&store.tables).unwrap()));
+        assert!(snapshot.verify_checksum().unwrap());
+        let mut filters: Vec<Vec<TypeId>> = vec![vec![]];
+        for t in types {
+            filters.push(vec![store.edge_type_id(t).unwrap()]);
+        }
+        let mut two = vec![filters[1][0], filters[3][0]];
+        two.sort();
+        filters.push(two);
+        filters.push(vec![TypeId(999)]);
+        for (side, direction) in [(Side::Out, Direction::Out), (Side::In, Direction::In)] {
+            let mut cursor = snapshot.cursor(side);
+            for v in 0..store.vertex_count().unwrap() + 2 {
+                for filter in &filters {
+                    let want: Vec<(TypeId, EdgeId, VertexId)> = store
+                        .neighbours(VertexId(v), direction, filter)
+                        .map(|a| {
+                            let a = a.unwrap();
+                            (a.edge_type, a.edge, a.neighbour)
+                        })
+                        .collect();
+                    cursor.restart(VertexId(v));
+                    let got: Vec<_> =
+                        std::iter::from_fn(|| cursor.next_entry(filter).map(|r| r.unwrap()))
+                            .collect();
+                    assert_eq!(got, want, "{side:?} vertex {v} types {filter:?}");
+                }
+            }
+            let all: Vec<_> = snapshot.entries(side).map(|r| r.unwrap()).collect();
+            assert_eq!(all.len(), 300);
+        }
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn an_overlong_varint_is_refused() {
+        assert_eq!(get_varint(&[0xff; 10]), None);
+        assert_eq!(
+            get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            None
+        );
+        assert_eq!(
+            get_varint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+            Some((u64::MAX, 10))
+        );
+    }
+
+    #[test]
+    fn a_header_round_trips_and_any_flipped_byte_is_refused() {
+        let header = Header {
+            offset_width: 8,
+            covered: CoveredState {
+                sequence: 7,
+                next_vertex: 3,
+                next_edge: 2,
+                pruned_vertices: 0,
+                pruned_edges: 0,
+            },
+            out: Region {
+                records_pos: 128,
+                records_len: 10,
+                offsets_pos: 148,
+            },
+            into: Region {
+                records_pos: 138,
+                records_len: 10,
+                offsets_pos: 180,
+            },
+            file_len: 212,
+            body_checksum: 99,
+        };
+        let bytes = header.encode();
+        assert_eq!(Header::decode(&bytes, 212), Ok(header));
+        assert!(Header::decode(&bytes, 213).is_err());
+        for i in 0..HEADER_LEN as usize {
+            let mut damaged = bytes;
+            damaged[i] ^= 0x10;
+            assert!(Header::decode(&damaged, 212).is_err(), "byte {i}");
+        }
+    }
+}

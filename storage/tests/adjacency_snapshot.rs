@@ -1,0 +1,268 @@
+//! The adjacency snapshot (`Store::write_adjacency_snapshot`): a store opened read-only on the
+//! state it was written from reads adjacency from it and answers as the written graph says;
+//! any later write makes it stale and unused; a damaged file never yields a wrong neighbour
+//! (an error, or the column families), and `check` names the damage.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use proptest::prelude::*;
+use provdb_storage::*;
+
+mod common;
+use common::{edge, Written, TYPES};
+
+const SNAPSHOT_FILE: &str = ADJACENCY_SNAPSHOT_FILE_NAME;
+
+fn write_and_compact(dir: &Path, edges: &[Written]) {
+    let store = Store::open(dir).unwrap();
+    // Two batches, so that the compacted tables come from more than one flush.
+    let half = edges.len() / 2;
+    for range in [0..half, half..edges.len()] {
+        let batch = RecordBatch {
+            edges: range
+                .map(|i| edge(i, TYPES[edges[i].0], edges[i].1, edges[i].2))
+                .collect(),
+            ..Default::default()
+        };
+        store.write(&batch).unwrap();
+        store.flush().unwrap();
+    }
+    store.compact().unwrap();
+    store.write_adjacency_snapshot().unwrap();
+    store.close().unwrap();
+}
+
+fn read_only(dir: &Path) -> Store {
+    Store::open_with(
+        dir,
+        StoreOptions {
+            mode: OpenMode::ReadOnly,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// What each vertex's adjacency must be, from the written list alone: per (vertex, 0 out / 1
+/// in), the edges ordered by (type id, edge id).
+fn expected(store: &Store, edges: &[Written]) -> BTreeMap<(VertexId, u8), Vec<Adjacent>> {
+    let type_id = |t: usize| store.edge_type_id(TYPES[t]).unwrap();
+    let edge_id = |i: usize| {
+        store
+            .edge_id(&ExternalId::parse(&format!("e{i}")))
+            .unwrap()
+            .unwrap()
+    };
+    let vertex_id = |v: usize| {
+        store
+            .vertex_id(&ExternalId::parse(&format!("v{v}")))
+            .unwrap()
+            .unwrap()
+    };
+    let mut expected: BTreeMap<(VertexId, u8), Vec<Adjacent>> = BTreeMap::new();
+    for (i, &(t, src, dst)) in edges.iter().enumerate() {
+        let (s, d) = (vertex_id(src), vertex_id(dst));
+        let adjacent = |neighbour, direction| Adjacent {
+            edge: edge_id(i),
+            edge_type: type_id(t),
+            neighbour,
+            direction,
+        };
+        expected
+            .entry((s, 0))
+            .or_default()
+            .push(adjacent(d, Direction::Out));
+        expected
+            .entry((d, 1))
+            .or_default()
+            .push(adjacent(s, Direction::In));
+    }
+    for list in expected.values_mut() {
+        list.sort_by_key(|a| (a.edge_type, a.edge));
+    }
+    expected
+}
+
+fn want(
+    expected: &BTreeMap<(VertexId, u8), Vec<Adjacent>>,
+    v: VertexId,
+    direction: Direction,
+    types: &[TypeId],
+) -> Vec<Adjacent> {
+    let mut want = Vec::new();
+    for (d, side) in [(Direction::Out, 0), (Direction::In, 1)] {
+        if direction == d || direction == Direction::Both {
+            want.extend(
+                expected
+                    .get(&(v, side))
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| types.is_empty() || types.contains(&a.edge_type))
+                    .cloned(),
+            );
+        }
+    }
+    want
+}
+
+fn graph() -> impl Strategy<Value = Vec<Written>> {
+    prop::collection::vec((0..TYPES.len(), 0..16usize, 0..16usize), 1..80)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    #[test]
+    fn a_compacted_archive_reads_adjacency_from_its_snapshot_as_written(
+        edges in graph(),
+        type_filter in prop::collection::vec(0..TYPES.len(), 0..3),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        write_and_compact(dir.path(), &edges);
+        let store = read_only(dir.path());
+        prop_assert!(store.uses_adjacency_snapshot());
+        let expected = expected(&store, &edges);
+        let mut types: Vec<TypeId> = type_filter
+            .iter()
+            .map(|&t| store.edge_type_id(TYPES[t]).unwrap_or(TypeId(900 + t as u16)))
+            .collect();
+        types.sort();
+        types.dedup();
+        // Two ids past the last vertex: no edges.
+        let vertices = store.vertex_count().unwrap() + 2;
+        for direction in [Direction::Out, Direction::In, Direction::Both] {
+            let mut cursor = store.adjacency_cursor(direction, &types);
+            for v in (0..vertices).map(VertexId) {
+                cursor.restart(v);
+                let got: Vec<Adjacent> = cursor.by_ref().map(|a| a.unwrap()).collect();
+                prop_assert_eq!(&got, &want(&expected, v, direction, &types), "{:?} {:?}", v, direction);
+                let all: Vec<Adjacent> = store.neighbours(v, direction, &[]).map(|a| a.unwrap()).collect();
+                prop_assert_eq!(&all, &want(&expected, v, direction, &[]));
+            }
+        }
+        prop_assert!(store.check().unwrap().is_ok());
+    }
+}
+
+#[test]
+fn a_write_after_compact_leaves_the_snapshot_unused_and_the_new_edge_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let edges = [(0, 1, 2), (1, 2, 3)];
+    write_and_compact(dir.path(), &edges);
+    let before = read_only(dir.path());
+    assert!(before.uses_adjacency_snapshot());
+    // Opened for writing, a store reads the tables (it may write the next moment).
+    let writer = Store::open(dir.path()).unwrap();
+    assert!(!writer.uses_adjacency_snapshot());
+    writer
+        .write(&RecordBatch {
+            edges: vec![edge(2, "read", 1, 3)],
+            ..Default::default()
+        })
+        .unwrap();
+    writer.close().unwrap();
+    let after = read_only(dir.path());
+    assert!(!after.uses_adjacency_snapshot());
+    let v1 = after.vertex_id(&ExternalId::parse("v1")).unwrap().unwrap();
+    let neighbours: Vec<VertexId> = after
+        .neighbours(v1, Direction::Out, &[])
+        .map(|a| a.unwrap().neighbour)
+        .collect();
+    assert_eq!(neighbours.len(), 2, "v1 -> v2 and the new v1 -> v3");
+    // The view opened before the write still answers from the snapshot, as of its state.
+    let old: Vec<Adjacent> = before
+        .neighbours(v1, Direction::Out, &[])
+        .map(|a| a.unwrap())
+        .collect();
+    assert_eq!(old.len(), 1);
+    // Compacting removes the stale snapshot; writing one again makes it of the new state.
+    let writer = Store::open(dir.path()).unwrap();
+    writer.compact().unwrap();
+    assert!(!dir.path().join(SNAPSHOT_FILE).exists());
+    writer.write_adjacency_snapshot().unwrap();
+    writer.close().unwrap();
+    let again = read_only(dir.path());
+    assert!(again.uses_adjacency_snapshot());
+    assert_eq!(again.neighbours(v1, Direction::Out, &[]).count(), 2);
+    assert!(again.check().unwrap().is_ok());
+}
+
+#[test]
+fn only_a_writer_writes_a_snapshot_and_compacting_keeps_a_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_and_compact(dir.path(), &[(0, 1, 2)]);
+    let reader = read_only(dir.path());
+    assert!(matches!(
+        reader.write_adjacency_snapshot(),
+        Err(WriteError::ReadOnly)
+    ));
+    drop(reader);
+    // Nothing written since: compacting again leaves the snapshot in use.
+    let writer = Store::open(dir.path()).unwrap();
+    writer.compact().unwrap();
+    writer.close().unwrap();
+    assert!(read_only(dir.path()).uses_adjacency_snapshot());
+}
+
+#[test]
+fn the_snapshot_counts_in_the_archive_size() {
+    let dir = tempfile::tempdir().unwrap();
+    write_and_compact(dir.path(), &[(0, 1, 2), (2, 3, 1)]);
+    let store = read_only(dir.path());
+    let sizes = store.disk_size_by_column_family().unwrap();
+    let (name, size) = sizes.last().unwrap();
+    assert_eq!(name, ADJACENCY_SNAPSHOT_SIZE_NAME);
+    let on_disk = std::fs::metadata(dir.path().join(SNAPSHOT_FILE))
+        .unwrap()
+        .len();
+    assert_eq!(*size, on_disk);
+    assert!(store.disk_size().unwrap() >= on_disk);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any byte of the file flipped, or the file cut short: every read either answers as
+    /// written or fails with a corruption error naming the snapshot; never a wrong neighbour,
+    /// never a panic. `check` reports the damage.
+    #[test]
+    fn a_damaged_snapshot_never_answers_wrongly(
+        position in any::<prop::sample::Index>(),
+        flip in 1..=255u8,
+        cut in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let edges: Vec<Written> = (0..60).map(|i| (i % 3, i % 7, (i * 5 + 1) % 11)).collect();
+        write_and_compact(dir.path(), &edges);
+        let path = dir.path().join(SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = position.index(bytes.len());
+        if cut {
+            bytes.truncate(at);
+        } else {
+            bytes[at] ^= flip;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+
+        let store = read_only(dir.path());
+        let expected = expected(&store, &edges);
+        let mut errors = 0;
+        for v in (0..store.vertex_count().unwrap()).map(VertexId) {
+            for direction in [Direction::Out, Direction::In, Direction::Both] {
+                let got: Result<Vec<Adjacent>, ReadError> = store.neighbours(v, direction, &[]).collect();
+                match got {
+                    Ok(list) => prop_assert_eq!(&list, &want(&expected, v, direction, &[])),
+                    Err(ReadError::Corruption { what, .. }) => {
+                        prop_assert_eq!(what, "adjacency snapshot");
+                        errors += 1;
+                    }
+                    Err(e) => prop_assert!(false, "unexpected error {}", e),
+                }
+            }
+        }
+        let report = store.check().unwrap();
+        prop_assert!(!report.is_ok(), "check found nothing ({} read errors)", errors);
+        prop_assert!(report.problems.iter().any(|p| p.invariant == "adjacency snapshot"));
+    }
+}
