@@ -193,6 +193,14 @@ fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
     table.set_pin_top_level_index_and_filter(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     table.set_format_version(5);
+    // A reader keeps every index and filter partition in the cache once a file is opened: a
+    // cold look-up then reads one data block, not also a partition of the index and one of
+    // the filter. Bench children on the 1M-edge archive: Q2 first touch about 10% faster, its
+    // p99 halved; the process holds 6-15 MB more (charged to the block cache). The writer
+    // does not: its files come and go, and it reads few of them.
+    if !writer {
+        table.set_partition_pinning_tier(rocksdb::BlockBasedTablePinningTier::All);
+    }
     opts.set_compression_type(DBCompressionType::Lz4);
     opts.set_bottommost_compression_type(match policy {
         StoragePolicy::Traversal => DBCompressionType::Lz4,
