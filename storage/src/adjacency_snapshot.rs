@@ -330,6 +330,21 @@ impl AdjacencySnapshot {
             })
     }
 
+    /// Puts a copy of the file into the archive folder `dir` (a backup of the state it
+    /// answers for): a hard link where `dir` is on the same file system, else a synced copy.
+    pub(crate) fn copy_into(&self, dir: &Path) -> Result<(), WriteError> {
+        let dest = dir.join(FILE_NAME);
+        let io = |source| WriteError::File {
+            path: dest.clone(),
+            source,
+        };
+        if std::fs::hard_link(&self.path, &dest).is_err() {
+            std::fs::copy(&self.path, &dest).map_err(io)?;
+            File::open(&dest).and_then(|f| f.sync_all()).map_err(io)?;
+        }
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+
     /// Whether the file's body matches the checksum of its header (reads it whole).
     pub(crate) fn verify_checksum(&self) -> Result<bool, ReadError> {
         let mut hash = FNV_OFFSET;

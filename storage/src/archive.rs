@@ -842,7 +842,8 @@ impl Store {
     }
 
     /// Writes a consistent copy of the archive to `dest` (a folder that must not exist); the
-    /// copy opens as an archive directly.
+    /// copy opens as an archive directly, with the adjacency snapshot where the archive has
+    /// one of its present state and is open for writing.
     ///
     /// Opened for writing (nobody else writes), the copy is a RocksDB checkpoint after a flush:
     /// SST files hard-linked where `dest` is on the same file system, copied otherwise. On a
@@ -857,6 +858,12 @@ impl Store {
             rocksdb::checkpoint::Checkpoint::new(self.tables.db())
                 .and_then(|checkpoint| checkpoint.create_checkpoint(dest))
                 .map_err(WriteError::from)?;
+            // The checkpoint is this very state: an adjacency snapshot of it serves the copy.
+            if let Ok(Some(snapshot)) = AdjacencySnapshot::open(self.path()) {
+                if snapshot.covers(CoveredState::of(&self.tables)?) {
+                    snapshot.copy_into(dest)?;
+                }
+            }
             return Ok(());
         }
         self.catch_up()?;

@@ -206,6 +206,43 @@ fn only_a_writer_writes_a_snapshot_and_compacting_keeps_a_current_one() {
 }
 
 #[test]
+fn a_backup_of_a_snapshotted_archive_reads_from_its_own_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let edges: Vec<Written> = (0..40).map(|i| (i % 3, i % 5, (i * 3 + 1) % 9)).collect();
+    let archive = dir.path().join("archive");
+    write_and_compact(&archive, &edges);
+    let backup = dir.path().join("backup");
+    let store = Store::open(&archive).unwrap();
+    store.backup_to(&backup).unwrap();
+    store.close().unwrap();
+    // The copy is the archive's own file or a copy of it, not a path into the archive.
+    std::fs::remove_file(archive.join(SNAPSHOT_FILE)).unwrap();
+    let copy = read_only(&backup);
+    assert!(copy.uses_adjacency_snapshot());
+    let expected = expected(&copy, &edges);
+    for v in (0..copy.vertex_count().unwrap()).map(VertexId) {
+        let got: Vec<Adjacent> = copy
+            .neighbours(v, Direction::Both, &[])
+            .map(|a| a.unwrap())
+            .collect();
+        assert_eq!(got, want(&expected, v, Direction::Both, &[]));
+    }
+    assert!(copy.check().unwrap().is_ok());
+}
+
+#[test]
+fn an_empty_archive_has_an_empty_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.write_adjacency_snapshot().unwrap() > 0);
+    store.close().unwrap();
+    let reader = read_only(dir.path());
+    assert!(reader.uses_adjacency_snapshot());
+    assert_eq!(reader.neighbours(VertexId(0), Direction::Both, &[]).count(), 0);
+    assert!(reader.check().unwrap().is_ok());
+}
+
+#[test]
 fn the_snapshot_counts_in_the_archive_size() {
     let dir = tempfile::tempdir().unwrap();
     write_and_compact(dir.path(), &[(0, 1, 2), (2, 3, 1)]);
