@@ -20,7 +20,7 @@ With --adjacency-snapshot it then writes the adjacency snapshot: both adjacency 
 compressed sparse rows in a file beside the column families (`provdb-adjacency.snapshot`). \
 Queries of a process that opens the archive read-only (`provdb query`, the REPL, `provdb ui`) \
 then read each traversal step from it: about a third faster on a first touch, for about as \
-much disk as the adjacency tables (some 20 bytes per edge). Any later write leaves it unused \
+much disk as the adjacency tables (about 18 bytes per edge). Any later write leaves it unused \
 (the tables stay complete) until `compact --adjacency-snapshot` runs again; a plain `compact` \
 removes an unused one. `provdb check` verifies it."
 )]
@@ -29,7 +29,7 @@ pub struct CompactArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Also write the adjacency snapshot (faster first-touch traversals for read-only
-    /// processes, about 20 more bytes per edge).
+    /// processes, about 18 more bytes per edge).
     #[arg(long)]
     pub adjacency_snapshot: bool,
 }

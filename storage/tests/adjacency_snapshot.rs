@@ -238,7 +238,10 @@ fn an_empty_archive_has_an_empty_snapshot() {
     store.close().unwrap();
     let reader = read_only(dir.path());
     assert!(reader.uses_adjacency_snapshot());
-    assert_eq!(reader.neighbours(VertexId(0), Direction::Both, &[]).count(), 0);
+    assert_eq!(
+        reader.neighbours(VertexId(0), Direction::Both, &[]).count(),
+        0
+    );
     assert!(reader.check().unwrap().is_ok());
 }
 
