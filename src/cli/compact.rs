@@ -20,9 +20,9 @@ With --adjacency-snapshot it then writes the adjacency snapshot: both adjacency 
 compressed sparse rows in a file beside the column families (`provdb-adjacency.snapshot`). \
 Queries of a process that opens the archive read-only (`provdb query`, the REPL, `provdb ui`) \
 then read each traversal step from it: about a third faster on a first touch, for about as \
-much disk as the adjacency tables (about 18 bytes per edge). Any later write leaves it unused \
-(the tables stay complete) until `compact --adjacency-snapshot` runs again; a plain `compact` \
-removes an unused one. `provdb check` verifies it."
+much disk as the adjacency tables (about 18 bytes per edge). Any later write (import, serve) \
+leaves it unused (the tables stay complete), and the writing process removes it when it \
+closes; run `compact --adjacency-snapshot` again after new data. `provdb check` verifies it."
 )]
 pub struct CompactArgs {
     /// No spinner.

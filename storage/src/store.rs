@@ -196,8 +196,8 @@ impl Store {
     /// Compacts every column family down to the bottom level, rewritten with the archive's
     /// compression (zstd level 9, trained dictionary), except the adjacency tables every
     /// traversal step reads, which stay in LZ4 (see `StoragePolicy`). An adjacency snapshot
-    /// of an earlier state (see [`Store::write_adjacency_snapshot`]) is removed: no reader
-    /// uses it any more.
+    /// of an earlier state (see [`Store::write_adjacency_snapshot`]) is removed, as
+    /// [`Store::close`] does.
     pub fn compact(&self) -> Result<(), WriteError> {
         // Force the bottom level too: files that reached it by trivial moves still carry the
         // fast compression of the upper levels, not the archive's.
@@ -216,16 +216,23 @@ impl Store {
             }
             db.compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &opts);
         }
-        if *self.tables.mode() == OpenMode::ReadWrite {
-            let stale = match AdjacencySnapshot::open(&self.path) {
-                Ok(Some(snapshot)) => !snapshot.covers(CoveredState::of(&self.tables)?),
-                Ok(None) => false,
-                // Damaged: of no use either.
-                Err(_) => true,
-            };
-            if stale {
-                self.remove_adjacency_snapshot()?;
-            }
+        self.remove_stale_adjacency_snapshot()
+    }
+
+    /// Removes the adjacency snapshot when it no longer answers for the archive (or is
+    /// damaged): no reader would use it. Only the writer does.
+    fn remove_stale_adjacency_snapshot(&self) -> Result<(), WriteError> {
+        if *self.tables.mode() != OpenMode::ReadWrite {
+            return Ok(());
+        }
+        let stale = match AdjacencySnapshot::open(&self.path) {
+            Ok(Some(snapshot)) => !snapshot.covers(CoveredState::of(&self.tables)?),
+            Ok(None) => false,
+            // Damaged: of no use either.
+            Err(_) => true,
+        };
+        if stale {
+            self.remove_adjacency_snapshot()?;
         }
         Ok(())
     }
@@ -237,8 +244,8 @@ impl Store {
     /// compressed sparse rows: a store opened read-only on exactly this state reads every
     /// traversal step from it (two reads of the page cache) instead of RocksDB's blocks,
     /// about a third faster on a first touch. It costs about as much disk as the adjacency
-    /// tables; any later write leaves it unused (the tables stay complete), until it is
-    /// written again. A write committed while it is written (a prepared write, which the
+    /// tables; any later write leaves it unused (the tables stay complete), and the writer
+    /// removes it when it closes. A write committed while it is written (a prepared write, which the
     /// writer's lock does not hold back) leaves no snapshot.
     ///
     /// ```
@@ -295,8 +302,11 @@ impl Store {
     }
 
     /// Flushes and closes the store. Always call it: durability does not rely on `Drop`.
+    /// An adjacency snapshot that the store's writes have made stale is removed (no reader
+    /// opened from now on uses it; one that has it open keeps reading it).
     pub fn close(self) -> Result<(), WriteError> {
-        self.flush()
+        self.flush()?;
+        self.remove_stale_adjacency_snapshot()
     }
 
     /// Size of the live SST files of every column family, in bytes.

@@ -162,6 +162,8 @@ fn a_write_after_compact_leaves_the_snapshot_unused_and_the_new_edge_read() {
         })
         .unwrap();
     writer.close().unwrap();
+    // The writer removed the snapshot its write made stale.
+    assert!(!dir.path().join(SNAPSHOT_FILE).exists());
     let after = read_only(dir.path());
     assert!(!after.uses_adjacency_snapshot());
     let v1 = after.vertex_id(&ExternalId::parse("v1")).unwrap().unwrap();
@@ -176,10 +178,9 @@ fn a_write_after_compact_leaves_the_snapshot_unused_and_the_new_edge_read() {
         .map(|a| a.unwrap())
         .collect();
     assert_eq!(old.len(), 1);
-    // Compacting removes the stale snapshot; writing one again makes it of the new state.
+    // Writing one again makes it of the new state.
     let writer = Store::open(dir.path()).unwrap();
     writer.compact().unwrap();
-    assert!(!dir.path().join(SNAPSHOT_FILE).exists());
     writer.write_adjacency_snapshot().unwrap();
     writer.close().unwrap();
     let again = read_only(dir.path());
@@ -243,6 +244,29 @@ fn an_empty_archive_has_an_empty_snapshot() {
         0
     );
     assert!(reader.check().unwrap().is_ok());
+}
+
+#[test]
+fn compacting_removes_a_snapshot_made_stale_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    write_and_compact(dir.path(), &[(0, 1, 2)]);
+    let path = dir.path().join(SNAPSHOT_FILE);
+    let kept = std::fs::read(&path).unwrap();
+    let writer = Store::open(dir.path()).unwrap();
+    writer
+        .write(&RecordBatch {
+            edges: vec![edge(1, "read", 2, 3)],
+            ..Default::default()
+        })
+        .unwrap();
+    writer.close().unwrap();
+    // As if a writer had been killed before it could remove it.
+    std::fs::write(&path, kept).unwrap();
+    assert!(!read_only(dir.path()).uses_adjacency_snapshot());
+    let writer = Store::open(dir.path()).unwrap();
+    writer.compact().unwrap();
+    assert!(!path.exists());
+    writer.close().unwrap();
 }
 
 #[test]
