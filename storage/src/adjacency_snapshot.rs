@@ -1,10 +1,11 @@
 //! The adjacency snapshot: both adjacency tables as compressed sparse rows in one file beside
-//! RocksDB's, written by [`crate::Store::compact`], owner of that file's byte format.
+//! RocksDB's, written by [`crate::Store::write_adjacency_snapshot`]; this module owns the
+//! file's byte format.
 //!
 //! Why: an investigator's first question of a compacted archive pays, per traversal step
 //! through RocksDB, an index-partition seek, a filter-partition probe, and the read,
 //! decompression and caching of a 4 KiB block. From the snapshot the same step is two reads of
-//! the page cache: the vertex's 16 bytes of offsets, then its record (a few bytes per edge).
+//! the page cache: the vertex's two offsets, then its record (a few bytes per edge).
 //!
 //! The snapshot answers only for the archive state it was written from (the RocksDB sequence
 //! number and the id counters, in its header). A store opened read-only on exactly that state
