@@ -500,6 +500,7 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
         script: &script,
         db: &sqlite_db,
     });
+    networkx_baseline(edges, &work, &starts_file);
     compare_queries(edges, dir, &starts_file, sqlite.as_ref(), "");
     // The same archive with the adjacency snapshot of `compact --adjacency-snapshot`, against
     // SQLite again in this run; then without it again, as the archive was built.
@@ -527,6 +528,43 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
     }
     if !keep_inputs() {
         let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// The in-memory peer (networkx, `benches/networkx_baseline.py`) on the same CSV, in this run:
+/// one process loads the graph and asks Q1-Q4; a line per question.
+fn networkx_baseline(edges: u64, csv_dir: &Path, starts_file: &Path) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/networkx_baseline.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(csv_dir)
+        .arg(starts_file)
+        .output();
+    let text = match out {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => {
+            println!("peer method {edges} edges | networkx baseline SKIPPED (python3 with networkx needed)");
+            return;
+        }
+    };
+    println!(
+        "peer method {edges} edges | networkx (in memory) | query | first median / p99 ms | warm median / p99 ms | rows"
+    );
+    for section in text.split("query ").skip(1) {
+        let name = section.split_whitespace().next().unwrap_or("?");
+        let Some(mut times) = parse_peer_times(section) else {
+            continue;
+        };
+        times.first.sort();
+        times.warm.sort();
+        println!(
+            "peer method {edges} edges | networkx (in memory) | {name} | {:.4} / {:.4} | {:.4} / {:.4} | {}",
+            ms(percentile(&times.first, 50)),
+            ms(percentile(&times.first, 99)),
+            ms(percentile(&times.warm, 50)),
+            ms(percentile(&times.warm, 99)),
+            times.rows
+        );
     }
 }
 
