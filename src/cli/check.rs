@@ -11,7 +11,8 @@ use std::time::Instant;
 in-adjacency agree with each other and with the edge records; that the type, machine and time \
 indexes and the external-id table agree with the records; that the counters agree with \
 what is stored; and that the adjacency snapshot (`compact --adjacency-snapshot`), when there \
-is one of the archive's present state, matches its checksum and the adjacency tables. Exit status 0 when all hold, 1 with the first problems listed (at most 100). \
+is one of the archive's present state, matches its checksum and the adjacency tables. Exit \
+status 0 when all hold, 1 with the first problems listed (at most 100). \
 Needs the database to itself: stop `provdb serve` first (or check a `provdb backup`).\n\n\
 With --json: {\"ok\", \"vertices\", \"edges\", \"problem_count\", \"problems\": [{\"invariant\", \
 \"detail\"}], \"seconds\"}."

@@ -286,6 +286,42 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
+/// What the archive folder holds in place of a snapshot, judged against the archive's state:
+/// the one place that decides whether a snapshot answers for a store.
+#[derive(Debug)]
+pub(crate) enum SnapshotFile {
+    /// No snapshot file.
+    Absent,
+    /// A snapshot of the archive's present state.
+    Current(AdjacencySnapshot),
+    /// A snapshot of another state: no reader uses it.
+    Stale,
+    /// A file that cannot be opened or whose header is invalid: no reader uses it.
+    Damaged(ReadError),
+}
+
+impl SnapshotFile {
+    /// The snapshot file of the archive at `dir`, of the state `tables` is in.
+    pub(crate) fn of(dir: &Path, tables: &Tables) -> Result<SnapshotFile, ReadError> {
+        Ok(match AdjacencySnapshot::open(dir) {
+            Ok(None) => SnapshotFile::Absent,
+            Ok(Some(snapshot)) if snapshot.covers(CoveredState::of(tables)?) => {
+                SnapshotFile::Current(snapshot)
+            }
+            Ok(Some(_)) => SnapshotFile::Stale,
+            Err(e) => SnapshotFile::Damaged(e),
+        })
+    }
+
+    /// The snapshot, when it answers for the archive.
+    pub(crate) fn current(self) -> Option<AdjacencySnapshot> {
+        match self {
+            SnapshotFile::Current(snapshot) => Some(snapshot),
+            _ => None,
+        }
+    }
+}
+
 /// An open snapshot file.
 #[derive(Debug)]
 pub(crate) struct AdjacencySnapshot {
@@ -329,7 +365,7 @@ impl AdjacencySnapshot {
     }
 
     /// Whether it answers for an archive in `state`.
-    pub(crate) fn covers(&self, state: CoveredState) -> bool {
+    fn covers(&self, state: CoveredState) -> bool {
         self.header.covered == state
     }
 
@@ -405,23 +441,20 @@ impl AdjacencySnapshot {
         &self,
         side: Side,
     ) -> impl Iterator<Item = Result<(VertexId, TypeId, EdgeId, VertexId), ReadError>> + '_ {
+        // A cursor positioned nowhere reads nothing: the first pass moves it to vertex 0.
         let mut cursor = self.cursor(side);
-        let mut v = 0u64;
-        let mut started = false;
+        let mut next_vertex = 0u64;
         std::iter::from_fn(move || loop {
-            if started {
-                match cursor.next_entry(&[]) {
-                    Some(Ok((t, e, other))) => return Some(Ok((VertexId(v - 1), t, e, other))),
-                    Some(Err(e)) => return Some(Err(e)),
-                    None => {}
-                }
+            match cursor.next_entry(&[]) {
+                Some(Ok((t, e, other))) => return Some(Ok((cursor.vertex, t, e, other))),
+                Some(Err(e)) => return Some(Err(e)),
+                None => {}
             }
-            if v >= self.header.covered.next_vertex {
+            if next_vertex >= self.header.covered.next_vertex {
                 return None;
             }
-            cursor.restart(VertexId(v));
-            v += 1;
-            started = true;
+            cursor.restart(VertexId(next_vertex));
+            next_vertex += 1;
         })
     }
 }
@@ -831,10 +864,10 @@ impl<W: Write, O: Write> RecordWriter<'_, W, O> {
     }
 }
 
-/// Writes the snapshot of `tables` as it is (the caller keeps writers out) into `dir`, through
-/// a temporary file renamed into place once synced. Returns its size.
-pub(crate) fn write(tables: &Tables, dir: &Path) -> Result<u64, WriteError> {
-    write_with_sizes(tables, dir, MAX_GROUP_BYTES, SMALL_RECORD)
+/// Writes the snapshot of `tables`, in state `covered` (the caller keeps writers out), into
+/// `dir`, through a temporary file renamed into place once synced. Returns its size.
+pub(crate) fn write(tables: &Tables, dir: &Path, covered: CoveredState) -> Result<u64, WriteError> {
+    write_with_sizes(tables, dir, covered, MAX_GROUP_BYTES, SMALL_RECORD)
 }
 
 /// [`write`] with groups closed at `max_group_bytes` and records over `small_record` bytes
@@ -842,10 +875,10 @@ pub(crate) fn write(tables: &Tables, dir: &Path) -> Result<u64, WriteError> {
 fn write_with_sizes(
     tables: &Tables,
     dir: &Path,
+    covered: CoveredState,
     max_group_bytes: usize,
     small_record: usize,
 ) -> Result<u64, WriteError> {
-    let covered = CoveredState::of(tables)?;
     let path = dir.join(FILE_NAME);
     let tmp = dir.join(format!("{FILE_NAME}.tmp"));
     let io = |p: &Path| {
@@ -1054,13 +1087,13 @@ mod tests {
             })
             .unwrap();
         for (max_group, small) in [(6, 0), (6, 40), (64, 4096), (MAX_GROUP_BYTES, SMALL_RECORD)] {
-            write_with_sizes(&store.tables, dir.path(), max_group, small).unwrap();
+            write_with_sizes(&store.tables, dir.path(), covered(&store), max_group, small).unwrap();
             reads_as_the_tables_do(&store, dir.path(), &types);
         }
 
         // Records checksummed per group (every record large): any byte of a record damaged,
         // each read answers as the tables do or fails, never otherwise.
-        write_with_sizes(&store.tables, dir.path(), 6, 0).unwrap();
+        write_with_sizes(&store.tables, dir.path(), covered(&store), 6, 0).unwrap();
         let path = dir.path().join(FILE_NAME);
         let pristine = std::fs::read(&path).unwrap();
         let header = AdjacencySnapshot::open(dir.path()).unwrap().unwrap().header;
@@ -1095,10 +1128,16 @@ mod tests {
         store.close().unwrap();
     }
 
+    fn covered(store: &crate::store::Store) -> CoveredState {
+        CoveredState::of(&store.tables).unwrap()
+    }
+
     fn reads_as_the_tables_do(store: &crate::store::Store, dir: &Path, types: &[&str]) {
         use crate::model::*;
-        let snapshot = AdjacencySnapshot::open(dir).unwrap().unwrap();
-        assert!(snapshot.covers(CoveredState::of(&store.tables).unwrap()));
+        let snapshot = SnapshotFile::of(dir, &store.tables)
+            .unwrap()
+            .current()
+            .unwrap();
         assert!(snapshot.verify_checksum().unwrap());
         let mut filters: Vec<Vec<TypeId>> = vec![vec![]];
         for t in types {

@@ -7,7 +7,7 @@ use std::path::Path;
 use roaring::{RoaringBitmap, RoaringTreemap};
 use rocksdb::WriteBatch;
 
-use crate::adjacency_snapshot::{AdjacencySnapshot, CoveredState, Side};
+use crate::adjacency_snapshot::{Side, SnapshotFile};
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::error::{ReadError, StorageError, WriteError};
 use crate::id_set::split_id;
@@ -435,17 +435,14 @@ impl Store {
         report: &mut CheckReport,
     ) -> Result<(), ReadError> {
         const WHAT: &str = "adjacency snapshot";
-        let snapshot = match AdjacencySnapshot::open(self.path()) {
-            Ok(Some(snapshot)) => snapshot,
-            Ok(None) => return Ok(()),
-            Err(e) => {
+        let snapshot = match SnapshotFile::of(self.path(), &self.tables)? {
+            SnapshotFile::Current(snapshot) => snapshot,
+            SnapshotFile::Absent | SnapshotFile::Stale => return Ok(()),
+            SnapshotFile::Damaged(e) => {
                 report.problem(WHAT, e.to_string());
                 return Ok(());
             }
         };
-        if !snapshot.covers(CoveredState::of(&self.tables)?) {
-            return Ok(());
-        }
         match snapshot.verify_checksum() {
             Ok(true) => {}
             Ok(false) => {
@@ -859,10 +856,8 @@ impl Store {
                 .and_then(|checkpoint| checkpoint.create_checkpoint(dest))
                 .map_err(WriteError::from)?;
             // The checkpoint is this very state: an adjacency snapshot of it serves the copy.
-            if let Ok(Some(snapshot)) = AdjacencySnapshot::open(self.path()) {
-                if snapshot.covers(CoveredState::of(&self.tables)?) {
-                    snapshot.copy_into(dest)?;
-                }
+            if let Some(snapshot) = SnapshotFile::of(self.path(), &self.tables)?.current() {
+                snapshot.copy_into(dest)?;
             }
             return Ok(());
         }

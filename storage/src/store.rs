@@ -9,7 +9,9 @@ use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions};
 
-use crate::adjacency_snapshot::{self, AdjacencySnapshot, CoveredState, Side, SnapshotCursor};
+use crate::adjacency_snapshot::{
+    self, AdjacencySnapshot, CoveredState, Side, SnapshotCursor, SnapshotFile,
+};
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::column_families as cf;
 use crate::dictionary::Dictionaries;
@@ -120,10 +122,7 @@ impl Store {
         // is closed. A damaged or stale snapshot is not used (the column families are
         // complete); `check` reports a damaged one.
         let adjacency_snapshot = match options.mode {
-            OpenMode::ReadOnly => match AdjacencySnapshot::open(&path) {
-                Ok(Some(snapshot)) if snapshot.covers(CoveredState::of(&tables)?) => Some(snapshot),
-                _ => None,
-            },
+            OpenMode::ReadOnly => SnapshotFile::of(&path, &tables)?.current(),
             _ => None,
         };
         let store = Store {
@@ -225,16 +224,10 @@ impl Store {
         if *self.tables.mode() != OpenMode::ReadWrite {
             return Ok(());
         }
-        let stale = match AdjacencySnapshot::open(&self.path) {
-            Ok(Some(snapshot)) => !snapshot.covers(CoveredState::of(&self.tables)?),
-            Ok(None) => false,
-            // Damaged: of no use either.
-            Err(_) => true,
-        };
-        if stale {
-            self.remove_adjacency_snapshot()?;
+        match SnapshotFile::of(&self.path, &self.tables)? {
+            SnapshotFile::Stale | SnapshotFile::Damaged(_) => self.remove_adjacency_snapshot(),
+            SnapshotFile::Absent | SnapshotFile::Current(_) => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes the adjacency snapshot of the archive as it is now, best after [`Store::compact`]
@@ -245,8 +238,8 @@ impl Store {
     /// traversal step from it (two reads of the page cache) instead of RocksDB's blocks,
     /// about a third faster on a first touch. It costs about as much disk as the adjacency
     /// tables; any later write leaves it unused (the tables stay complete), and the writer
-    /// removes it when it closes. A write committed while it is written (a prepared write, which the
-    /// writer's lock does not hold back) leaves no snapshot.
+    /// removes it when it closes. A write committed while it is written (a prepared write,
+    /// which the writer's lock does not hold back) leaves no snapshot.
     ///
     /// ```
     /// use provdb_storage::*;
@@ -277,7 +270,7 @@ impl Store {
         self.tables.check_writable()?;
         let _writer = self.writer.exclusive();
         let before = CoveredState::of(&self.tables)?;
-        let bytes = adjacency_snapshot::write(&self.tables, &self.path)?;
+        let bytes = adjacency_snapshot::write(&self.tables, &self.path, before)?;
         if CoveredState::of(&self.tables)? != before {
             self.remove_adjacency_snapshot()?;
             return Ok(0);
@@ -295,8 +288,9 @@ impl Store {
     }
 
     /// Whether this store reads adjacency from the adjacency snapshot
-    /// ([`Store::write_adjacency_snapshot`]): only a store opened read-only on the very state the snapshot was written
-    /// from does. Any other reads the column families, which hold the same edges.
+    /// ([`Store::write_adjacency_snapshot`]): only a store opened read-only on the very state
+    /// the snapshot was written from does. Any other reads the column families, which hold
+    /// the same edges.
     pub fn uses_adjacency_snapshot(&self) -> bool {
         self.adjacency_snapshot.is_some()
     }
@@ -330,15 +324,11 @@ impl Store {
                 .unwrap_or(0);
             sizes.push((name.to_owned(), n));
         }
-        let snapshot = match std::fs::metadata(self.path.join(adjacency_snapshot::FILE_NAME)) {
+        let path = self.path.join(adjacency_snapshot::FILE_NAME);
+        let snapshot = match std::fs::metadata(&path) {
             Ok(meta) => meta.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => {
-                return Err(ReadError::File {
-                    path: self.path.join(adjacency_snapshot::FILE_NAME),
-                    source,
-                })
-            }
+            Err(source) => return Err(ReadError::File { path, source }),
         };
         sizes.push((ADJACENCY_SNAPSHOT_SIZE_NAME.to_owned(), snapshot));
         Ok(sizes)
@@ -876,6 +866,16 @@ struct SnapshotReaders<'a> {
     pending: Vec<Direction>,
 }
 
+impl<'a> SnapshotReaders<'a> {
+    /// The reader of direction `d` (`Out` or `In`).
+    fn cursor(&mut self, d: Direction) -> &mut SnapshotCursor<'a> {
+        match d {
+            Direction::Out => &mut self.out,
+            _ => &mut self.into,
+        }
+    }
+}
+
 /// An adjacency key prefix: the vertex, and the edge type when the scan is restricted.
 #[derive(Debug, Clone, Copy)]
 struct AdjacencyPrefix {
@@ -903,10 +903,7 @@ impl AdjacencyScan<'_> {
         if let Some(snapshot) = &mut self.snapshot {
             snapshot.pending.clear();
             for d in dirs.iter().rev() {
-                match d {
-                    Direction::Out => snapshot.out.restart(v),
-                    _ => snapshot.into.restart(v),
-                }
+                snapshot.cursor(*d).restart(v);
                 snapshot.pending.push(*d);
             }
             return;
@@ -933,11 +930,7 @@ impl Iterator for AdjacencyScan<'_> {
         if let Some(snapshot) = &mut self.snapshot {
             loop {
                 let dir = *snapshot.pending.last()?;
-                let cursor = match dir {
-                    Direction::Out => &mut snapshot.out,
-                    _ => &mut snapshot.into,
-                };
-                match cursor.next_entry(&self.types) {
+                match snapshot.cursor(dir).next_entry(&self.types) {
                     Some(Ok((edge_type, edge, neighbour))) => {
                         return Some(Ok(Adjacent {
                             edge,

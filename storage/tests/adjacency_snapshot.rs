@@ -33,6 +33,18 @@ fn write_and_compact(dir: &Path, edges: &[Written]) {
     store.close().unwrap();
 }
 
+/// Opens the archive for writing, writes one edge and closes it.
+fn write_edge(dir: &Path, e: EdgeInput) {
+    let writer = Store::open(dir).unwrap();
+    writer
+        .write(&RecordBatch {
+            edges: vec![e],
+            ..Default::default()
+        })
+        .unwrap();
+    writer.close().unwrap();
+}
+
 fn read_only(dir: &Path) -> Store {
     Store::open_with(
         dir,
@@ -155,13 +167,8 @@ fn a_write_after_compact_leaves_the_snapshot_unused_and_the_new_edge_read() {
     // Opened for writing, a store reads the tables (it may write the next moment).
     let writer = Store::open(dir.path()).unwrap();
     assert!(!writer.uses_adjacency_snapshot());
-    writer
-        .write(&RecordBatch {
-            edges: vec![edge(2, "read", 1, 3)],
-            ..Default::default()
-        })
-        .unwrap();
     writer.close().unwrap();
+    write_edge(dir.path(), edge(2, "read", 1, 3));
     // The writer removed the snapshot its write made stale.
     assert!(!dir.path().join(SNAPSHOT_FILE).exists());
     let after = read_only(dir.path());
@@ -252,14 +259,7 @@ fn compacting_removes_a_snapshot_made_stale_by_another_process() {
     write_and_compact(dir.path(), &[(0, 1, 2)]);
     let path = dir.path().join(SNAPSHOT_FILE);
     let kept = std::fs::read(&path).unwrap();
-    let writer = Store::open(dir.path()).unwrap();
-    writer
-        .write(&RecordBatch {
-            edges: vec![edge(1, "read", 2, 3)],
-            ..Default::default()
-        })
-        .unwrap();
-    writer.close().unwrap();
+    write_edge(dir.path(), edge(1, "read", 2, 3));
     // As if a writer had been killed before it could remove it.
     std::fs::write(&path, kept).unwrap();
     assert!(!read_only(dir.path()).uses_adjacency_snapshot());
