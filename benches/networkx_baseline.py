@@ -78,6 +78,7 @@ def main():
                 result = ask(start if per_start else None)
                 times.append((time.perf_counter() - t) * 1e3)
                 if label == "first":
+                    # A list counts its ids; a count (Q1) is one row per ask, as in sqlite_baseline.py.
                     rows += len(result) if isinstance(result, list) else 1
             print(f"times {label} " + " ".join(f"{x:.6f}" for x in times))
         print(f"rows {rows}", flush=True)

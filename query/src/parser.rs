@@ -146,16 +146,21 @@ impl Parser<'_> {
     }
 
     fn ident(&mut self, what: &str) -> Result<Name, QueryError> {
-        if !matches!(self.peek(), Tok::Ident(_)) {
+        // `Eof` is last, so an identifier is never the token `bump` declines to move past.
+        let pos = self.pos.min(self.tokens.len() - 1);
+        let Token {
+            tok: Tok::Ident(text),
+            span,
+        } = &mut self.tokens[pos]
+        else {
             return Err(self.expected(what));
-        }
-        match self.bump() {
-            Token {
-                tok: Tok::Ident(text),
-                span,
-            } => Ok(Name { text, span }),
-            _ => Err(self.expected(what)),
-        }
+        };
+        let name = Name {
+            text: std::mem::take(text),
+            span: *span,
+        };
+        self.pos = pos + 1;
+        Ok(name)
     }
 
     fn query(&mut self) -> Result<Query, QueryError> {

@@ -5,7 +5,8 @@
 //! Why: an investigator's first question of a compacted archive pays, per traversal step
 //! through RocksDB, an index-partition seek, a filter-partition probe, and the read,
 //! decompression and caching of a 4 KiB block. From the snapshot the same step is two reads of
-//! the page cache: the vertex's two offsets, then its record (a few bytes per edge).
+//! the page cache (the snapshot keeps the pages it read: `PageCache`): the vertex's two
+//! offsets, then its record (a few bytes per edge).
 //!
 //! The snapshot answers only for the archive state it was written from (the RocksDB sequence
 //! number and the id counters, in its header). A store opened read-only on exactly that state
@@ -35,6 +36,7 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use parking_lot::Mutex;
 use rocksdb::ReadOptions;
 
 use crate::error::{ReadError, WriteError};
@@ -59,6 +61,13 @@ const SMALL_RECORD: usize = 4096;
 const CHUNK: usize = 4096;
 /// Longest varint of a u64.
 const MAX_VARINT: usize = 10;
+/// Bytes of one page of the snapshot's page cache.
+const PAGE: u64 = 4096;
+/// Pages the cache holds at most (16 MiB, about the whole snapshot of a 1M-edge archive).
+const CACHED_PAGES: usize = 4096;
+/// Reads of at most this many bytes go through the page cache (offsets, small records and
+/// chunks of large ones); longer ones (a hub's group, `check`'s checksum) read the file.
+const MAX_CACHED_READ: usize = 2 * PAGE as usize;
 const WHAT: &str = "adjacency snapshot";
 
 /// The archive state a snapshot was written from: it answers for a store in that state only.
@@ -328,6 +337,66 @@ pub(crate) struct AdjacencySnapshot {
     file: File,
     path: PathBuf,
     header: Header,
+    pages: PageCache,
+}
+
+/// Pages of the snapshot file read before, direct-mapped by page number (a page evicts the
+/// one of its slot): a traversal step then costs no system call where an earlier one read
+/// that page. Neighbouring vertices' offsets share a page, and so do the records of vertices
+/// with near ids, which CamFlow creates together. Bench children on the 1M-edge archive:
+/// two `pread`s per step were a fifth of a warm 3-hop query.
+struct PageCache {
+    slots: Mutex<Vec<Option<CachedPage>>>,
+}
+
+struct CachedPage {
+    number: u64,
+    bytes: Box<[u8]>,
+}
+
+impl std::fmt::Debug for PageCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageCache").finish_non_exhaustive()
+    }
+}
+
+impl PageCache {
+    fn new() -> PageCache {
+        PageCache {
+            slots: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn slot(number: u64) -> usize {
+        (number % CACHED_PAGES as u64) as usize
+    }
+
+    /// Copies the cached page `number`'s bytes `from..from + out.len()` into `out`; false
+    /// when the page is not cached (or shorter: the file's last page).
+    fn copy(&self, number: u64, from: usize, out: &mut [u8]) -> bool {
+        let slots = self.slots.lock();
+        match slots.get(Self::slot(number)) {
+            Some(Some(page)) if page.number == number => {
+                match page.bytes.get(from..from + out.len()) {
+                    Some(bytes) => {
+                        out.copy_from_slice(bytes);
+                        true
+                    }
+                    None => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    fn insert(&self, number: u64, bytes: Box<[u8]>) {
+        let mut slots = self.slots.lock();
+        if slots.is_empty() {
+            // Allocated at the first read: a store that never traverses pays nothing.
+            slots.resize_with(CACHED_PAGES, || None);
+        }
+        slots[Self::slot(number)] = Some(CachedPage { number, bytes });
+    }
 }
 
 impl AdjacencySnapshot {
@@ -361,7 +430,12 @@ impl AdjacencySnapshot {
             })?;
         let header = Header::decode(&h, len)
             .map_err(|e| ReadError::corruption(WHAT, format!("{}: {e}", path.display())))?;
-        Ok(Some(AdjacencySnapshot { file, path, header }))
+        Ok(Some(AdjacencySnapshot {
+            file,
+            path,
+            header,
+            pages: PageCache::new(),
+        }))
     }
 
     /// Whether it answers for an archive in `state`.
@@ -376,7 +450,35 @@ impl AdjacencySnapshot {
         }
     }
 
+    /// Fills `buf` with the file's bytes from `pos`: short reads through the page cache.
     fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), ReadError> {
+        if buf.len() > MAX_CACHED_READ {
+            return self.read_file_at(buf, pos);
+        }
+        let mut done = 0;
+        while done < buf.len() {
+            let at = pos + done as u64;
+            let (number, from) = (at / PAGE, (at % PAGE) as usize);
+            let n = (buf.len() - done).min(PAGE as usize - from);
+            let out = &mut buf[done..done + n];
+            if !self.pages.copy(number, from, out) {
+                let start = number * PAGE;
+                let len = (self.header.file_len.saturating_sub(start)).min(PAGE) as usize;
+                if from + n > len {
+                    // Past the file's end: let the file say so.
+                    return self.read_file_at(out, at);
+                }
+                let mut page = vec![0u8; len].into_boxed_slice();
+                self.read_file_at(&mut page, start)?;
+                out.copy_from_slice(&page[from..from + n]);
+                self.pages.insert(number, page);
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn read_file_at(&self, buf: &mut [u8], pos: u64) -> Result<(), ReadError> {
         self.file
             .read_exact_at(buf, pos)
             .map_err(|source| ReadError::File {
