@@ -13,7 +13,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use provdb_storage::{
-    find_attr, Direction, Edge, EdgeId, ExternalId, GraphRead, TypeId, Vertex, VertexId,
+    find_attr, AdjacencyCursor, Direction, Edge, EdgeId, ExternalId, GraphRead, TypeId, Vertex,
+    VertexId,
 };
 
 use crate::error::{ErrorKind, QueryError};
@@ -515,6 +516,7 @@ impl<'g> Exec<'g> {
                 emitted: HashSet::new(),
                 pending: VecDeque::new(),
                 global: min <= 1,
+                adjacency: None,
             });
         }
         let ex = self.clone();
@@ -559,6 +561,9 @@ struct VarExpand<'g> {
     emitted: HashSet<VertexId>,
     pending: VecDeque<(VertexId, u32)>,
     global: bool,
+    /// The adjacency reader, made at the first level and kept for the next ones: making one
+    /// (a RocksDB iterator per direction) was ~5% of a warm 3-hop query.
+    adjacency: Option<Box<dyn AdjacencyCursor + 'g>>,
 }
 
 impl VarExpand<'_> {
@@ -587,7 +592,10 @@ impl VarExpand<'_> {
         let mut next = Vec::new();
         let mut map = HashMap::new();
         let mut scratch = self.base.clone();
-        let mut adjacency = self.ex.g.adjacency_cursor(self.dir, &ce.types);
+        let g = self.ex.g;
+        let adjacency = self
+            .adjacency
+            .get_or_insert_with(|| g.adjacency_cursor(self.dir, &ce.types));
         for &(u, tu) in &self.frontier {
             self.ex.tick()?;
             adjacency.restart(u);
