@@ -14,6 +14,10 @@
 //! With INGEST_BENCH_ANOMALY=1, the embedded-listener service also runs with the anomaly
 //! detector on (a fleet model in the archive) and off, rules on in both, interleaved.
 //!
+//! Each machine publishes over its own connection, in order, as each camflowd does (one
+//! QoS 1 publisher per machine, in its own thread); INGEST_BENCH_CONNECTIONS=1 sends the whole
+//! fleet over one connection instead.
+//!
 //! `cargo bench --bench ingest` (needs mosquitto installed; env INGEST_BENCH_DOCS and
 //! INGEST_BENCH_RUNS adjust the size).
 
@@ -334,17 +338,24 @@ fn serve_run(
         while !control.stats.snapshot().ready {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let msgs = messages.to_vec();
-        let mut o = PublishOptions::new(url.clone());
-        o.qos = 1;
-        o.client_id = publisher_id.to_owned();
+        let connections = publisher_connections(messages);
         let t = Instant::now();
-        let pubs = s.spawn(move || publish_messages(&msgs, &o));
+        let pubs: Vec<_> = connections
+            .into_iter()
+            .map(|(machine, msgs)| {
+                let mut o = PublishOptions::new(url.clone());
+                o.qos = 1;
+                o.client_id = format!("{publisher_id}-{machine}");
+                s.spawn(move || publish_messages(&msgs, &o))
+            })
+            .collect();
         while control.stats.snapshot().stored < n {
             std::thread::sleep(Duration::from_millis(1));
         }
         let secs = t.elapsed().as_secs_f64();
-        pubs.join().expect("publisher").expect("publish");
+        for p in pubs {
+            p.join().expect("publisher").expect("publish");
+        }
         control.shutdown.trigger();
         h.join().expect("service").expect("service ok");
         secs
@@ -353,6 +364,22 @@ fn serve_run(
     assert!(st.edges > 0);
     db.close().expect("close");
     Figures { seconds }
+}
+
+/// The messages of each publisher connection, in order: one per machine (as each camflowd
+/// connects on its own), or all on one with INGEST_BENCH_CONNECTIONS=1.
+fn publisher_connections(messages: &[Message]) -> Vec<(u32, Vec<Message>)> {
+    if env_or("INGEST_BENCH_CONNECTIONS", 0) == 1 {
+        return vec![(0, messages.to_vec())];
+    }
+    let mut by_machine: Vec<(u32, Vec<Message>)> = Vec::new();
+    for m in messages {
+        match by_machine.iter_mut().find(|(machine, _)| *machine == m.machine) {
+            Some((_, list)) => list.push(m.clone()),
+            None => by_machine.push((m.machine, vec![m.clone()])),
+        }
+    }
+    by_machine
 }
 
 /// A fleet model trained on another simulated fleet (seed 7, same size), imported into a
