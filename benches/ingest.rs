@@ -374,7 +374,10 @@ fn publisher_connections(messages: &[Message]) -> Vec<(u32, Vec<Message>)> {
     }
     let mut by_machine: Vec<(u32, Vec<Message>)> = Vec::new();
     for m in messages {
-        match by_machine.iter_mut().find(|(machine, _)| *machine == m.machine) {
+        match by_machine
+            .iter_mut()
+            .find(|(machine, _)| *machine == m.machine)
+        {
             Some((_, list)) => list.push(m.clone()),
             None => by_machine.push((m.machine, vec![m.clone()])),
         }

@@ -92,6 +92,60 @@ pub struct Store {
     /// The adjacency snapshot, when this store reads adjacency from it: opened read-only on
     /// the state the snapshot was written from (see `adjacency_snapshot.rs`).
     adjacency_snapshot: Option<AdjacencySnapshot>,
+    /// Adjacency lists read before, for a read-only store that reads the tables (its view
+    /// cannot change, so a list stays true while it is open).
+    adjacency_cache: Option<AdjacencyCache>,
+}
+
+/// One entry of a cached adjacency list: what a table key holds, in key order.
+#[derive(Debug, Clone, Copy)]
+struct CachedAdjacent {
+    edge_type: TypeId,
+    edge: EdgeId,
+    neighbour: VertexId,
+}
+
+/// The adjacency lists (all types, one direction) that a read-only store's scans read whole,
+/// kept for the next scan of the same vertex: a RocksDB seek (iterator set-up, index and
+/// filter partitions, block search) was ~45% of a warm 3-hop query, more than the lists hold.
+/// A list longer than [`AdjacencyCache::MAX_LIST`] (a hub) is not kept; the cache starts
+/// over once it holds [`AdjacencyCache::MAX_ENTRIES`] entries.
+#[derive(Debug, Default)]
+struct AdjacencyCache {
+    lists: parking_lot::Mutex<AdjacencyLists>,
+}
+
+#[derive(Debug, Default)]
+struct AdjacencyLists {
+    by_vertex: std::collections::HashMap<(u64, bool), Arc<[CachedAdjacent]>>,
+    entries: usize,
+}
+
+impl AdjacencyCache {
+    /// Longest list kept.
+    const MAX_LIST: usize = 1024;
+    /// Entries kept at most, an empty list counting as one (24 bytes an entry, about 48 a
+    /// list: at most about 12 MiB).
+    const MAX_ENTRIES: usize = 256 * 1024;
+
+    fn get(&self, v: u64, dir: Direction) -> Option<Arc<[CachedAdjacent]>> {
+        let key = (v, dir == Direction::Out);
+        self.lists.lock().by_vertex.get(&key).cloned()
+    }
+
+    fn insert(&self, v: u64, dir: Direction, list: Vec<CachedAdjacent>) {
+        // An empty list counts too, so that a scan of every vertex keeps a bounded number.
+        let weight = list.len().max(1);
+        let mut lists = self.lists.lock();
+        if lists.entries + weight > Self::MAX_ENTRIES {
+            lists.by_vertex.clear();
+            lists.entries = 0;
+        }
+        lists.entries += weight;
+        lists
+            .by_vertex
+            .insert((v, dir == Direction::Out), list.into());
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -125,6 +179,8 @@ impl Store {
             OpenMode::ReadOnly => SnapshotFile::of(&path, &tables)?.current(),
             _ => None,
         };
+        let adjacency_cache = (options.mode == OpenMode::ReadOnly && adjacency_snapshot.is_none())
+            .then(AdjacencyCache::default);
         let store = Store {
             tables,
             dicts: RwLock::new(Dictionaries::default()),
@@ -132,6 +188,7 @@ impl Store {
             durability: options.durability,
             path,
             adjacency_snapshot,
+            adjacency_cache,
         };
         store.reload()?;
         Ok(store)
@@ -756,6 +813,9 @@ impl Store {
             types,
             pending: Vec::new(),
             active: None,
+            serving: None,
+            cache: self.adjacency_cache.as_ref(),
+            collecting: None,
             out: None,
             into: None,
             snapshot: self.adjacency_snapshot.as_ref().map(|s| SnapshotReaders {
@@ -846,10 +906,16 @@ pub struct AdjacencyScan<'a> {
     direction: Direction,
     /// Edge types to read, sorted (all when empty).
     types: Vec<TypeId>,
-    /// Prefixes still to read, the next last.
-    pending: Vec<(Direction, AdjacencyPrefix)>,
+    /// Prefixes (or cached lists) still to read, the next last.
+    pending: Vec<(Direction, AdjacencySource)>,
     /// The direction and prefix being read.
     active: Option<(Direction, AdjacencyPrefix)>,
+    /// The cached list being read, and the position in it.
+    serving: Option<(Direction, Arc<[CachedAdjacent]>, usize)>,
+    /// The store's adjacency cache, and the whole list of the active prefix read so far when
+    /// it is one to keep (all types; `None` once it outgrows what the cache keeps).
+    cache: Option<&'a AdjacencyCache>,
+    collecting: Option<Vec<CachedAdjacent>>,
     /// One iterator per direction, created on first use and kept for every later prefix:
     /// creating one costs more than reading a vertex's edges.
     out: Option<DBRawIterator<'a>>,
@@ -876,6 +942,13 @@ impl<'a> SnapshotReaders<'a> {
     }
 }
 
+/// Where a scan reads one direction of a vertex's adjacency from.
+#[derive(Debug, Clone)]
+enum AdjacencySource {
+    Table(AdjacencyPrefix),
+    Cached(Arc<[CachedAdjacent]>),
+}
+
 /// An adjacency key prefix: the vertex, and the edge type when the scan is restricted.
 #[derive(Debug, Clone, Copy)]
 struct AdjacencyPrefix {
@@ -895,6 +968,8 @@ impl AdjacencyScan<'_> {
     pub fn restart(&mut self, v: VertexId) {
         self.pending.clear();
         self.active = None;
+        self.serving = None;
+        self.collecting = None;
         let dirs: &[Direction] = match self.direction {
             Direction::Out => &[Direction::Out],
             Direction::In => &[Direction::In],
@@ -909,14 +984,20 @@ impl AdjacencyScan<'_> {
             return;
         }
         for d in dirs {
+            if let Some(list) = self.cache.and_then(|c| c.get(v.0, *d)) {
+                self.pending.push((*d, AdjacencySource::Cached(list)));
+                continue;
+            }
             let mut bytes = [0u8; 10];
             bytes[..8].copy_from_slice(&v.0.to_be_bytes());
             if self.types.is_empty() {
-                self.pending.push((*d, AdjacencyPrefix { bytes, len: 8 }));
+                let prefix = AdjacencyPrefix { bytes, len: 8 };
+                self.pending.push((*d, AdjacencySource::Table(prefix)));
             }
             for t in &self.types {
                 bytes[8..].copy_from_slice(&t.0.to_be_bytes());
-                self.pending.push((*d, AdjacencyPrefix { bytes, len: 10 }));
+                let prefix = AdjacencyPrefix { bytes, len: 10 };
+                self.pending.push((*d, AdjacencySource::Table(prefix)));
             }
         }
         self.pending.reverse();
@@ -950,6 +1031,20 @@ impl Iterator for AdjacencyScan<'_> {
             }
         }
         loop {
+            if let Some((dir, list, at)) = &mut self.serving {
+                while let Some(entry) = list.get(*at) {
+                    *at += 1;
+                    if self.types.is_empty() || self.types.binary_search(&entry.edge_type).is_ok() {
+                        return Some(Ok(Adjacent {
+                            edge: entry.edge,
+                            edge_type: entry.edge_type,
+                            neighbour: entry.neighbour,
+                            direction: *dir,
+                        }));
+                    }
+                }
+                self.serving = None;
+            }
             if let Some((dir, prefix)) = &self.active {
                 let it = match dir {
                     Direction::Out => self.out.as_mut(),
@@ -965,18 +1060,46 @@ impl Iterator for AdjacencyScan<'_> {
                                 direction: *dir,
                             });
                         it.next();
+                        if let (Some(list), Some(a)) = (&mut self.collecting, &adj) {
+                            if list.len() < AdjacencyCache::MAX_LIST {
+                                list.push(CachedAdjacent {
+                                    edge_type: a.edge_type,
+                                    edge: a.edge,
+                                    neighbour: a.neighbour,
+                                });
+                            } else {
+                                self.collecting = None;
+                            }
+                        }
                         return Some(adj.ok_or_else(|| {
                             ReadError::corruption("adjacency key", "wrong length")
                         }));
                     }
                     if let Err(e) = it.status() {
                         self.active = None;
+                        self.collecting = None;
                         self.pending.clear();
                         return Some(Err(e.into()));
                     }
+                    // The prefix is read whole: keep its list when it is one to keep.
+                    if let (Some(cache), Some(list)) = (self.cache, self.collecting.take()) {
+                        let mut vertex = [0u8; 8];
+                        vertex.copy_from_slice(&prefix.get()[..8]);
+                        cache.insert(u64::from_be_bytes(vertex), *dir, list);
+                    }
                 }
             }
-            let (dir, prefix) = self.pending.pop()?;
+            let (dir, source) = self.pending.pop()?;
+            let prefix = match source {
+                AdjacencySource::Cached(list) => {
+                    self.active = None;
+                    self.serving = Some((dir, list, 0));
+                    continue;
+                }
+                AdjacencySource::Table(prefix) => prefix,
+            };
+            // A list of every type is kept once read whole.
+            self.collecting = (self.cache.is_some() && prefix.len == 8).then(Vec::new);
             self.active = Some((dir, prefix));
             let (slot, table) = match dir {
                 Direction::Out => (&mut self.out, Table::OutAdjacency),

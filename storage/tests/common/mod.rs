@@ -1,5 +1,9 @@
 //! Helpers shared by the storage tests: a small graph of numbered vertices and edges.
 
+#![allow(dead_code)] // each test file uses some of the helpers
+
+use std::collections::BTreeMap;
+
 use provdb_storage::*;
 
 /// Edge types the generated graphs use.
@@ -23,4 +27,66 @@ pub fn edge(id: usize, type_name: &str, src: usize, dst: usize) -> EdgeInput {
         placement: Placement::default(),
         attrs: vec![],
     }
+}
+
+/// What each vertex's adjacency must be, from the written list alone: per (vertex, 0 out / 1
+/// in), the edges ordered by (type id, edge id).
+pub fn expected(store: &Store, edges: &[Written]) -> BTreeMap<(VertexId, u8), Vec<Adjacent>> {
+    let type_id = |t: usize| store.edge_type_id(TYPES[t]).unwrap();
+    let edge_id = |i: usize| {
+        store
+            .edge_id(&ExternalId::parse(&format!("e{i}")))
+            .unwrap()
+            .unwrap()
+    };
+    let vertex_id = |v: usize| {
+        store
+            .vertex_id(&ExternalId::parse(&format!("v{v}")))
+            .unwrap()
+            .unwrap()
+    };
+    let mut expected: BTreeMap<(VertexId, u8), Vec<Adjacent>> = BTreeMap::new();
+    for (i, &(t, src, dst)) in edges.iter().enumerate() {
+        let (s, d) = (vertex_id(src), vertex_id(dst));
+        let adjacent = |neighbour, direction| Adjacent {
+            edge: edge_id(i),
+            edge_type: type_id(t),
+            neighbour,
+            direction,
+        };
+        expected
+            .entry((s, 0))
+            .or_default()
+            .push(adjacent(d, Direction::Out));
+        expected
+            .entry((d, 1))
+            .or_default()
+            .push(adjacent(s, Direction::In));
+    }
+    for list in expected.values_mut() {
+        list.sort_by_key(|a| (a.edge_type, a.edge));
+    }
+    expected
+}
+
+pub fn want(
+    expected: &BTreeMap<(VertexId, u8), Vec<Adjacent>>,
+    v: VertexId,
+    direction: Direction,
+    types: &[TypeId],
+) -> Vec<Adjacent> {
+    let mut want = Vec::new();
+    for (d, side) in [(Direction::Out, 0), (Direction::In, 1)] {
+        if direction == d || direction == Direction::Both {
+            want.extend(
+                expected
+                    .get(&(v, side))
+                    .into_iter()
+                    .flatten()
+                    .filter(|a| types.is_empty() || types.contains(&a.edge_type))
+                    .cloned(),
+            );
+        }
+    }
+    want
 }
