@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, expected, want, Written, TYPES};
+use common::{edge, expected, read_only, want, Written, TYPES};
 
 fn write_and_compact(dir: &Path, edges: &[Written]) {
     let store = Store::open(dir).unwrap();
@@ -25,17 +25,6 @@ fn write_and_compact(dir: &Path, edges: &[Written]) {
     store.write(&batch).unwrap();
     store.compact().unwrap();
     store.close().unwrap();
-}
-
-fn read_only(dir: &Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            mode: OpenMode::ReadOnly,
-            ..Default::default()
-        },
-    )
-    .unwrap()
 }
 
 /// Reads vertices `order` through one cursor of `direction` over `types`, and compares each

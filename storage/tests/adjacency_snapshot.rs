@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, expected, want, Written, TYPES};
+use common::{edge, expected, read_only, want, Written, TYPES};
 
 const SNAPSHOT_FILE: &str = ADJACENCY_SNAPSHOT_FILE_NAME;
 
@@ -43,17 +43,6 @@ fn write_edge(dir: &Path, e: EdgeInput) {
         })
         .unwrap();
     writer.close().unwrap();
-}
-
-fn read_only(dir: &Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            mode: OpenMode::ReadOnly,
-            ..Default::default()
-        },
-    )
-    .unwrap()
 }
 
 fn graph() -> impl Strategy<Value = Vec<Written>> {

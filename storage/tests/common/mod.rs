@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test file uses some of the helpers
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use provdb_storage::*;
 
@@ -89,4 +90,16 @@ pub fn want(
         }
     }
     want
+}
+
+/// The archive at `dir`, opened read-only.
+pub fn read_only(dir: &Path) -> Store {
+    Store::open_with(
+        dir,
+        StoreOptions {
+            mode: OpenMode::ReadOnly,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
