@@ -105,9 +105,10 @@ struct CachedAdjacent {
     neighbour: VertexId,
 }
 
-/// The adjacency lists (all types, one direction) that a read-only store's scans read whole,
-/// kept for the next scan of the same vertex: a RocksDB seek (iterator set-up, index and
-/// filter partitions, block search) was ~45% of a warm 3-hop query, more than the lists hold.
+/// The adjacency lists (one direction of one vertex: every type, or one) that a read-only
+/// store's scans read whole, kept for the next scan of the same prefix (a list of every type
+/// also answers typed scans): a RocksDB seek (iterator set-up, index and filter partitions,
+/// block search) was ~45% of a warm 3-hop query, more than the lists hold.
 /// A list longer than [`AdjacencyCache::MAX_LIST`] (a hub) is not kept; the cache starts
 /// over once it holds [`AdjacencyCache::MAX_ENTRIES`] entries.
 #[derive(Debug, Default)]
@@ -117,7 +118,7 @@ struct AdjacencyCache {
 
 #[derive(Debug, Default)]
 struct AdjacencyLists {
-    by_vertex: std::collections::HashMap<(u64, bool), Arc<[CachedAdjacent]>>,
+    by_prefix: std::collections::HashMap<(Direction, AdjacencyPrefix), Arc<[CachedAdjacent]>>,
     entries: usize,
 }
 
@@ -128,23 +129,20 @@ impl AdjacencyCache {
     /// list: at most about 12 MiB).
     const MAX_ENTRIES: usize = 256 * 1024;
 
-    fn get(&self, v: u64, dir: Direction) -> Option<Arc<[CachedAdjacent]>> {
-        let key = (v, dir == Direction::Out);
-        self.lists.lock().by_vertex.get(&key).cloned()
+    fn get(&self, dir: Direction, prefix: AdjacencyPrefix) -> Option<Arc<[CachedAdjacent]>> {
+        self.lists.lock().by_prefix.get(&(dir, prefix)).cloned()
     }
 
-    fn insert(&self, v: u64, dir: Direction, list: Vec<CachedAdjacent>) {
+    fn insert(&self, dir: Direction, prefix: AdjacencyPrefix, list: Vec<CachedAdjacent>) {
         // An empty list counts too, so that a scan of every vertex keeps a bounded number.
         let weight = list.len().max(1);
         let mut lists = self.lists.lock();
         if lists.entries + weight > Self::MAX_ENTRIES {
-            lists.by_vertex.clear();
+            lists.by_prefix.clear();
             lists.entries = 0;
         }
         lists.entries += weight;
-        lists
-            .by_vertex
-            .insert((v, dir == Direction::Out), list.into());
+        lists.by_prefix.insert((dir, prefix), list.into());
     }
 }
 
@@ -949,14 +947,28 @@ enum AdjacencySource {
     Cached(Arc<[CachedAdjacent]>),
 }
 
-/// An adjacency key prefix: the vertex, and the edge type when the scan is restricted.
-#[derive(Debug, Clone, Copy)]
+/// An adjacency key prefix: the vertex, and the edge type when the scan is restricted (bytes
+/// past `len` are zero, so that equal prefixes compare and hash equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AdjacencyPrefix {
     bytes: [u8; 10],
     len: usize,
 }
 
 impl AdjacencyPrefix {
+    fn vertex(v: VertexId) -> AdjacencyPrefix {
+        let mut bytes = [0u8; 10];
+        bytes[..8].copy_from_slice(&v.0.to_be_bytes());
+        AdjacencyPrefix { bytes, len: 8 }
+    }
+
+    fn typed(v: VertexId, t: TypeId) -> AdjacencyPrefix {
+        let mut prefix = AdjacencyPrefix::vertex(v);
+        prefix.bytes[8..].copy_from_slice(&t.0.to_be_bytes());
+        prefix.len = 10;
+        prefix
+    }
+
     fn get(&self) -> &[u8] {
         &self.bytes[..self.len]
     }
@@ -983,21 +995,23 @@ impl AdjacencyScan<'_> {
             }
             return;
         }
+        // A kept list answers for its prefix; one of every type for any typed scan too.
+        let source =
+            |cache: Option<&AdjacencyCache>, d: Direction, prefix: AdjacencyPrefix| match cache
+                .and_then(|c| c.get(d, prefix))
+            {
+                Some(list) => AdjacencySource::Cached(list),
+                None => AdjacencySource::Table(prefix),
+            };
         for d in dirs {
-            if let Some(list) = self.cache.and_then(|c| c.get(v.0, *d)) {
-                self.pending.push((*d, AdjacencySource::Cached(list)));
+            let whole = source(self.cache, *d, AdjacencyPrefix::vertex(v));
+            if self.types.is_empty() || matches!(whole, AdjacencySource::Cached(_)) {
+                self.pending.push((*d, whole));
                 continue;
             }
-            let mut bytes = [0u8; 10];
-            bytes[..8].copy_from_slice(&v.0.to_be_bytes());
-            if self.types.is_empty() {
-                let prefix = AdjacencyPrefix { bytes, len: 8 };
-                self.pending.push((*d, AdjacencySource::Table(prefix)));
-            }
             for t in &self.types {
-                bytes[8..].copy_from_slice(&t.0.to_be_bytes());
-                let prefix = AdjacencyPrefix { bytes, len: 10 };
-                self.pending.push((*d, AdjacencySource::Table(prefix)));
+                let typed = source(self.cache, *d, AdjacencyPrefix::typed(v, *t));
+                self.pending.push((*d, typed));
             }
         }
         self.pending.reverse();
@@ -1083,9 +1097,7 @@ impl Iterator for AdjacencyScan<'_> {
                     }
                     // The prefix is read whole: keep its list when it is one to keep.
                     if let (Some(cache), Some(list)) = (self.cache, self.collecting.take()) {
-                        let mut vertex = [0u8; 8];
-                        vertex.copy_from_slice(&prefix.get()[..8]);
-                        cache.insert(u64::from_be_bytes(vertex), *dir, list);
+                        cache.insert(*dir, *prefix, list);
                     }
                 }
             }
@@ -1098,8 +1110,7 @@ impl Iterator for AdjacencyScan<'_> {
                 }
                 AdjacencySource::Table(prefix) => prefix,
             };
-            // A list of every type is kept once read whole.
-            self.collecting = (self.cache.is_some() && prefix.len == 8).then(Vec::new);
+            self.collecting = self.cache.is_some().then(Vec::new);
             self.active = Some((dir, prefix));
             let (slot, table) = match dir {
                 Direction::Out => (&mut self.out, Table::OutAdjacency),
