@@ -544,13 +544,13 @@ impl<'g> Exec<'g> {
     }
 }
 
-/// Breadth-first variable-length expansion. With `min <= 1` each vertex is reached once, at
-/// its shortest distance (so cycles end); with `min > 1` each level keeps its own vertices.
 /// Room the sets of a variable-length expansion and of `dedup` start with: a few hops from
 /// one vertex meet tens of vertices, and growing from empty rehashed each set several times
 /// (~6% of a warm 3-hop query).
 const QUERY_SET_CAPACITY: usize = 32;
 
+/// Breadth-first variable-length expansion. With `min <= 1` each vertex is reached once, at
+/// its shortest distance (so cycles end); with `min > 1` each level keeps its own vertices.
 struct VarExpand<'g> {
     ex: Rc<Exec<'g>>,
     stage: Stage,

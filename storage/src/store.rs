@@ -910,8 +910,8 @@ pub struct AdjacencyScan<'a> {
     active: Option<(Direction, AdjacencyPrefix)>,
     /// The cached list being read, and the position in it.
     serving: Option<(Direction, Arc<[CachedAdjacent]>, usize)>,
-    /// The store's adjacency cache, and the whole list of the active prefix read so far when
-    /// it is one to keep (all types; `None` once it outgrows what the cache keeps).
+    /// The store's adjacency cache, and the list of the active prefix read so far when the
+    /// store keeps lists (`None` once it outgrows what the cache keeps).
     cache: Option<&'a AdjacencyCache>,
     collecting: Option<Vec<CachedAdjacent>>,
     /// One iterator per direction, created on first use and kept for every later prefix:

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, expected, read_only, want, Written, TYPES};
+use common::{edge, expected, read_only, type_ids, want, Written, TYPES};
 
 fn write_and_compact(dir: &Path, edges: &[Written]) {
     let store = Store::open(dir).unwrap();
@@ -62,12 +62,7 @@ proptest! {
         let store = read_only(dir.path());
         prop_assert!(!store.uses_adjacency_snapshot());
         let expected = expected(&store, &edges);
-        let mut types: Vec<TypeId> = type_filter
-            .iter()
-            .map(|&t| store.edge_type_id(TYPES[t]).unwrap_or(TypeId(900 + t as u16)))
-            .collect();
-        types.sort();
-        types.dedup();
+        let types = type_ids(&store, &type_filter);
         let vertices: Vec<u64> = (0..store.vertex_count().unwrap() + 2).collect();
         let backwards: Vec<u64> = vertices.iter().rev().copied().collect();
         // Typed reads first (nothing kept yet) or untyped first (lists kept), then both again,

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, expected, read_only, want, Written, TYPES};
+use common::{edge, expected, read_only, type_ids, want, Written, TYPES};
 
 const SNAPSHOT_FILE: &str = ADJACENCY_SNAPSHOT_FILE_NAME;
 
@@ -105,12 +105,7 @@ proptest! {
         let store = read_only(dir.path());
         prop_assert!(store.uses_adjacency_snapshot());
         let expected = expected(&store, &edges);
-        let mut types: Vec<TypeId> = type_filter
-            .iter()
-            .map(|&t| store.edge_type_id(TYPES[t]).unwrap_or(TypeId(900 + t as u16)))
-            .collect();
-        types.sort();
-        types.dedup();
+        let types = type_ids(&store, &type_filter);
         // Two ids past the last vertex: no edges.
         let vertices = store.vertex_count().unwrap() + 2;
         for direction in [Direction::Out, Direction::In, Direction::Both] {

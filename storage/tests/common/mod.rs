@@ -103,3 +103,19 @@ pub fn read_only(dir: &Path) -> Store {
     )
     .unwrap()
 }
+
+/// The ids of the types `filter` names (indexes into TYPES), sorted and deduplicated; a type
+/// the archive lacks gets an id no stored type has.
+pub fn type_ids(store: &Store, filter: &[usize]) -> Vec<TypeId> {
+    let mut types: Vec<TypeId> = filter
+        .iter()
+        .map(|&t| {
+            store
+                .edge_type_id(TYPES[t])
+                .unwrap_or(TypeId(900 + t as u16))
+        })
+        .collect();
+    types.sort();
+    types.dedup();
+    types
+}
