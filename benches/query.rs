@@ -340,7 +340,13 @@ fn peer_child(spec: &str) {
     let starts: Vec<&str> = starts.lines().filter(|l| !l.is_empty()).collect();
     let db = Database::open_read_only(dir).expect("open archive read-only");
     let mut rows = 0;
-    for label in ["first", "warm"] {
+    // `PROVDB_BENCH_CHILD_FIRST_ONLY=1` skips the warm pass: a profile of first touches alone.
+    let passes: &[&str] = if std::env::var_os("PROVDB_BENCH_CHILD_FIRST_ONLY").is_some() {
+        &["first"]
+    } else {
+        &["first", "warm"]
+    };
+    for label in passes.iter().copied() {
         let mut times = Vec::with_capacity(starts.len());
         for v in &starts {
             let text = peer_query(name, v);
