@@ -172,7 +172,7 @@ impl AdjacencyCache {
     /// Lists the map has room for at its first insert: a fresh process's first questions
     /// keep thousands, and growing the map step by step from empty (rehashing into fresh
     /// memory each time) was 5% of the first touches of the bench's 3-hop question.
-    const FIRST_CAPACITY: usize = 8 * 1024;
+    const FIRST_CAPACITY: usize = 2 * 1024;
 
     fn get(&self, dir: Direction, prefix: AdjacencyPrefix) -> Option<Arc<[CachedAdjacent]>> {
         self.lists.lock().by_prefix.get(&(dir, prefix)).cloned()
@@ -1034,7 +1034,7 @@ enum AdjacencySource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AdjacencyPrefix {
     bytes: [u8; 10],
-    len: usize,
+    len: u8,
 }
 
 impl AdjacencyPrefix {
@@ -1052,7 +1052,7 @@ impl AdjacencyPrefix {
     }
 
     fn get(&self) -> &[u8] {
-        &self.bytes[..self.len]
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
