@@ -66,9 +66,9 @@ pub(crate) fn db_options() -> Options {
 /// Bottom-level compression of [`crate::Store::compact`] for the record tables: zstd level 9
 /// with a dictionary trained per file (CamFlow records repeat their attribute names and
 /// values; external ids share their machine and boot ids). The dictionary is 112 KiB, stored
-/// once per file: beside 2 KiB blocks it keeps the external id map as small as 4 KiB blocks
-/// with a 32 KiB dictionary did, and the vertex records 16% smaller (1M-edge bench archive:
-/// 59.5 -> 58.9 bytes per edge in all, with the smaller blocks).
+/// once per file: against 32 KiB, the external id map is 5% smaller and the vertex records
+/// 16% (1M-edge bench archive: 59.5 -> 58.2 bytes per edge in all), for about a second more
+/// of `compact` (training on more samples).
 pub(crate) const ARCHIVE_COMPRESSION: &str =
     "{level=9;max_dict_bytes=114688;zstd_max_train_bytes=11468800;enabled=true}";
 
@@ -80,11 +80,10 @@ pub(crate) enum StoragePolicy {
     /// decompresses little. Keys are most of their bytes, which the
     /// blocks' prefix encoding already shares.
     Traversal,
-    /// Point look-ups, a few per query (external ids, the time index): 2 KiB blocks, so a
+    /// Point look-ups, a few per query (external ids, the time index): small blocks, so a
     /// look-up decompresses little, but the archive's zstd at the bottom level, since LZ4
-    /// there cost 15 bytes per edge for the external ids alone. Decompressing the block of
-    /// a query's start vertex was a third of a first-touch Q2 with 4 KiB blocks; with 2 KiB,
-    /// bench children answered the first touches of Q2 and Q4 11% faster.
+    /// there cost 15 bytes per edge for the external ids alone. (2 KiB blocks answered no
+    /// faster than 4 KiB in ten alternated rounds of bench children.)
     Lookup,
     /// Records and bitmaps, read once per result: larger blocks, zstd at the bottom level.
     Dense,
@@ -184,8 +183,7 @@ fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
     let policy = StoragePolicy::of(name);
     table.set_block_cache(cache);
     table.set_block_size(match policy {
-        StoragePolicy::Lookup => 2 * 1024,
-        StoragePolicy::Traversal => 4 * 1024,
+        StoragePolicy::Traversal | StoragePolicy::Lookup => 4 * 1024,
         StoragePolicy::Dense => 16 * 1024,
     });
     // Partitioned indexes and filters: a lookup reads one small partition through the block
