@@ -21,6 +21,9 @@
 //!    the same graph loaded into SQLite from CSV by `benches/sqlite_baseline.py` and queried
 //!    the same way with recursive CTEs, in the same run: load rate, bytes per edge, medians and
 //!    p99s, and the ratio provdb / SQLite.
+//!    To profile first touches alone, run a child by hand:
+//!    `PROVDB_BENCH_CHILD='ARCHIVE|STARTS_FILE|Q2' PROVDB_BENCH_CHILD_FIRST_ONLY=1
+//!    target/release/deps/query-*` (without `FIRST_ONLY` it also asks them all once more).
 //! 2. Warm counts in this process (a warm-up pass, then a timed pass), for more query forms.
 //! 3. criterion on one start vertex.
 
