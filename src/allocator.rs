@@ -32,7 +32,8 @@ pub enum Workload {
     /// Interactive reads (query, repl, ui): each first touch of a block allocates fresh
     /// memory, and one huge-page fault per 2 MiB costs less than a fault per 4 KiB page. With
     /// huge pages a fresh process answered the 200 starts of the peer workload's 3-hop
-    /// question about 15% faster (median of ten alternated runs, 2-core VM).
+    /// question about 15% faster (median of ten alternated runs, 2-core VM); on 2026-12-03,
+    /// 8-15% faster medians for Q2-Q4, but p99s 2-3x higher (a fault zeroes 2 MiB at once).
     Query,
 }
 
