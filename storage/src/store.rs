@@ -109,8 +109,8 @@ struct ExternalIdCache {
 }
 
 impl ExternalIdCache {
-    /// Ids kept at most (about 48 bytes each: 12 MiB).
-    const MAX_ENTRIES: usize = 256 * 1024;
+    /// Ids kept at most: 48 bytes each, in a map of up to 256K slots (12 MiB).
+    const MAX_ENTRIES: usize = 128 * 1024;
     /// Ids the map has room for at its first insert: growing it from empty, a fresh table
     /// at each doubling (in fresh memory, each faulted in), was 13% of the first touches of
     /// the bench's 3-hop question.
