@@ -116,13 +116,10 @@ impl ExternalIdCache {
     /// the bench's 3-hop question.
     const FIRST_CAPACITY: usize = 4 * 1024;
 
-    /// The kept external ids of `ids`, in their order (`None` where not kept), and whether
-    /// any is missing.
-    fn get(&self, ids: &[VertexId]) -> (Vec<Option<ExternalId>>, bool) {
+    /// The kept external ids of `ids`, in their order (`None` where not kept).
+    fn get(&self, ids: &[VertexId]) -> Vec<Option<ExternalId>> {
         let kept = self.ids.lock();
-        let found: Vec<Option<ExternalId>> = ids.iter().map(|id| kept.get(id).cloned()).collect();
-        let missing = found.iter().any(Option::is_none);
-        (found, missing)
+        ids.iter().map(|id| kept.get(id).cloned()).collect()
     }
 
     fn insert(&self, read: impl Iterator<Item = (VertexId, ExternalId)>) {
@@ -590,8 +587,8 @@ impl Store {
         let Some(cache) = &self.external_id_cache else {
             return self.read_vertex_external_ids(ids);
         };
-        let (mut found, missing) = cache.get(ids);
-        if !missing {
+        let mut found = cache.get(ids);
+        if found.iter().all(Option::is_some) {
             return Ok(found);
         }
         let to_read: Vec<VertexId> = ids

@@ -4,28 +4,12 @@
 //! tables each time, whole.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, expected, read_only, type_ids, want, Written, TYPES};
-
-fn write_and_compact(dir: &Path, edges: &[Written]) {
-    let store = Store::open(dir).unwrap();
-    let batch = RecordBatch {
-        edges: edges
-            .iter()
-            .enumerate()
-            .map(|(i, &(t, src, dst))| edge(i, TYPES[t], src, dst))
-            .collect(),
-        ..Default::default()
-    };
-    store.write(&batch).unwrap();
-    store.compact().unwrap();
-    store.close().unwrap();
-}
+use common::{expected, read_only, type_ids, want, write_compacted, Written, TYPES};
 
 /// Reads vertices `order` through one cursor of `direction` over `types`, and compares each
 /// list with what was written.
@@ -58,7 +42,7 @@ proptest! {
         first_untyped in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        write_and_compact(dir.path(), &edges);
+        write_compacted(dir.path(), &edges, false);
         let store = read_only(dir.path());
         prop_assert!(!store.uses_adjacency_snapshot());
         let expected = expected(&store, &edges);
@@ -83,7 +67,7 @@ fn a_hub_longer_than_a_kept_list_reads_whole_every_time() {
     let mut edges: Vec<Written> = (0..3000).map(|i| (i % 3, 0, 1 + i % 2000)).collect();
     edges.extend((0..20).map(|i| (i % 2, 1 + i % 5, 2000 + i)));
     let dir = tempfile::tempdir().unwrap();
-    write_and_compact(dir.path(), &edges);
+    write_compacted(dir.path(), &edges, false);
     let store = read_only(dir.path());
     let expected = expected(&store, &edges);
     let vertices: Vec<u64> = (0..store.vertex_count().unwrap()).collect();

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, read_only, Written, TYPES};
+use common::{read_only, write_compacted, TYPES};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
@@ -20,21 +20,7 @@ proptest! {
         snapshot in any::<bool>(),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let batch = RecordBatch {
-            edges: edges
-                .iter()
-                .enumerate()
-                .map(|(i, &(t, src, dst)): (usize, &Written)| edge(i, TYPES[t], src, dst))
-                .collect(),
-            ..Default::default()
-        };
-        store.write(&batch).unwrap();
-        store.compact().unwrap();
-        if snapshot {
-            store.write_adjacency_snapshot().unwrap();
-        }
-        store.close().unwrap();
+        write_compacted(dir.path(), &edges, snapshot);
         let reader = read_only(dir.path());
         // Expected from the other map (external id -> internal id) and the written names.
         let mut expected: BTreeMap<VertexId, ExternalId> = BTreeMap::new();

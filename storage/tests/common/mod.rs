@@ -30,6 +30,26 @@ pub fn edge(id: usize, type_name: &str, src: usize, dst: usize) -> EdgeInput {
     }
 }
 
+/// Writes `edges` in one batch into a new archive at `dir`, compacts it, writes the adjacency
+/// snapshot when asked, and closes it.
+pub fn write_compacted(dir: &Path, edges: &[Written], snapshot: bool) {
+    let store = Store::open(dir).unwrap();
+    let batch = RecordBatch {
+        edges: edges
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, src, dst))| edge(i, TYPES[t], src, dst))
+            .collect(),
+        ..Default::default()
+    };
+    store.write(&batch).unwrap();
+    store.compact().unwrap();
+    if snapshot {
+        store.write_adjacency_snapshot().unwrap();
+    }
+    store.close().unwrap();
+}
+
 /// What each vertex's adjacency must be, from the written list alone: per (vertex, 0 out / 1
 /// in), the edges ordered by (type id, edge id).
 pub fn expected(store: &Store, edges: &[Written]) -> BTreeMap<(VertexId, u8), Vec<Adjacent>> {
