@@ -56,5 +56,5 @@ pub use provdb_query as query;
 pub use provdb_storage::{
     Adjacent, CheckProblem, CheckReport, Direction, Durability, Edge, EdgeId, ExternalId,
     ProvClass, ProvRelation, PruneReport, PruneSelection, RecordBatch, StoreStats, Value, Vertex,
-    VertexId, WriteSummary, ADJACENCY_SNAPSHOT_FILE_NAME,
+    VertexId, WriteSummary, ADJACENCY_SNAPSHOT_FILE_PREFIX,
 };

@@ -97,6 +97,8 @@ fn every_fixture_of_a_readable_version_opens_with_its_graph() {
         let path = copy_of(version, tmp.path());
         let db = Database::open_read_only(&path).unwrap();
         assert_holds_its_source(&db, version);
+        // Version 3's fixture was folded: its adjacency is in the snapshot alone.
+        assert_eq!(db.store().uses_adjacency_snapshot(), version >= 3);
         drop(db);
         // Read-write too: a service started on an old archive must keep it readable.
         let db = Database::open(&path).unwrap();
@@ -192,4 +194,22 @@ fn a_new_archive_is_the_current_version_and_returns_ids_from_its_table() {
     let db = Database::open_read_only(&path).unwrap();
     assert_eq!(db.store().format_version(), FORMAT_VERSION);
     assert_holds_ids_of_its_records(&db);
+}
+
+/// A version-2 archive becomes version 3 at its first fold (never by being opened), and
+/// reads its graph from the snapshot after.
+#[test]
+fn a_version_2_archive_folds_into_version_3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = copy_of(2, tmp.path());
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.store().format_version(), 2);
+    db.store().fold_adjacency().unwrap();
+    assert_eq!(db.store().format_version(), 3);
+    assert_holds_its_source(&db, 2);
+    db.close().unwrap();
+    let db = Database::open_read_only(&path).unwrap();
+    assert_eq!(db.store().format_version(), 3);
+    assert!(db.store().uses_adjacency_snapshot());
+    assert_holds_its_source(&db, 2);
 }

@@ -34,10 +34,15 @@ fn compaction_keeps_every_record_and_reports_sizes() {
 
 /// Imports a small simulated fleet into `db`.
 fn import_fleet(dir: &Path, db: &Path, machines: &str) {
+    import(db, &simulate_fleet(dir, machines));
+}
+
+/// Simulates a small fleet's logs in `dir/logs`; returns their paths.
+fn simulate_fleet(dir: &Path, machines: &str) -> Vec<String> {
     let logs = dir.join("logs");
     let logs_arg = logs.to_str().unwrap();
     ok(&provdb(
-        db,
+        dir,
         &[
             "simulate",
             "--machines",
@@ -53,42 +58,80 @@ fn import_fleet(dir: &Path, db: &Path, machines: &str) {
         .map(|e| e.unwrap().path().to_string_lossy().into_owned())
         .collect();
     files.sort();
+    files
+}
+
+fn import(db: &Path, files: &[String]) {
     let mut import = vec!["import", "--quiet"];
     import.extend(files.iter().map(String::as_str));
     ok(&provdb(db, &import));
 }
 
+/// Traversals in both directions, typed and untyped, over several hops.
+const TRAVERSALS: [&str; 4] = [
+    "(a) -[:read|write]-> (b) | return a.id, b.id | order by a.id",
+    "(a:task) -[*1..3]-> (d) | dedup d | return d.id | order by d.id",
+    "(a:file) <-[*1..2]- (s) | return a.id, s.id | order by s.id",
+    "(a) -[e]- (b) | count",
+];
+
+/// The answers, each with its rows sorted (rows of equal sort keys come in any order).
+fn answers(db: &Path) -> Vec<String> {
+    TRAVERSALS
+        .iter()
+        .map(|q| {
+            let csv = ok(&provdb(db, &["query", "--format", "csv", q]));
+            let mut lines: Vec<&str> = csv.lines().collect();
+            lines[1..].sort_unstable();
+            lines.join("\n")
+        })
+        .collect()
+}
+
+/// The adjacency snapshot files in `db`, by name.
+fn snapshot_files(db: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(db)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("provdb-adjacency."))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn an_adjacency_snapshot_answers_traversals_as_the_tables_do() {
+fn a_folded_archive_answers_traversals_as_the_tables_do() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
-    import_fleet(dir.path(), &db, "2");
-    // Traversals in both directions, typed and untyped, over several hops.
-    let queries = [
-        "(a) -[:read|write]-> (b) | return a.id, b.id | order by a.id",
-        "(a:task) -[*1..3]-> (d) | dedup d | return d.id | order by d.id",
-        "(a:file) <-[*1..2]- (s) | return a.id, s.id | order by s.id",
-        "(a) -[e]- (b) | count",
-    ];
-    let answers = |db: &Path| -> Vec<String> {
-        queries
-            .iter()
-            .map(|q| ok(&provdb(db, &["query", "--format", "csv", q])))
-            .collect()
-    };
-    ok(&provdb(&db, &["compact", "--quiet"]));
-    let plain = answers(&db);
-    assert!(!db.join("provdb-adjacency.snapshot").exists());
-
-    let report = ok(&provdb(
+    // The same logs into a second archive that is never folded: the reference.
+    let reference = dir.path().join("reference");
+    let first = simulate_fleet(&dir.path().join("first"), "2");
+    import(&db, &first);
+    import(&reference, &first);
+    ok(&provdb(
         &db,
-        &["compact", "--quiet", "--adjacency-snapshot"],
+        &["compact", "--quiet", "--keep-adjacency-tables"],
     ));
-    assert!(report.contains("adjacency snapshot"), "{report}");
-    assert!(db.join("provdb-adjacency.snapshot").exists());
-    // A reading process uses it (and says so), and answers as before.
+    let plain = answers(&db);
+    assert!(snapshot_files(&db).is_empty());
     let stats = ok(&provdb(&db, &["stats"]));
-    assert!(stats.contains("adjacency snapshot: in use"), "{stats}");
+    assert!(!stats.contains("adjacency snapshot"), "{stats}");
+
+    let report = ok(&provdb(&db, &["compact", "--quiet"]));
+    assert!(report.contains("adjacency snapshot"), "{report}");
+    assert_eq!(snapshot_files(&db), ["provdb-adjacency.1.snapshot"]);
+    // The tables' entries moved into the file.
+    let out_row = report
+        .lines()
+        .find(|l| l.contains("out_adjacency"))
+        .unwrap();
+    assert!(
+        out_row.contains("0.0 MiB │ ") || out_row.ends_with("0.0 MiB │"),
+        "{report}"
+    );
+    // Every reading process uses it (and says so), and answers as before.
+    let stats = ok(&provdb(&db, &["stats"]));
+    assert!(stats.contains("adjacency snapshot: folded"), "{stats}");
     assert_eq!(answers(&db), plain);
     for answer in &plain[..3] {
         assert!(answer.lines().count() > 3, "{answer}");
@@ -98,8 +141,21 @@ fn an_adjacency_snapshot_answers_traversals_as_the_tables_do() {
     let check = ok(&provdb(&db, &["check"]));
     assert!(check.starts_with("ok:"), "{check}");
 
+    // Edges imported since are read with the snapshot's, and the next compact folds them.
+    let more = simulate_fleet(&dir.path().join("more"), "3");
+    import(&db, &more);
+    import(&reference, &more);
+    let grown = answers(&reference);
+    assert_ne!(grown, plain);
+    assert_eq!(answers(&db), grown);
+    ok(&provdb(&db, &["compact", "--quiet"]));
+    assert_eq!(snapshot_files(&db), ["provdb-adjacency.2.snapshot"]);
+    assert_eq!(answers(&db), grown);
+    let check = ok(&provdb(&db, &["check"]));
+    assert!(check.starts_with("ok:"), "{check}");
+
     // Damage is found by `check`; reads then fail rather than answer wrongly.
-    let path = db.join("provdb-adjacency.snapshot");
+    let path = db.join("provdb-adjacency.2.snapshot");
     let mut bytes = std::fs::read(&path).unwrap();
     let middle = bytes.len() / 3;
     bytes[middle] ^= 0x5a;
@@ -109,12 +165,52 @@ fn an_adjacency_snapshot_answers_traversals_as_the_tables_do() {
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("adjacency snapshot"), "{text}");
+}
 
-    // An import leaves it stale: the importing process removes it.
-    import_fleet(&dir.path().join("more"), &db, "3");
-    assert!(!path.exists());
-    let stats = ok(&provdb(&db, &["stats"]));
-    assert!(!stats.contains("adjacency snapshot"), "{stats}");
+/// A fold killed after it wrote the new generation (not named yet), or after it named it
+/// and emptied the tables (before it compacted them and removed the old generation): the
+/// archive answers as before, `check` holds, and the next fold completes.
+#[test]
+#[cfg(debug_assertions)] // the crash points exist in debug builds only
+fn a_fold_killed_at_any_step_leaves_the_archive_answering_as_before() {
+    for step in ["file-written", "named"] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        import_fleet(&dir.path().join("first"), &db, "2");
+        ok(&provdb(&db, &["compact", "--quiet"]));
+        // Edges in the tables too: the killed fold merges generation 1 with them.
+        import_fleet(&dir.path().join("more"), &db, "3");
+        let before = answers(&db);
+        let killed = common::provdb(&db)
+            .args(["compact", "--quiet"])
+            .env("PROVDB_TEST_ABORT_FOLD_AT", step)
+            .output()
+            .unwrap();
+        assert!(!killed.status.success(), "{step}: the fold was not killed");
+        assert!(
+            String::from_utf8_lossy(&killed.stderr).contains("aborting a fold"),
+            "{step}: {}",
+            String::from_utf8_lossy(&killed.stderr)
+        );
+        assert_eq!(answers(&db), before, "{step}");
+        let check = ok(&provdb(&db, &["check"]));
+        assert!(check.starts_with("ok:"), "{step}: {check}");
+        // The older spelling of the default still works.
+        ok(&provdb(
+            &db,
+            &["compact", "--quiet", "--adjacency-snapshot"],
+        ));
+        assert_eq!(answers(&db), before, "{step}");
+        // One generation is left: the one the archive names.
+        assert_eq!(
+            snapshot_files(&db).len(),
+            1,
+            "{step}: {:?}",
+            snapshot_files(&db)
+        );
+        let check = ok(&provdb(&db, &["check"]));
+        assert!(check.starts_with("ok:"), "{step}: {check}");
+    }
 }
 
 #[test]

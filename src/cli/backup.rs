@@ -15,8 +15,9 @@ exist). When nothing else writes the archive, the copy is a RocksDB checkpoint: 
 hard-linked when DEST is on the same file system (instant, and no extra space until the \
 archive compacts them away), copied otherwise. Beside `provdb serve` (or an import), it follows \
 the writer as a secondary instance and copies record by record every batch committed when the \
-backup starts, and no part of a later one. DEST opens as an archive directly: \
-`provdb --db DEST stats`."
+backup starts, and no part of a later one. Either way the adjacency snapshot of a folded \
+archive (see `provdb compact --help`) goes with the copy (hard-linked or copied). DEST opens \
+as an archive directly: `provdb --db DEST stats`."
 )]
 pub struct BackupArgs {
     /// Folder of the copy (must not exist).

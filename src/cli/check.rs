@@ -10,8 +10,9 @@ use std::time::Instant;
     after_help = "Verifies that every edge's endpoints exist; that out- and \
 in-adjacency agree with each other and with the edge records; that the type, machine and time \
 indexes and the external-id table agree with the records; that the counters agree with \
-what is stored; and that the adjacency snapshot (`compact --adjacency-snapshot`), when there \
-is one of the archive's present state, matches its checksum and the adjacency tables. Exit \
+what is stored. On an archive folded by `compact`, the adjacency snapshot must match its \
+checksum, and each vertex's adjacency as every read sees it (the snapshot merged with the \
+tables) must match the edge records, every edge once in each direction. Exit \
 status 0 when all hold, 1 with the first problems listed (at most 100). \
 Needs the database to itself: stop `provdb serve` first (or check a `provdb backup`).\n\n\
 With --json: {\"ok\", \"vertices\", \"edges\", \"problem_count\", \"problems\": [{\"invariant\", \

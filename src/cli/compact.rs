@@ -12,25 +12,32 @@ use indicatif::ProgressBar;
 #[command(
     after_help = "Compacts every column family down to the bottom level, where records are \
 compressed with zstd and a trained dictionary; files that reached it without a rewrite are \
-rewritten too. Run it after a large import, or now and then on a long-running archive. It \
-needs the database to itself: stop `provdb serve` first. Prints the size of each column \
-family before and after.
+rewritten too. Then it folds the adjacency tables into the adjacency snapshot: every edge's \
+adjacency as compressed sparse rows in a file beside the column families \
+(`provdb-adjacency.N.snapshot`), which replaces the tables' content. Every process then reads \
+each traversal step from it (first touches about a quarter faster), merged with the edges \
+written since, which go to the tables as before and join the snapshot at the next compact. \
+Run it after a large import, or now and then on a long-running archive. It needs the database \
+to itself: stop `provdb serve` first. Prints the size of each column family (and of the \
+snapshot) before and after.
 
-With --adjacency-snapshot it then writes the adjacency snapshot: both adjacency tables as \
-compressed sparse rows in a file beside the column families (`provdb-adjacency.snapshot`). \
-Queries of a process that opens the archive read-only (`provdb query`, the REPL, `provdb ui`) \
-then read each traversal step from it: about a third faster on a first touch, for about as \
-much disk as the adjacency tables (about 18 bytes per edge). Any later write (import, serve) \
-leaves it unused (the tables stay complete), and the writing process removes it when it \
-closes; run `compact --adjacency-snapshot` again after new data. `provdb check` verifies it."
+`provdb prune` writes the snapshot back into the tables and folds again; `provdb backup` \
+copies it; `provdb check` verifies it. The first fold marks the archive format version 3: \
+builds older than this one refuse to open it, naming both versions. With \
+--keep-adjacency-tables an archive not folded yet stays so (and keeps its format version), \
+and a folded one keeps the edges written since its last fold in the tables; an archive of \
+format version 1 is never folded."
 )]
 pub struct CompactArgs {
     /// No spinner.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Also write the adjacency snapshot (faster first-touch traversals for read-only
-    /// processes, about 18 more bytes per edge).
+    /// Compact the column families only: do not fold the adjacency tables into the
+    /// adjacency snapshot.
     #[arg(long)]
+    pub keep_adjacency_tables: bool,
+    /// Accepted for scripts written before folding was the default (it is).
+    #[arg(long, hide = true, conflicts_with = "keep_adjacency_tables")]
     pub adjacency_snapshot: bool,
 }
 
@@ -50,10 +57,10 @@ pub fn run(db_path: &Path, args: CompactArgs) -> anyhow::Result<ExitCode> {
     spinner.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
     db.store().flush()?;
-    db.store().compact()?;
-    if args.adjacency_snapshot {
-        spinner.set_message("writing the adjacency snapshot");
-        db.store().write_adjacency_snapshot()?;
+    db.store().compact_tables()?;
+    if !args.keep_adjacency_tables && db.store().format_version() >= 2 {
+        spinner.set_message("folding the adjacency tables into the adjacency snapshot");
+        db.store().fold_adjacency()?;
     }
     spinner.finish_and_clear();
     let after = db.store().disk_size_by_column_family()?;

@@ -58,7 +58,7 @@ pub fn run(db_path: &Path, args: StatsArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{t}");
     if db.store().uses_adjacency_snapshot() {
-        println!("adjacency snapshot: in use (traversals read it; see `provdb compact --help`)");
+        println!("adjacency snapshot: folded (traversals read it; see `provdb compact --help`)");
     }
     Ok(ExitCode::SUCCESS)
 }

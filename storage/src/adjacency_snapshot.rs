@@ -1,6 +1,6 @@
-//! The adjacency snapshot: both adjacency tables as compressed sparse rows in one file beside
-//! RocksDB's, written by [`crate::Store::write_adjacency_snapshot`]; this module owns the
-//! file's byte format.
+//! The adjacency snapshot: the adjacency of every edge below a mark as compressed sparse rows in
+//! one file beside RocksDB's, written by [`crate::Store::fold_adjacency`]; this module owns the
+//! file's byte format and its name.
 //!
 //! Why: an investigator's first question of a compacted archive pays, per traversal step
 //! through RocksDB, an index-partition seek, a filter-partition probe, and the read,
@@ -8,10 +8,12 @@
 //! the page cache (the snapshot keeps the pages it read: `PageCache`): the vertex's two
 //! offsets, then its record (a few bytes per edge).
 //!
-//! The snapshot answers only for the archive state it was written from (the RocksDB sequence
-//! number and the id counters, in its header). A store opened read-only on exactly that state
-//! reads adjacency from it; any other store, or any later state, reads the column families,
-//! which stay complete: the snapshot is never the only copy of an edge.
+//! Folding (`Store::fold_adjacency`) writes generation n+1 from generation n and the adjacency
+//! tables, then, in one synced write, names it in `meta` ([`SnapshotPointer`]) and empties the
+//! tables: from then on the snapshot is the only copy of those entries, and every store reads
+//! adjacency as the merge of the snapshot's record and the tables' entries (edges written
+//! since). The pointer names the file; the file's header repeats the pointer, and a mismatch is
+//! corruption, never a fall-back.
 //!
 //! Layout (integers little-endian):
 //! `header (HEADER_LEN bytes) | out records | in records | out offsets | in offsets`
@@ -27,6 +29,8 @@
 //!   the header's small-record size (4 KiB) has one, after its groups, and is read whole and
 //!   verified in one read; a larger one (a hub) has one after each group, so that a read
 //!   verifies each group it uses before it yields an entry of it and skips the others unread.
+//!   The record of a vertex without entries is its checksum alone (of no bytes): an offset
+//!   damaged into an empty range is found, not read as "no edges".
 //!   A group holds at most [`MAX_GROUP_BYTES`] of entries (a hub's continues in another group of
 //!   the same type), so writing or reading one buffers that much. The two forms are told
 //!   apart by the record's length alone.
@@ -35,19 +39,24 @@ use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rocksdb::ReadOptions;
 
+use crate::codec::{self, SnapshotPointer};
 use crate::error::{ReadError, WriteError};
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys;
 use crate::tables::{Table, Tables};
 
-/// The adjacency snapshot's file name in the archive's folder.
-pub const FILE_NAME: &str = "provdb-adjacency.snapshot";
+/// Start of every adjacency snapshot file's name in the archive's folder (see [`file_name`]);
+/// the writer removes every file of this prefix that the archive does not name.
+pub const FILE_PREFIX: &str = "provdb-adjacency.";
 const MAGIC: [u8; 8] = *b"PROVADJ\x01";
-const VERSION: u32 = 2;
+/// 3: the header holds generation, vertex count and edge mark (2, stage one's, held the
+/// archive state it was written from).
+const VERSION: u32 = 3;
 const HEADER_LEN: u64 = 136;
 /// Words of the header after its first 16 bytes, before its checksum.
 const HEADER_WORDS: usize = 14;
@@ -70,29 +79,26 @@ const CACHED_PAGES: usize = 4096;
 const MAX_CACHED_READ: usize = 2 * PAGE as usize;
 const WHAT: &str = "adjacency snapshot";
 
-/// The archive state a snapshot was written from: it answers for a store in that state only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CoveredState {
-    /// RocksDB's sequence number (it grows with every write).
-    pub(crate) sequence: u64,
-    pub(crate) next_vertex: u64,
-    pub(crate) next_edge: u64,
-    pub(crate) pruned_vertices: u64,
-    pub(crate) pruned_edges: u64,
+/// The name of generation `generation`'s file.
+pub fn file_name(generation: u64) -> String {
+    format!("{FILE_PREFIX}{generation}.snapshot")
 }
 
-impl CoveredState {
-    /// The state of `tables` now.
-    pub(crate) fn of(tables: &Tables) -> Result<CoveredState, ReadError> {
-        let counters = tables.read_counters()?;
-        Ok(CoveredState {
-            sequence: tables.db().latest_sequence_number(),
-            next_vertex: counters.next_vertex,
-            next_edge: counters.next_edge,
-            pruned_vertices: counters.pruned_vertices,
-            pruned_edges: counters.pruned_edges,
-        })
-    }
+/// The archive's snapshot pointer (its `meta` entry), `None` when it has none.
+pub(crate) fn read_pointer(tables: &Tables) -> Result<Option<SnapshotPointer>, ReadError> {
+    tables
+        .db()
+        .get_pinned_cf(tables.cf(Table::Meta)?, keys::META_ADJACENCY_SNAPSHOT)?
+        .map(|v| codec::decode_snapshot_pointer(&v))
+        .transpose()
+}
+
+/// What a snapshot file holds, in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Coverage {
+    pub(crate) pointer: SnapshotPointer,
+    /// Vertices with a record: `0..vertex_count`.
+    pub(crate) vertex_count: u64,
 }
 
 /// One direction of the snapshot.
@@ -125,7 +131,7 @@ struct Header {
     offset_width: u32,
     /// Records up to this many bytes (checksum aside) have one checksum.
     small_record: u64,
-    covered: CoveredState,
+    coverage: Coverage,
     out: Region,
     into: Region,
     file_len: u64,
@@ -139,11 +145,11 @@ impl Header {
         h[8..12].copy_from_slice(&VERSION.to_le_bytes());
         h[12..16].copy_from_slice(&self.offset_width.to_le_bytes());
         let words = [
-            self.covered.sequence,
-            self.covered.next_vertex,
-            self.covered.next_edge,
-            self.covered.pruned_vertices,
-            self.covered.pruned_edges,
+            self.coverage.pointer.generation,
+            self.coverage.vertex_count,
+            self.coverage.pointer.edge_mark,
+            0,
+            0,
             self.out.records_pos,
             self.out.records_len,
             self.out.offsets_pos,
@@ -200,12 +206,12 @@ impl Header {
         let header = Header {
             offset_width,
             small_record,
-            covered: CoveredState {
-                sequence: word(0),
-                next_vertex: word(1),
-                next_edge: word(2),
-                pruned_vertices: word(3),
-                pruned_edges: word(4),
+            coverage: Coverage {
+                pointer: SnapshotPointer {
+                    generation: word(0),
+                    edge_mark: word(2),
+                },
+                vertex_count: word(1),
             },
             out: Region {
                 records_pos: word(5),
@@ -227,8 +233,8 @@ impl Header {
             ));
         }
         let offsets_len = header
-            .covered
-            .next_vertex
+            .coverage
+            .vertex_count
             .checked_add(1)
             .and_then(|n| n.checked_mul(u64::from(offset_width)))
             .ok_or("vertex count out of range")?;
@@ -293,42 +299,6 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
         }
     }
     None
-}
-
-/// What the archive folder holds in place of a snapshot, judged against the archive's state:
-/// the one place that decides whether a snapshot answers for a store.
-#[derive(Debug)]
-pub(crate) enum SnapshotFile {
-    /// No snapshot file.
-    Absent,
-    /// A snapshot of the archive's present state.
-    Current(AdjacencySnapshot),
-    /// A snapshot of another state: no reader uses it.
-    Stale,
-    /// A file that cannot be opened or whose header is invalid: no reader uses it.
-    Damaged(ReadError),
-}
-
-impl SnapshotFile {
-    /// The snapshot file of the archive at `dir`, of the state `tables` is in.
-    pub(crate) fn of(dir: &Path, tables: &Tables) -> Result<SnapshotFile, ReadError> {
-        Ok(match AdjacencySnapshot::open(dir) {
-            Ok(None) => SnapshotFile::Absent,
-            Ok(Some(snapshot)) if snapshot.covers(CoveredState::of(tables)?) => {
-                SnapshotFile::Current(snapshot)
-            }
-            Ok(Some(_)) => SnapshotFile::Stale,
-            Err(e) => SnapshotFile::Damaged(e),
-        })
-    }
-
-    /// The snapshot, when it answers for the archive.
-    pub(crate) fn current(self) -> Option<AdjacencySnapshot> {
-        match self {
-            SnapshotFile::Current(snapshot) => Some(snapshot),
-            _ => None,
-        }
-    }
 }
 
 /// An open snapshot file.
@@ -400,13 +370,33 @@ impl PageCache {
 }
 
 impl AdjacencySnapshot {
-    /// The snapshot of the archive at `dir`: `None` when it has none, an error when the file is
-    /// unreadable or its header invalid.
-    pub(crate) fn open(dir: &Path) -> Result<Option<AdjacencySnapshot>, ReadError> {
-        let path = dir.join(FILE_NAME);
+    /// The snapshot the archive at `dir` names (the pointer in `tables`' `meta`), `None` when
+    /// it names none.
+    pub(crate) fn named(
+        dir: &Path,
+        tables: &Tables,
+    ) -> Result<Option<Arc<AdjacencySnapshot>>, ReadError> {
+        match read_pointer(tables)? {
+            None => Ok(None),
+            Some(pointer) => AdjacencySnapshot::open(dir, pointer).map(|s| Some(Arc::new(s))),
+        }
+    }
+
+    /// Opens the file `pointer` names in `dir`. A file that is missing, unreadable, or whose
+    /// header does not repeat the pointer is an error: the tables no longer hold its entries.
+    pub(crate) fn open(
+        dir: &Path,
+        pointer: SnapshotPointer,
+    ) -> Result<AdjacencySnapshot, ReadError> {
+        let path = dir.join(file_name(pointer.generation));
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReadError::corruption(
+                    WHAT,
+                    format!("the archive names {}, which is missing", path.display()),
+                ))
+            }
             Err(source) => return Err(ReadError::File { path, source }),
         };
         let len = file
@@ -430,17 +420,37 @@ impl AdjacencySnapshot {
             })?;
         let header = Header::decode(&h, len)
             .map_err(|e| ReadError::corruption(WHAT, format!("{}: {e}", path.display())))?;
-        Ok(Some(AdjacencySnapshot {
+        let found = header.coverage.pointer;
+        if found != pointer {
+            return Err(ReadError::corruption(
+                WHAT,
+                format!(
+                    "{}: the archive names generation {} (edge mark {}), the file holds \
+                     generation {} (edge mark {})",
+                    path.display(),
+                    pointer.generation,
+                    pointer.edge_mark,
+                    found.generation,
+                    found.edge_mark
+                ),
+            ));
+        }
+        Ok(AdjacencySnapshot {
             file,
             path,
             header,
             pages: PageCache::new(),
-        }))
+        })
     }
 
-    /// Whether it answers for an archive in `state`.
-    fn covers(&self, state: CoveredState) -> bool {
-        self.header.covered == state
+    /// What the archive's `meta` names this file by.
+    pub(crate) fn pointer(&self) -> SnapshotPointer {
+        self.header.coverage.pointer
+    }
+
+    /// The file's size in bytes.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.header.file_len
     }
 
     fn region(&self, side: Side) -> Region {
@@ -487,17 +497,26 @@ impl AdjacencySnapshot {
             })
     }
 
-    /// Puts a copy of the file into the archive folder `dir` (a backup of the state it
-    /// answers for): a hard link where `dir` is on the same file system, else a synced copy.
+    /// Puts a copy of the file into the archive folder `dir` (a backup of an archive that
+    /// names it): a hard link where `dir` is on the same file system, else a synced copy, read
+    /// from the open file (a secondary may read a generation the writer has removed since).
     pub(crate) fn copy_into(&self, dir: &Path) -> Result<(), WriteError> {
-        let dest = dir.join(FILE_NAME);
+        let dest = dir.join(file_name(self.pointer().generation));
         let io = |source| WriteError::File {
             path: dest.clone(),
             source,
         };
         if std::fs::hard_link(&self.path, &dest).is_err() {
-            std::fs::copy(&self.path, &dest).map_err(io)?;
-            File::open(&dest).and_then(|f| f.sync_all()).map_err(io)?;
+            let mut out = File::create(&dest).map_err(io)?;
+            let mut buf = vec![0u8; 1 << 20];
+            let mut pos = 0;
+            while pos < self.header.file_len {
+                let n = (self.header.file_len - pos).min(buf.len() as u64) as usize;
+                self.read_file_at(&mut buf[..n], pos)?;
+                out.write_all(&buf[..n]).map_err(io)?;
+                pos += n as u64;
+            }
+            out.sync_all().map_err(io)?;
         }
         File::open(dir).and_then(|d| d.sync_all()).map_err(io)
     }
@@ -517,9 +536,9 @@ impl AdjacencySnapshot {
     }
 
     /// A reader of one direction's records, positioned nowhere ([`SnapshotCursor::restart`]).
-    pub(crate) fn cursor(&self, side: Side) -> SnapshotCursor<'_> {
+    pub(crate) fn cursor(self: &Arc<Self>, side: Side) -> SnapshotCursor {
         SnapshotCursor {
-            snapshot: self,
+            snapshot: Arc::clone(self),
             side,
             vertex: VertexId(0),
             pos: 0,
@@ -540,11 +559,12 @@ impl AdjacencySnapshot {
 
     /// Every vertex's entries of one direction in key order (vertex, type, edge), for `check`.
     pub(crate) fn entries(
-        &self,
+        self: &Arc<Self>,
         side: Side,
-    ) -> impl Iterator<Item = Result<(VertexId, TypeId, EdgeId, VertexId), ReadError>> + '_ {
+    ) -> impl Iterator<Item = Result<(VertexId, TypeId, EdgeId, VertexId), ReadError>> {
         // A cursor positioned nowhere reads nothing: the first pass moves it to vertex 0.
         let mut cursor = self.cursor(side);
+        let vertex_count = self.header.coverage.vertex_count;
         let mut next_vertex = 0u64;
         std::iter::from_fn(move || loop {
             match cursor.next_entry(&[]) {
@@ -552,7 +572,7 @@ impl AdjacencySnapshot {
                 Some(Err(e)) => return Some(Err(e)),
                 None => {}
             }
-            if next_vertex >= self.header.covered.next_vertex {
+            if next_vertex >= vertex_count {
                 return None;
             }
             cursor.restart(VertexId(next_vertex));
@@ -562,8 +582,8 @@ impl AdjacencySnapshot {
 }
 
 /// Reads the records of one direction, one vertex after another.
-pub(crate) struct SnapshotCursor<'a> {
-    snapshot: &'a AdjacencySnapshot,
+pub(crate) struct SnapshotCursor {
+    snapshot: Arc<AdjacencySnapshot>,
     side: Side,
     /// The vertex read (for messages).
     vertex: VertexId,
@@ -588,7 +608,7 @@ pub(crate) struct SnapshotCursor<'a> {
     deferred: Option<ReadError>,
 }
 
-impl SnapshotCursor<'_> {
+impl SnapshotCursor {
     fn corrupt(&mut self, detail: impl std::fmt::Display) -> ReadError {
         self.failed = true;
         ReadError::corruption(
@@ -615,7 +635,7 @@ impl SnapshotCursor<'_> {
         self.deferred = None;
         self.pos = 0;
         self.end = 0;
-        if v.0 >= self.snapshot.header.covered.next_vertex {
+        if v.0 >= self.snapshot.header.coverage.vertex_count {
             return;
         }
         let region = self.snapshot.region(self.side);
@@ -646,7 +666,13 @@ impl SnapshotCursor<'_> {
         self.pos = region.records_pos + start;
         self.end = region.records_pos + end;
         let len = end - start;
-        if len == 0 || len > self.snapshot.header.small_record + CHECKSUM as u64 {
+        if len == 0 {
+            // Every record has its checksum at least.
+            let e = self.corrupt("a record without its checksum");
+            self.deferred = Some(e);
+            return;
+        }
+        if len > self.snapshot.header.small_record + CHECKSUM as u64 {
             return;
         }
         // A small record: read whole, verified, its checksum dropped.
@@ -955,21 +981,41 @@ impl<W: Write, O: Write> RecordWriter<'_, W, O> {
         Ok(())
     }
 
-    /// Writes offsets up to and including vertex `upto` (the start of its record).
+    /// Writes offsets up to and including vertex `upto` (the start of its record), and the
+    /// records of the vertices before it that have no entries: their checksum alone, so that
+    /// a damaged offset never reads as "no edges".
     fn offsets_through(&mut self, upto: u64) -> std::io::Result<()> {
-        let offset = self.record_offset().to_le_bytes();
         while self.next_vertex <= upto {
-            self.offsets.write_all(&offset)?;
+            self.offsets
+                .write_all(&self.record_offset().to_le_bytes())?;
+            if self.next_vertex < upto {
+                let seed = group_seed(self.side, VertexId(self.next_vertex));
+                self.records
+                    .write_all(&(fnv1a(seed, &[]) as u32).to_le_bytes())?;
+            }
             self.next_vertex += 1;
         }
         Ok(())
     }
 }
 
-/// Writes the snapshot of `tables`, in state `covered` (the caller keeps writers out), into
-/// `dir`, through a temporary file renamed into place once synced. Returns its size.
-pub(crate) fn write(tables: &Tables, dir: &Path, covered: CoveredState) -> Result<u64, WriteError> {
-    write_with_sizes(tables, dir, covered, MAX_GROUP_BYTES, SMALL_RECORD)
+/// Writes the file of `coverage`'s generation into `dir`: the entries of `previous` (the
+/// generation in use, if any) merged with the adjacency tables' (the caller keeps writers out),
+/// through a temporary file renamed into place once synced. Returns its size.
+pub(crate) fn write(
+    tables: &Tables,
+    dir: &Path,
+    previous: Option<&Arc<AdjacencySnapshot>>,
+    coverage: Coverage,
+) -> Result<u64, WriteError> {
+    write_with_sizes(
+        tables,
+        dir,
+        previous,
+        coverage,
+        MAX_GROUP_BYTES,
+        SMALL_RECORD,
+    )
 }
 
 /// [`write`] with groups closed at `max_group_bytes` and records over `small_record` bytes
@@ -977,12 +1023,14 @@ pub(crate) fn write(tables: &Tables, dir: &Path, covered: CoveredState) -> Resul
 fn write_with_sizes(
     tables: &Tables,
     dir: &Path,
-    covered: CoveredState,
+    previous: Option<&Arc<AdjacencySnapshot>>,
+    coverage: Coverage,
     max_group_bytes: usize,
     small_record: usize,
 ) -> Result<u64, WriteError> {
-    let path = dir.join(FILE_NAME);
-    let tmp = dir.join(format!("{FILE_NAME}.tmp"));
+    let name = file_name(coverage.pointer.generation);
+    let path = dir.join(&name);
+    let tmp = dir.join(format!("{name}.tmp"));
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| WriteError::File { path: p, source }
@@ -998,7 +1046,7 @@ fn write_with_sizes(
     let mut offset_files = Vec::new();
     let mut regions = [Region::default(); 2];
     for (i, side) in [Side::Out, Side::In].into_iter().enumerate() {
-        let offsets_path = dir.join(format!("{FILE_NAME}.offsets-{i}.tmp"));
+        let offsets_path = dir.join(format!("{name}.offsets-{i}.tmp"));
         let offsets = BufWriter::new(File::create(&offsets_path).map_err(io(&offsets_path))?);
         let records_pos = body.written;
         let mut w = RecordWriter {
@@ -1018,7 +1066,7 @@ fn write_with_sizes(
             group_count: 0,
             prev_edge: 0,
         };
-        write_direction(tables, side, covered.next_vertex, &mut w, &tmp)?;
+        write_direction(tables, previous, side, coverage.vertex_count, &mut w, &tmp)?;
         let mut offsets = w.offsets;
         offsets.flush().map_err(io(&offsets_path))?;
         regions[i].records_pos = records_pos;
@@ -1050,7 +1098,7 @@ fn write_with_sizes(
     let header = Header {
         offset_width,
         small_record: small_record as u64,
-        covered,
+        coverage,
         out: regions[0],
         into: regions[1],
         file_len: body.written,
@@ -1071,8 +1119,12 @@ fn write_with_sizes(
     Ok(header.file_len)
 }
 
+/// One adjacency entry: vertex, edge type, edge, neighbour.
+type Entry = (VertexId, TypeId, EdgeId, VertexId);
+
 fn write_direction<W: Write, O: Write>(
     tables: &Tables,
+    previous: Option<&Arc<AdjacencySnapshot>>,
     side: Side,
     vertex_count: u64,
     w: &mut RecordWriter<'_, W, O>,
@@ -1088,11 +1140,46 @@ fn write_direction<W: Write, O: Write>(
         .db()
         .raw_iterator_cf_opt(tables.cf(side.table())?, opts);
     it.seek_to_first();
+    let table_entry = |it: &rocksdb::DBRawIterator<'_>| -> Result<Option<Entry>, WriteError> {
+        match it.key() {
+            Some(key) => keys::decode_adjacency_key(key).map(Some).ok_or_else(|| {
+                WriteError::corruption("adjacency key", format!("{} bytes", key.len()))
+            }),
+            None => {
+                it.status().map_err(ReadError::from)?;
+                Ok(None)
+            }
+        }
+    };
+    // Both sources are in (vertex, type, edge) order: one ordered merge. An entry in both (a
+    // fold cut short after it wrote the snapshot back into the tables) is written once.
+    let mut old_entries = previous.map(|p| p.entries(side));
+    let mut next_old = move || -> Result<Option<Entry>, WriteError> {
+        Ok(old_entries.as_mut().and_then(|e| e.next()).transpose()?)
+    };
+    let mut old = next_old()?;
+    let mut table = table_entry(&it)?;
     let mut current: Option<VertexId> = None;
-    while let Some(key) = it.key() {
-        let (v, t, e, other) = keys::decode_adjacency_key(key).ok_or_else(|| {
-            WriteError::corruption("adjacency key", format!("{} bytes", key.len()))
-        })?;
+    loop {
+        let key = |e: &Entry| (e.0, e.1, e.2);
+        let (entry, from_old, from_table) = match (old, table) {
+            (None, None) => break,
+            (Some(o), None) => (o, true, false),
+            (None, Some(t)) => (t, false, true),
+            (Some(o), Some(t)) => match key(&o).cmp(&key(&t)) {
+                std::cmp::Ordering::Less => (o, true, false),
+                std::cmp::Ordering::Greater => (t, false, true),
+                std::cmp::Ordering::Equal => (t, true, true),
+            },
+        };
+        if from_old {
+            old = next_old()?;
+        }
+        if from_table {
+            it.next();
+            table = table_entry(&it)?;
+        }
+        let (v, t, e, other) = entry;
         if v.0 >= vertex_count {
             return Err(WriteError::corruption(
                 "adjacency key",
@@ -1122,12 +1209,34 @@ fn write_direction<W: Write, O: Write>(
         put_varint(&mut w.group, other.0);
         w.prev_edge = e.0;
         w.group_count += 1;
-        it.next();
     }
-    it.status().map_err(ReadError::from)?;
     w.finish_record().map_err(io)?;
     // The offsets of the vertices after the last with entries, and the end of the last record.
     w.offsets_through(vertex_count).map_err(io)?;
+    Ok(())
+}
+
+/// Removes every snapshot file of `dir` but generation `keep`'s (and temporary files of a
+/// write cut short): a fold cut short leaves the new generation unnamed or the old one named
+/// no more.
+pub(crate) fn remove_unnamed(dir: &Path, keep: Option<u64>) -> Result<(), WriteError> {
+    let keep = keep.map(file_name);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| WriteError::File { path, source }
+    };
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(FILE_PREFIX) && Some(name) != keep.as_deref() {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&entry.path())(e)),
+            }
+        }
+    }
     Ok(())
 }
 
@@ -1189,23 +1298,34 @@ mod tests {
             })
             .unwrap();
         for (max_group, small) in [(6, 0), (6, 40), (64, 4096), (MAX_GROUP_BYTES, SMALL_RECORD)] {
-            write_with_sizes(&store.tables, dir.path(), covered(&store), max_group, small).unwrap();
+            write_with_sizes(
+                &store.tables,
+                dir.path(),
+                None,
+                coverage(&store),
+                max_group,
+                small,
+            )
+            .unwrap();
             reads_as_the_tables_do(&store, dir.path(), &types);
         }
 
         // Records checksummed per group (every record large): any byte of a record damaged,
         // each read answers as the tables do or fails, never otherwise.
-        write_with_sizes(&store.tables, dir.path(), covered(&store), 6, 0).unwrap();
-        let path = dir.path().join(FILE_NAME);
+        write_with_sizes(&store.tables, dir.path(), None, coverage(&store), 6, 0).unwrap();
+        let path = dir.path().join(file_name(1));
         let pristine = std::fs::read(&path).unwrap();
-        let header = AdjacencySnapshot::open(dir.path()).unwrap().unwrap().header;
+        let header = AdjacencySnapshot::open(dir.path(), coverage(&store).pointer)
+            .unwrap()
+            .header;
         let records = header.out.records_pos..header.into.records_pos + header.into.records_len;
         let mut failed_reads = 0;
         for at in records.step_by(7) {
             let mut damaged = pristine.clone();
             damaged[at as usize] ^= 0x21;
             std::fs::write(&path, &damaged).unwrap();
-            let snapshot = AdjacencySnapshot::open(dir.path()).unwrap().unwrap();
+            let snapshot =
+                Arc::new(AdjacencySnapshot::open(dir.path(), coverage(&store).pointer).unwrap());
             for (side, direction) in [(Side::Out, Direction::Out), (Side::In, Direction::In)] {
                 let mut cursor = snapshot.cursor(side);
                 for v in 0..store.vertex_count().unwrap() {
@@ -1230,16 +1350,21 @@ mod tests {
         store.close().unwrap();
     }
 
-    fn covered(store: &crate::store::Store) -> CoveredState {
-        CoveredState::of(&store.tables).unwrap()
+    /// Generation 1 of the store as it is (not folded: its tables stay whole).
+    fn coverage(store: &crate::store::Store) -> Coverage {
+        let counters = store.tables.read_counters().unwrap();
+        Coverage {
+            pointer: SnapshotPointer {
+                generation: 1,
+                edge_mark: counters.next_edge,
+            },
+            vertex_count: counters.next_vertex,
+        }
     }
 
     fn reads_as_the_tables_do(store: &crate::store::Store, dir: &Path, types: &[&str]) {
         use crate::model::*;
-        let snapshot = SnapshotFile::of(dir, &store.tables)
-            .unwrap()
-            .current()
-            .unwrap();
+        let snapshot = Arc::new(AdjacencySnapshot::open(dir, coverage(store).pointer).unwrap());
         assert!(snapshot.verify_checksum().unwrap());
         let mut filters: Vec<Vec<TypeId>> = vec![vec![]];
         for t in types {
@@ -1290,12 +1415,12 @@ mod tests {
         let header = Header {
             offset_width: 8,
             small_record: 4096,
-            covered: CoveredState {
-                sequence: 7,
-                next_vertex: 3,
-                next_edge: 2,
-                pruned_vertices: 0,
-                pruned_edges: 0,
+            coverage: Coverage {
+                pointer: SnapshotPointer {
+                    generation: 7,
+                    edge_mark: 2,
+                },
+                vertex_count: 3,
             },
             out: Region {
                 records_pos: 136,

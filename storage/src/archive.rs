@@ -3,17 +3,18 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use roaring::{RoaringBitmap, RoaringTreemap};
 use rocksdb::WriteBatch;
 
-use crate::adjacency_snapshot::{Side, SnapshotFile};
+use crate::adjacency_snapshot::{AdjacencySnapshot, Side};
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::error::{ReadError, StorageError, WriteError};
 use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
-use crate::model::ExternalId;
+use crate::model::{Direction, ExternalId};
 use crate::store::Store;
 use crate::tables::{Durability, GraphHandles, OpenMode, Table, Tables};
 
@@ -114,6 +115,15 @@ enum Record {
     Edge,
 }
 
+/// The invariant a missing entry of adjacency table `table` breaks.
+fn adjacency_invariant(table: Table) -> &'static str {
+    if table == Table::OutAdjacency {
+        "out adjacency"
+    } else {
+        "in adjacency"
+    }
+}
+
 fn u64_key(k: &[u8], what: &'static str) -> Result<u64, ReadError> {
     keys::decode_id_key(k)
         .ok_or_else(|| ReadError::corruption(what, format!("key of {} bytes", k.len())))
@@ -153,6 +163,9 @@ impl Store {
         let mut stubs = 0u64;
         let mut ext_key = Vec::with_capacity(40);
         let h = self.tables.graph_handles()?;
+        // A folded archive's adjacency is the snapshot merged with the tables: checked after
+        // the edges, vertex by vertex, not by looking each edge up in the tables.
+        let snapshot = self.current_adjacency_snapshot();
 
         for item in self.decoded_records::<StoredVertex>(Table::Vertices, Record::Vertex) {
             let (id, stored) = match item? {
@@ -248,17 +261,19 @@ impl Store {
             }
             let t = TypeId(stored.type_id);
             let (src, dst, e) = (VertexId(stored.src), VertexId(stored.dst), EdgeId(id));
-            for (table, key) in [
+            let entries = [
                 (Table::OutAdjacency, keys::adjacency_key(src, t, e, dst)),
                 (Table::InAdjacency, keys::adjacency_key(dst, t, e, src)),
-            ] {
-                if self.tables.db().get_pinned_cf(h.of(table)?, key)?.is_none() {
+            ];
+            for (table, key) in entries.iter().filter(|_| snapshot.is_none()) {
+                if self
+                    .tables
+                    .db()
+                    .get_pinned_cf(h.of(*table)?, key)?
+                    .is_none()
+                {
                     report.problem(
-                        if table == Table::OutAdjacency {
-                            "out adjacency"
-                        } else {
-                            "in adjacency"
-                        },
+                        adjacency_invariant(*table),
                         format!("edge {id} ({} -> {}) has no {table} entry", src.0, dst.0),
                     );
                 }
@@ -303,17 +318,21 @@ impl Store {
 
         // Every edge has its two adjacency entries (checked above); equal counts then mean no
         // entry without an edge. Only on a mismatch is each entry looked up, to name it.
-        for table in [Table::OutAdjacency, Table::InAdjacency] {
-            let mut entries = 0u64;
-            for item in self.tables.scan_prefix(h.of(table)?, &[]) {
-                item?;
-                entries += 1;
+        match &snapshot {
+            None => {
+                for table in [Table::OutAdjacency, Table::InAdjacency] {
+                    let mut entries = 0u64;
+                    for item in self.tables.scan_prefix(h.of(table)?, &[]) {
+                        item?;
+                        entries += 1;
+                    }
+                    if entries != report.edges {
+                        self.list_stray_adjacency(&h, table, &edge_ids, &mut report)?;
+                    }
+                }
             }
-            if entries != report.edges {
-                self.list_stray_adjacency(&h, table, &edge_ids, &mut report)?;
-            }
+            Some(snapshot) => self.check_merged_adjacency(&h, snapshot, &edge_ids, &mut report)?,
         }
-        self.check_adjacency_snapshot(&h, &mut report)?;
         let mut time_entries = 0u64;
         for item in self.tables.scan_prefix(h.of(Table::EdgeTimeIndex)?, &[]) {
             let (k, _) = item?;
@@ -425,24 +444,17 @@ impl Store {
         Ok(report)
     }
 
-    /// Verifies the adjacency snapshot, when the archive has one for its present state: its
-    /// checksum, and each direction entry by entry against the adjacency table (which the
-    /// rest of `check` verifies against the edges). A stale snapshot is not used by any
-    /// reader and is not checked; one that cannot be opened is a problem.
-    fn check_adjacency_snapshot(
+    /// Verifies a folded archive's adjacency: the snapshot's checksum and edge mark, then each
+    /// vertex's entries as every read sees them (the snapshot's merged with the tables')
+    /// against the edge records, and that every edge has its entry in each direction.
+    fn check_merged_adjacency(
         &self,
         h: &GraphHandles<'_>,
+        snapshot: &Arc<AdjacencySnapshot>,
+        edge_ids: &RoaringTreemap,
         report: &mut CheckReport,
     ) -> Result<(), ReadError> {
         const WHAT: &str = "adjacency snapshot";
-        let snapshot = match SnapshotFile::of(self.path(), &self.tables)? {
-            SnapshotFile::Current(snapshot) => snapshot,
-            SnapshotFile::Absent | SnapshotFile::Stale => return Ok(()),
-            SnapshotFile::Damaged(e) => {
-                report.problem(WHAT, e.to_string());
-                return Ok(());
-            }
-        };
         match snapshot.verify_checksum() {
             Ok(true) => {}
             Ok(false) => {
@@ -454,37 +466,69 @@ impl Store {
                 return Ok(());
             }
         }
-        for (side, table) in [
-            (Side::Out, Table::OutAdjacency),
-            (Side::In, Table::InAdjacency),
-        ] {
-            let mut stored = self.tables.scan_prefix(h.of(table)?, &[]);
-            let mut entries = snapshot.entries(side);
-            loop {
-                let expected = match stored.next().transpose()? {
-                    Some((k, _)) => keys::decode_adjacency_key(&k),
-                    None => None,
-                };
-                let found = match entries.next() {
-                    Some(Ok(entry)) => Some(entry),
-                    Some(Err(e)) => {
-                        report.problem(WHAT, e.to_string());
-                        break;
-                    }
-                    None => None,
-                };
-                if expected != found {
-                    report.problem(
+        let mark = snapshot.pointer().edge_mark;
+        for side in [Side::Out, Side::In] {
+            for entry in snapshot.entries(side) {
+                match entry {
+                    Ok((v, _, e, _)) if e.0 >= mark => report.problem(
                         WHAT,
                         format!(
-                            "{table}: the table has {expected:?} where the snapshot has {found:?}"
+                            "{side:?} record of vertex {} holds edge {}, at or above the edge mark {mark}",
+                            v.0, e.0
                         ),
-                    );
-                    break;
+                    ),
+                    Ok(_) => {}
+                    Err(e) => {
+                        report.problem(WHAT, e.to_string());
+                        return Ok(());
+                    }
                 }
-                if found.is_none() {
-                    break;
+            }
+        }
+        let vertex_count = self.tables.read_counters()?.next_vertex;
+        for (direction, table) in [
+            (Direction::Out, Table::OutAdjacency),
+            (Direction::In, Table::InAdjacency),
+        ] {
+            let mut seen = RoaringTreemap::new();
+            let mut scan = self.adjacency_cursor(direction, &[]);
+            for v in 0..vertex_count {
+                scan.restart(VertexId(v));
+                for adj in &mut scan {
+                    let adj = match adj {
+                        Ok(adj) => adj,
+                        Err(e) => {
+                            report.problem(adjacency_invariant(table), e.to_string());
+                            break;
+                        }
+                    };
+                    let matches = edge_ids.contains(adj.edge.0)
+                        && self.edge_record(h, adj.edge)?.is_some_and(|stored| {
+                            let (from, to) = if direction == Direction::Out {
+                                (stored.src, stored.dst)
+                            } else {
+                                (stored.dst, stored.src)
+                            };
+                            stored.type_id == adj.edge_type.0 && from == v && to == adj.neighbour.0
+                        });
+                    if matches {
+                        seen.insert(adj.edge.0);
+                    } else {
+                        report.problem(
+                            "adjacency",
+                            format!(
+                                "{table} entry (vertex {v}, type {}, edge {}, neighbour {}) matches no edge",
+                                adj.edge_type.0, adj.edge.0, adj.neighbour.0
+                            ),
+                        );
+                    }
                 }
+            }
+            for e in (edge_ids - &seen).iter() {
+                report.problem(
+                    adjacency_invariant(table),
+                    format!("edge {e} has no {table} entry"),
+                );
             }
         }
         Ok(())
@@ -604,7 +648,10 @@ impl Store {
     /// entries, in atomic, fsynced writes of [`PRUNE_BATCH_EDGES`] edges (edges first, then
     /// the vertices they leave behind), so that the archive is consistent after each one and a
     /// prune cut short completes when run again. Then compacts the affected ranges. With
-    /// `dry_run`, only counts. Needs the store open for writing.
+    /// `dry_run`, only counts. Needs the store open for writing. An archive with an adjacency
+    /// snapshot is unfolded first (its entries written back into the tables) and folded again
+    /// at the end; one whose prune was cut short in between stays unfolded until the next
+    /// `fold_adjacency`.
     pub fn prune(
         &self,
         selection: PruneSelection,
@@ -682,6 +729,9 @@ impl Store {
             return Ok(report);
         }
 
+        // Only the tables can lose entries: the snapshot's go back into them first, and are
+        // folded again once the records are gone.
+        let unfolded = self.unfold_adjacency(&mut writer)?;
         let edge_list: Vec<u64> = edges.iter().collect();
         for chunk in edge_list.chunks(PRUNE_BATCH_EDGES) {
             self.delete_records(h, chunk, &[])?;
@@ -730,6 +780,9 @@ impl Store {
             self.tables
                 .db()
                 .compact_range_cf(h.of(name)?, None::<&[u8]>, None::<&[u8]>);
+        }
+        if unfolded {
+            self.fold_adjacency_under(&mut writer)?;
         }
         self.reload_under(&mut writer)?;
         Ok(report)
@@ -851,17 +904,21 @@ impl Store {
     /// committed then, and no part of a later one.
     pub fn backup_to(&self, dest: &Path) -> Result<(), StorageError> {
         if *self.tables.mode() == OpenMode::ReadWrite {
+            // Under the writer, so that no fold replaces the snapshot the checkpoint names.
+            let _writer = self.writer.exclusive();
             self.flush()?;
             rocksdb::checkpoint::Checkpoint::new(self.tables.db())
                 .and_then(|checkpoint| checkpoint.create_checkpoint(dest))
                 .map_err(WriteError::from)?;
-            // The checkpoint is this very state: an adjacency snapshot of it serves the copy.
-            if let Some(snapshot) = SnapshotFile::of(self.path(), &self.tables)?.current() {
+            if let Some(snapshot) = self.current_adjacency_snapshot() {
                 snapshot.copy_into(dest)?;
             }
             return Ok(());
         }
         self.catch_up()?;
+        // The snapshot this instance's view names (the copy's `meta` names it too), read from
+        // the open file: the writer may have folded and removed it since.
+        let snapshot = self.current_adjacency_snapshot();
         let mut copy = Store::open(dest)?;
         // The copy's side tables are this archive's, whatever they are.
         // Listed in the copy, so that `close` flushes them (the copy is written without a log).
@@ -894,6 +951,10 @@ impl Store {
                 .write_opt(batch, &opts)
                 .map_err(WriteError::from)?;
         }
-        Ok(copy.close()?)
+        copy.close()?;
+        if let Some(snapshot) = snapshot {
+            snapshot.copy_into(dest)?;
+        }
+        Ok(())
     }
 }

@@ -127,6 +127,41 @@ pub(crate) fn decode_format(v: &[u8]) -> Result<u32, ReadError> {
         .map_err(|_| ReadError::corruption("format version", "not 4 bytes"))
 }
 
+/// What `meta` says of the archive's adjacency snapshot: its generation (which file it is)
+/// and its edge mark (it holds every adjacency entry of the edges below it, as of the fold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SnapshotPointer {
+    pub(crate) generation: u64,
+    pub(crate) edge_mark: u64,
+}
+
+/// Encodes the adjacency snapshot pointer: generation and edge mark, 8 bytes each, big-endian.
+pub(crate) fn encode_snapshot_pointer(pointer: SnapshotPointer) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&pointer.generation.to_be_bytes());
+    v[8..].copy_from_slice(&pointer.edge_mark.to_be_bytes());
+    v
+}
+
+/// Decodes a value written by [`encode_snapshot_pointer`].
+pub(crate) fn decode_snapshot_pointer(v: &[u8]) -> Result<SnapshotPointer, ReadError> {
+    let word = |range: std::ops::Range<usize>| {
+        v.get(range)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+    };
+    match (v.len(), word(0..8), word(8..16)) {
+        (16, Some(generation), Some(edge_mark)) => Ok(SnapshotPointer {
+            generation,
+            edge_mark,
+        }),
+        (n, _, _) => Err(ReadError::corruption(
+            "adjacency snapshot pointer",
+            format!("{n} bytes, not 16"),
+        )),
+    }
+}
+
 /// Decodes a dictionary entry's value: the name, in UTF-8.
 pub(crate) fn decode_name(v: &[u8]) -> Result<&str, ReadError> {
     std::str::from_utf8(v).map_err(|_| ReadError::corruption("dictionary", "name is not UTF-8"))

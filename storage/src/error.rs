@@ -94,6 +94,24 @@ pub enum WriteError {
         /// The table's name.
         name: &'static str,
     },
+    /// The adjacency snapshot was asked of an archive of format version 1, which a build
+    /// that reads the snapshot would have to mark version 3 and so lose what 1 says (no
+    /// vertex -> external id table). Export and import it into a new archive first.
+    #[error(
+        "the adjacency snapshot needs an archive of format version 2 or later; this one is \
+         version {found} (export it and import it into a new archive)"
+    )]
+    SnapshotNeedsFormat {
+        /// The archive's format version.
+        found: u32,
+    },
+    /// A fold waited for a prepared write's commit (`Store::commit_prepared`) that did not come:
+    /// the fold would empty the adjacency tables under it.
+    #[error("a prepared write stayed uncommitted for {seconds} s; commit or drop it first")]
+    WritesInFlight {
+        /// How long the fold waited.
+        seconds: u64,
+    },
     /// A file of the archive kept beside RocksDB's (the adjacency snapshot) could not be
     /// written.
     #[error("writing {}: {source}", path.display())]

@@ -7,6 +7,15 @@ use crate::model::ExternalId;
 /// `meta` key of the archive's on-disk format version (value: [`crate::codec::encode_format`]).
 pub(crate) const META_FORMAT: &[u8] = b"format_version";
 
+/// `meta` key of the adjacency snapshot the archive reads (value:
+/// [`crate::codec::encode_snapshot_pointer`]); absent when it has none.
+pub(crate) const META_ADJACENCY_SNAPSHOT: &[u8] = b"adjacency_snapshot";
+
+/// `meta` key of the last adjacency snapshot generation written (value:
+/// [`crate::codec::encode_counter`]); kept when a prune unfolds, so that a generation's
+/// number never names two files.
+pub(crate) const META_ADJACENCY_SNAPSHOT_GENERATION: &[u8] = b"adjacency_snapshot_generation";
+
 /// A persistent counter of `meta` (value: [`crate::codec::encode_counter`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Counter {

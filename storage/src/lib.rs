@@ -57,7 +57,7 @@ mod store;
 mod tables;
 mod writer;
 
-pub use adjacency_snapshot::FILE_NAME as ADJACENCY_SNAPSHOT_FILE_NAME;
+pub use adjacency_snapshot::FILE_PREFIX as ADJACENCY_SNAPSHOT_FILE_PREFIX;
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
 pub use civil::UtcDateTime;
 pub use error::{OpenError, ReadError, Result, StorageError, WriteError};

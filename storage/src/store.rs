@@ -9,10 +9,8 @@ use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions};
 
-use crate::adjacency_snapshot::{
-    self, AdjacencySnapshot, CoveredState, Side, SnapshotCursor, SnapshotFile,
-};
-use crate::codec::{self, StoredEdge, StoredVertex};
+use crate::adjacency_snapshot::{self, AdjacencySnapshot, Coverage, Side, SnapshotCursor};
+use crate::codec::{self, SnapshotPointer, StoredEdge, StoredVertex};
 use crate::column_families as cf;
 use crate::dictionary::Dictionaries;
 use crate::error::{OpenError, ReadError, WriteError};
@@ -21,7 +19,7 @@ use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, RecordBatch, Value, Vertex};
 use crate::side_table::{SidePut, SideTable};
-use crate::tables::{Durability, OpenMode, Table, Tables};
+use crate::tables::{Durability, OpenMode, Table, Tables, FORMAT_VERSION};
 use crate::writer::{PreparedWrite, WriteSummary, Writer, WriterState};
 
 /// The name [`Store::disk_size_by_column_family`] gives the adjacency snapshot file.
@@ -89,10 +87,14 @@ pub struct Store {
     pub(crate) writer: Writer,
     durability: Durability,
     path: PathBuf,
-    /// The adjacency snapshot, when this store reads adjacency from it: opened read-only on
-    /// the state the snapshot was written from (see `adjacency_snapshot.rs`).
-    adjacency_snapshot: Option<AdjacencySnapshot>,
-    /// Adjacency lists read before, for a read-only store that reads the tables (its view
+    /// The adjacency snapshot the archive names (see `adjacency_snapshot.rs`): every store
+    /// reads adjacency as its records merged with the tables' entries. A fold, an unfold and a
+    /// secondary's catch-up replace it; a scan keeps the one it started with.
+    adjacency_snapshot: RwLock<Option<Arc<AdjacencySnapshot>>>,
+    /// A read-only store whose adjacency tables held nothing at open (a folded archive not
+    /// written since) reads the snapshot alone: a table seek per step would find nothing.
+    adjacency_tables_empty: bool,
+    /// Adjacency lists read before, for a read-only store without a snapshot (its view
     /// cannot change, so a list stays true while it is open).
     adjacency_cache: Option<AdjacencyCache>,
     /// External ids of vertices read before, for a read-only store (same reason).
@@ -216,19 +218,32 @@ impl Store {
     /// Opens a store with explicit options.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store, OpenError> {
         let path = path.as_ref().to_path_buf();
-        let tables = Tables::open(
-            &path,
-            &options.mode,
-            options.block_cache_bytes,
-            &options.side_tables,
-        )?;
-        // A read-only view cannot change, so a snapshot of its state answers for it until it
-        // is closed. A damaged or stale snapshot is not used (the column families are
-        // complete); `check` reports a damaged one.
-        let adjacency_snapshot = match options.mode {
-            OpenMode::ReadOnly => SnapshotFile::of(&path, &tables)?.current(),
-            _ => None,
+        let open_tables = || {
+            Tables::open(
+                &path,
+                &options.mode,
+                options.block_cache_bytes,
+                &options.side_tables,
+            )
         };
+        let mut tables = open_tables()?;
+        // The snapshot holds entries the tables no longer do: one that is missing or damaged
+        // fails the open, never falls back to the tables.
+        let adjacency_snapshot = match AdjacencySnapshot::named(&path, &tables) {
+            Ok(snapshot) => snapshot,
+            // Beside a writer, a fold may have removed the file this view names since the
+            // view was opened: a new view names the new file.
+            Err(first) if options.mode != OpenMode::ReadWrite => {
+                drop(tables);
+                tables = open_tables()?;
+                AdjacencySnapshot::named(&path, &tables).map_err(|_| first)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let adjacency_tables_empty = options.mode == OpenMode::ReadOnly
+            && adjacency_snapshot.is_some()
+            && tables.is_empty(Table::OutAdjacency)?
+            && tables.is_empty(Table::InAdjacency)?;
         let adjacency_cache = (options.mode == OpenMode::ReadOnly && adjacency_snapshot.is_none())
             .then(AdjacencyCache::default);
         let external_id_cache = (options.mode == OpenMode::ReadOnly).then(ExternalIdCache::default);
@@ -238,7 +253,8 @@ impl Store {
             writer: Writer::default(),
             durability: options.durability,
             path,
-            adjacency_snapshot,
+            adjacency_snapshot: RwLock::new(adjacency_snapshot),
+            adjacency_tables_empty,
             adjacency_cache,
             external_id_cache,
         };
@@ -276,11 +292,32 @@ impl Store {
         self.tables.db().latest_sequence_number()
     }
 
-    /// Follows the primary (secondary mode) and reloads dictionaries; a no-op otherwise.
+    /// Follows the primary (secondary mode): reloads dictionaries and the adjacency snapshot
+    /// the archive names now; a no-op otherwise.
     pub fn catch_up(&self) -> Result<(), ReadError> {
         if let OpenMode::Secondary { .. } = self.tables.mode() {
             self.tables.db().try_catch_up_with_primary()?;
+            if let Err(e) = self.reload_adjacency_snapshot() {
+                // The writer may have folded again and removed the generation named in what
+                // this catch-up read: the next one names the newer file.
+                self.tables.db().try_catch_up_with_primary()?;
+                self.reload_adjacency_snapshot().map_err(|_| e)?;
+            }
             self.reload()?;
+        }
+        Ok(())
+    }
+
+    /// Opens the snapshot the archive names now, unless it is the one open.
+    fn reload_adjacency_snapshot(&self) -> Result<(), ReadError> {
+        let pointer = adjacency_snapshot::read_pointer(&self.tables)?;
+        let open = self.adjacency_snapshot.read().as_ref().map(|s| s.pointer());
+        if pointer != open {
+            let snapshot = match pointer {
+                Some(pointer) => Some(Arc::new(AdjacencySnapshot::open(&self.path, pointer)?)),
+                None => None,
+            };
+            *self.adjacency_snapshot.write() = snapshot;
         }
         Ok(())
     }
@@ -301,16 +338,25 @@ impl Store {
         Ok(())
     }
 
+    /// Rewrites the archive into its long-term form: [`Store::compact_tables`], then, for a
+    /// store open for writing on an archive of format version 2 or later,
+    /// [`Store::fold_adjacency`] (the adjacency moves into the adjacency snapshot, or the
+    /// edges written since the last fold join it). A version-1 archive is only compacted.
+    pub fn compact(&self) -> Result<(), WriteError> {
+        self.compact_tables()?;
+        if *self.tables.mode() == OpenMode::ReadWrite && self.tables.format() >= 2 {
+            self.fold_adjacency()?;
+        }
+        Ok(())
+    }
+
     /// Compacts every column family down to the bottom level, rewritten with the archive's
     /// compression (zstd level 9, trained dictionary), except the adjacency tables every
-    /// traversal step reads, which stay in LZ4 (see `StoragePolicy`). An adjacency snapshot
-    /// of an earlier state (see [`Store::write_adjacency_snapshot`]) is removed, as
-    /// [`Store::close`] does.
-    pub fn compact(&self) -> Result<(), WriteError> {
-        // Force the bottom level too: files that reached it by trivial moves still carry the
-        // fast compression of the upper levels, not the archive's.
-        let mut opts = rocksdb::CompactOptions::default();
-        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    /// traversal step reads, which stay in LZ4 (see `StoragePolicy`). Does not fold: an
+    /// archive without an adjacency snapshot keeps its adjacency in the tables (and its
+    /// format version), one with a snapshot keeps the edges written since its last fold in
+    /// them.
+    pub fn compact_tables(&self) -> Result<(), WriteError> {
         let db = self.tables.db();
         for name in self.tables.table_names() {
             let handle = self.tables.cf_named(name)?;
@@ -322,41 +368,33 @@ impl Store {
                     &[("bottommost_compression_opts", cf::ARCHIVE_COMPRESSION)],
                 )?;
             }
-            db.compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &opts);
+            db.compact_range_cf_opt(handle, None::<&[u8]>, None::<&[u8]>, &force_bottom());
         }
-        self.remove_stale_adjacency_snapshot()
+        Ok(())
     }
 
-    /// Removes the adjacency snapshot when it no longer answers for the archive (or is
-    /// damaged): no reader would use it. Only the writer does.
-    fn remove_stale_adjacency_snapshot(&self) -> Result<(), WriteError> {
-        if *self.tables.mode() != OpenMode::ReadWrite {
-            return Ok(());
-        }
-        match SnapshotFile::of(&self.path, &self.tables)? {
-            SnapshotFile::Stale | SnapshotFile::Damaged(_) => self.remove_adjacency_snapshot(),
-            SnapshotFile::Absent | SnapshotFile::Current(_) => Ok(()),
-        }
-    }
-
-    /// Writes the adjacency snapshot of the archive as it is now, best after [`Store::compact`]
-    /// (it reads the adjacency tables whole), and returns its size in bytes.
+    /// Folds the adjacency tables into the adjacency snapshot, and returns the snapshot's size
+    /// in bytes.
     ///
-    /// The snapshot is a file beside the column families holding both adjacency tables as
-    /// compressed sparse rows: a store opened read-only on exactly this state reads every
-    /// traversal step from it (two reads of the page cache) instead of RocksDB's blocks,
-    /// about a third faster on a first touch. It costs about as much disk as the adjacency
-    /// tables; any later write leaves it unused (the tables stay complete), and the writer
-    /// removes it when it closes. A write committed while it is written (a prepared write,
-    /// which the writer's lock does not hold back) leaves no snapshot.
+    /// The snapshot is a file beside the column families that holds the adjacency of every
+    /// edge written before the fold as compressed sparse rows: a traversal step reads a
+    /// vertex's record from it (two reads of its page cache) instead of seeking RocksDB's
+    /// blocks, about a third faster on a first touch, and it takes less disk than the
+    /// tables it replaces. The fold writes the next generation of the file (the previous one
+    /// merged with the tables), then in one synced write names it in `meta` and empties the
+    /// tables; every store reads adjacency as the snapshot merged with the tables (edges
+    /// written since). [`Store::compact`] folds (again). The first fold marks the archive
+    /// format version 3 (a build that knows only 2 would miss
+    /// the snapshot's entries); an archive of version 1 cannot fold
+    /// ([`WriteError::SnapshotNeedsFormat`]).
     ///
     /// ```
     /// use provdb_storage::*;
     /// let dir = tempfile::tempdir()?;
     /// let store = Store::open(dir.path())?;
     /// let endpoint = |id: &str| EndpointInput { ext_id: ExternalId::parse(id), type_hint: None };
-    /// let edge = EdgeInput {
-    ///     ext_id: ExternalId::parse("e1"),
+    /// let edge = |id: &str| EdgeInput {
+    ///     ext_id: ExternalId::parse(id),
     ///     type_name: "read".into(),
     ///     relation: ProvRelation::Used,
     ///     src: endpoint("file"),
@@ -364,52 +402,150 @@ impl Store {
     ///     placement: Placement::default(),
     ///     attrs: vec![],
     /// };
-    /// store.write(&RecordBatch { edges: vec![edge], ..Default::default() })?;
-    /// store.compact()?;
-    /// store.write_adjacency_snapshot()?;
+    /// store.write(&RecordBatch { edges: vec![edge("e1")], ..Default::default() })?;
+    /// store.fold_adjacency()?;
+    /// assert!(store.uses_adjacency_snapshot());
+    /// // Written after the fold: in the tables, read with the snapshot's.
+    /// store.write(&RecordBatch { edges: vec![edge("e2")], ..Default::default() })?;
+    /// let task = store.vertex_id(&ExternalId::parse("task"))?.expect("stored");
+    /// assert_eq!(store.neighbours(task, Direction::In, &[]).count(), 2);
     /// store.close()?;
-    /// let options = StoreOptions { mode: OpenMode::ReadOnly, ..Default::default() };
-    /// let reader = Store::open_with(dir.path(), options)?;
-    /// assert!(reader.uses_adjacency_snapshot());
-    /// let task = reader.vertex_id(&ExternalId::parse("task"))?.expect("stored");
-    /// assert_eq!(reader.neighbours(task, Direction::In, &[]).count(), 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn write_adjacency_snapshot(&self) -> Result<u64, WriteError> {
+    pub fn fold_adjacency(&self) -> Result<u64, WriteError> {
         self.tables.check_writable()?;
-        let _writer = self.writer.exclusive();
-        let before = CoveredState::of(&self.tables)?;
-        let bytes = adjacency_snapshot::write(&self.tables, &self.path, before)?;
-        if CoveredState::of(&self.tables)? != before {
-            self.remove_adjacency_snapshot()?;
-            return Ok(0);
+        self.fold_adjacency_under(&mut self.writer.exclusive())
+    }
+
+    /// [`Store::fold_adjacency`] by the holder of the writer (a prune folds again what it
+    /// unfolded).
+    pub(crate) fn fold_adjacency_under(&self, writer: &mut WriterState) -> Result<u64, WriteError> {
+        let found = self.tables.format();
+        if found < 2 {
+            return Err(WriteError::SnapshotNeedsFormat { found });
         }
+        self.writer
+            .wait_for_commits(writer, std::time::Duration::from_secs(60))?;
+        let counters = self.tables.read_counters()?;
+        let previous = self.adjacency_snapshot.read().clone();
+        let meta = self.tables.cf(Table::Meta)?;
+        let last_generation = self
+            .tables
+            .db()
+            .get_pinned_cf(meta, keys::META_ADJACENCY_SNAPSHOT_GENERATION)?
+            .map(|v| codec::decode_counter(&v))
+            .transpose()?
+            .unwrap_or(0);
+        let pointer = SnapshotPointer {
+            generation: last_generation + 1,
+            edge_mark: counters.next_edge,
+        };
+        let coverage = Coverage {
+            pointer,
+            vertex_count: counters.next_vertex,
+        };
+        let bytes =
+            adjacency_snapshot::write(&self.tables, &self.path, previous.as_ref(), coverage)?;
+        crash_point("file-written");
+        // Named and the tables emptied in one synced write: a crash leaves either the old
+        // generation with the tables, or the new one without them.
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(
+            meta,
+            keys::META_ADJACENCY_SNAPSHOT,
+            codec::encode_snapshot_pointer(pointer),
+        );
+        batch.put_cf(
+            meta,
+            keys::META_ADJACENCY_SNAPSHOT_GENERATION,
+            codec::encode_counter(pointer.generation),
+        );
+        batch.put_cf(
+            meta,
+            keys::META_FORMAT,
+            codec::encode_format(FORMAT_VERSION),
+        );
+        let past_every_key = [0xffu8; keys::ADJ_KEY_LEN + 1];
+        for table in [Table::OutAdjacency, Table::InAdjacency] {
+            batch.delete_range_cf(
+                self.tables.cf(table)?,
+                [].as_slice(),
+                past_every_key.as_slice(),
+            );
+        }
+        self.tables.write(batch, Durability::Sync)?;
+        self.tables.set_format(FORMAT_VERSION);
+        *self.adjacency_snapshot.write() =
+            Some(Arc::new(AdjacencySnapshot::open(&self.path, pointer)?));
+        crash_point("named");
+        // The range deletion hides the entries; compaction drops them from disk.
+        let db = self.tables.db();
+        for table in [Table::OutAdjacency, Table::InAdjacency] {
+            db.compact_range_cf_opt(
+                self.tables.cf(table)?,
+                None::<&[u8]>,
+                None::<&[u8]>,
+                &force_bottom(),
+            );
+        }
+        adjacency_snapshot::remove_unnamed(&self.path, Some(pointer.generation))?;
         Ok(bytes)
     }
 
-    fn remove_adjacency_snapshot(&self) -> Result<(), WriteError> {
-        let path = self.path.join(adjacency_snapshot::FILE_NAME);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(WriteError::File { path, source }),
+    /// Writes the snapshot's entries back into the adjacency tables and drops the snapshot
+    /// (a prune deletes entries, which only the tables can), and says whether there was one:
+    /// one synced write removes the pointer after the entries are written, and reads merge
+    /// duplicates, so a crash between the two leaves the archive as it was.
+    pub(crate) fn unfold_adjacency(&self, _writer: &mut WriterState) -> Result<bool, WriteError> {
+        let Some(snapshot) = self.adjacency_snapshot.read().clone() else {
+            return Ok(false);
+        };
+        for (side, table) in [
+            (Side::Out, Table::OutAdjacency),
+            (Side::In, Table::InAdjacency),
+        ] {
+            let handle = self.tables.cf(table)?;
+            let mut batch = rocksdb::WriteBatch::default();
+            for entry in snapshot.entries(side) {
+                let (v, t, e, other) = entry?;
+                batch.put_cf(handle, keys::adjacency_key(v, t, e, other), []);
+                if batch.len() >= 100_000 {
+                    self.tables
+                        .write(std::mem::take(&mut batch), Durability::Buffered)?;
+                }
+            }
+            self.tables.write(batch, Durability::Buffered)?;
         }
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.delete_cf(self.tables.cf(Table::Meta)?, keys::META_ADJACENCY_SNAPSHOT);
+        // Synced: the WAL holds the entries before it, so they are durable too.
+        self.tables.write(batch, Durability::Sync)?;
+        *self.adjacency_snapshot.write() = None;
+        adjacency_snapshot::remove_unnamed(&self.path, None)?;
+        Ok(true)
     }
 
-    /// Whether this store reads adjacency from the adjacency snapshot
-    /// ([`Store::write_adjacency_snapshot`]): only a store opened read-only on the very state
-    /// the snapshot was written from does. Any other reads the column families, which hold
-    /// the same edges.
+    /// The snapshot the store reads (tests and the archive operations).
+    pub(crate) fn current_adjacency_snapshot(&self) -> Option<Arc<AdjacencySnapshot>> {
+        self.adjacency_snapshot.read().clone()
+    }
+
+    /// Whether this store reads adjacency through the adjacency snapshot
+    /// ([`Store::fold_adjacency`]): every store of an archive that has one does.
     pub fn uses_adjacency_snapshot(&self) -> bool {
-        self.adjacency_snapshot.is_some()
+        self.adjacency_snapshot.read().is_some()
     }
 
     /// Flushes and closes the store. Always call it: durability does not rely on `Drop`.
-    /// An adjacency snapshot that the store's writes have made stale is removed (no reader
-    /// opened from now on uses it; one that has it open keeps reading it).
+    /// The writer removes adjacency snapshot files the archive does not name (left by a fold
+    /// cut short).
     pub fn close(self) -> Result<(), WriteError> {
         self.flush()?;
-        self.remove_stale_adjacency_snapshot()
+        if *self.tables.mode() == OpenMode::ReadWrite {
+            let keep = self.adjacency_snapshot.read().as_ref().map(|s| s.pointer());
+            adjacency_snapshot::remove_unnamed(&self.path, keep.map(|p| p.generation))?;
+        }
+        Ok(())
     }
 
     /// Size of the live SST files of every column family, in bytes.
@@ -433,12 +569,11 @@ impl Store {
                 .unwrap_or(0);
             sizes.push((name.to_owned(), n));
         }
-        let path = self.path.join(adjacency_snapshot::FILE_NAME);
-        let snapshot = match std::fs::metadata(&path) {
-            Ok(meta) => meta.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => return Err(ReadError::File { path, source }),
-        };
+        let snapshot = self
+            .adjacency_snapshot
+            .read()
+            .as_ref()
+            .map_or(0, |s| s.file_len());
         sizes.push((ADJACENCY_SNAPSHOT_SIZE_NAME.to_owned(), snapshot));
         Ok(sizes)
     }
@@ -891,6 +1026,7 @@ impl Store {
         let mut types = types.to_vec();
         types.sort_unstable();
         types.dedup();
+        let snapshot = self.adjacency_snapshot.read().clone();
         AdjacencyScan {
             tables: &self.tables,
             direction,
@@ -902,11 +1038,16 @@ impl Store {
             collecting: None,
             out: None,
             into: None,
-            snapshot: self.adjacency_snapshot.as_ref().map(|s| SnapshotReaders {
+            read_tables: snapshot.is_none() || !self.adjacency_tables_empty,
+            snapshot: snapshot.map(|s| SnapshotReaders {
                 out: s.cursor(Side::Out),
                 into: s.cursor(Side::In),
                 pending: Vec::new(),
             }),
+            peeked_snapshot: None,
+            peeked_table: None,
+            snapshot_done: false,
+            tables_done: false,
         }
     }
 
@@ -983,6 +1124,28 @@ impl Store {
     }
 }
 
+/// Options of a compaction that rewrites the bottom level too: files that reached it by
+/// trivial moves still carry the fast compression of the upper levels, not the archive's, and
+/// a range deletion's tombstones go only once the bottom level is rewritten.
+fn force_bottom() -> rocksdb::CompactOptions {
+    let mut opts = rocksdb::CompactOptions::default();
+    opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+    opts
+}
+
+/// A crash the test suite asks for (debug builds): `PROVDB_TEST_ABORT_FOLD_AT=<step>` aborts
+/// the process at that step of a fold (`file-written`: the new generation is on disk, not
+/// named; `named`: named and the tables emptied, not compacted, the old file not removed).
+fn crash_point(step: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("PROVDB_TEST_ABORT_FOLD_AT").is_ok_and(|s| s == step) {
+        eprintln!("test hook: aborting a fold at {step}");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+}
+
 /// Iterator over the adjacency of one vertex (see [`Store::neighbours`]), which
 /// [`AdjacencyScan::restart`] moves to another vertex, keeping its storage iterators.
 pub struct AdjacencyScan<'a> {
@@ -1004,21 +1167,29 @@ pub struct AdjacencyScan<'a> {
     /// creating one costs more than reading a vertex's edges.
     out: Option<DBRawIterator<'a>>,
     into: Option<DBRawIterator<'a>>,
-    /// The snapshot's readers, when the store reads adjacency from its snapshot.
-    snapshot: Option<SnapshotReaders<'a>>,
+    /// The snapshot's readers, when the archive has a snapshot: its entries are merged with
+    /// the tables'.
+    snapshot: Option<SnapshotReaders>,
+    /// Whether the tables are read (not when a read-only store found them empty at open).
+    read_tables: bool,
+    /// The next entry of each source not yet yielded, and whether a source is read out.
+    peeked_snapshot: Option<Adjacent>,
+    peeked_table: Option<Adjacent>,
+    snapshot_done: bool,
+    tables_done: bool,
 }
 
 /// The adjacency snapshot's readers of a scan, one per direction.
-struct SnapshotReaders<'a> {
-    out: SnapshotCursor<'a>,
-    into: SnapshotCursor<'a>,
+struct SnapshotReaders {
+    out: SnapshotCursor,
+    into: SnapshotCursor,
     /// Directions still to read, the next last.
     pending: Vec<Direction>,
 }
 
-impl<'a> SnapshotReaders<'a> {
+impl SnapshotReaders {
     /// The reader of direction `d` (`Out` or `In`).
-    fn cursor(&mut self, d: Direction) -> &mut SnapshotCursor<'a> {
+    fn cursor(&mut self, d: Direction) -> &mut SnapshotCursor {
         match d {
             Direction::Out => &mut self.out,
             _ => &mut self.into,
@@ -1068,6 +1239,10 @@ impl AdjacencyScan<'_> {
         self.active = None;
         self.serving = None;
         self.collecting = None;
+        self.peeked_snapshot = None;
+        self.peeked_table = None;
+        self.snapshot_done = false;
+        self.tables_done = false;
         let dirs: &[Direction] = match self.direction {
             Direction::Out => &[Direction::Out],
             Direction::In => &[Direction::In],
@@ -1079,6 +1254,8 @@ impl AdjacencyScan<'_> {
                 snapshot.cursor(*d).restart(v);
                 snapshot.pending.push(*d);
             }
+        }
+        if !self.read_tables {
             return;
         }
         // A kept list answers for its prefix; one of every type for any typed scan too.
@@ -1104,32 +1281,89 @@ impl AdjacencyScan<'_> {
     }
 }
 
+/// Where an entry falls in a scan's order: direction (out first), type, edge.
+fn scan_order(a: &Adjacent) -> (bool, TypeId, EdgeId) {
+    (a.direction == Direction::In, a.edge_type, a.edge)
+}
+
 impl Iterator for AdjacencyScan<'_> {
     type Item = Result<Adjacent, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(snapshot) = &mut self.snapshot {
-            loop {
-                let dir = *snapshot.pending.last()?;
-                match snapshot.cursor(dir).next_entry(&self.types) {
-                    Some(Ok((edge_type, edge, neighbour))) => {
-                        return Some(Ok(Adjacent {
-                            edge,
-                            edge_type,
-                            neighbour,
-                            direction: dir,
-                        }))
-                    }
-                    Some(Err(e)) => {
-                        snapshot.pending.clear();
-                        return Some(Err(e));
-                    }
-                    None => {
-                        snapshot.pending.pop();
-                    }
+        if self.snapshot.is_none() {
+            return self.next_from_tables();
+        }
+        if !self.read_tables {
+            return self.next_from_snapshot();
+        }
+        // Both sources are in scan order: one ordered merge. An entry in both (an unfold cut
+        // short) is yielded once.
+        if self.peeked_snapshot.is_none() && !self.snapshot_done {
+            match self.next_from_snapshot() {
+                Some(Ok(a)) => self.peeked_snapshot = Some(a),
+                Some(Err(e)) => return Some(Err(e)),
+                None => self.snapshot_done = true,
+            }
+        }
+        if self.peeked_table.is_none() && !self.tables_done {
+            match self.next_from_tables() {
+                Some(Ok(a)) => self.peeked_table = Some(a),
+                Some(Err(e)) => return Some(Err(e)),
+                None => self.tables_done = true,
+            }
+        }
+        match (self.peeked_snapshot, self.peeked_table) {
+            (None, None) => None,
+            (Some(a), Some(b)) if scan_order(&b) < scan_order(&a) => {
+                self.peeked_table = None;
+                Some(Ok(b))
+            }
+            (Some(a), b) => {
+                if b.is_some_and(|b| scan_order(&b) == scan_order(&a)) {
+                    self.peeked_table = None;
+                }
+                self.peeked_snapshot = None;
+                Some(Ok(a))
+            }
+            (None, Some(b)) => {
+                self.peeked_table = None;
+                Some(Ok(b))
+            }
+        }
+    }
+}
+
+impl AdjacencyScan<'_> {
+    /// The snapshot's next entry, in scan order.
+    fn next_from_snapshot(&mut self) -> Option<Result<Adjacent, ReadError>> {
+        let snapshot = self.snapshot.as_mut()?;
+        loop {
+            let Some(dir) = snapshot.pending.last().copied() else {
+                self.snapshot_done = true;
+                return None;
+            };
+            match snapshot.cursor(dir).next_entry(&self.types) {
+                Some(Ok((edge_type, edge, neighbour))) => {
+                    return Some(Ok(Adjacent {
+                        edge,
+                        edge_type,
+                        neighbour,
+                        direction: dir,
+                    }))
+                }
+                Some(Err(e)) => {
+                    snapshot.pending.clear();
+                    return Some(Err(e));
+                }
+                None => {
+                    snapshot.pending.pop();
                 }
             }
         }
+    }
+
+    /// The tables' (or the cache's) next entry, in scan order.
+    fn next_from_tables(&mut self) -> Option<Result<Adjacent, ReadError>> {
         loop {
             if let Some((dir, list, at)) = &mut self.serving {
                 while let Some(entry) = list.get(*at) {

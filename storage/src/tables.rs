@@ -9,6 +9,7 @@
 //! every graph table at once where an operation touches many (a write batch, a prune).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use roaring::RoaringBitmap;
 use rocksdb::{Cache, ColumnFamily, ReadOptions, WriteBatch, DB};
@@ -30,7 +31,10 @@ pub type RawEntry = (Box<[u8]>, Box<[u8]>);
 /// - 2: adds the `vertex_external_ids` table (vertex id -> external id), so that returning
 ///   ids reads a small LZ4 table instead of decoding zstd-compressed vertex records. A
 ///   version-1 archive is read (and written) without it: ids come from the records.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: `meta` may name an adjacency snapshot that holds adjacency entries the tables no
+///   longer do (`Store::fold_adjacency`); a build that knows only 2 would miss them. A
+///   version-2 archive becomes 3 at its first fold, never by being opened.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Oldest on-disk format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -196,7 +200,8 @@ pub(crate) struct Tables {
     db: DB,
     mode: OpenMode,
     /// On-disk format version of this archive ([`FORMAT_VERSION`] for a new one).
-    format: u32,
+    /// Raised by a fold (2 -> 3) while the store is open.
+    format: AtomicU32,
     /// Names of the side tables open (see [`SideTable`]).
     side_tables: Vec<String>,
 }
@@ -241,10 +246,10 @@ impl Tables {
         let mut t = Tables {
             db,
             mode: mode.clone(),
-            format: FORMAT_VERSION,
+            format: AtomicU32::new(FORMAT_VERSION),
             side_tables: tables.side_tables,
         };
-        t.format = t.check_format()?;
+        t.format = AtomicU32::new(t.check_format()?);
         Ok(t)
     }
 
@@ -299,12 +304,27 @@ impl Tables {
 
     /// The archive's on-disk format version.
     pub(crate) fn format(&self) -> u32 {
-        self.format
+        self.format.load(Ordering::Relaxed)
+    }
+
+    /// Whether `table` holds no entry (one seek).
+    pub(crate) fn is_empty(&self, table: Table) -> Result<bool, ReadError> {
+        let mut opts = ReadOptions::default();
+        opts.set_total_order_seek(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(table)?, opts);
+        it.seek_to_first();
+        it.status()?;
+        Ok(!it.valid())
+    }
+
+    /// Records that a write just marked the archive with format `version`.
+    pub(crate) fn set_format(&self, version: u32) {
+        self.format.store(version, Ordering::Relaxed);
     }
 
     /// Whether this archive keeps the vertex -> external id table (format 2 on).
     pub(crate) fn has_vertex_external_ids(&self) -> bool {
-        self.format >= 2
+        self.format() >= 2
     }
 
     /// The handle of a graph table. Every graph table is opened, except the tables added after

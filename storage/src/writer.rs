@@ -245,6 +245,31 @@ impl Writer {
         self.state.lock()
     }
 
+    /// Waits (holding `state`, so that nothing more is prepared) until every prepared write
+    /// is committed or refused: a fold must not empty the adjacency tables under a write in
+    /// flight. Fails after `timeout`.
+    pub(crate) fn wait_for_commits(
+        &self,
+        state: &WriterState,
+        timeout: std::time::Duration,
+    ) -> Result<(), WriteError> {
+        let start = std::time::Instant::now();
+        loop {
+            let settled = self.pipeline.committed.load(Ordering::Acquire) >= state.last_prepared
+                // Every write of an aborted epoch is refused at its commit.
+                || self.pipeline.epoch.load(Ordering::Acquire) != state.epoch;
+            if settled {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(WriteError::WritesInFlight {
+                    seconds: timeout.as_secs(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Resolves and encodes a batch into one RocksDB write; see [`crate::Store::prepare_write`].
     pub(crate) fn prepare<'a>(
         &'a self,

@@ -30,8 +30,9 @@ pub fn edge(id: usize, type_name: &str, src: usize, dst: usize) -> EdgeInput {
     }
 }
 
-/// Writes `edges` in one batch into a new archive at `dir`, compacts it, writes the adjacency
-/// snapshot when asked, and closes it.
+/// Writes `edges` in one batch into a new archive at `dir`, compacts it (folding its adjacency
+/// into the adjacency snapshot when asked, as `compact` does; else its tables only), and closes
+/// it.
 pub fn write_compacted(dir: &Path, edges: &[Written], snapshot: bool) {
     let store = Store::open(dir).unwrap();
     let batch = RecordBatch {
@@ -43,9 +44,10 @@ pub fn write_compacted(dir: &Path, edges: &[Written], snapshot: bool) {
         ..Default::default()
     };
     store.write(&batch).unwrap();
-    store.compact().unwrap();
     if snapshot {
-        store.write_adjacency_snapshot().unwrap();
+        store.compact().unwrap();
+    } else {
+        store.compact_tables().unwrap();
     }
     store.close().unwrap();
 }
@@ -110,6 +112,17 @@ pub fn want(
         }
     }
     want
+}
+
+/// Writes `edges[range]` (edge `e{i}` for index `i`) in one batch.
+pub fn write_range(store: &Store, edges: &[Written], range: std::ops::Range<usize>) {
+    let batch = RecordBatch {
+        edges: range
+            .map(|i| edge(i, TYPES[edges[i].0], edges[i].1, edges[i].2))
+            .collect(),
+        ..Default::default()
+    };
+    store.write(&batch).unwrap();
 }
 
 /// The archive at `dir`, opened read-only.
