@@ -426,6 +426,9 @@ impl Store {
         }
         self.writer
             .wait_for_commits(writer, std::time::Duration::from_secs(60))?;
+        // Writes made without the log (an import's) must be on disk before the snapshot holds
+        // their entries: a crash would otherwise keep the entries and lose the records.
+        self.flush()?;
         let counters = self.tables.read_counters()?;
         let previous = self.adjacency_snapshot.read().clone();
         let meta = self.tables.cf(Table::Meta)?;
