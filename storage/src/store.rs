@@ -94,8 +94,8 @@ pub struct Store {
     /// A read-only store whose adjacency tables held nothing at open (a folded archive not
     /// written since) reads the snapshot alone: a table seek per step would find nothing.
     adjacency_tables_empty: bool,
-    /// Adjacency lists read before, for a read-only store without a snapshot (its view
-    /// cannot change, so a list stays true while it is open).
+    /// Adjacency lists read before, for a read-only store that reads the tables alone or the
+    /// snapshot alone (its view cannot change, so a list stays true while it is open).
     adjacency_cache: Option<AdjacencyCache>,
     /// External ids of vertices read before, for a read-only store (same reason).
     external_id_cache: Option<ExternalIdCache>,
@@ -244,7 +244,10 @@ impl Store {
             && adjacency_snapshot.is_some()
             && tables.is_empty(Table::OutAdjacency)?
             && tables.is_empty(Table::InAdjacency)?;
-        let adjacency_cache = (options.mode == OpenMode::ReadOnly && adjacency_snapshot.is_none())
+        // Lists read whole stay true while a read-only store is open: from the tables, or
+        // from the snapshot when the tables hold nothing to merge.
+        let adjacency_cache = (options.mode == OpenMode::ReadOnly
+            && (adjacency_snapshot.is_none() || adjacency_tables_empty))
             .then(AdjacencyCache::default);
         let external_id_cache = (options.mode == OpenMode::ReadOnly).then(ExternalIdCache::default);
         let store = Store {
@@ -1046,6 +1049,10 @@ impl Store {
                 out: s.cursor(Side::Out),
                 into: s.cursor(Side::In),
                 pending: Vec::new(),
+                vertex: VertexId(0),
+                at: 0,
+                started: false,
+                collecting: None,
             }),
             peeked_snapshot: None,
             peeked_table: None,
@@ -1186,8 +1193,17 @@ pub struct AdjacencyScan<'a> {
 struct SnapshotReaders {
     out: SnapshotCursor,
     into: SnapshotCursor,
-    /// Directions still to read, the next last.
-    pending: Vec<Direction>,
+    /// Directions still to read, the next last, each with the kept list that answers for it
+    /// (a read-only store that reads the snapshot alone keeps whole lists, as for the tables).
+    pending: Vec<(Direction, Option<Arc<[CachedAdjacent]>>)>,
+    /// The vertex read.
+    vertex: VertexId,
+    /// Position in the kept list being served.
+    at: usize,
+    /// Whether the direction on top of `pending` has been started.
+    started: bool,
+    /// The whole list of the direction being read from the file, while it is one to keep.
+    collecting: Option<Vec<CachedAdjacent>>,
 }
 
 impl SnapshotReaders {
@@ -1253,9 +1269,17 @@ impl AdjacencyScan<'_> {
         };
         if let Some(snapshot) = &mut self.snapshot {
             snapshot.pending.clear();
+            snapshot.vertex = v;
+            snapshot.at = 0;
+            snapshot.started = false;
+            snapshot.collecting = None;
+            let cache = self.cache.filter(|_| !self.read_tables);
             for d in dirs.iter().rev() {
-                snapshot.cursor(*d).restart(v);
-                snapshot.pending.push(*d);
+                let kept = cache.and_then(|c| c.get(*d, AdjacencyPrefix::vertex(v)));
+                if kept.is_none() {
+                    snapshot.cursor(*d).restart(v);
+                }
+                snapshot.pending.push((*d, kept));
             }
         }
         if !self.read_tables {
@@ -1339,27 +1363,66 @@ impl Iterator for AdjacencyScan<'_> {
 impl AdjacencyScan<'_> {
     /// The snapshot's next entry, in scan order.
     fn next_from_snapshot(&mut self) -> Option<Result<Adjacent, ReadError>> {
+        let cache = self.cache.filter(|_| !self.read_tables);
         let snapshot = self.snapshot.as_mut()?;
         loop {
-            let Some(dir) = snapshot.pending.last().copied() else {
+            let Some((dir, kept)) = snapshot.pending.last() else {
                 self.snapshot_done = true;
                 return None;
             };
+            let dir = *dir;
+            if let Some(list) = kept {
+                while let Some(entry) = list.get(snapshot.at) {
+                    snapshot.at += 1;
+                    if self.types.is_empty() || self.types.binary_search(&entry.edge_type).is_ok() {
+                        return Some(Ok(Adjacent {
+                            edge: entry.edge,
+                            edge_type: entry.edge_type,
+                            neighbour: entry.neighbour,
+                            direction: dir,
+                        }));
+                    }
+                }
+                snapshot.pending.pop();
+                snapshot.at = 0;
+                continue;
+            }
+            if !snapshot.started {
+                // Only a scan of every type reads a whole list.
+                snapshot.started = true;
+                snapshot.collecting = (cache.is_some() && self.types.is_empty()).then(Vec::new);
+            }
             match snapshot.cursor(dir).next_entry(&self.types) {
                 Some(Ok((edge_type, edge, neighbour))) => {
+                    if let Some(list) = &mut snapshot.collecting {
+                        if list.len() < AdjacencyCache::MAX_LIST {
+                            list.push(CachedAdjacent {
+                                edge_type,
+                                edge,
+                                neighbour,
+                            });
+                        } else {
+                            snapshot.collecting = None;
+                        }
+                    }
                     return Some(Ok(Adjacent {
                         edge,
                         edge_type,
                         neighbour,
                         direction: dir,
-                    }))
+                    }));
                 }
                 Some(Err(e)) => {
                     snapshot.pending.clear();
+                    snapshot.collecting = None;
                     return Some(Err(e));
                 }
                 None => {
+                    if let (Some(cache), Some(list)) = (cache, snapshot.collecting.take()) {
+                        cache.insert(dir, AdjacencyPrefix::vertex(snapshot.vertex), list);
+                    }
                     snapshot.pending.pop();
+                    snapshot.started = false;
                 }
             }
         }
