@@ -53,14 +53,16 @@ pub fn run(db_path: &Path, args: CompactArgs) -> anyhow::Result<ExitCode> {
     } else {
         ProgressBar::new_spinner()
     };
-    spinner.set_message("compacting");
     spinner.enable_steady_tick(Duration::from_millis(200));
     let started = Instant::now();
     db.store().flush()?;
-    db.store().compact_tables()?;
-    if !args.keep_adjacency_tables && db.store().format_version() >= 2 {
-        spinner.set_message("folding the adjacency tables into the adjacency snapshot");
-        db.store().fold_adjacency()?;
+    // `Store::compact` decides which archives fold.
+    if args.keep_adjacency_tables {
+        spinner.set_message("compacting");
+        db.store().compact_tables()?;
+    } else {
+        spinner.set_message("compacting, then folding the adjacency tables into the snapshot");
+        db.store().compact()?;
     }
     spinner.finish_and_clear();
     let after = db.store().disk_size_by_column_family()?;

@@ -508,14 +508,7 @@ impl AdjacencySnapshot {
         };
         if std::fs::hard_link(&self.path, &dest).is_err() {
             let mut out = File::create(&dest).map_err(io)?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut pos = 0;
-            while pos < self.header.file_len {
-                let n = (self.header.file_len - pos).min(buf.len() as u64) as usize;
-                self.read_file_at(&mut buf[..n], pos)?;
-                out.write_all(&buf[..n]).map_err(io)?;
-                pos += n as u64;
-            }
+            self.read_chunks(0, |chunk| out.write_all(chunk).map_err(io))?;
             out.sync_all().map_err(io)?;
         }
         File::open(dir).and_then(|d| d.sync_all()).map_err(io)
@@ -524,15 +517,29 @@ impl AdjacencySnapshot {
     /// Whether the file's body matches the checksum of its header (reads it whole).
     pub(crate) fn verify_checksum(&self) -> Result<bool, ReadError> {
         let mut hash = FNV_OFFSET;
-        let mut pos = HEADER_LEN;
+        self.read_chunks(HEADER_LEN, |chunk| {
+            hash = fnv1a(hash, chunk);
+            Ok::<(), ReadError>(())
+        })?;
+        Ok(hash == self.header.body_checksum)
+    }
+
+    /// Reads the file from `from` to its end in chunks of 1 MiB (past the page cache), handing
+    /// each to `each`.
+    fn read_chunks<E: From<ReadError>>(
+        &self,
+        from: u64,
+        mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let mut buf = vec![0u8; 1 << 20];
+        let mut pos = from;
         while pos < self.header.file_len {
             let n = (self.header.file_len - pos).min(buf.len() as u64) as usize;
-            self.read_at(&mut buf[..n], pos)?;
-            hash = fnv1a(hash, &buf[..n]);
+            self.read_file_at(&mut buf[..n], pos)?;
+            each(&buf[..n])?;
             pos += n as u64;
         }
-        Ok(hash == self.header.body_checksum)
+        Ok(())
     }
 
     /// A reader of one direction's records, positioned nowhere ([`SnapshotCursor::restart`]).

@@ -146,6 +146,53 @@ struct CachedAdjacent {
     neighbour: VertexId,
 }
 
+impl CachedAdjacent {
+    fn of(a: &Adjacent) -> CachedAdjacent {
+        CachedAdjacent {
+            edge_type: a.edge_type,
+            edge: a.edge,
+            neighbour: a.neighbour,
+        }
+    }
+
+    /// The entry as a scan in `direction` yields it.
+    fn adjacent(&self, direction: Direction) -> Adjacent {
+        Adjacent {
+            edge: self.edge,
+            edge_type: self.edge_type,
+            neighbour: self.neighbour,
+            direction,
+        }
+    }
+}
+
+/// The next entry of a kept list from `*at` over `types` (sorted; all when empty), read in
+/// `direction`.
+fn next_kept(
+    list: &[CachedAdjacent],
+    at: &mut usize,
+    types: &[TypeId],
+    direction: Direction,
+) -> Option<Adjacent> {
+    while let Some(entry) = list.get(*at) {
+        *at += 1;
+        if types.is_empty() || types.binary_search(&entry.edge_type).is_ok() {
+            return Some(entry.adjacent(direction));
+        }
+    }
+    None
+}
+
+/// Adds `a` to the list being gathered for the cache; a list that outgrows what the cache
+/// keeps is dropped.
+fn gather(collecting: &mut Option<Vec<CachedAdjacent>>, a: &Adjacent) {
+    match collecting {
+        Some(list) if list.len() < AdjacencyCache::MAX_LIST => list.push(CachedAdjacent::of(a)),
+        Some(_) => *collecting = None,
+        None => {}
+    }
+}
+
 /// The adjacency lists (one direction of one vertex: every type, or one) that a read-only
 /// store's scans read whole, kept for the next scan of the same prefix (a list of every type
 /// also answers typed scans): a RocksDB seek (iterator set-up, index and filter partitions,
@@ -433,7 +480,7 @@ impl Store {
         // their entries: a crash would otherwise keep the entries and lose the records.
         self.flush()?;
         let counters = self.tables.read_counters()?;
-        let previous = self.adjacency_snapshot.read().clone();
+        let previous = self.current_adjacency_snapshot();
         let meta = self.tables.cf(Table::Meta)?;
         let last_generation = self
             .tables
@@ -503,7 +550,7 @@ impl Store {
     /// one synced write removes the pointer after the entries are written, and reads merge
     /// duplicates, so a crash between the two leaves the archive as it was.
     pub(crate) fn unfold_adjacency(&self, _writer: &mut WriterState) -> Result<bool, WriteError> {
-        let Some(snapshot) = self.adjacency_snapshot.read().clone() else {
+        let Some(snapshot) = self.current_adjacency_snapshot() else {
             return Ok(false);
         };
         for (side, table) in [
@@ -531,7 +578,7 @@ impl Store {
         Ok(true)
     }
 
-    /// The snapshot the store reads (tests and the archive operations).
+    /// The snapshot the store reads now (a scan, a fold, the archive operations).
     pub(crate) fn current_adjacency_snapshot(&self) -> Option<Arc<AdjacencySnapshot>> {
         self.adjacency_snapshot.read().clone()
     }
@@ -1032,7 +1079,7 @@ impl Store {
         let mut types = types.to_vec();
         types.sort_unstable();
         types.dedup();
-        let snapshot = self.adjacency_snapshot.read().clone();
+        let snapshot = self.current_adjacency_snapshot();
         AdjacencyScan {
             tables: &self.tables,
             direction,
@@ -1372,16 +1419,8 @@ impl AdjacencyScan<'_> {
             };
             let dir = *dir;
             if let Some(list) = kept {
-                while let Some(entry) = list.get(snapshot.at) {
-                    snapshot.at += 1;
-                    if self.types.is_empty() || self.types.binary_search(&entry.edge_type).is_ok() {
-                        return Some(Ok(Adjacent {
-                            edge: entry.edge,
-                            edge_type: entry.edge_type,
-                            neighbour: entry.neighbour,
-                            direction: dir,
-                        }));
-                    }
+                if let Some(a) = next_kept(list, &mut snapshot.at, &self.types, dir) {
+                    return Some(Ok(a));
                 }
                 snapshot.pending.pop();
                 snapshot.at = 0;
@@ -1394,23 +1433,14 @@ impl AdjacencyScan<'_> {
             }
             match snapshot.cursor(dir).next_entry(&self.types) {
                 Some(Ok((edge_type, edge, neighbour))) => {
-                    if let Some(list) = &mut snapshot.collecting {
-                        if list.len() < AdjacencyCache::MAX_LIST {
-                            list.push(CachedAdjacent {
-                                edge_type,
-                                edge,
-                                neighbour,
-                            });
-                        } else {
-                            snapshot.collecting = None;
-                        }
-                    }
-                    return Some(Ok(Adjacent {
+                    let a = Adjacent {
                         edge,
                         edge_type,
                         neighbour,
                         direction: dir,
-                    }));
+                    };
+                    gather(&mut snapshot.collecting, &a);
+                    return Some(Ok(a));
                 }
                 Some(Err(e)) => {
                     snapshot.pending.clear();
@@ -1432,16 +1462,8 @@ impl AdjacencyScan<'_> {
     fn next_from_tables(&mut self) -> Option<Result<Adjacent, ReadError>> {
         loop {
             if let Some((dir, list, at)) = &mut self.serving {
-                while let Some(entry) = list.get(*at) {
-                    *at += 1;
-                    if self.types.is_empty() || self.types.binary_search(&entry.edge_type).is_ok() {
-                        return Some(Ok(Adjacent {
-                            edge: entry.edge,
-                            edge_type: entry.edge_type,
-                            neighbour: entry.neighbour,
-                            direction: *dir,
-                        }));
-                    }
+                if let Some(a) = next_kept(list, at, &self.types, *dir) {
+                    return Some(Ok(a));
                 }
                 self.serving = None;
             }
@@ -1460,16 +1482,8 @@ impl AdjacencyScan<'_> {
                                 direction: *dir,
                             });
                         it.next();
-                        if let (Some(list), Some(a)) = (&mut self.collecting, &adj) {
-                            if list.len() < AdjacencyCache::MAX_LIST {
-                                list.push(CachedAdjacent {
-                                    edge_type: a.edge_type,
-                                    edge: a.edge,
-                                    neighbour: a.neighbour,
-                                });
-                            } else {
-                                self.collecting = None;
-                            }
+                        if let Some(a) = &adj {
+                            gather(&mut self.collecting, a);
                         }
                         return Some(adj.ok_or_else(|| {
                             ReadError::corruption("adjacency key", "wrong length")
