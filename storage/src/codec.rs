@@ -261,6 +261,34 @@ pub(crate) fn decode<T: Decode<()>>(bytes: &[u8], what: &'static str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The pointer a damaged `meta` holds: any bytes decode to the pointer they encode
+        /// (16 bytes) or to a corruption error, never a panic.
+        #[test]
+        fn snapshot_pointers_round_trip_and_any_other_length_is_refused(
+            generation in any::<u64>(),
+            edge_mark in any::<u64>(),
+            bytes in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let pointer = SnapshotPointer { generation, edge_mark };
+            prop_assert_eq!(decode_snapshot_pointer(&encode_snapshot_pointer(pointer)).ok(), Some(pointer));
+            match decode_snapshot_pointer(&bytes) {
+                Ok(found) => {
+                    prop_assert_eq!(bytes.len(), 16);
+                    let mut expected = found.generation.to_be_bytes().to_vec();
+                    expected.extend_from_slice(&found.edge_mark.to_be_bytes());
+                    prop_assert_eq!(expected, bytes);
+                }
+                Err(ReadError::Corruption { what, .. }) => {
+                    prop_assert_eq!(what, "adjacency snapshot pointer");
+                    prop_assert_ne!(bytes.len(), 16);
+                }
+                Err(e) => prop_assert!(false, "unexpected error {}", e),
+            }
+        }
+    }
 
     #[test]
     fn external_ids_round_trip_and_reject_damage() {
