@@ -25,7 +25,8 @@
 //!    p99s, and the ratio provdb / SQLite.
 //!    To profile first touches alone, run a child by hand:
 //!    `PROVDB_BENCH_CHILD='ARCHIVE|STARTS_FILE|Q2' PROVDB_BENCH_CHILD_FIRST_ONLY=1
-//!    target/release/deps/query-*` (without `FIRST_ONLY` it also asks them all once more).
+//!    target/release/deps/query-*` (without `FIRST_ONLY` it also asks them all once more; `Qx`
+//!    in place of `Q2` asks the question of `PROVDB_BENCH_QUERY`, `{}` for the start).
 //! 2. Warm counts in this process (a warm-up pass, then a timed pass), for more query forms.
 //! 3. criterion on one start vertex.
 
@@ -315,9 +316,14 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-/// The peers' four questions, returning ids, for the fresh-process measurement.
+/// The peers' four questions, returning ids, for the fresh-process measurement. A child run by
+/// hand can ask any other question instead: `Qx` reads it from `PROVDB_BENCH_QUERY`, with `{}`
+/// standing for the start (to time a question's parts apart, e.g. the start's look-up alone).
 fn peer_query(name: &str, v: &str) -> String {
     match name {
+        "Qx" => std::env::var("PROVDB_BENCH_QUERY")
+            .expect("Qx reads its question from PROVDB_BENCH_QUERY")
+            .replace("{}", v),
         "Q1" => "() -[:read]-> () | count".into(),
         "Q2" => format!("(v {{id:'{v}'}}) <-[*1..3]- (a) | dedup a | return a.id"),
         "Q3" => format!("(v {{id:'{v}'}}) -[*1..5]-> (d) | dedup d | return d.id"),

@@ -14,15 +14,17 @@ use indicatif::ProgressBar;
 compressed with zstd and a trained dictionary; files that reached it without a rewrite are \
 rewritten too. Then it folds the adjacency tables into the adjacency snapshot: every edge's \
 adjacency as compressed sparse rows in a file beside the column families \
-(`provdb-adjacency.N.snapshot`), which replaces the tables' content. Every process then reads \
-each traversal step from it (first touches about a quarter faster), merged with the edges \
-written since, which go to the tables as before and join the snapshot at the next compact. \
+(`provdb-adjacency.N.snapshot`), which replaces the tables' content, with the folded \
+vertices' external ids (both ways). Every process then reads each traversal step, each \
+start vertex and each returned id from it (first-touch questions 2-3x faster), merged with \
+what was written since, which goes to the tables as before and joins the snapshot at the \
+next compact. \
 Run it after a large import, or now and then on a long-running archive. It needs the database \
 to itself: stop `provdb serve` first. Prints the size of each column family (and of the \
 snapshot) before and after.
 
 `provdb prune` writes the snapshot back into the tables and folds again; `provdb backup` \
-copies it; `provdb check` verifies it. The first fold marks the archive format version 3: \
+copies it; `provdb check` verifies it. A fold marks the archive format version 4: \
 builds older than this one refuse to open it, naming both versions. With \
 --keep-adjacency-tables an archive not folded yet stays so (and keeps its format version), \
 and a folded one keeps the edges written since its last fold in the tables; an archive of \

@@ -5,8 +5,9 @@
 //! Why: an investigator's first question of a compacted archive pays, per traversal step
 //! through RocksDB, an index-partition seek, a filter-partition probe, and the read,
 //! decompression and caching of a 4 KiB block. From the snapshot the same step is two reads of
-//! the page cache (the snapshot keeps the pages it read: `PageCache`): the vertex's two
-//! offsets, then its record (a few bytes per edge).
+//! the mapped file: the vertex's two offsets, then its record (a few bytes per edge). Since
+//! file version 4 the file also maps the covered vertices' external ids both ways
+//! ([`ids`]), so that finding a start vertex and returning ids read no RocksDB block either.
 //!
 //! Folding (`Store::fold_adjacency`) writes generation n+1 from generation n and the adjacency
 //! tables, then, in one synced write, names it in `meta` ([`SnapshotPointer`]) and empties the
@@ -16,7 +17,9 @@
 //! corruption, never a fall-back.
 //!
 //! Layout (integers little-endian):
-//! `header (HEADER_LEN bytes) | out records | in records | out offsets | in offsets`
+//! `header (HEADER_LEN bytes) | out records | in records | out offsets | in offsets [| ids]`
+//! - ids (version 4): the id section ([`ids`]), where the header's words 3 and 4 (position,
+//!   length) say; version 3 wrote zeros there and has none.
 //! - offsets of a direction: `vertex_count + 1` integers of the header's offset width (4 bytes
 //!   while both directions' records fit 4 GiB, else 8); the record of vertex `v` is the bytes
 //!   `offsets[v]..offsets[v + 1]` of that direction's records.
@@ -41,13 +44,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use memmap2::Mmap;
 use rocksdb::ReadOptions;
 
 use crate::codec::{self, SnapshotPointer};
 use crate::error::{ReadError, WriteError};
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys;
+use crate::model::ExternalId;
+
+mod ids;
 use crate::tables::{Table, Tables};
 
 /// Start of every adjacency snapshot file's name in the archive's folder (see [`file_name`]);
@@ -56,7 +62,9 @@ pub const FILE_PREFIX: &str = "provdb-adjacency.";
 const MAGIC: [u8; 8] = *b"PROVADJ\x01";
 /// 3: the header holds generation, vertex count and edge mark (2, stage one's, held the
 /// archive state it was written from).
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
+/// The oldest file version this build reads (3: no id section).
+const OLDEST_VERSION: u32 = 3;
 const HEADER_LEN: u64 = 136;
 /// Words of the header after its first 16 bytes, before its checksum.
 const HEADER_WORDS: usize = 14;
@@ -70,14 +78,17 @@ const SMALL_RECORD: usize = 4096;
 const CHUNK: usize = 4096;
 /// Longest varint of a u64.
 const MAX_VARINT: usize = 10;
-/// Bytes of one page of the snapshot's page cache.
-const PAGE: u64 = 4096;
-/// Pages the cache holds at most (16 MiB, about the whole snapshot of a 1M-edge archive).
-const CACHED_PAGES: usize = 4096;
-/// Reads of at most this many bytes go through the page cache (offsets, small records and
-/// chunks of large ones); longer ones (a hub's group, `check`'s checksum) read the file.
-const MAX_CACHED_READ: usize = 2 * PAGE as usize;
 const WHAT: &str = "adjacency snapshot";
+
+/// Maps `file` read-only, whole.
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: a snapshot file is immutable once named: written under a temporary name,
+    // synced and renamed; provdb never writes, truncates or reuses it (a later generation is a
+    // new file, an old one is only unlinked, which leaves the mapping valid). Another program
+    // changing it would break the archive as changing a RocksDB file would.
+    unsafe { Mmap::map(file) }
+}
 
 /// The name of generation `generation`'s file.
 pub fn file_name(generation: u64) -> String {
@@ -136,6 +147,15 @@ struct Header {
     into: Region,
     file_len: u64,
     body_checksum: u64,
+    /// The id section (length 0: none).
+    ids: IdsPlace,
+}
+
+/// Where the id section lies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct IdsPlace {
+    pos: u64,
+    len: u64,
 }
 
 impl Header {
@@ -148,8 +168,8 @@ impl Header {
             self.coverage.pointer.generation,
             self.coverage.vertex_count,
             self.coverage.pointer.edge_mark,
-            0,
-            0,
+            self.ids.pos,
+            self.ids.len,
             self.out.records_pos,
             self.out.records_len,
             self.out.offsets_pos,
@@ -185,9 +205,9 @@ impl Header {
         let mut width = [0u8; 4];
         width.copy_from_slice(&h[12..16]);
         let offset_width = u32::from_le_bytes(width);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(format!(
-                "snapshot format {version}, this build reads {VERSION}"
+                "snapshot format {version}, this build reads {OLDEST_VERSION} to {VERSION}"
             ));
         }
         let end = 16 + HEADER_WORDS * 8;
@@ -225,6 +245,10 @@ impl Header {
             },
             file_len: word(11),
             body_checksum: word(12),
+            ids: IdsPlace {
+                pos: word(3),
+                len: word(4),
+            },
         };
         if header.file_len != actual_len {
             return Err(format!(
@@ -304,69 +328,15 @@ fn get_varint(bytes: &[u8]) -> Option<(u64, usize)> {
 /// An open snapshot file.
 #[derive(Debug)]
 pub(crate) struct AdjacencySnapshot {
-    file: File,
     path: PathBuf,
     header: Header,
-    pages: PageCache,
-}
-
-/// Pages of the snapshot file read before, direct-mapped by page number (a page evicts the
-/// one of its slot): a traversal step then costs no system call where an earlier one read
-/// that page. Neighbouring vertices' offsets share a page, and so do the records of vertices
-/// with near ids, which CamFlow creates together. Bench children on the 1M-edge archive:
-/// two `pread`s per step were a fifth of a warm 3-hop query.
-struct PageCache {
-    slots: Mutex<Vec<Option<CachedPage>>>,
-}
-
-struct CachedPage {
-    number: u64,
-    bytes: Box<[u8]>,
-}
-
-impl std::fmt::Debug for PageCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageCache").finish_non_exhaustive()
-    }
-}
-
-impl PageCache {
-    fn new() -> PageCache {
-        PageCache {
-            slots: Mutex::new(Vec::new()),
-        }
-    }
-
-    fn slot(number: u64) -> usize {
-        (number % CACHED_PAGES as u64) as usize
-    }
-
-    /// Copies the cached page `number`'s bytes `from..from + out.len()` into `out`; false
-    /// when the page is not cached (or shorter: the file's last page).
-    fn copy(&self, number: u64, from: usize, out: &mut [u8]) -> bool {
-        let slots = self.slots.lock();
-        match slots.get(Self::slot(number)) {
-            Some(Some(page)) if page.number == number => {
-                match page.bytes.get(from..from + out.len()) {
-                    Some(bytes) => {
-                        out.copy_from_slice(bytes);
-                        true
-                    }
-                    None => false,
-                }
-            }
-            _ => false,
-        }
-    }
-
-    fn insert(&self, number: u64, bytes: Box<[u8]>) {
-        let mut slots = self.slots.lock();
-        if slots.is_empty() {
-            // Allocated at the first read: a store that never traverses pays nothing.
-            slots.resize_with(CACHED_PAGES, || None);
-        }
-        slots[Self::slot(number)] = Some(CachedPage { number, bytes });
-    }
+    /// The whole file, mapped read-only: a read is a copy from memory the kernel fills from
+    /// its page cache (a first touch of a page is a minor fault, no system call, no buffer of
+    /// our own). The file never changes once named (written under another name, synced,
+    /// renamed; later generations are new files), which is what makes the mapping sound.
+    map: Mmap,
+    /// The id section, when the file has one (version 4).
+    ids: Option<ids::IdSection>,
 }
 
 impl AdjacencySnapshot {
@@ -435,17 +405,68 @@ impl AdjacencySnapshot {
                 ),
             ));
         }
+        let map = map_file(&file).map_err(|source| ReadError::File {
+            path: path.clone(),
+            source,
+        })?;
+        if (map.len() as u64) < header.file_len {
+            return Err(ReadError::corruption(
+                WHAT,
+                format!("{}: shorter than its header says", path.display()),
+            ));
+        }
+        let ids = match header.ids.len {
+            0 => None,
+            len => Some(
+                ids::IdSection::decode(&map, header.ids.pos, len, header.coverage.vertex_count)
+                    .map_err(|e| ReadError::corruption(WHAT, format!("{}: {e}", path.display())))?,
+            ),
+        };
         Ok(AdjacencySnapshot {
-            file,
             path,
             header,
-            pages: PageCache::new(),
+            map,
+            ids,
         })
+    }
+
+    /// The external id of vertex `v` from the id section: `None` when the section does not
+    /// cover `v` (or the file has none: ask the tables), `Some(None)` when `v` has no id.
+    pub(crate) fn external_id(&self, v: VertexId) -> Result<Option<Option<ExternalId>>, ReadError> {
+        match &self.ids {
+            None => Ok(None),
+            Some(ids) => ids
+                .external_id(&self.map, v)
+                .map_err(|e| self.corrupt_ids(e)),
+        }
+    }
+
+    /// The vertex whose external id is `ext`, when the id section holds it; `None`: ask the
+    /// tables (a vertex created after the fold, or an id the archive does not have).
+    pub(crate) fn vertex_of(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError> {
+        match &self.ids {
+            None => Ok(None),
+            Some(ids) => ids
+                .vertex_of(&self.map, ext)
+                .map_err(|e| self.corrupt_ids(e)),
+        }
+    }
+
+    fn corrupt_ids(&self, detail: String) -> ReadError {
+        ReadError::corruption(
+            WHAT,
+            format!("{}: id section: {detail}", self.path.display()),
+        )
     }
 
     /// What the archive's `meta` names this file by.
     pub(crate) fn pointer(&self) -> SnapshotPointer {
         self.header.coverage.pointer
+    }
+
+    /// Vertices the file covers: `0..vertex_count`.
+    pub(crate) fn vertex_count(&self) -> u64 {
+        self.header.coverage.vertex_count
     }
 
     /// The file's size in bytes.
@@ -460,41 +481,24 @@ impl AdjacencySnapshot {
         }
     }
 
-    /// Fills `buf` with the file's bytes from `pos`: short reads through the page cache.
+    /// Fills `buf` with the file's bytes from `pos` (an error past the file's end).
     fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<(), ReadError> {
-        if buf.len() > MAX_CACHED_READ {
-            return self.read_file_at(buf, pos);
-        }
-        let mut done = 0;
-        while done < buf.len() {
-            let at = pos + done as u64;
-            let (number, from) = (at / PAGE, (at % PAGE) as usize);
-            let n = (buf.len() - done).min(PAGE as usize - from);
-            let out = &mut buf[done..done + n];
-            if !self.pages.copy(number, from, out) {
-                let start = number * PAGE;
-                let len = (self.header.file_len.saturating_sub(start)).min(PAGE) as usize;
-                if from + n > len {
-                    // Past the file's end: let the file say so.
-                    return self.read_file_at(out, at);
-                }
-                let mut page = vec![0u8; len].into_boxed_slice();
-                self.read_file_at(&mut page, start)?;
-                out.copy_from_slice(&page[from..from + n]);
-                self.pages.insert(number, page);
+        let bytes = usize::try_from(pos)
+            .ok()
+            .and_then(|from| self.map.get(from..from.checked_add(buf.len())?));
+        match bytes {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
             }
-            done += n;
-        }
-        Ok(())
-    }
-
-    fn read_file_at(&self, buf: &mut [u8], pos: u64) -> Result<(), ReadError> {
-        self.file
-            .read_exact_at(buf, pos)
-            .map_err(|source| ReadError::File {
+            None => Err(ReadError::File {
                 path: self.path.clone(),
-                source,
-            })
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{} bytes at {pos}: past the file's end", buf.len()),
+                ),
+            }),
+        }
     }
 
     /// Puts a copy of the file into the archive folder `dir` (a backup of an archive that
@@ -524,20 +528,18 @@ impl AdjacencySnapshot {
         Ok(hash == self.header.body_checksum)
     }
 
-    /// Reads the file from `from` to its end in chunks of 1 MiB (past the page cache), handing
-    /// each to `each`.
+    /// Hands the file from `from` to its end to `each`, 1 MiB at a time.
     fn read_chunks<E: From<ReadError>>(
         &self,
         from: u64,
         mut each: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        let mut buf = vec![0u8; 1 << 20];
-        let mut pos = from;
-        while pos < self.header.file_len {
-            let n = (self.header.file_len - pos).min(buf.len() as u64) as usize;
-            self.read_file_at(&mut buf[..n], pos)?;
-            each(&buf[..n])?;
-            pos += n as u64;
+        let body = usize::try_from(from)
+            .ok()
+            .and_then(|from| self.map.get(from..))
+            .unwrap_or_default();
+        for chunk in body.chunks(1 << 20) {
+            each(chunk)?;
         }
         Ok(())
     }
@@ -1102,6 +1104,14 @@ fn write_with_sizes(
         }
         std::fs::remove_file(offsets_path).map_err(io(offsets_path))?;
     }
+    // A version-1 archive has no vertex -> id table (and never folds).
+    let ids = if tables.has_vertex_external_ids() {
+        let pos = body.written;
+        let len = ids::write_section(tables, coverage.vertex_count, &mut body, &tmp)?;
+        IdsPlace { pos, len }
+    } else {
+        IdsPlace::default()
+    };
     let header = Header {
         offset_width,
         small_record: small_record as u64,
@@ -1110,6 +1120,7 @@ fn write_with_sizes(
         into: regions[1],
         file_len: body.written,
         body_checksum: body.hash,
+        ids,
     };
     let mut file = body.inner.into_inner().map_err(|e| WriteError::File {
         path: tmp.clone(),
@@ -1441,6 +1452,7 @@ mod tests {
             },
             file_len: 212,
             body_checksum: 99,
+            ids: IdsPlace { pos: 200, len: 12 },
         };
         let bytes = header.encode();
         assert_eq!(Header::decode(&bytes, 212), Ok(header));

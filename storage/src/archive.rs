@@ -185,8 +185,14 @@ impl Store {
                 rebuilt.insert(Table::MachineIndex, &m.to_be_bytes(), id);
             }
             let ext = ExternalId::from(stored.ext_id.clone());
+            if let Some(snapshot) = &snapshot {
+                check_snapshot_id(snapshot, VertexId(id), &ext, &mut report);
+            }
             if self.tables.has_vertex_external_ids() {
-                match self.vertex_external_id(VertexId(id)) {
+                let table_id = self
+                    .read_table_external_ids(&[VertexId(id)])
+                    .map(|found| found.into_iter().next().flatten());
+                match table_id {
                     Ok(Some(found)) if found == ext => {}
                     Ok(Some(found)) => report.problem(
                         "vertex external id",
@@ -219,6 +225,22 @@ impl Store {
             }
         }
 
+        // The snapshot's id section names no vertex that does not exist.
+        if let Some(snapshot) = &snapshot {
+            for v in 0..snapshot.vertex_count() {
+                if vertex_ids.contains(v) {
+                    continue;
+                }
+                match snapshot.external_id(VertexId(v)) {
+                    Ok(Some(Some(ext))) => report.problem(
+                        "adjacency snapshot",
+                        format!("the id section names vertex {v} ({ext}), which does not exist"),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => report.problem("adjacency snapshot", e.to_string()),
+                }
+            }
+        }
         // Every vertex has its id entry (checked above); an entry without a vertex is named.
         if self.tables.has_vertex_external_ids() {
             for item in self
@@ -953,5 +975,39 @@ impl Store {
             snapshot.copy_into(dest)?;
         }
         Ok(())
+    }
+}
+
+/// Checks the adjacency snapshot's id section for vertex `v`, whose record says `ext`: where
+/// the section covers `v` it maps `v` to `ext` and `ext` back to `v`.
+fn check_snapshot_id(
+    snapshot: &AdjacencySnapshot,
+    v: VertexId,
+    ext: &ExternalId,
+    report: &mut CheckReport,
+) {
+    const WHAT: &str = "adjacency snapshot";
+    match snapshot.external_id(v) {
+        Ok(None) => return,
+        Ok(Some(Some(found))) if &found == ext => {}
+        Ok(Some(found)) => {
+            let found = found.map_or("no id".to_owned(), |f| f.to_string());
+            report.problem(
+                WHAT,
+                format!("vertex {} ({ext}): the id section says {found}", v.0),
+            );
+        }
+        Err(e) => report.problem(WHAT, e.to_string()),
+    }
+    match snapshot.vertex_of(ext) {
+        Ok(Some(found)) if found == v => {}
+        Ok(found) => report.problem(
+            WHAT,
+            format!(
+                "the id section finds {ext} at {found:?}, not vertex {}",
+                v.0
+            ),
+        ),
+        Err(e) => report.problem(WHAT, e.to_string()),
     }
 }

@@ -754,6 +754,11 @@ impl Store {
 
     /// The external id of vertex `id`, without decoding its record (from format 2 on).
     pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
+        if let Some(snapshot) = self.adjacency_snapshot.read().as_ref() {
+            if let Some(found) = snapshot.external_id(id)? {
+                return Ok(found);
+            }
+        }
         if !self.tables.has_vertex_external_ids() {
             return Ok(self.vertex(id)?.map(|v| v.ext_id));
         }
@@ -799,8 +804,37 @@ impl Store {
         Ok(found)
     }
 
-    /// [`Store::vertex_external_ids`] from the tables.
+    /// [`Store::vertex_external_ids`] from the adjacency snapshot's id section where it covers
+    /// them, else from the tables.
     fn read_vertex_external_ids(
+        &self,
+        ids: &[VertexId],
+    ) -> Result<Vec<Option<ExternalId>>, ReadError> {
+        let Some(snapshot) = self.current_adjacency_snapshot() else {
+            return self.read_table_external_ids(ids);
+        };
+        let mut found = Vec::with_capacity(ids.len());
+        let mut rest = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            match snapshot.external_id(*id)? {
+                Some(ext) => found.push(ext),
+                None => {
+                    found.push(None);
+                    rest.push(i);
+                }
+            }
+        }
+        if !rest.is_empty() {
+            let wanted: Vec<VertexId> = rest.iter().map(|i| ids[*i]).collect();
+            for (i, ext) in rest.into_iter().zip(self.read_table_external_ids(&wanted)?) {
+                found[i] = ext;
+            }
+        }
+        Ok(found)
+    }
+
+    /// [`Store::vertex_external_ids`] from the tables: one batched read.
+    pub(crate) fn read_table_external_ids(
         &self,
         ids: &[VertexId],
     ) -> Result<Vec<Option<ExternalId>>, ReadError> {
@@ -896,6 +930,12 @@ impl Store {
 
     /// Internal id of the vertex with external id `ext`.
     pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError> {
+        // A folded archive's snapshot maps the ids it covers; a miss asks the table.
+        if let Some(snapshot) = self.adjacency_snapshot.read().as_ref() {
+            if let Some(v) = snapshot.vertex_of(ext)? {
+                return Ok(Some(v));
+            }
+        }
         Ok(self
             .tables
             .lookup_external(EXT_VERTEX, ext)?

@@ -34,7 +34,11 @@ pub type RawEntry = (Box<[u8]>, Box<[u8]>);
 /// - 3: `meta` may name an adjacency snapshot that holds adjacency entries the tables no
 ///   longer do (`Store::fold_adjacency`); a build that knows only 2 would miss them. A
 ///   version-2 archive becomes 3 at its first fold, never by being opened.
-pub const FORMAT_VERSION: u32 = 3;
+/// - 4: the snapshot file (its version 4) also maps the vertices it covers to their external
+///   ids and back, which reads use first; a build that knows only 3 refuses the file. A
+///   version-2 or 3 archive becomes 4 at its next fold (a version-3 snapshot, without ids, is
+///   read as before until then).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Oldest on-disk format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -137,6 +137,20 @@ pub fn read_only(dir: &Path) -> Store {
     .unwrap()
 }
 
+/// A secondary of the archive at `dir`, keeping its own files in `own`.
+pub fn secondary(dir: &Path, own: &Path) -> Store {
+    Store::open_with(
+        dir,
+        StoreOptions {
+            mode: OpenMode::Secondary {
+                secondary_path: own.to_path_buf(),
+            },
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
 /// The ids of the types `filter` names (indexes into TYPES), sorted and deduplicated; a type
 /// the archive lacks gets an id no stored type has.
 pub fn type_ids(store: &Store, filter: &[usize]) -> Vec<TypeId> {

@@ -1,0 +1,618 @@
+//! The id section of an adjacency snapshot (file version 4): for the vertices the snapshot
+//! covers, vertex -> external id and external id -> vertex, read from the mapped file.
+//!
+//! Why: on a folded archive a first-touch question's traversal no longer reads RocksDB, but
+//! finding its start vertex (`external_ids`) and returning ids (`vertex_external_ids`) still
+//! read, verify and decompress a RocksDB block per id: a 3-hop question returning 8 ids spent
+//! half its time there. Both maps are copies: the tables stay authoritative (the writer
+//! resolves ids there), and a look-up this section cannot answer goes to them.
+//!
+//! Layout, from the section's start (little-endian):
+//! - blocks: the external ids of vertices `16b .. 16b + 16` in block `b`, each an entry
+//!   (`0` none; `1` a binary id: a 4-byte mask of the bytes that differ from the block's
+//!   previous binary id, zeros before the first, then those bytes; `2` a text id: varint
+//!   length, bytes), then the block's checksum (4 bytes, seeded with `b`);
+//! - `block_count + 1` block offsets (relative to the blocks' start; `offset_width` bytes);
+//! - the hash index: `entry_count` entries `tag (4) | vertex (vertex_width)` grouped by bucket,
+//!   then `bucket_count + 1` entry numbers (`vertex_width` bytes) where each bucket starts.
+//!   A bucket and a tag come from a keyed SipHash-1-3 of the id (the key is drawn at random
+//!   for each file and kept in it, so that ids sent by a compromised machine cannot be chosen
+//!   to fill one bucket). A matching tag is verified against the vertex's block, so a damaged
+//!   index can only miss (then the tables answer), never name a wrong vertex;
+//! - a footer of [`FOOTER_LEN`] bytes: vertex count, the hash key, the blocks' length, entry and
+//!   bucket counts, the two widths.
+//!
+//! A CamFlow id (32 bytes) differs from its block's previous one in a few bytes (same machine,
+//! boot and type; a near counter): about 9 bytes per vertex instead of 33.
+
+use std::hash::Hasher as _;
+use std::io::Write;
+use std::path::Path;
+
+use rocksdb::ReadOptions;
+use siphasher::sip::SipHasher13;
+
+use super::{fnv1a, get_varint, put_varint, FNV_OFFSET};
+use crate::codec;
+use crate::error::{ReadError, WriteError};
+use crate::ids::VertexId;
+use crate::keys;
+use crate::model::ExternalId;
+use crate::tables::{Table, Tables};
+
+/// Vertices per block (a read decodes up to this many entries).
+const BLOCK_VERTICES: u64 = 32;
+/// Bytes of the footer.
+pub(super) const FOOTER_LEN: u64 = 64;
+const KIND_NONE: u8 = 0;
+const KIND_BINARY: u8 = 1;
+const KIND_TEXT: u8 = 2;
+/// The bits of an entry's first byte that give its kind (a binary entry's high nibble flags
+/// the 8-byte words that differ from the previous id).
+const KIND_BITS: u8 = 0x0f;
+/// Bytes of an index entry's tag (the high 16 bits of the id's hash; a bucket's other ids
+/// rarely share it, and a match is verified).
+const TAG: usize = 2;
+/// Bytes of a block's checksum.
+const CHECKSUM: usize = 4;
+/// Ids per bucket of the hash index, on average (a look-up reads one bucket's entries).
+const IDS_PER_BUCKET: u64 = 8;
+/// Index entries the writer holds at once: more ids are indexed in several passes over the
+/// table, a range of buckets each (12 bytes an entry: some 50 MB).
+const ENTRIES_PER_PASS: u64 = 4 << 20;
+
+/// Where an id section's parts lie (absolute positions in the file) and how they are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct IdSection {
+    vertex_count: u64,
+    key: (u64, u64),
+    blocks_pos: u64,
+    blocks_len: u64,
+    block_offsets_pos: u64,
+    offset_width: u64,
+    entries_pos: u64,
+    entry_count: u64,
+    vertex_width: u64,
+    buckets_pos: u64,
+    bucket_count: u64,
+}
+
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(w)
+}
+
+impl IdSection {
+    /// Reads and validates the section `pos..pos + len` of `file` for a snapshot of
+    /// `vertex_count` vertices: every part must lie inside it.
+    pub(super) fn decode(
+        file: &[u8],
+        pos: u64,
+        len: u64,
+        vertex_count: u64,
+    ) -> Result<IdSection, String> {
+        let end = pos.checked_add(len).ok_or("id section out of range")?;
+        if len < FOOTER_LEN || end > file.len() as u64 {
+            return Err("id section outside the file".into());
+        }
+        let footer = &file[(end - FOOTER_LEN) as usize..end as usize];
+        let w = |i: usize| word(&footer[i * 8..i * 8 + 8]);
+        let widths = w(6);
+        let (offset_width, vertex_width) = (widths & 0xffff_ffff, widths >> 32);
+        let section = IdSection {
+            vertex_count: w(0),
+            key: (w(1), w(2)),
+            blocks_pos: pos,
+            blocks_len: w(3),
+            block_offsets_pos: 0,
+            offset_width,
+            entries_pos: 0,
+            entry_count: w(4),
+            vertex_width,
+            buckets_pos: 0,
+            bucket_count: w(5),
+        };
+        if section.vertex_count != vertex_count {
+            return Err(format!(
+                "id section of {} vertices in a snapshot of {vertex_count}",
+                section.vertex_count
+            ));
+        }
+        if ![4, 8].contains(&offset_width) || ![4, 8].contains(&vertex_width) {
+            return Err(format!(
+                "id section widths {offset_width} and {vertex_width}"
+            ));
+        }
+        if !section.bucket_count.is_power_of_two() || section.entry_count > vertex_count {
+            return Err("id section counts out of range".into());
+        }
+        let block_count = vertex_count.div_ceil(BLOCK_VERTICES);
+        let parts = (|| {
+            let block_offsets_pos = pos.checked_add(section.blocks_len)?;
+            let entries_pos = block_offsets_pos.checked_add((block_count + 1) * offset_width)?;
+            let buckets_pos = entries_pos
+                .checked_add(section.entry_count.checked_mul(TAG as u64 + vertex_width)?)?;
+            let footer_pos =
+                buckets_pos.checked_add(section.bucket_count.checked_add(1)? * vertex_width)?;
+            Some((block_offsets_pos, entries_pos, buckets_pos, footer_pos))
+        })();
+        match parts {
+            Some((block_offsets_pos, entries_pos, buckets_pos, footer_pos))
+                if footer_pos == end - FOOTER_LEN =>
+            {
+                Ok(IdSection {
+                    block_offsets_pos,
+                    entries_pos,
+                    buckets_pos,
+                    ..section
+                })
+            }
+            _ => Err("id section parts do not add up to its length".into()),
+        }
+    }
+
+    /// The external id of `v` from its block: `None` when `v` is past the section (the tables
+    /// hold it), `Some(None)` when the vertex has none (it was deleted before the fold).
+    pub(super) fn external_id(
+        &self,
+        file: &[u8],
+        v: VertexId,
+    ) -> Result<Option<Option<ExternalId>>, String> {
+        if v.0 >= self.vertex_count {
+            return Ok(None);
+        }
+        let block = v.0 / BLOCK_VERTICES;
+        let at = |i: u64| -> Result<u64, String> {
+            let from = (self.block_offsets_pos + i * self.offset_width) as usize;
+            Ok(word(&file[from..from + self.offset_width as usize]))
+        };
+        let (start, end) = (at(block)?, at(block + 1)?);
+        if start > end || end > self.blocks_len || end - start < CHECKSUM as u64 {
+            return Err(format!(
+                "block {block} at {start}..{end} of {}",
+                self.blocks_len
+            ));
+        }
+        let bytes = &file[(self.blocks_pos + start) as usize..(self.blocks_pos + end) as usize];
+        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
+        if fnv1a(block_seed(block), body) as u32 != word(sum) as u32 {
+            return Err(format!("block {block} does not match its checksum"));
+        }
+        let mut entries = BlockEntries::new(body);
+        let mut found = None;
+        for _ in 0..=v.0 % BLOCK_VERTICES {
+            found = Some(
+                entries
+                    .next_entry()
+                    .map_err(|e| format!("block {block}: {e}"))?,
+            );
+        }
+        Ok(found)
+    }
+
+    /// The vertex whose id is `ext`, if the index holds it (verified against its block);
+    /// `None` means "ask the tables".
+    pub(super) fn vertex_of(
+        &self,
+        file: &[u8],
+        ext: &ExternalId,
+    ) -> Result<Option<VertexId>, String> {
+        let hash = id_hash(self.key, ext);
+        let bucket = hash & (self.bucket_count - 1);
+        let tag = (hash >> 48) as u16;
+        let number = |i: u64| {
+            let from = (self.buckets_pos + i * self.vertex_width) as usize;
+            word(&file[from..from + self.vertex_width as usize])
+        };
+        let (first, last) = (number(bucket), number(bucket + 1));
+        if first > last || last > self.entry_count {
+            return Err(format!("bucket {bucket} at entries {first}..{last}"));
+        }
+        let entry_len = TAG as u64 + self.vertex_width;
+        for i in first..last {
+            let from = (self.entries_pos + i * entry_len) as usize;
+            if word(&file[from..from + TAG]) as u16 != tag {
+                continue;
+            }
+            let v = VertexId(word(&file[from + TAG..from + entry_len as usize]));
+            if self.external_id(file, v)?.flatten().as_ref() == Some(ext) {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn block_seed(block: u64) -> u64 {
+    let mut bytes = [0u8; 9];
+    bytes[0] = b'x';
+    bytes[1..].copy_from_slice(&block.to_le_bytes());
+    fnv1a(FNV_OFFSET, &bytes)
+}
+
+fn id_hash(key: (u64, u64), ext: &ExternalId) -> u64 {
+    let mut h = SipHasher13::new_with_keys(key.0, key.1);
+    match ext {
+        ExternalId::Binary(b) => {
+            h.write_u8(KIND_BINARY);
+            h.write(b);
+        }
+        ExternalId::Text(t) => {
+            h.write_u8(KIND_TEXT);
+            h.write(t.as_bytes());
+        }
+    }
+    h.finish()
+}
+
+/// Decodes a block's entries in order.
+struct BlockEntries<'a> {
+    bytes: &'a [u8],
+    previous: [u8; 32],
+}
+
+impl<'a> BlockEntries<'a> {
+    fn new(bytes: &'a [u8]) -> BlockEntries<'a> {
+        BlockEntries {
+            bytes,
+            previous: [0; 32],
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if n > self.bytes.len() {
+            return Err("an entry runs past its block");
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn next_entry(&mut self) -> Result<Option<ExternalId>, &'static str> {
+        let head = self.take(1)?[0];
+        match head & KIND_BITS {
+            KIND_NONE => Ok(None),
+            KIND_BINARY => {
+                // One mask byte per 8-byte word flagged in the high nibble, each followed
+                // by that word's changed bytes.
+                for w in 0..4 {
+                    if head & (0x10 << w) == 0 {
+                        continue;
+                    }
+                    let mask = self.take(1)?[0];
+                    let changed = self.take(mask.count_ones() as usize)?;
+                    let mut changed = changed.iter();
+                    for (i, byte) in self.previous[w * 8..w * 8 + 8].iter_mut().enumerate() {
+                        if mask & (1 << i) != 0 {
+                            if let Some(b) = changed.next() {
+                                *byte = *b;
+                            }
+                        }
+                    }
+                }
+                Ok(Some(ExternalId::Binary(self.previous)))
+            }
+            KIND_TEXT => {
+                let (len, n) = get_varint(self.bytes).ok_or("a truncated length")?;
+                self.take(n)?;
+                let len = usize::try_from(len).map_err(|_| "a length out of range")?;
+                let text = std::str::from_utf8(self.take(len)?).map_err(|_| "text not UTF-8")?;
+                Ok(Some(ExternalId::Text(text.to_owned())))
+            }
+            _ => Err("an unknown entry kind"),
+        }
+    }
+}
+
+/// Encodes one block's entries, then its checksum.
+struct BlockWriter {
+    bytes: Vec<u8>,
+    previous: [u8; 32],
+}
+
+impl BlockWriter {
+    fn push(&mut self, ext: Option<&ExternalId>) {
+        match ext {
+            None => self.bytes.push(KIND_NONE),
+            Some(ExternalId::Binary(b)) => {
+                let head_at = self.bytes.len();
+                let mut head = KIND_BINARY;
+                self.bytes.push(head);
+                for w in 0..4 {
+                    let range = w * 8..w * 8 + 8;
+                    let mask = range
+                        .clone()
+                        .filter(|i| b[*i] != self.previous[*i])
+                        .fold(0u8, |m, i| m | (1 << (i - w * 8)));
+                    if mask != 0 {
+                        head |= 0x10 << w;
+                        self.bytes.push(mask);
+                        self.bytes
+                            .extend(range.filter(|i| b[*i] != self.previous[*i]).map(|i| b[i]));
+                    }
+                }
+                self.bytes[head_at] = head;
+                self.previous = *b;
+            }
+            Some(ExternalId::Text(t)) => {
+                self.bytes.push(KIND_TEXT);
+                put_varint(&mut self.bytes, t.len() as u64);
+                self.bytes.extend_from_slice(t.as_bytes());
+            }
+        }
+    }
+
+    /// The block's bytes with its checksum; the writer starts the next block.
+    fn finish(&mut self, block: u64) -> &[u8] {
+        let sum = fnv1a(block_seed(block), &self.bytes) as u32;
+        self.bytes.extend_from_slice(&sum.to_le_bytes());
+        self.previous = [0; 32];
+        &self.bytes
+    }
+}
+
+/// The `vertex_external_ids` entries of vertices `0..vertex_count`, in vertex order.
+fn table_ids(
+    tables: &Tables,
+    vertex_count: u64,
+    mut each: impl FnMut(VertexId, ExternalId) -> Result<(), WriteError>,
+) -> Result<(), WriteError> {
+    let mut opts = ReadOptions::default();
+    opts.set_iterate_upper_bound(keys::id_key(vertex_count).to_vec());
+    let mut it = tables
+        .db()
+        .raw_iterator_cf_opt(tables.cf(Table::VertexExternalIds)?, opts);
+    it.seek_to_first();
+    while let (Some(key), Some(value)) = (it.key(), it.value()) {
+        let v = keys::decode_id_key(key)
+            .ok_or_else(|| WriteError::corruption("vertex external id key", "not 8 bytes"))?;
+        each(VertexId(v), codec::decode_external_id(value)?)?;
+        it.next();
+    }
+    it.status().map_err(ReadError::from)?;
+    Ok(())
+}
+
+/// A random key for a file's hash index.
+fn random_key() -> (u64, u64) {
+    use std::hash::{BuildHasher, RandomState};
+    let draw = |salt: u64| {
+        let mut h = RandomState::new().build_hasher();
+        h.write_u64(salt);
+        h.finish()
+    };
+    (draw(1), draw(2))
+}
+
+/// Writes the id section of vertices `0..vertex_count` from the tables to `out` (the caller
+/// hashes and counts the bytes); returns its length.
+pub(super) fn write_section<W: Write>(
+    tables: &Tables,
+    vertex_count: u64,
+    out: &mut W,
+    path: &Path,
+) -> Result<u64, WriteError> {
+    let io = |source: std::io::Error| WriteError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Blocks, in one pass over the table.
+    let block_count = vertex_count.div_ceil(BLOCK_VERTICES);
+    let mut block_offsets = Vec::with_capacity(block_count as usize + 1);
+    let mut block = BlockWriter {
+        bytes: Vec::new(),
+        previous: [0; 32],
+    };
+    let mut blocks_len = 0u64;
+    let mut next = 0u64;
+    let mut present = 0u64;
+    let mut fill_to = |upto: u64,
+                       ext: Option<&ExternalId>,
+                       out: &mut W,
+                       block_offsets: &mut Vec<u64>|
+     -> Result<(), WriteError> {
+        // Vertices `next..upto` have no id; then `upto` has `ext` (`upto == vertex_count`:
+        // none, the last block closes).
+        while next <= upto && next < vertex_count {
+            if next % BLOCK_VERTICES == 0 {
+                block_offsets.push(blocks_len);
+            }
+            block.push(if next == upto { ext } else { None });
+            next += 1;
+            if next % BLOCK_VERTICES == 0 || next == vertex_count {
+                let bytes = block.finish((next - 1) / BLOCK_VERTICES);
+                blocks_len += bytes.len() as u64;
+                out.write_all(bytes).map_err(io)?;
+                block.bytes.clear();
+            }
+        }
+        Ok(())
+    };
+    table_ids(tables, vertex_count, |v, ext| {
+        present += 1;
+        fill_to(v.0, Some(&ext), out, &mut block_offsets)
+    })?;
+    fill_to(vertex_count, None, out, &mut block_offsets)?;
+    block_offsets.push(blocks_len);
+    let offset_width: u64 = if blocks_len <= u64::from(u32::MAX) {
+        4
+    } else {
+        8
+    };
+    let vertex_width: u64 = if vertex_count <= u64::from(u32::MAX) {
+        4
+    } else {
+        8
+    };
+    let mut tail = Vec::with_capacity(block_offsets.len() * offset_width as usize);
+    for o in &block_offsets {
+        tail.extend_from_slice(&o.to_le_bytes()[..offset_width as usize]);
+    }
+    let mut total = blocks_len;
+    out.write_all(&tail).map_err(io)?;
+    total += tail.len() as u64;
+    drop(block_offsets);
+    // The hash index, a range of buckets per pass (one pass below some 4M ids).
+    let key = random_key();
+    let bucket_count = (present / IDS_PER_BUCKET).max(1).next_power_of_two();
+    let passes = present
+        .div_ceil(ENTRIES_PER_PASS)
+        .max(1)
+        .next_power_of_two()
+        .min(bucket_count);
+    let per_pass = bucket_count / passes;
+    let mut bucket_starts = Vec::with_capacity(bucket_count as usize + 1);
+    let mut entry_count = 0u64;
+    for pass in 0..passes {
+        let range = pass * per_pass..(pass + 1) * per_pass;
+        let mut entries: Vec<(u64, u16, u64)> = Vec::new();
+        table_ids(tables, vertex_count, |v, ext| {
+            let hash = id_hash(key, &ext);
+            let bucket = hash & (bucket_count - 1);
+            if range.contains(&bucket) {
+                entries.push((bucket, (hash >> 48) as u16, v.0));
+            }
+            Ok(())
+        })?;
+        entries.sort_unstable();
+        let mut bytes = Vec::with_capacity(entries.len() * (TAG + vertex_width as usize));
+        let mut i = 0;
+        for bucket in range {
+            bucket_starts.push(entry_count + i as u64);
+            while i < entries.len() && entries[i].0 == bucket {
+                bytes.extend_from_slice(&entries[i].1.to_le_bytes());
+                bytes.extend_from_slice(&entries[i].2.to_le_bytes()[..vertex_width as usize]);
+                i += 1;
+            }
+        }
+        entry_count += entries.len() as u64;
+        out.write_all(&bytes).map_err(io)?;
+        total += bytes.len() as u64;
+    }
+    bucket_starts.push(entry_count);
+    let mut bytes = Vec::with_capacity(bucket_starts.len() * vertex_width as usize);
+    for n in &bucket_starts {
+        bytes.extend_from_slice(&n.to_le_bytes()[..vertex_width as usize]);
+    }
+    let footer = [
+        vertex_count,
+        key.0,
+        key.1,
+        blocks_len,
+        entry_count,
+        bucket_count,
+        offset_width | (vertex_width << 32),
+        0,
+    ];
+    for w in footer {
+        bytes.extend_from_slice(&w.to_le_bytes());
+    }
+    out.write_all(&bytes).map_err(io)?;
+    total += bytes.len() as u64;
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A section's bytes as the writer lays them out, from ids given directly.
+    fn section_of(ids: &[Option<ExternalId>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut block = BlockWriter {
+            bytes: Vec::new(),
+            previous: [0; 32],
+        };
+        let mut offsets = vec![];
+        for (b, chunk) in ids.chunks(BLOCK_VERTICES as usize).enumerate() {
+            offsets.push(out.len() as u64);
+            for ext in chunk {
+                block.push(ext.as_ref());
+            }
+            out.extend_from_slice(block.finish(b as u64));
+            block.bytes.clear();
+        }
+        let blocks_len = out.len() as u64;
+        offsets.push(blocks_len);
+        for o in offsets {
+            out.extend_from_slice(&(o as u32).to_le_bytes());
+        }
+        // An index of one bucket holding every id.
+        let key = (3, 4);
+        let mut count = 0u64;
+        for (v, ext) in ids.iter().enumerate() {
+            if let Some(ext) = ext {
+                out.extend_from_slice(&((id_hash(key, ext) >> 48) as u16).to_le_bytes());
+                out.extend_from_slice(&(v as u32).to_le_bytes());
+                count += 1;
+            }
+        }
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+        let footer = [
+            ids.len() as u64,
+            key.0,
+            key.1,
+            blocks_len,
+            count,
+            1,
+            4 | (4 << 32),
+            0,
+        ];
+        for w in footer {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+        out
+    }
+
+    fn ext_strategy() -> impl Strategy<Value = Option<ExternalId>> {
+        prop_oneof![
+            Just(None),
+            prop::array::uniform32(0u8..3).prop_map(|b| Some(ExternalId::Binary(b))),
+            "[a-z0-9]{0,12}".prop_map(|t| Some(ExternalId::Text(t))),
+        ]
+    }
+
+    proptest! {
+        /// Every id reads back as written, each finds its vertex (the first of equal ones).
+        #[test]
+        fn ids_round_trip(ids in prop::collection::vec(ext_strategy(), 0..100)) {
+            let file = section_of(&ids);
+            let section = IdSection::decode(&file, 0, file.len() as u64, ids.len() as u64).unwrap();
+            for (v, ext) in ids.iter().enumerate() {
+                prop_assert_eq!(section.external_id(&file, VertexId(v as u64)).unwrap(), Some(ext.clone()));
+                if let Some(ext) = ext {
+                    let first = ids.iter().position(|e| e.as_ref() == Some(ext)).unwrap();
+                    prop_assert_eq!(section.vertex_of(&file, ext).unwrap(), Some(VertexId(first as u64)));
+                }
+            }
+            prop_assert_eq!(section.external_id(&file, VertexId(ids.len() as u64)).unwrap(), None);
+        }
+
+        /// Any bytes: decoding a section and reading it never panics.
+        #[test]
+        fn any_bytes_never_panic(
+            mut file in prop::collection::vec(any::<u8>(), 0..400),
+            ids in prop::collection::vec(ext_strategy(), 1..40),
+            at in any::<prop::sample::Index>(),
+            flip in any::<u8>(),
+            raw in any::<bool>(),
+        ) {
+            if !raw {
+                file = section_of(&ids);
+                let i = at.index(file.len());
+                file[i] ^= flip;
+            }
+            if let Ok(section) = IdSection::decode(&file, 0, file.len() as u64, ids.len() as u64) {
+                for v in 0..ids.len() as u64 + 1 {
+                    let _ = section.external_id(&file, VertexId(v));
+                }
+                for ext in ids.iter().flatten() {
+                    let _ = section.vertex_of(&file, ext);
+                }
+            }
+        }
+    }
+}
