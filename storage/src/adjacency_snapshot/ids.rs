@@ -11,7 +11,7 @@
 //! - blocks: the external ids of vertices `16b .. 16b + 16` in block `b`, each an entry
 //!   (`0` none; `1` a binary id: a 4-byte mask of the bytes that differ from the block's
 //!   previous binary id, zeros before the first, then those bytes; `2` a text id: varint
-//!   length, bytes), then the block's checksum (4 bytes, seeded with `b`);
+//!   length, bytes), then the block's checksum (4 bytes of XXH3, seeded with `b`);
 //! - `block_count + 1` block offsets (relative to the blocks' start; `offset_width` bytes);
 //! - the hash index: `entry_count` entries `tag (4) | vertex (vertex_width)` grouped by bucket,
 //!   then `bucket_count + 1` entry numbers (`vertex_width` bytes) where each bucket starts.
@@ -32,7 +32,7 @@ use std::path::Path;
 use rocksdb::ReadOptions;
 use siphasher::sip::SipHasher13;
 
-use super::{fnv1a, get_varint, put_varint, FNV_OFFSET};
+use super::{fnv1a, get_varint, put_varint, RecordSum, FNV_OFFSET};
 use crate::codec;
 use crate::error::{ReadError, WriteError};
 use crate::ids::VertexId;
@@ -176,7 +176,7 @@ impl IdSection {
         }
         let bytes = &file[(self.blocks_pos + start) as usize..(self.blocks_pos + end) as usize];
         let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
-        if fnv1a(block_seed(block), body) as u32 != word(sum) as u32 {
+        if RecordSum::Xxh3.sum(block_seed(block), &[body]) != word(sum) as u32 {
             return Err(format!("block {block} does not match its checksum"));
         }
         let mut entries = BlockEntries::new(body);
@@ -345,7 +345,7 @@ impl BlockWriter {
 
     /// The block's bytes with its checksum; the writer starts the next block.
     fn finish(&mut self, block: u64) -> &[u8] {
-        let sum = fnv1a(block_seed(block), &self.bytes) as u32;
+        let sum = RecordSum::Xxh3.sum(block_seed(block), &[&self.bytes]);
         self.bytes.extend_from_slice(&sum.to_le_bytes());
         self.previous = [0; 32];
         &self.bytes
