@@ -353,10 +353,18 @@ fn peer_child(spec: &str) {
     let db = Database::open_read_only(dir).expect("open archive read-only");
     let mut rows = 0;
     // `PROVDB_BENCH_CHILD_FIRST_ONLY=1` skips the warm pass: a profile of first touches alone.
-    let passes: &[&str] = if std::env::var_os("PROVDB_BENCH_CHILD_FIRST_ONLY").is_some() {
-        &["first"]
+    // `PROVDB_BENCH_CHILD_WARM_PASSES=N` repeats the warm pass N times: a profile of warm
+    // questions alone.
+    let warm_passes: usize = std::env::var("PROVDB_BENCH_CHILD_WARM_PASSES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let passes: Vec<&str> = if std::env::var_os("PROVDB_BENCH_CHILD_FIRST_ONLY").is_some() {
+        vec!["first"]
     } else {
-        &["first", "warm"]
+        std::iter::once("first")
+            .chain(std::iter::repeat_n("warm", warm_passes))
+            .collect()
     };
     for label in passes.iter().copied() {
         let mut times = Vec::with_capacity(starts.len());

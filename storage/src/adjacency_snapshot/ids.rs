@@ -393,6 +393,18 @@ pub(super) fn write_section<W: Write>(
     out: &mut W,
     path: &Path,
 ) -> Result<u64, WriteError> {
+    write_section_in_passes(tables, vertex_count, out, path, ENTRIES_PER_PASS)
+}
+
+/// [`write_section`] holding about `entries_per_pass` index entries at once (tests make it
+/// small, to take several passes).
+fn write_section_in_passes<W: Write>(
+    tables: &Tables,
+    vertex_count: u64,
+    out: &mut W,
+    path: &Path,
+    entries_per_pass: u64,
+) -> Result<u64, WriteError> {
     let io = |source: std::io::Error| WriteError::File {
         path: path.to_path_buf(),
         source,
@@ -457,7 +469,7 @@ pub(super) fn write_section<W: Write>(
     let key = random_key();
     let bucket_count = (present / IDS_PER_BUCKET).max(1).next_power_of_two();
     let passes = present
-        .div_ceil(ENTRIES_PER_PASS)
+        .div_ceil(entries_per_pass)
         .max(1)
         .next_power_of_two()
         .min(bucket_count);
@@ -565,6 +577,76 @@ mod tests {
             out.extend_from_slice(&w.to_le_bytes());
         }
         out
+    }
+
+    /// The index built in many passes (a range of buckets each, as for an archive of more
+    /// than 4M ids) finds every vertex of the table, as one built in one pass does.
+    #[test]
+    fn an_index_built_in_many_passes_finds_every_id() {
+        use crate::model::{EdgeInput, EndpointInput, Placement, ProvRelation, RecordBatch};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let endpoint = |v: usize| EndpointInput {
+            ext_id: if v % 5 == 0 {
+                ExternalId::Text(format!("t{v}"))
+            } else {
+                let mut b = [7u8; 32];
+                b[8..16].copy_from_slice(&(v as u64 * 977).to_le_bytes());
+                ExternalId::Binary(b)
+            },
+            type_hint: None,
+        };
+        let batch = RecordBatch {
+            edges: (0..700)
+                .map(|i| EdgeInput {
+                    ext_id: ExternalId::Text(format!("e{i}")),
+                    type_name: "read".into(),
+                    relation: ProvRelation::Used,
+                    src: endpoint(i),
+                    dst: endpoint((i * 13 + 5) % 701),
+                    placement: Placement::default(),
+                    attrs: vec![],
+                })
+                .collect(),
+            ..Default::default()
+        };
+        store.write(&batch).unwrap();
+        let tables = &store.tables;
+        let vertex_count = tables.read_counters().unwrap().next_vertex;
+        for per_pass in [1, 7, 100, ENTRIES_PER_PASS] {
+            let mut file = Vec::new();
+            let len =
+                write_section_in_passes(tables, vertex_count, &mut file, dir.path(), per_pass)
+                    .unwrap();
+            assert_eq!(len, file.len() as u64);
+            let section = IdSection::decode(&file, 0, len, vertex_count).unwrap();
+            let mut found = 0;
+            for v in 0..vertex_count {
+                let ext = store
+                    .read_table_external_ids(&[VertexId(v)])
+                    .unwrap()
+                    .remove(0);
+                let ext = ext.expect("every vertex has an id");
+                assert_eq!(
+                    section.external_id(&file, VertexId(v)).unwrap(),
+                    Some(Some(ext.clone()))
+                );
+                assert_eq!(
+                    section.vertex_of(&file, &ext).unwrap(),
+                    Some(VertexId(v)),
+                    "{per_pass}"
+                );
+                found += 1;
+            }
+            assert_eq!(found, 701);
+            assert_eq!(
+                section
+                    .vertex_of(&file, &ExternalId::Text("t3".into()))
+                    .unwrap(),
+                None
+            );
+        }
+        store.close().unwrap();
     }
 
     fn ext_strategy() -> impl Strategy<Value = Option<ExternalId>> {
