@@ -251,12 +251,12 @@ impl<'g> Exec<'g> {
             // unless this query already holds the record.
             PropKey::Id if !self.vcache.borrow().contains_key(&id) => {
                 if let Some(ext) = self.ext_ids.borrow().get(&id) {
-                    return Ok(Datum::Str(ext.to_string()));
+                    return Ok(Datum::Str(ext.to_text()));
                 }
                 return Ok(self
                     .g
                     .vertex_external_id(id)?
-                    .map_or(Datum::Null, |ext| Datum::Str(ext.to_string())));
+                    .map_or(Datum::Null, |ext| Datum::Str(ext.to_text())));
             }
             _ => {}
         }
@@ -265,7 +265,7 @@ impl<'g> Exec<'g> {
         };
         let opt = |x: Option<u32>| x.map_or(Datum::Null, |x| Datum::Int(i64::from(x)));
         Ok(match key {
-            PropKey::Id => Datum::Str(v.ext_id.to_string()),
+            PropKey::Id => Datum::Str(v.ext_id.to_text()),
             PropKey::Type => Datum::Str(v.type_name.to_string()),
             PropKey::Class => Datum::Str(v.class.as_str().to_owned()),
             PropKey::Machine => opt(v.placement.machine),
@@ -287,7 +287,7 @@ impl<'g> Exec<'g> {
         };
         let opt = |x: Option<u32>| x.map_or(Datum::Null, |x| Datum::Int(i64::from(x)));
         Ok(match key {
-            PropKey::Id => Datum::Str(e.ext_id.to_string()),
+            PropKey::Id => Datum::Str(e.ext_id.to_text()),
             PropKey::Type => Datum::Str(e.type_name.to_string()),
             PropKey::Relation => Datum::Str(e.relation.as_str().to_owned()),
             PropKey::Machine => opt(e.placement.machine),

@@ -168,6 +168,24 @@ impl ExternalId {
     }
 }
 
+impl ExternalId {
+    /// The id as text, as [`fmt::Display`] writes it, in one allocation (`to_string` encodes
+    /// into a buffer, then copies it through a formatter: a query returning ids does it per
+    /// row).
+    ///
+    /// ```
+    /// use provdb_storage::ExternalId;
+    /// let id = ExternalId::parse("AQAAAAAAAEDDHQIAAAAAAAEAAABTTLt0AgAAAAAAAAA=");
+    /// assert_eq!(id.to_text(), id.to_string());
+    /// ```
+    pub fn to_text(&self) -> String {
+        match self {
+            ExternalId::Binary(b) => base64::engine::general_purpose::STANDARD.encode(b),
+            ExternalId::Text(s) => s.clone(),
+        }
+    }
+}
+
 impl fmt::Display for ExternalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
