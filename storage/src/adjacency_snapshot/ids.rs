@@ -352,6 +352,44 @@ impl BlockWriter {
     }
 }
 
+/// Writes the blocks of vertices `0..vertex_count` in vertex order, keeping each block's
+/// offset.
+struct BlocksWriter<'a, W: Write> {
+    out: &'a mut W,
+    vertex_count: u64,
+    /// The next vertex to write.
+    next: u64,
+    block: BlockWriter,
+    offsets: Vec<u64>,
+    /// Bytes written.
+    len: u64,
+    /// Vertices with an id.
+    present: u64,
+}
+
+impl<W: Write> BlocksWriter<'_, W> {
+    /// Writes vertices `next..upto` without an id, then `upto` with `ext`; `upto ==
+    /// vertex_count` closes the last block.
+    fn fill_to(&mut self, upto: u64, ext: Option<&ExternalId>) -> std::io::Result<()> {
+        while self.next <= upto && self.next < self.vertex_count {
+            if self.next % BLOCK_VERTICES == 0 {
+                self.offsets.push(self.len);
+            }
+            let this = if self.next == upto { ext } else { None };
+            self.present += u64::from(this.is_some());
+            self.block.push(this);
+            self.next += 1;
+            if self.next % BLOCK_VERTICES == 0 || self.next == self.vertex_count {
+                let bytes = self.block.finish((self.next - 1) / BLOCK_VERTICES);
+                self.len += bytes.len() as u64;
+                self.out.write_all(bytes)?;
+                self.block.bytes.clear();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `vertex_external_ids` entries of vertices `0..vertex_count`, in vertex order.
 fn table_ids(
     tables: &Tables,
@@ -410,43 +448,30 @@ fn write_section_in_passes<W: Write>(
         source,
     };
     // Blocks, in one pass over the table.
-    let block_count = vertex_count.div_ceil(BLOCK_VERTICES);
-    let mut block_offsets = Vec::with_capacity(block_count as usize + 1);
-    let mut block = BlockWriter {
-        bytes: Vec::new(),
-        previous: [0; 32],
-    };
-    let mut blocks_len = 0u64;
-    let mut next = 0u64;
-    let mut present = 0u64;
-    let mut fill_to = |upto: u64,
-                       ext: Option<&ExternalId>,
-                       out: &mut W,
-                       block_offsets: &mut Vec<u64>|
-     -> Result<(), WriteError> {
-        // Vertices `next..upto` have no id; then `upto` has `ext` (`upto == vertex_count`:
-        // none, the last block closes).
-        while next <= upto && next < vertex_count {
-            if next % BLOCK_VERTICES == 0 {
-                block_offsets.push(blocks_len);
-            }
-            block.push(if next == upto { ext } else { None });
-            next += 1;
-            if next % BLOCK_VERTICES == 0 || next == vertex_count {
-                let bytes = block.finish((next - 1) / BLOCK_VERTICES);
-                blocks_len += bytes.len() as u64;
-                out.write_all(bytes).map_err(io)?;
-                block.bytes.clear();
-            }
-        }
-        Ok(())
+    let mut blocks = BlocksWriter {
+        out: &mut *out,
+        vertex_count,
+        next: 0,
+        block: BlockWriter {
+            bytes: Vec::new(),
+            previous: [0; 32],
+        },
+        offsets: Vec::with_capacity(vertex_count.div_ceil(BLOCK_VERTICES) as usize + 1),
+        len: 0,
+        present: 0,
     };
     table_ids(tables, vertex_count, |v, ext| {
-        present += 1;
-        fill_to(v.0, Some(&ext), out, &mut block_offsets)
+        blocks.fill_to(v.0, Some(&ext)).map_err(io)
     })?;
-    fill_to(vertex_count, None, out, &mut block_offsets)?;
+    blocks.fill_to(vertex_count, None).map_err(io)?;
+    let BlocksWriter {
+        offsets: mut block_offsets,
+        len: blocks_len,
+        present,
+        ..
+    } = blocks;
     block_offsets.push(blocks_len);
+    // The block offsets, 4 bytes each while the blocks fit 4 GiB.
     let offset_width: u64 = if blocks_len <= u64::from(u32::MAX) {
         4
     } else {
@@ -502,6 +527,7 @@ fn write_section_in_passes<W: Write>(
         out.write_all(&bytes).map_err(io)?;
         total += bytes.len() as u64;
     }
+    // Where each bucket starts, then the footer.
     bucket_starts.push(entry_count);
     let mut bytes = Vec::with_capacity(bucket_starts.len() * vertex_width as usize);
     for n in &bucket_starts {
