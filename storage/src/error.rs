@@ -95,7 +95,7 @@ pub enum WriteError {
         name: &'static str,
     },
     /// The adjacency snapshot was asked of an archive of format version 1, which a build
-    /// that reads the snapshot would have to mark version 3 and so lose what 1 says (no
+    /// that reads the snapshot would have to mark the current version and so lose what 1 says (no
     /// vertex -> external id table). Export and import it into a new archive first.
     #[error(
         "the adjacency snapshot needs an archive of format version 2 or later; this one is \
