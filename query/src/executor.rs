@@ -357,10 +357,32 @@ impl<'g> Exec<'g> {
                 let x = self.eval(a, b)?;
                 Datum::Bool(list.iter().any(|l| x.loosely_equals(l)))
             }
-            CExpr::And(a, c) => Datum::Bool(self.truthy(a, b)? && self.truthy(c, b)?),
-            CExpr::Or(a, c) => Datum::Bool(self.truthy(a, b)? || self.truthy(c, b)?),
+            CExpr::And(..) | CExpr::Or(..) => Datum::Bool(self.chain(e, b)?),
             CExpr::Not(a) => Datum::Bool(!self.truthy(a, b)?),
         })
+    }
+
+    /// An `and` (or `or`) chain, evaluated left to right along its left spine without
+    /// recursing on it: the parser builds `a and b and c` as `(a and b) and c`, a tree as deep
+    /// as the chain is long (up to 256 conditions), and recursing on it overflowed a 2 MiB
+    /// thread stack in debug builds. Stops at the first operand that decides.
+    fn chain(&self, e: &CExpr, b: &Binding) -> Res<bool> {
+        let is_and = matches!(e, CExpr::And(..));
+        let mut rights = Vec::new();
+        let mut leftmost = e;
+        while let (CExpr::And(l, r), true) | (CExpr::Or(l, r), false) = (leftmost, is_and) {
+            rights.push(r.as_ref());
+            leftmost = l;
+        }
+        let mut value = self.truthy(leftmost, b)?;
+        for right in rights.iter().rev() {
+            // `and` goes on while true, `or` while false.
+            if value != is_and {
+                break;
+            }
+            value = self.truthy(right, b)?;
+        }
+        Ok(value)
     }
 
     fn truthy(&self, e: &CExpr, b: &Binding) -> Res<bool> {

@@ -132,3 +132,37 @@ fn a_storage_failure_keeps_its_type() {
     );
     assert!(std::error::Error::source(&err).is_some());
 }
+
+#[test]
+fn and_or_chains_evaluate_left_to_right_as_boolean_logic() {
+    let g = drawing();
+    let is = |id: &str| format!("a.id = '{id}'");
+    let chain = |ids: &[&str], op: &str| ids.iter().map(|i| is(i)).collect::<Vec<_>>().join(op);
+    let ask = |cond: String| sorted(ids(&g, &format!("(a where {cond}) | return a.id")));
+    assert_eq!(ask(chain(&["t1", "f2", "t3"], " or ")), ["f2", "t1", "t3"]);
+    assert_eq!(
+        ask(chain(&["t1", "t1", "f2"], " and ")),
+        Vec::<String>::new()
+    );
+    assert_eq!(ask(chain(&["t2", "t2", "t2"], " and ")), ["t2"]);
+    assert_eq!(
+        ask(format!(
+            "({}) and ({})",
+            chain(&["t1", "f1"], " or "),
+            chain(&["f1", "t2"], " or ")
+        )),
+        ["f1"]
+    );
+    assert_eq!(
+        ask(format!("not ({})", chain(&["t1", "t2", "t3"], " or "))),
+        ["f1", "f2", "f3"]
+    );
+    // Long chains (the deepest trees the parser builds): only the last operand decides.
+    let misses = vec!["none"; 200];
+    let last_true: Vec<&str> = misses.iter().copied().chain(["f3"]).collect();
+    assert_eq!(ask(chain(&last_true, " or ")), ["f3"]);
+    let all_true = vec!["t2"; 200];
+    let last_false: Vec<&str> = all_true.iter().copied().chain(["t3"]).collect();
+    assert_eq!(ask(chain(&last_false, " and ")), Vec::<String>::new());
+    assert_eq!(ask(chain(&all_true, " and ")), ["t2"]);
+}
