@@ -133,8 +133,12 @@ impl IdSection {
             let entries_pos = block_offsets_pos.checked_add((block_count + 1) * offset_width)?;
             let buckets_pos = entries_pos
                 .checked_add(section.entry_count.checked_mul(TAG as u64 + vertex_width)?)?;
-            let footer_pos =
-                buckets_pos.checked_add(section.bucket_count.checked_add(1)? * vertex_width)?;
+            let footer_pos = buckets_pos.checked_add(
+                section
+                    .bucket_count
+                    .checked_add(1)?
+                    .checked_mul(vertex_width)?,
+            )?;
             Some((block_offsets_pos, entries_pos, buckets_pos, footer_pos))
         })();
         match parts {
@@ -697,6 +701,22 @@ mod tests {
                 }
             }
             prop_assert_eq!(section.external_id(&file, VertexId(ids.len() as u64)).unwrap(), None);
+        }
+
+        /// A footer whose counts would overflow the section's arithmetic is refused.
+        #[test]
+        fn counts_past_u64_are_refused(
+            ids in prop::collection::vec(ext_strategy(), 1..40),
+            bucket_shift in 58u32..64,
+            entries in any::<bool>(),
+        ) {
+            let mut file = section_of(&ids);
+            let footer = file.len() - FOOTER_LEN as usize;
+            // Footer word 5 is the bucket count, word 4 the entry count.
+            let word = if entries { 4 } else { 5 };
+            let value = if entries { u64::MAX / 3 } else { 1u64 << bucket_shift };
+            file[footer + word * 8..footer + word * 8 + 8].copy_from_slice(&value.to_le_bytes());
+            prop_assert!(IdSection::decode(&file, 0, file.len() as u64, ids.len() as u64).is_err());
         }
 
         /// Any bytes: decoding a section and reading it never panics.
