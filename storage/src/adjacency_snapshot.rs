@@ -29,8 +29,7 @@
 //!   itself) and the neighbour's id, as varints; edge ids increase within a group.
 //! - checksums (32 bits of XXH3-64, of FNV-1a in version 3, seeded with the direction and
 //!   vertex, so that a damaged offset that lands on another vertex's bytes is found too): a
-//!   record of at most
-//!   the header's small-record size (4 KiB) has one, after its groups, and is read whole and
+//!   record of at most the header's small-record size (4 KiB) has one, after its groups, and is read whole and
 //!   verified in one read; a larger one (a hub) has one after each group, so that a read
 //!   verifies each group it uses before it yields an entry of it and skips the others unread.
 //!   The record of a vertex without entries is its checksum alone (of no bytes): an offset
@@ -53,9 +52,9 @@ use crate::error::{ReadError, WriteError};
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys;
 use crate::model::ExternalId;
+use crate::tables::{Table, Tables};
 
 mod ids;
-use crate::tables::{Table, Tables};
 
 /// Start of every adjacency snapshot file's name in the archive's folder (see [`file_name`]);
 /// the writer removes every file of this prefix that the archive does not name.
@@ -81,7 +80,8 @@ const SMALL_RECORD: usize = 4096;
 const CHUNK: usize = 4096;
 /// Longest varint of a u64.
 const MAX_VARINT: usize = 10;
-const WHAT: &str = "adjacency snapshot";
+/// What a corruption error of the snapshot names (also `check`'s invariant).
+pub(crate) const WHAT: &str = "adjacency snapshot";
 
 /// Maps `file` read-only, whole.
 #[allow(unsafe_code)]
@@ -199,11 +199,7 @@ impl Header {
         if h[0..8] != MAGIC {
             return Err("not an adjacency snapshot (bad magic)".into());
         }
-        let word = |i: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&h[16 + i * 8..24 + i * 8]);
-            u64::from_le_bytes(b)
-        };
+        let word = |i: usize| le_word(&h[16 + i * 8..24 + i * 8]);
         let mut version = [0u8; 4];
         version.copy_from_slice(&h[8..12]);
         let version = u32::from_le_bytes(version);
@@ -293,6 +289,13 @@ fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash
+}
+
+/// The little-endian integer of up to 8 `bytes` (an offset, count or word of the file).
+fn le_word(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
 }
 
 /// The checksum of records, groups (and the id section's blocks): the low 32 bits of FNV-1a
@@ -703,12 +706,7 @@ impl SnapshotCursor {
             self.deferred = Some(e);
             return;
         }
-        let word = |bytes: &[u8]| {
-            let mut word = [0u8; 8];
-            word[..width].copy_from_slice(bytes);
-            u64::from_le_bytes(word)
-        };
-        let (start, end) = (word(&offsets[..width]), word(&offsets[width..]));
+        let (start, end) = (le_word(&offsets[..width]), le_word(&offsets[width..]));
         if start > end || end > region.records_len {
             let e = self.corrupt(format!(
                 "offsets {start}..{end} outside {} bytes",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use roaring::{RoaringBitmap, RoaringTreemap};
 use rocksdb::WriteBatch;
 
-use crate::adjacency_snapshot::{AdjacencySnapshot, Side};
+use crate::adjacency_snapshot::{AdjacencySnapshot, Side, WHAT};
 use crate::codec::{self, StoredEdge, StoredVertex};
 use crate::error::{ReadError, StorageError, WriteError};
 use crate::id_set::split_id;
@@ -233,11 +233,11 @@ impl Store {
                 }
                 match snapshot.external_id(VertexId(v)) {
                     Ok(Some(Some(ext))) => report.problem(
-                        "adjacency snapshot",
+                        WHAT,
                         format!("the id section names vertex {v} ({ext}), which does not exist"),
                     ),
                     Ok(_) => {}
-                    Err(e) => report.problem("adjacency snapshot", e.to_string()),
+                    Err(e) => report.problem(WHAT, e.to_string()),
                 }
             }
         }
@@ -473,7 +473,6 @@ impl Store {
         edge_ids: &RoaringTreemap,
         report: &mut CheckReport,
     ) -> Result<(), ReadError> {
-        const WHAT: &str = "adjacency snapshot";
         match snapshot.verify_checksum() {
             Ok(true) => {}
             Ok(false) => {
@@ -986,7 +985,6 @@ fn check_snapshot_id(
     ext: &ExternalId,
     report: &mut CheckReport,
 ) {
-    const WHAT: &str = "adjacency snapshot";
     match snapshot.external_id(v) {
         Ok(None) => return,
         Ok(Some(Some(found))) if &found == ext => {}

@@ -166,9 +166,7 @@ impl ExternalId {
             ExternalId::Text(_) => None,
         }
     }
-}
 
-impl ExternalId {
     /// The id as text, as [`fmt::Display`] writes it, in one allocation (`to_string` encodes
     /// into a buffer, then copies it through a formatter: a query returning ids does it per
     /// row).
@@ -189,9 +187,7 @@ impl ExternalId {
 impl fmt::Display for ExternalId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ExternalId::Binary(b) => {
-                f.write_str(&base64::engine::general_purpose::STANDARD.encode(b))
-            }
+            ExternalId::Binary(_) => f.write_str(&self.to_text()),
             ExternalId::Text(s) => f.write_str(s),
         }
     }

@@ -756,7 +756,7 @@ impl Store {
 
     /// The external id of vertex `id`, without decoding its record (from format 2 on).
     pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
-        if let Some(snapshot) = self.adjacency_snapshot.read().as_ref() {
+        if let Some(snapshot) = self.current_adjacency_snapshot() {
             if let Some(found) = snapshot.external_id(id)? {
                 return Ok(found);
             }
@@ -933,7 +933,7 @@ impl Store {
     /// Internal id of the vertex with external id `ext`.
     pub fn vertex_id(&self, ext: &ExternalId) -> Result<Option<VertexId>, ReadError> {
         // A folded archive's snapshot maps the ids it covers; a miss asks the table.
-        if let Some(snapshot) = self.adjacency_snapshot.read().as_ref() {
+        if let Some(snapshot) = self.current_adjacency_snapshot() {
             if let Some(v) = snapshot.vertex_of(ext)? {
                 return Ok(Some(v));
             }

@@ -8,17 +8,19 @@
 //! resolves ids there), and a look-up this section cannot answer goes to them.
 //!
 //! Layout, from the section's start (little-endian):
-//! - blocks: the external ids of vertices `16b .. 16b + 16` in block `b`, each an entry
-//!   (`0` none; `1` a binary id: a 4-byte mask of the bytes that differ from the block's
-//!   previous binary id, zeros before the first, then those bytes; `2` a text id: varint
-//!   length, bytes), then the block's checksum (4 bytes of XXH3, seeded with `b`);
+//! - blocks: the external ids of vertices `32b .. 32b + 32` in block `b`, each an entry whose
+//!   first byte gives its kind in the low nibble (`0` none; `1` a binary id; `2` a text id:
+//!   varint length, bytes); a binary id is stored against the block's previous binary id
+//!   (zeros before the first): the high nibble flags which of its four 8-byte words differ,
+//!   and each flagged word is a mask byte of its changed bytes, then those bytes. Then the
+//!   block's checksum (4 bytes of XXH3, seeded with `b`);
 //! - `block_count + 1` block offsets (relative to the blocks' start; `offset_width` bytes);
-//! - the hash index: `entry_count` entries `tag (4) | vertex (vertex_width)` grouped by bucket,
+//! - the hash index: `entry_count` entries `tag (2) | vertex (vertex_width)` grouped by bucket,
 //!   then `bucket_count + 1` entry numbers (`vertex_width` bytes) where each bucket starts.
-//!   A bucket and a tag come from a keyed SipHash-1-3 of the id (the key is drawn at random
-//!   for each file and kept in it, so that ids sent by a compromised machine cannot be chosen
-//!   to fill one bucket). A matching tag is verified against the vertex's block, so a damaged
-//!   index can only miss (then the tables answer), never name a wrong vertex;
+//!   A bucket and a tag come from a keyed SipHash-1-3 of the id ([`slot`]; the key is drawn at
+//!   random for each file and kept in it, so that ids sent by a compromised machine cannot be
+//!   chosen to fill one bucket). A matching tag is verified against the vertex's block, so a
+//!   damaged index can only miss (then the tables answer), never name a wrong vertex;
 //! - a footer of [`FOOTER_LEN`] bytes: vertex count, the hash key, the blocks' length, entry and
 //!   bucket counts, the two widths.
 //!
@@ -32,7 +34,7 @@ use std::path::Path;
 use rocksdb::ReadOptions;
 use siphasher::sip::SipHasher13;
 
-use super::{fnv1a, get_varint, put_varint, RecordSum, FNV_OFFSET};
+use super::{fnv1a, get_varint, le_word, put_varint, RecordSum, FNV_OFFSET};
 use crate::codec;
 use crate::error::{ReadError, WriteError};
 use crate::ids::VertexId;
@@ -58,7 +60,7 @@ const CHECKSUM: usize = 4;
 /// Ids per bucket of the hash index, on average (a look-up reads one bucket's entries).
 const IDS_PER_BUCKET: u64 = 8;
 /// Index entries the writer holds at once: more ids are indexed in several passes over the
-/// table, a range of buckets each (12 bytes an entry: some 50 MB).
+/// table, a range of buckets each (24 bytes an entry in memory: some 100 MB).
 const ENTRIES_PER_PASS: u64 = 4 << 20;
 
 /// Where an id section's parts lie (absolute positions in the file) and how they are read.
@@ -77,12 +79,6 @@ pub(super) struct IdSection {
     bucket_count: u64,
 }
 
-fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    w[..bytes.len()].copy_from_slice(bytes);
-    u64::from_le_bytes(w)
-}
-
 impl IdSection {
     /// Reads and validates the section `pos..pos + len` of `file` for a snapshot of
     /// `vertex_count` vertices: every part must lie inside it.
@@ -97,7 +93,7 @@ impl IdSection {
             return Err("id section outside the file".into());
         }
         let footer = &file[(end - FOOTER_LEN) as usize..end as usize];
-        let w = |i: usize| word(&footer[i * 8..i * 8 + 8]);
+        let w = |i: usize| le_word(&footer[i * 8..i * 8 + 8]);
         let widths = w(6);
         let (offset_width, vertex_width) = (widths & 0xffff_ffff, widths >> 32);
         let section = IdSection {
@@ -167,11 +163,11 @@ impl IdSection {
             return Ok(None);
         }
         let block = v.0 / BLOCK_VERTICES;
-        let at = |i: u64| -> Result<u64, String> {
+        let at = |i: u64| {
             let from = (self.block_offsets_pos + i * self.offset_width) as usize;
-            Ok(word(&file[from..from + self.offset_width as usize]))
+            le_word(&file[from..from + self.offset_width as usize])
         };
-        let (start, end) = (at(block)?, at(block + 1)?);
+        let (start, end) = (at(block), at(block + 1));
         if start > end || end > self.blocks_len || end - start < CHECKSUM as u64 {
             return Err(format!(
                 "block {block} at {start}..{end} of {}",
@@ -180,7 +176,7 @@ impl IdSection {
         }
         let bytes = &file[(self.blocks_pos + start) as usize..(self.blocks_pos + end) as usize];
         let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM);
-        if RecordSum::Xxh3.sum(block_seed(block), &[body]) != word(sum) as u32 {
+        if RecordSum::Xxh3.sum(block_seed(block), &[body]) != le_word(sum) as u32 {
             return Err(format!("block {block} does not match its checksum"));
         }
         let mut entries = BlockEntries::new(body);
@@ -202,12 +198,10 @@ impl IdSection {
         file: &[u8],
         ext: &ExternalId,
     ) -> Result<Option<VertexId>, String> {
-        let hash = id_hash(self.key, ext);
-        let bucket = hash & (self.bucket_count - 1);
-        let tag = (hash >> 48) as u16;
+        let (bucket, tag) = slot(self.key, self.bucket_count, ext);
         let number = |i: u64| {
             let from = (self.buckets_pos + i * self.vertex_width) as usize;
-            word(&file[from..from + self.vertex_width as usize])
+            le_word(&file[from..from + self.vertex_width as usize])
         };
         let (first, last) = (number(bucket), number(bucket + 1));
         if first > last || last > self.entry_count {
@@ -216,10 +210,10 @@ impl IdSection {
         let entry_len = TAG as u64 + self.vertex_width;
         for i in first..last {
             let from = (self.entries_pos + i * entry_len) as usize;
-            if word(&file[from..from + TAG]) as u16 != tag {
+            if le_word(&file[from..from + TAG]) as u16 != tag {
                 continue;
             }
-            let v = VertexId(word(&file[from + TAG..from + entry_len as usize]));
+            let v = VertexId(le_word(&file[from + TAG..from + entry_len as usize]));
             if self.external_id(file, v)?.flatten().as_ref() == Some(ext) {
                 return Ok(Some(v));
             }
@@ -233,6 +227,13 @@ fn block_seed(block: u64) -> u64 {
     bytes[0] = b'x';
     bytes[1..].copy_from_slice(&block.to_le_bytes());
     fnv1a(FNV_OFFSET, &bytes)
+}
+
+/// The bucket (of `bucket_count`, a power of two) and the tag of `ext` in an index keyed with
+/// `key`: the low bits and the high 16 bits of its keyed hash.
+fn slot(key: (u64, u64), bucket_count: u64, ext: &ExternalId) -> (u64, u16) {
+    let hash = id_hash(key, ext);
+    (hash & (bucket_count - 1), (hash >> 48) as u16)
 }
 
 fn id_hash(key: (u64, u64), ext: &ExternalId) -> u64 {
@@ -509,10 +510,9 @@ fn write_section_in_passes<W: Write>(
         let range = pass * per_pass..(pass + 1) * per_pass;
         let mut entries: Vec<(u64, u16, u64)> = Vec::new();
         table_ids(tables, vertex_count, |v, ext| {
-            let hash = id_hash(key, &ext);
-            let bucket = hash & (bucket_count - 1);
+            let (bucket, tag) = slot(key, bucket_count, &ext);
             if range.contains(&bucket) {
-                entries.push((bucket, (hash >> 48) as u16, v.0));
+                entries.push((bucket, tag, v.0));
             }
             Ok(())
         })?;
@@ -586,7 +586,7 @@ mod tests {
         let mut count = 0u64;
         for (v, ext) in ids.iter().enumerate() {
             if let Some(ext) = ext {
-                out.extend_from_slice(&((id_hash(key, ext) >> 48) as u16).to_le_bytes());
+                out.extend_from_slice(&slot(key, 1, ext).1.to_le_bytes());
                 out.extend_from_slice(&(v as u32).to_le_bytes());
                 count += 1;
             }
