@@ -11,7 +11,9 @@ use proptest::prelude::*;
 use provdb_storage::*;
 
 mod common;
-use common::{edge, expected, read_only, secondary, type_ids, want, write_range, Written, TYPES};
+use common::{
+    edge, expected, open_damaged, read_only, secondary, type_ids, want, write_range, Written, TYPES,
+};
 
 /// The file of generation `n`.
 fn snapshot_file(dir: &Path, n: u64) -> std::path::PathBuf {
@@ -414,14 +416,8 @@ proptest! {
         }
         std::fs::write(&path, &bytes).unwrap();
 
-        let options = StoreOptions { mode: OpenMode::ReadOnly, ..Default::default() };
-        let store = match Store::open_with(dir.path(), options) {
-            Ok(store) => store,
-            Err(OpenError::Read(ReadError::Corruption { what, .. })) => {
-                prop_assert_eq!(what, "adjacency snapshot");
-                return Ok(());
-            }
-            Err(e) => return Err(TestCaseError::fail(format!("unexpected error {e}"))),
+        let Some(store) = open_damaged(dir.path())? else {
+            return Ok(());
         };
         let mut errors = 0;
         for v in (0..vertex_count).map(VertexId) {

@@ -166,3 +166,22 @@ pub fn type_ids(store: &Store, filter: &[usize]) -> Vec<TypeId> {
     types.dedup();
     types
 }
+
+/// Opens a damaged archive read-only: `Ok(None)` when the open refuses it with a corruption
+/// error naming the adjacency snapshot (the damage was found), an error for any other refusal.
+pub fn open_damaged(dir: &Path) -> Result<Option<Store>, proptest::test_runner::TestCaseError> {
+    let options = StoreOptions {
+        mode: OpenMode::ReadOnly,
+        ..Default::default()
+    };
+    match Store::open_with(dir, options) {
+        Ok(store) => Ok(Some(store)),
+        Err(OpenError::Read(ReadError::Corruption {
+            what: "adjacency snapshot",
+            ..
+        })) => Ok(None),
+        Err(e) => Err(proptest::test_runner::TestCaseError::fail(format!(
+            "unexpected error {e}"
+        ))),
+    }
+}
