@@ -332,6 +332,9 @@ impl Store {
     pub(crate) fn reload_under(&self, writer: &mut WriterState) -> Result<(), ReadError> {
         *self.dicts.write() = Dictionaries::load(&self.tables)?;
         writer.reset(self.tables.read_counters()?);
+        if self.tables.mode() == &OpenMode::ReadWrite && self.tables.is_empty(Table::ExternalIds)? {
+            writer.track_written_ids_from_empty();
+        }
         Ok(())
     }
 

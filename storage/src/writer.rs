@@ -27,6 +27,9 @@ use crate::tables::{Counters, Durability, ExternalEntry, GraphHandles, Tables};
 
 /// Upper bound of cached external ids before the cache is dropped (it refills from disk).
 const VERTEX_CACHE_LIMIT: usize = 4_000_000;
+/// Upper bound of the ids [`WrittenIds`] tracks before it stops (it then answers "maybe" to
+/// every id, and writes look their ids up as before). At the bound its set takes about 145 MB.
+const WRITTEN_IDS_LIMIT: usize = 8_000_000;
 /// Upper bound of cached index shards.
 const SHARD_CACHE_LIMIT: usize = 8192;
 /// Upper bound of the bytes reserved up front for a write batch (see
@@ -90,15 +93,86 @@ pub(crate) struct WriterState {
     /// of tens of megabytes was copied over and over (memmove and page faults were ~10% of
     /// the preparing thread).
     batch_bytes_hint: usize,
+    /// Every external id written since the archive held none, while that is known.
+    written: WrittenIds,
 }
 
 impl WriterState {
-    /// Forgets what was cached from before, and takes the counters on disk.
+    /// Forgets what was cached from before, and takes the counters on disk. What
+    /// [`WrittenIds`] holds stays true: it may hold ids that were never committed, and ids a
+    /// prune deleted, but every id the archive holds.
     pub(crate) fn reset(&mut self, counters: Counters) {
         self.counters = counters;
         self.vertex_cache.clear();
         self.shard_cache.clear();
         self.in_flight_edges.clear();
+    }
+
+    /// Starts tracking the ids written from now on, when the caller has seen that the archive
+    /// holds no external id (an empty archive, or one a prune emptied).
+    pub(crate) fn track_written_ids_from_empty(&mut self) {
+        if !self.written.is_tracking() {
+            self.written = WrittenIds::tracking(WRITTEN_IDS_LIMIT);
+        }
+    }
+}
+
+/// The keyed hashes of every external id (vertex or edge) written since the archive held
+/// none: an id whose hash is not here is not stored, and its write needs no look-up. An
+/// import into a new archive then looks up nothing (the look-ups of ids that were all new
+/// were 18% of the preparing thread). False positives (hash collisions, ids of writes that
+/// failed, ids a prune deleted) only cost the look-up they would have cost anyway. Past its
+/// bound, it stops tracking and answers "maybe" from then on.
+#[derive(Debug, Default)]
+struct WrittenIds {
+    /// `None`: not tracking (the archive held ids before, or the bound was passed).
+    hashes: Option<HashSet<u64>>,
+    limit: usize,
+    /// Seeded per process, so that a compromised machine cannot choose ids that collide.
+    hasher: foldhash::fast::RandomState,
+}
+
+impl WrittenIds {
+    fn tracking(limit: usize) -> WrittenIds {
+        WrittenIds {
+            hashes: Some(HashSet::new()),
+            limit,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
+    fn is_tracking(&self) -> bool {
+        self.hashes.is_some()
+    }
+
+    fn hash(&self, kind: u8, ext: &ExternalId) -> u64 {
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one((kind, ext))
+    }
+
+    /// Whether the archive may hold `ext` (of `kind`: [`EXT_VERTEX`] or [`EXT_EDGE`]); false
+    /// only when it certainly does not.
+    fn may_hold(&self, kind: u8, ext: &ExternalId) -> bool {
+        match &self.hashes {
+            Some(hashes) => hashes.contains(&self.hash(kind, ext)),
+            None => true,
+        }
+    }
+
+    /// Records ids about to be written (before their write commits: "written" may run ahead
+    /// of the archive, never behind it).
+    fn insert_all<'a>(&mut self, kind: u8, ids: impl ExactSizeIterator<Item = &'a ExternalId>) {
+        let Some(hashes) = &self.hashes else {
+            return;
+        };
+        if hashes.len() + ids.len() > self.limit {
+            self.hashes = None;
+            return;
+        }
+        let new: Vec<u64> = ids.map(|ext| self.hash(kind, ext)).collect();
+        if let Some(hashes) = &mut self.hashes {
+            hashes.extend(new);
+        }
     }
 }
 
@@ -657,6 +731,8 @@ impl Pending<'_> {
         state.batch_bytes_hint = (size + size / 8).min(BATCH_RESERVE_LIMIT);
         // The caches may only be dropped while nothing is in flight: an uncommitted vertex or
         // shard is not on disk yet, so the cache is its only copy.
+        state.written.insert_all(EXT_VERTEX, self.vertices.keys());
+        state.written.insert_all(EXT_EDGE, self.edges.iter());
         let idle = state.last_prepared == committed;
         if idle && state.vertex_cache.len() + self.vertices.len() > VERTEX_CACHE_LIMIT {
             state.vertex_cache.clear();
@@ -703,18 +779,27 @@ impl<'b> KnownExternals<'b> {
             .edges
             .iter()
             .flat_map(|e| [&e.src.ext_id, &e.dst.ext_id]);
+        // Ids known not to be stored are answered without a look-up.
+        let mut vertices: HashMap<&'b ExternalId, Option<VertexSlot>> =
+            HashMap::with_capacity(batch.vertices.len() + batch.edges.len());
         for ext in vertex_ids.chain(endpoint_ids) {
-            if !state.vertex_cache.contains_key(ext) {
+            if state.vertex_cache.contains_key(ext) {
+                continue;
+            }
+            if state.written.may_hold(EXT_VERTEX, ext) {
                 wanted.insert(ext);
+            } else {
+                vertices.insert(ext, None);
             }
         }
         let wanted: Vec<&ExternalId> = wanted.into_iter().collect();
         let found = tables.lookup_externals(EXT_VERTEX, &wanted)?;
-        let vertices = wanted
-            .into_iter()
-            .zip(found)
-            .map(|(ext, stored)| (ext, stored.map(VertexSlot::from)))
-            .collect();
+        vertices.extend(
+            wanted
+                .into_iter()
+                .zip(found)
+                .map(|(ext, stored)| (ext, stored.map(VertexSlot::from))),
+        );
 
         let mut earlier_edges: HashSet<&'b ExternalId> = HashSet::new();
         let mut wanted: HashSet<&'b ExternalId> = HashSet::with_capacity(batch.edges.len());
@@ -725,7 +810,7 @@ impl<'b> KnownExternals<'b> {
                 .any(|(_, edges)| edges.contains(&e.ext_id));
             if in_flight {
                 earlier_edges.insert(&e.ext_id);
-            } else {
+            } else if state.written.may_hold(EXT_EDGE, &e.ext_id) {
                 wanted.insert(&e.ext_id);
             }
         }
@@ -846,6 +931,28 @@ impl KeyValueArena {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Below its bound the filter answers "not stored" exactly for the ids it was not given
+    /// (of either kind); past it, "maybe" for every id.
+    #[test]
+    fn written_ids_say_absent_only_below_their_bound() {
+        let id = |s: &str| ExternalId::parse(s);
+        let mut written = WrittenIds::tracking(3);
+        written.insert_all(EXT_VERTEX, [id("a"), id("b")].iter());
+        assert!(written.may_hold(EXT_VERTEX, &id("a")));
+        assert!(written.may_hold(EXT_VERTEX, &id("b")));
+        assert!(!written.may_hold(EXT_VERTEX, &id("c")));
+        assert!(!written.may_hold(EXT_EDGE, &id("a")), "kinds are apart");
+        written.insert_all(EXT_EDGE, [id("a")].iter());
+        assert!(written.may_hold(EXT_EDGE, &id("a")));
+        assert!(!written.may_hold(EXT_EDGE, &id("c")));
+        written.insert_all(EXT_EDGE, [id("c")].iter());
+        assert!(!written.is_tracking());
+        assert!(written.may_hold(EXT_EDGE, &id("c")));
+        assert!(written.may_hold(EXT_VERTEX, &id("z")));
+        // Not tracking (an archive that held ids when opened): "maybe" for everything.
+        assert!(WrittenIds::default().may_hold(EXT_VERTEX, &id("a")));
+    }
 
     proptest! {
         /// The writer sorts adjacency entries to write their keys in key order: the two

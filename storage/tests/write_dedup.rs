@@ -1,6 +1,8 @@
 //! A write stores each external id once, whether its earlier copy is in the same batch, in
-//! a write still in flight, in the memtable, in an SST file, or in an archive opened again
-//! (the writer's cache then empty): every batch's summary and the final totals agree with a
+//! a write still in flight, in the memtable, in an SST file, in an archive opened again
+//! (the writer's cache then empty), or before a write that was dropped uncommitted (the
+//! writer then starts again from what is on disk; a new archive's writer still knows, without
+//! looking them up, which ids were never written): every batch's summary and the final totals agree with a
 //! model of the documented rules (a vertex definition adds a vertex, fills a stub or is a
 //! duplicate; an edge endpoint nobody defined becomes a stub; an edge id seen before is a
 //! duplicate; vertices of a batch before its edges).
@@ -46,6 +48,9 @@ enum After {
     Reopen,
     /// Prepare the next batch before committing this one: it sees this one only in flight.
     Overlap,
+    /// Prepare a write of new ids and drop it uncommitted: it stores nothing, and the writer
+    /// forgets what it had cached.
+    DropPrepared,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +66,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         After::Flush,
         After::Reopen,
         After::Overlap,
+        After::DropPrepared,
     ]);
     let step = (
         prop::collection::vec(0..12usize, 0..8),
@@ -153,6 +159,14 @@ proptest! {
                 After::Reopen => {
                     store.close().unwrap();
                     store = Store::open(dir.path()).unwrap();
+                }
+                After::DropPrepared => {
+                    let unseen = Step {
+                        vertices: vec![100 + i],
+                        edges: vec![(100 + i, 100 + i, 0)],
+                        after: After::Nothing,
+                    };
+                    drop(store.prepare_write(&batch_of(&unseen), &[], Durability::Buffered).unwrap());
                 }
                 After::Nothing | After::Overlap => {}
             }
