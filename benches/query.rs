@@ -22,7 +22,9 @@
 //!    after a `sync`; medians and p99s are over the pooled times. Beside it,
 //!    the same graph loaded into SQLite from CSV by `benches/sqlite_baseline.py` and queried
 //!    the same way with recursive CTEs, in the same run: load rate, bytes per edge, medians and
-//!    p99s, and the ratio provdb / SQLite.
+//!    p99s, and the ratio provdb / SQLite. The two loads are then alternated
+//!    (`PROVDB_BENCH_LOAD_ROUNDS`, default 3): provdb importing the W3C log into a new archive,
+//!    SQLite loading the CSV; medians and the ratio of each round.
 //!    To profile first touches alone, run a child by hand:
 //!    `PROVDB_BENCH_CHILD='ARCHIVE|STARTS_FILE|Q2' PROVDB_BENCH_CHILD_FIRST_ONLY=1
 //!    target/release/deps/query-*` (without `FIRST_ONLY` it also asks them all once more; `Qx`
@@ -89,19 +91,7 @@ struct Loaded {
 /// Imports `log` into a new archive at `dir` (after a sync; timed up to the durable flush), then
 /// compacts it.
 fn load_into(dir: &Path, log: &Path, detection: Detection) -> Option<Loaded> {
-    let options = DatabaseOptions {
-        detection,
-        ..DatabaseOptions::default()
-    };
-    let db = Database::open_with(dir, options).ok()?;
-    // The log was just written: its writeback must not run during the timed load.
-    sync_disks();
-    let started = Instant::now();
-    let report = db
-        .import_files(std::slice::from_ref(&log.to_path_buf()), &mut |_| {})
-        .ok()?;
-    db.store().flush().ok()?;
-    let seconds = started.elapsed().as_secs_f64();
+    let (db, report, seconds) = timed_import(dir, log, detection)?;
     let stats = db.stats().ok()?;
     // The tables compacted, not folded: the folded form is measured on a copy (below).
     db.store().compact_tables().ok()?;
@@ -114,6 +104,27 @@ fn load_into(dir: &Path, log: &Path, detection: Detection) -> Option<Loaded> {
         rejected: report.rejected,
         bytes,
     })
+}
+
+/// Imports `log` into a new archive at `dir` (after a sync), timed up to the durable flush.
+fn timed_import(
+    dir: &Path,
+    log: &Path,
+    detection: Detection,
+) -> Option<(Database, provdb::ImportReport, f64)> {
+    let options = DatabaseOptions {
+        detection,
+        ..DatabaseOptions::default()
+    };
+    let db = Database::open_with(dir, options).ok()?;
+    // The log was just written: its writeback must not run during the timed load.
+    sync_disks();
+    let started = Instant::now();
+    let report = db
+        .import_files(std::slice::from_ref(&log.to_path_buf()), &mut |_| {})
+        .ok()?;
+    db.store().flush().ok()?;
+    Some((db, report, started.elapsed().as_secs_f64()))
 }
 
 /// Builds (or finds) the archive of `edges` edges; returns its directory and load figures.
@@ -141,9 +152,6 @@ fn archive(edges: u64) -> Option<(PathBuf, String)> {
     let _ = std::fs::remove_dir_all(&rules_dir);
     let rules = load_into(&rules_dir, &log, Detection::DefaultPack)?;
     let _ = std::fs::remove_dir_all(&rules_dir);
-    if !keep_inputs() {
-        let _ = std::fs::remove_file(&log);
-    }
     let records = graph.vertices + graph.edges;
     let text = format!(
         "{replicas} replicas, {} vertices, {} edges, {:.0} MB of W3C JSON imported in {:.1} s: \
@@ -522,6 +530,9 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
             "peer method {edges} edges | SQLite baseline SKIPPED (python3 with sqlite3 needed)"
         ),
     }
+    if sqlite_load.is_some() {
+        load_rounds(edges, dir, &script);
+    }
     let sqlite = sqlite_load.is_some().then_some(SqliteBaseline {
         script: &script,
         db: &sqlite_db,
@@ -566,7 +577,80 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
     let _ = std::fs::remove_dir_all(&folded_dir);
     if !keep_inputs() {
         let _ = std::fs::remove_dir_all(&work);
+        let _ = std::fs::remove_file(dir.with_extension("log"));
     }
+}
+
+/// The load rates of provdb and SQLite alternated (`PROVDB_BENCH_LOAD_ROUNDS` rounds, default
+/// 3; 0 leaves them out), each after a sync: one load of each is one sample of a noisy
+/// machine, and their ratio swung by 10% between runs. provdb imports the W3C log (decoding
+/// every attribute, detection off) into a new archive, timed up to the durable flush; SQLite
+/// loads the CSV of the same graph and builds its indexes. Needs the log (kept from this run's
+/// load, or from one with `PROVDB_BENCH_KEEP=1`).
+fn load_rounds(edges: u64, dir: &Path, script: &Path) {
+    let rounds: usize = std::env::var("PROVDB_BENCH_LOAD_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let log = dir.with_extension("log");
+    if rounds == 0 {
+        return;
+    }
+    if !log.exists() {
+        println!("load rounds {edges} edges | SKIPPED: no W3C log (reused archive without PROVDB_BENCH_KEEP)");
+        return;
+    }
+    let work = dir.with_extension("peer");
+    let round_dir = dir.with_extension("load-round");
+    let round_db = work.join("sqlite-round.db");
+    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        sync_disks();
+        let sqlite = Command::new("python3")
+            .arg(script)
+            .arg("load")
+            .arg(&work)
+            .arg(&round_db)
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| {
+                let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                text.split_whitespace().nth(1)?.parse::<f64>().ok()
+            });
+        let _ = std::fs::remove_dir_all(&round_dir);
+        let provdb = timed_import(&round_dir, &log, Detection::Off).and_then(|(db, _, seconds)| {
+            db.close().ok()?;
+            Some(seconds)
+        });
+        let _ = std::fs::remove_dir_all(&round_dir);
+        let (Some(sqlite), Some(provdb)) = (sqlite, provdb) else {
+            println!("load rounds {edges} edges | FAILED (a load did not complete)");
+            return;
+        };
+        theirs.push(sqlite);
+        ours.push(provdb);
+        ratios.push(sqlite / provdb);
+    }
+    for f in [
+        &round_db,
+        &round_db.with_extension("db-wal"),
+        &round_db.with_extension("db-shm"),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let per_round: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    println!(
+        "load rounds {edges} edges | {rounds} alternated | provdb import median {:.2} s | SQLite load median {:.2} s | provdb load rate / SQLite's per round: {} (median {:.2})",
+        median(&mut ours),
+        median(&mut theirs),
+        per_round.join(", "),
+        median(&mut ratios.clone()),
+    );
 }
 
 /// The in-memory peer (networkx, `benches/networkx_baseline.py`) on the same CSV, in this run:
