@@ -56,6 +56,7 @@ mod side_table;
 mod store;
 mod tables;
 mod writer;
+mod written_ids;
 
 pub use adjacency_snapshot::FILE_PREFIX as ADJACENCY_SNAPSHOT_FILE_PREFIX;
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};

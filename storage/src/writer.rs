@@ -24,12 +24,14 @@ use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
 use crate::model::{EndpointInput, ExternalId, ProvClass, RecordBatch, Value};
 use crate::side_table::SidePut;
 use crate::tables::{Counters, Durability, ExternalEntry, GraphHandles, Tables};
+use crate::written_ids::WrittenIds;
 
 /// Upper bound of cached external ids before the cache is dropped (it refills from disk).
 const VERTEX_CACHE_LIMIT: usize = 4_000_000;
 /// Upper bound of the ids [`WrittenIds`] tracks before it stops (it then answers "maybe" to
-/// every id, and writes look their ids up as before). At the bound its set takes about 145 MB.
-const WRITTEN_IDS_LIMIT: usize = 8_000_000;
+/// every id, and writes look their ids up as before): a 48M-edge import. At the bound its
+/// filters take about 85 MB.
+const WRITTEN_IDS_LIMIT: usize = 64_000_000;
 /// Upper bound of cached index shards.
 const SHARD_CACHE_LIMIT: usize = 8192;
 /// Upper bound of the bytes reserved up front for a write batch (see
@@ -113,65 +115,6 @@ impl WriterState {
     pub(crate) fn track_written_ids_from_empty(&mut self) {
         if !self.written.is_tracking() {
             self.written = WrittenIds::tracking(WRITTEN_IDS_LIMIT);
-        }
-    }
-}
-
-/// The keyed hashes of every external id (vertex or edge) written since the archive held
-/// none: an id whose hash is not here is not stored, and its write needs no look-up. An
-/// import into a new archive then looks up nothing (the look-ups of ids that were all new
-/// were 18% of the preparing thread). False positives (hash collisions, ids of writes that
-/// failed, ids a prune deleted) only cost the look-up they would have cost anyway. Past its
-/// bound, it stops tracking and answers "maybe" from then on.
-#[derive(Debug, Default)]
-struct WrittenIds {
-    /// `None`: not tracking (the archive held ids before, or the bound was passed).
-    hashes: Option<HashSet<u64>>,
-    limit: usize,
-    /// Seeded per process, so that a compromised machine cannot choose ids that collide.
-    hasher: foldhash::fast::RandomState,
-}
-
-impl WrittenIds {
-    fn tracking(limit: usize) -> WrittenIds {
-        WrittenIds {
-            hashes: Some(HashSet::new()),
-            limit,
-            hasher: foldhash::fast::RandomState::default(),
-        }
-    }
-
-    fn is_tracking(&self) -> bool {
-        self.hashes.is_some()
-    }
-
-    fn hash(&self, kind: u8, ext: &ExternalId) -> u64 {
-        use std::hash::BuildHasher as _;
-        self.hasher.hash_one((kind, ext))
-    }
-
-    /// Whether the archive may hold `ext` (of `kind`: [`EXT_VERTEX`] or [`EXT_EDGE`]); false
-    /// only when it certainly does not.
-    fn may_hold(&self, kind: u8, ext: &ExternalId) -> bool {
-        match &self.hashes {
-            Some(hashes) => hashes.contains(&self.hash(kind, ext)),
-            None => true,
-        }
-    }
-
-    /// Records ids about to be written (before their write commits: "written" may run ahead
-    /// of the archive, never behind it).
-    fn insert_all<'a>(&mut self, kind: u8, ids: impl ExactSizeIterator<Item = &'a ExternalId>) {
-        let Some(hashes) = &self.hashes else {
-            return;
-        };
-        if hashes.len() + ids.len() > self.limit {
-            self.hashes = None;
-            return;
-        }
-        let new: Vec<u64> = ids.map(|ext| self.hash(kind, ext)).collect();
-        if let Some(hashes) = &mut self.hashes {
-            hashes.extend(new);
         }
     }
 }
@@ -971,28 +914,6 @@ impl KeyValueArena {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    /// Below its bound the filter answers "not stored" exactly for the ids it was not given
-    /// (of either kind); past it, "maybe" for every id.
-    #[test]
-    fn written_ids_say_absent_only_below_their_bound() {
-        let id = |s: &str| ExternalId::parse(s);
-        let mut written = WrittenIds::tracking(3);
-        written.insert_all(EXT_VERTEX, [id("a"), id("b")].iter());
-        assert!(written.may_hold(EXT_VERTEX, &id("a")));
-        assert!(written.may_hold(EXT_VERTEX, &id("b")));
-        assert!(!written.may_hold(EXT_VERTEX, &id("c")));
-        assert!(!written.may_hold(EXT_EDGE, &id("a")), "kinds are apart");
-        written.insert_all(EXT_EDGE, [id("a")].iter());
-        assert!(written.may_hold(EXT_EDGE, &id("a")));
-        assert!(!written.may_hold(EXT_EDGE, &id("c")));
-        written.insert_all(EXT_EDGE, [id("c")].iter());
-        assert!(!written.is_tracking());
-        assert!(written.may_hold(EXT_EDGE, &id("c")));
-        assert!(written.may_hold(EXT_VERTEX, &id("z")));
-        // Not tracking (an archive that held ids when opened): "maybe" for everything.
-        assert!(WrittenIds::default().may_hold(EXT_VERTEX, &id("a")));
-    }
 
     proptest! {
         /// The writer sorts adjacency entries to write their keys in key order: the two
