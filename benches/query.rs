@@ -24,7 +24,8 @@
 //!    the same way with recursive CTEs, in the same run: load rate, bytes per edge, medians and
 //!    p99s, and the ratio provdb / SQLite. The two loads are then alternated
 //!    (`PROVDB_BENCH_LOAD_ROUNDS`, default 3): provdb importing the W3C log into a new archive,
-//!    SQLite loading the CSV; medians and the ratio of each round.
+//!    SQLite loading the CSV, and Kuzu copying it where Python has `kuzu`; medians and the
+//!    ratio of each round.
 //!    To profile first touches alone, run a child by hand:
 //!    `PROVDB_BENCH_CHILD='ARCHIVE|STARTS_FILE|Q2' PROVDB_BENCH_CHILD_FIRST_ONLY=1
 //!    target/release/deps/query-*` (without `FIRST_ONLY` it also asks them all once more; `Qx`
@@ -581,12 +582,13 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
     }
 }
 
-/// The load rates of provdb and SQLite alternated (`PROVDB_BENCH_LOAD_ROUNDS` rounds, default
-/// 3; 0 leaves them out), each after a sync: one load of each is one sample of a noisy
+/// The load rates of provdb, SQLite and Kuzu alternated (`PROVDB_BENCH_LOAD_ROUNDS` rounds,
+/// default 3; 0 leaves them out), each after a sync: one load of each is one sample of a noisy
 /// machine, and their ratio swung by 10% between runs. provdb imports the W3C log (decoding
 /// every attribute, detection off) into a new archive, timed up to the durable flush; SQLite
-/// loads the CSV of the same graph and builds its indexes. Needs the log (kept from this run's
-/// load, or from one with `PROVDB_BENCH_KEEP=1`).
+/// loads the CSV of the same graph and builds its indexes (`benches/sqlite_baseline.py`); Kuzu
+/// copies the same CSV (`benches/kuzu_baseline.py`, left out where Python lacks `kuzu`). Needs
+/// the log (kept from this run's load, or from one with `PROVDB_BENCH_KEEP=1`).
 fn load_rounds(edges: u64, dir: &Path, script: &Path) {
     let rounds: usize = std::env::var("PROVDB_BENCH_LOAD_ROUNDS")
         .ok()
@@ -603,21 +605,37 @@ fn load_rounds(edges: u64, dir: &Path, script: &Path) {
     let work = dir.with_extension("peer");
     let round_dir = dir.with_extension("load-round");
     let round_db = work.join("sqlite-round.db");
-    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..rounds {
+    let kuzu_script = script.with_file_name("kuzu_baseline.py");
+    let kuzu_db = work.join("kuzu-round.db");
+    let with_kuzu = Command::new("python3")
+        .args(["-c", "import kuzu"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    // A baseline script's load: its reported seconds.
+    let peer_load = |script: &Path, db: &Path| -> Option<f64> {
         sync_disks();
-        let sqlite = Command::new("python3")
+        Command::new("python3")
             .arg(script)
             .arg("load")
             .arg(&work)
-            .arg(&round_db)
+            .arg(db)
             .output()
             .ok()
             .filter(|out| out.status.success())
             .and_then(|out| {
                 let text = String::from_utf8_lossy(&out.stdout).into_owned();
                 text.split_whitespace().nth(1)?.parse::<f64>().ok()
-            });
+            })
+    };
+    let (mut ours, mut sqlite_times, mut kuzu_times) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut vs_sqlite, mut vs_kuzu) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let sqlite = peer_load(script, &round_db);
+        let kuzu = if with_kuzu {
+            peer_load(&kuzu_script, &kuzu_db)
+        } else {
+            None
+        };
         let _ = std::fs::remove_dir_all(&round_dir);
         let provdb = timed_import(&round_dir, &log, Detection::Off).and_then(|(db, _, seconds)| {
             db.close().ok()?;
@@ -628,29 +646,51 @@ fn load_rounds(edges: u64, dir: &Path, script: &Path) {
             println!("load rounds {edges} edges | FAILED (a load did not complete)");
             return;
         };
-        theirs.push(sqlite);
+        sqlite_times.push(sqlite);
         ours.push(provdb);
-        ratios.push(sqlite / provdb);
+        vs_sqlite.push(sqlite / provdb);
+        if let Some(kuzu) = kuzu {
+            kuzu_times.push(kuzu);
+            vs_kuzu.push(kuzu / provdb);
+        }
     }
     for f in [
         &round_db,
         &round_db.with_extension("db-wal"),
         &round_db.with_extension("db-shm"),
+        &kuzu_db,
+        &kuzu_db.with_extension("db.wal"),
     ] {
         let _ = std::fs::remove_file(f);
     }
-    let median = |v: &mut Vec<f64>| {
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let per_round: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+    let listed = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
         "load rounds {edges} edges | {rounds} alternated | provdb import median {:.2} s | SQLite load median {:.2} s | provdb load rate / SQLite's per round: {} (median {:.2})",
-        median(&mut ours),
-        median(&mut theirs),
-        per_round.join(", "),
-        median(&mut ratios.clone()),
+        median(&ours),
+        median(&sqlite_times),
+        listed(&vs_sqlite),
+        median(&vs_sqlite),
     );
+    if kuzu_times.len() == rounds {
+        println!(
+            "load rounds {edges} edges | Kuzu COPY median {:.2} s | provdb load rate / Kuzu's per round: {} (median {:.2})",
+            median(&kuzu_times),
+            listed(&vs_kuzu),
+            median(&vs_kuzu),
+        );
+    } else {
+        println!("load rounds {edges} edges | Kuzu SKIPPED (pip install kuzu to compare)");
+    }
 }
 
 /// The in-memory peer (networkx, `benches/networkx_baseline.py`) on the same CSV, in this run:
