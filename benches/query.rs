@@ -497,36 +497,16 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
     std::fs::write(&starts_file, starts.join("\n")).expect("starts file");
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/sqlite_baseline.py");
     let sqlite_db = work.join("sqlite.db");
+    // After a sync, as before provdb's load: the CSV's writeback must not run during this one.
     let sqlite_load = write_csv(db, &work)
         .ok()
-        .and_then(|()| {
-            // As before provdb's load: the CSV's writeback must not run during this one.
-            sync_disks();
-            Command::new("python3")
-                .arg(&script)
-                .arg("load")
-                .arg(&work)
-                .arg(&sqlite_db)
-                .output()
-                .ok()
-        })
-        .filter(|out| out.status.success())
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        .and_then(|()| baseline_load(&script, &work, &sqlite_db));
     match &sqlite_load {
-        Some(line) => {
-            let f: Vec<f64> = line
-                .split_whitespace()
-                .skip(1)
-                .filter_map(|w| w.parse().ok())
-                .collect();
-            if let [seconds, n, bytes] = f[..] {
-                println!(
-                    "peer method {edges} edges | SQLite load from CSV: {:.0} edges/s, {:.0} B/edge | provdb: {load_figures}",
-                    n / seconds,
-                    bytes / n
-                );
-            }
-        }
+        Some(load) => println!(
+            "peer method {edges} edges | SQLite load from CSV: {:.0} edges/s, {:.0} B/edge | provdb: {load_figures}",
+            load.edges / load.seconds,
+            load.bytes / load.edges
+        ),
         None => println!(
             "peer method {edges} edges | SQLite baseline SKIPPED (python3 with sqlite3 needed)"
         ),
@@ -582,6 +562,41 @@ fn peer_method(edges: u64, dir: &Path, db: &Database, starts: &[String], load_fi
     }
 }
 
+/// What a baseline script's `load` printed: "load <seconds> <edges> <bytes>".
+struct BaselineLoad {
+    seconds: f64,
+    edges: f64,
+    bytes: f64,
+}
+
+/// Runs `script load CSV_DIR DB` (`benches/sqlite_baseline.py`, `benches/kuzu_baseline.py`)
+/// after a sync; `None` when it fails or prints something else.
+fn baseline_load(script: &Path, csv_dir: &Path, db: &Path) -> Option<BaselineLoad> {
+    sync_disks();
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("load")
+        .arg(csv_dir)
+        .arg(db)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match f[..] {
+        [seconds, edges, bytes] => Some(BaselineLoad {
+            seconds,
+            edges,
+            bytes,
+        }),
+        _ => None,
+    }
+}
+
 /// The load rates of provdb, SQLite and Kuzu alternated (`PROVDB_BENCH_LOAD_ROUNDS` rounds,
 /// default 3; 0 leaves them out), each after a sync: one load of each is one sample of a noisy
 /// machine, and their ratio swung by 10% between runs. provdb imports the W3C log (decoding
@@ -611,22 +626,7 @@ fn load_rounds(edges: u64, dir: &Path, script: &Path) {
         .args(["-c", "import kuzu"])
         .output()
         .is_ok_and(|out| out.status.success());
-    // A baseline script's load: its reported seconds.
-    let peer_load = |script: &Path, db: &Path| -> Option<f64> {
-        sync_disks();
-        Command::new("python3")
-            .arg(script)
-            .arg("load")
-            .arg(&work)
-            .arg(db)
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .and_then(|out| {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.split_whitespace().nth(1)?.parse::<f64>().ok()
-            })
-    };
+    let peer_load = |script: &Path, db: &Path| baseline_load(script, &work, db).map(|l| l.seconds);
     let (mut ours, mut sqlite_times, mut kuzu_times) = (Vec::new(), Vec::new(), Vec::new());
     let (mut vs_sqlite, mut vs_kuzu) = (Vec::new(), Vec::new());
     for _ in 0..rounds {

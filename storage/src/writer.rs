@@ -712,10 +712,10 @@ impl Pending<'_> {
         state.counters = self.counters;
         let size = self.batch.size_in_bytes();
         state.batch_bytes_hint = (size + size / 8).min(BATCH_RESERVE_LIMIT);
-        // The caches may only be dropped while nothing is in flight: an uncommitted vertex or
-        // shard is not on disk yet, so the cache is its only copy.
         state.written.insert_all(EXT_VERTEX, self.vertices.keys());
         state.written.insert_all(EXT_EDGE, self.edges.iter());
+        // The caches may only be dropped while nothing is in flight: an uncommitted vertex or
+        // shard is not on disk yet, so the cache is its only copy.
         let idle = state.last_prepared == committed;
         if idle && state.vertex_cache.len() + self.vertices.len() > VERTEX_CACHE_LIMIT {
             state.vertex_cache.clear();
