@@ -496,6 +496,18 @@ impl AdjacencySnapshot {
         }
     }
 
+    /// Hands every external id of the id section to `each`, in vertex order; returns the
+    /// vertices the section covers (0 for a file without one: the tables hold their ids).
+    pub(crate) fn for_each_external_id<E: From<ReadError>>(
+        &self,
+        each: impl FnMut(VertexId, ExternalId) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        match &self.ids {
+            None => Ok(0),
+            Some(ids) => ids.for_each(&self.map, |e| E::from(self.corrupt_ids(e)), each),
+        }
+    }
+
     fn corrupt_ids(&self, detail: String) -> ReadError {
         ReadError::corruption(
             WHAT,
@@ -1152,7 +1164,8 @@ fn write_with_sizes(
     // A version-1 archive has no vertex -> id table (and never folds).
     let ids = if tables.has_vertex_external_ids() {
         let pos = body.written;
-        let len = ids::write_section(tables, coverage.vertex_count, &mut body, &tmp)?;
+        let previous = previous.map(|p| &**p);
+        let len = ids::write_section(tables, previous, coverage.vertex_count, &mut body, &tmp)?;
         IdsPlace { pos, len }
     } else {
         IdsPlace::default()

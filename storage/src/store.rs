@@ -349,28 +349,34 @@ impl Store {
     /// the archive names now; a no-op otherwise.
     pub fn catch_up(&self) -> Result<(), ReadError> {
         if let OpenMode::Secondary { .. } = self.tables.mode() {
+            // Under the snapshot's write lock: a catch-up may bring a fold that emptied the
+            // tables into a newer generation, and a reader takes the snapshot and creates its
+            // table iterators under the read lock, so it sees both of one catch-up.
+            let mut open = self.adjacency_snapshot.write();
             self.tables.db().try_catch_up_with_primary()?;
-            if let Err(e) = self.reload_adjacency_snapshot() {
+            if let Err(e) = self.reload_adjacency_snapshot(&mut open) {
                 // The writer may have folded again and removed the generation named in what
                 // this catch-up read: the next one names the newer file.
                 self.tables.db().try_catch_up_with_primary()?;
-                self.reload_adjacency_snapshot().map_err(|_| e)?;
+                self.reload_adjacency_snapshot(&mut open).map_err(|_| e)?;
             }
+            drop(open);
             self.reload()?;
         }
         Ok(())
     }
 
-    /// Opens the snapshot the archive names now, unless it is the one open.
-    fn reload_adjacency_snapshot(&self) -> Result<(), ReadError> {
+    /// Opens the snapshot the archive names now into `open`, unless it is the one open.
+    fn reload_adjacency_snapshot(
+        &self,
+        open: &mut Option<Arc<AdjacencySnapshot>>,
+    ) -> Result<(), ReadError> {
         let pointer = adjacency_snapshot::read_pointer(&self.tables)?;
-        let open = self.adjacency_snapshot.read().as_ref().map(|s| s.pointer());
-        if pointer != open {
-            let snapshot = match pointer {
+        if pointer != open.as_ref().map(|s| s.pointer()) {
+            *open = match pointer {
                 Some(pointer) => Some(Arc::new(AdjacencySnapshot::open(&self.path, pointer)?)),
                 None => None,
             };
-            *self.adjacency_snapshot.write() = snapshot;
         }
         Ok(())
     }
@@ -435,13 +441,14 @@ impl Store {
     /// file instead of seeking RocksDB's blocks, and a question's start vertex and the ids it
     /// returns come from it too (first touches about 4x faster on the 1M-edge bench archive).
     /// The fold writes the next generation of the file (the previous one merged with the
-    /// tables), then in one synced write names it in `meta` and empties the adjacency tables;
-    /// every store reads adjacency as the snapshot merged with the tables (edges written
-    /// since), and ids from the snapshot where it covers them, else from the tables, which
-    /// keep them all. [`Store::compact`] folds (again). A fold marks the archive format
-    /// version 4 (a build that knows only 2 would miss the snapshot's entries, one that knows
-    /// only 3 refuses its file); an archive of version 1 cannot fold
-    /// ([`WriteError::SnapshotNeedsFormat`]).
+    /// tables), then in one synced write names it in `meta` and empties the adjacency tables
+    /// and the vertex -> external id entries of the vertices it covers; every store reads
+    /// adjacency as the snapshot merged with the tables (edges written since), and ids from
+    /// the snapshot where it covers them, else from the tables (vertices created since).
+    /// [`Store::compact`] folds (again). A fold marks the archive format version 5 (a build
+    /// that knows only 2 would miss the snapshot's entries, one that knows only 3 refuses its
+    /// file, one that knows only 4 would fold the covered vertices' ids away); an archive of
+    /// version 1 cannot fold ([`WriteError::SnapshotNeedsFormat`]).
     ///
     /// ```
     /// use provdb_storage::*;
@@ -524,21 +531,43 @@ impl Store {
             codec::encode_format(FORMAT_VERSION),
         );
         let past_every_key = [0xffu8; keys::ADJ_KEY_LEN + 1];
-        for table in [Table::OutAdjacency, Table::InAdjacency] {
+        let mut emptied = vec![Table::OutAdjacency, Table::InAdjacency];
+        for table in &emptied {
             batch.delete_range_cf(
-                self.tables.cf(table)?,
+                self.tables.cf(*table)?,
                 [].as_slice(),
                 past_every_key.as_slice(),
             );
         }
-        self.tables.write(batch, Durability::Sync)?;
+        // The new file's id section holds the ids of every vertex it covers (a version-1
+        // archive has neither table nor section): their entries would be a second copy, some
+        // 5 bytes per edge after compaction.
+        if self.tables.has_vertex_external_ids() {
+            batch.delete_range_cf(
+                self.tables.cf(Table::VertexExternalIds)?,
+                keys::id_key(0),
+                keys::id_key(coverage.vertex_count),
+            );
+            emptied.push(Table::VertexExternalIds);
+        }
+        // The new generation replaces the old one and the tables lose its entries under the
+        // snapshot's write lock: a reader takes the snapshot and creates its table iterators
+        // under the read lock, so it sees the old generation with the full tables, or the
+        // new one with the emptied tables. An id look-up that missed the table meanwhile
+        // asks the generation named after it (`Store::folded_since`).
+        let opened = Arc::new(AdjacencySnapshot::open(&self.path, pointer)?);
+        let mut open = self.adjacency_snapshot.write();
+        let replaced = open.replace(opened);
+        if let Err(e) = self.tables.write(batch, Durability::Sync) {
+            *open = replaced;
+            return Err(e);
+        }
+        drop(open);
         self.tables.set_format(FORMAT_VERSION);
-        *self.adjacency_snapshot.write() =
-            Some(Arc::new(AdjacencySnapshot::open(&self.path, pointer)?));
         crash_point("named");
         // The range deletion hides the entries; compaction drops them from disk.
         let db = self.tables.db();
-        for table in [Table::OutAdjacency, Table::InAdjacency] {
+        for table in emptied {
             db.compact_range_cf_opt(
                 self.tables.cf(table)?,
                 None::<&[u8]>,
@@ -550,14 +579,30 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Writes the snapshot's entries back into the adjacency tables and drops the snapshot
-    /// (a prune deletes entries, which only the tables can), and says whether there was one:
-    /// one synced write removes the pointer after the entries are written, and reads merge
-    /// duplicates, so a crash between the two leaves the archive as it was.
+    /// Writes the snapshot's entries back into the adjacency tables, and its ids into
+    /// `vertex_external_ids`, and drops the snapshot (a prune deletes entries, which only the
+    /// tables can), and says whether there was one: one synced write removes the pointer
+    /// after the entries are written, and reads merge duplicates (and take ids from the
+    /// snapshot first), so a crash between the two leaves the archive as it was.
     pub(crate) fn unfold_adjacency(&self, _writer: &mut WriterState) -> Result<bool, WriteError> {
         let Some(snapshot) = self.current_adjacency_snapshot() else {
             return Ok(false);
         };
+        if self.tables.has_vertex_external_ids() {
+            let handle = self.tables.cf(Table::VertexExternalIds)?;
+            let mut batch = rocksdb::WriteBatch::default();
+            let mut value = Vec::new();
+            snapshot.for_each_external_id(|v, ext| {
+                codec::encode_external_id(&ext, &mut value);
+                batch.put_cf(handle, keys::id_key(v.0), &value);
+                if batch.len() >= 100_000 {
+                    self.tables
+                        .write(std::mem::take(&mut batch), Durability::Buffered)?;
+                }
+                Ok::<(), WriteError>(())
+            })?;
+            self.tables.write(batch, Durability::Buffered)?;
+        }
         for (side, table) in [
             (Side::Out, Table::OutAdjacency),
             (Side::In, Table::InAdjacency),
@@ -576,9 +621,13 @@ impl Store {
         }
         let mut batch = rocksdb::WriteBatch::default();
         batch.delete_cf(self.tables.cf(Table::Meta)?, keys::META_ADJACENCY_SNAPSHOT);
-        // Synced: the WAL holds the entries before it, so they are durable too.
+        // Synced: the WAL holds the entries before it, so they are durable too. Under the
+        // snapshot's write lock, as a fold's (readers see the snapshot with the tables of
+        // its time).
+        let mut open = self.adjacency_snapshot.write();
         self.tables.write(batch, Durability::Sync)?;
-        *self.adjacency_snapshot.write() = None;
+        *open = None;
+        drop(open);
         adjacency_snapshot::remove_unnamed(&self.path, None)?;
         Ok(true)
     }
@@ -759,21 +808,42 @@ impl Store {
 
     /// The external id of vertex `id`, without decoding its record (from format 2 on).
     pub fn vertex_external_id(&self, id: VertexId) -> Result<Option<ExternalId>, ReadError> {
-        if let Some(snapshot) = self.current_adjacency_snapshot() {
-            if let Some(found) = snapshot.external_id(id)? {
-                return Ok(found);
-            }
-        }
         if !self.tables.has_vertex_external_ids() {
             return Ok(self.vertex(id)?.map(|v| v.ext_id));
         }
-        match self.tables.db().get_pinned_cf(
-            self.tables.cf(Table::VertexExternalIds)?,
-            keys::id_key(id.0),
-        )? {
-            Some(bytes) => codec::decode_external_id(&bytes).map(Some),
-            None => Ok(None),
+        let mut snapshot = self.current_adjacency_snapshot();
+        loop {
+            if let Some(snapshot) = &snapshot {
+                if let Some(found) = snapshot.external_id(id)? {
+                    return Ok(found);
+                }
+            }
+            let found = match self.tables.db().get_pinned_cf(
+                self.tables.cf(Table::VertexExternalIds)?,
+                keys::id_key(id.0),
+            )? {
+                Some(bytes) => Some(codec::decode_external_id(&bytes)?),
+                None => None,
+            };
+            if found.is_some() || !self.folded_since(&mut snapshot) {
+                return Ok(found);
+            }
         }
+    }
+
+    /// Whether the store reads another adjacency snapshot than `snapshot` now (then it is
+    /// put there). A fold names its generation before it deletes the table entries the
+    /// generation holds, so an entry a read of the tables missed because of a fold is in
+    /// the generation named after that read.
+    fn folded_since(&self, snapshot: &mut Option<Arc<AdjacencySnapshot>>) -> bool {
+        let now = self.current_adjacency_snapshot();
+        let same = match (&now, &*snapshot) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        *snapshot = now;
+        !same
     }
 
     /// The external ids of `ids`, in their order (what a query returns for many rows): one
@@ -810,18 +880,24 @@ impl Store {
     }
 
     /// [`Store::vertex_external_ids`] from the adjacency snapshot's id section where it covers
-    /// them, else from the tables.
+    /// them, else from the tables (again from the snapshot for the ids a fold took from the
+    /// tables meanwhile: [`Store::folded_since`]).
     fn read_vertex_external_ids(
         &self,
         ids: &[VertexId],
     ) -> Result<Vec<Option<ExternalId>>, ReadError> {
-        let Some(snapshot) = self.current_adjacency_snapshot() else {
-            return self.read_table_external_ids(ids);
+        let mut snapshot = self.current_adjacency_snapshot();
+        let Some(open) = &snapshot else {
+            let found = self.read_table_external_ids(ids)?;
+            if found.iter().all(Option::is_some) || !self.folded_since(&mut snapshot) {
+                return Ok(found);
+            }
+            return self.read_vertex_external_ids(ids);
         };
         let mut found = Vec::with_capacity(ids.len());
         let mut rest = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            match snapshot.external_id(*id)? {
+            match open.external_id(*id)? {
                 Some(ext) => found.push(ext),
                 None => {
                     found.push(None);
@@ -829,10 +905,28 @@ impl Store {
                 }
             }
         }
-        if !rest.is_empty() {
+        while !rest.is_empty() {
             let wanted: Vec<VertexId> = rest.iter().map(|i| ids[*i]).collect();
+            let mut missed = Vec::new();
             for (i, ext) in rest.into_iter().zip(self.read_table_external_ids(&wanted)?) {
+                if ext.is_none() {
+                    missed.push(i);
+                }
                 found[i] = ext;
+            }
+            rest = Vec::new();
+            if missed.is_empty() || !self.folded_since(&mut snapshot) {
+                break;
+            }
+            for i in missed {
+                match snapshot
+                    .as_ref()
+                    .map(|s| s.external_id(ids[i]))
+                    .transpose()?
+                {
+                    Some(Some(ext)) => found[i] = ext,
+                    _ => rest.push(i),
+                }
             }
         }
         Ok(found)
@@ -1124,7 +1218,24 @@ impl Store {
         let mut types = types.to_vec();
         types.sort_unstable();
         types.dedup();
-        let snapshot = self.current_adjacency_snapshot();
+        let open = self.adjacency_snapshot.read();
+        let snapshot = open.clone();
+        let read_tables = snapshot.is_none() || !self.adjacency_tables_empty;
+        // Where a fold (a writer's) or a catch-up (a secondary's) can change the tables and
+        // the snapshot, the iterators are created now, under the lock they change both
+        // under: created later, they could see tables a fold has emptied beside the
+        // generation before it. A read-only store's view never changes: it creates them on
+        // first use (a scan the snapshot alone answers never does).
+        let (mut out, mut into) = (None, None);
+        if read_tables && *self.tables.mode() != OpenMode::ReadOnly {
+            if direction != Direction::In {
+                out = adjacency_iterator(&self.tables, Table::OutAdjacency).ok();
+            }
+            if direction != Direction::Out {
+                into = adjacency_iterator(&self.tables, Table::InAdjacency).ok();
+            }
+        }
+        drop(open);
         AdjacencyScan {
             tables: &self.tables,
             direction,
@@ -1134,9 +1245,9 @@ impl Store {
             serving: None,
             cache: self.adjacency_cache.as_ref(),
             collecting: None,
-            out: None,
-            into: None,
-            read_tables: snapshot.is_none() || !self.adjacency_tables_empty,
+            out,
+            into,
+            read_tables,
             snapshot: snapshot.map(|s| SnapshotReaders {
                 out: s.cursor(Side::Out),
                 into: s.cursor(Side::In),
@@ -1400,6 +1511,15 @@ impl AdjacencyScan<'_> {
     }
 }
 
+/// An iterator over adjacency table `table`, positioned nowhere. Every prefix a scan seeks
+/// starts with a vertex: the 8-byte prefix extractor keeps the iterator inside that vertex's
+/// keys, and its bloom filter skips files that hold none of them.
+fn adjacency_iterator(tables: &Tables, table: Table) -> Result<DBRawIterator<'_>, ReadError> {
+    let mut opts = ReadOptions::default();
+    opts.set_prefix_same_as_start(true);
+    Ok(tables.db().raw_iterator_cf_opt(tables.cf(table)?, opts))
+}
+
 /// Where an entry falls in a scan's order: direction (out first), type, edge.
 fn scan_order(a: &Adjacent) -> (bool, TypeId, EdgeId) {
     (a.direction == Direction::In, a.edge_type, a.edge)
@@ -1564,16 +1684,10 @@ impl AdjacencyScan<'_> {
             match slot {
                 Some(it) => it.seek(prefix.get()),
                 None => {
-                    let handle = match self.tables.cf(table) {
-                        Ok(handle) => handle,
+                    let mut it = match adjacency_iterator(self.tables, table) {
+                        Ok(it) => it,
                         Err(e) => return Some(Err(e)),
                     };
-                    // Every prefix starts with a vertex: the 8-byte prefix extractor keeps
-                    // the iterator inside that vertex's keys, and its bloom filter skips files
-                    // that hold none of them.
-                    let mut opts = ReadOptions::default();
-                    opts.set_prefix_same_as_start(true);
-                    let mut it = self.tables.db().raw_iterator_cf_opt(handle, opts);
                     it.seek(prefix.get());
                     *slot = Some(it);
                 }

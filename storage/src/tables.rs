@@ -38,7 +38,11 @@ pub type RawEntry = (Box<[u8]>, Box<[u8]>);
 ///   ids and back, which reads use first; a build that knows only 3 refuses the file. A
 ///   version-2 or 3 archive becomes 4 at its next fold (a version-3 snapshot, without ids, is
 ///   read as before until then).
-pub const FORMAT_VERSION: u32 = 4;
+/// - 5: the vertices a snapshot's id section covers have no `vertex_external_ids` entry (a
+///   fold deletes them, an unfold writes them back): the section alone holds their ids, and
+///   the next fold carries them into the next generation. A build that knows only 4 would
+///   fold them away. A version-2 to 4 archive becomes 5 at its next fold.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Oldest on-disk format version this build reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;

@@ -180,6 +180,143 @@ fn a_prune_leaves_the_deleted_vertices_without_ids_as_an_unfolded_archive_does()
     assert_ids_as_reference(&reader, &reference, 60);
 }
 
+/// Bytes of the vertex -> external id table on disk (memtables flushed first).
+fn id_table_bytes(store: &Store) -> u64 {
+    store.flush().unwrap();
+    store
+        .disk_size_by_column_family()
+        .unwrap()
+        .into_iter()
+        .find(|(name, _)| name == "vertex_external_ids")
+        .expect("the table exists")
+        .1
+}
+
+/// A fold leaves the ids of the vertices it covers in the snapshot alone (format 5: the
+/// table's copy, some 5 bytes an edge, is deleted), the next fold carries them into the next
+/// generation with the ids of the vertices created since, and a stub defined after a fold
+/// (its record, and its table entry, written again) keeps reading right.
+#[test]
+fn a_fold_keeps_the_covered_ids_in_the_snapshot_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("folded");
+    let folded = Store::open(&archive).unwrap();
+    let reference = Store::open(dir.path().join("reference")).unwrap();
+    // The second half's edges reach vertices 60..120, which the first half never names.
+    let edges: Vec<(usize, usize, usize)> = (0..200)
+        .map(|i| {
+            let base = if i < 100 { 0 } else { 60 };
+            (base + i % 60, base + (i * 7 + 3) % 60, 1 + i % 2)
+        })
+        .collect();
+    for store in [&folded, &reference] {
+        write(store, &edges, 0..100);
+    }
+    assert!(id_table_bytes(&folded) > 0);
+    folded.fold_adjacency().unwrap();
+    assert_eq!(
+        id_table_bytes(&folded),
+        0,
+        "the covered vertices' entries are deleted"
+    );
+    assert_ids_as_reference(&folded, &reference, 120);
+
+    // A stub the first half created, defined now: the writer puts its entry back.
+    let define = RecordBatch {
+        vertices: vec![VertexInput {
+            ext_id: vertex_ext(5),
+            type_name: "task".into(),
+            class: ProvClass::Activity,
+            placement: Placement::default(),
+            attrs: vec![],
+        }],
+        ..Default::default()
+    };
+    for store in [&folded, &reference] {
+        store.write(&define).unwrap();
+        write(store, &edges, 100..200);
+    }
+    assert!(
+        id_table_bytes(&folded) > 0,
+        "vertices created since the fold"
+    );
+    assert_ids_as_reference(&folded, &reference, 120);
+    assert!(folded.check().unwrap().is_ok());
+    folded.fold_adjacency().unwrap();
+    assert_eq!(id_table_bytes(&folded), 0);
+    assert_ids_as_reference(&folded, &reference, 120);
+    assert!(folded.check().unwrap().is_ok());
+    folded.close().unwrap();
+    let reader = read_only(&archive);
+    assert_ids_as_reference(&reader, &reference, 120);
+    assert!(reader.check().unwrap().is_ok());
+}
+
+/// Reads every vertex's id and the hub's in-edges until `stop`: every id is there, and the
+/// edges never decrease (only edges are written). Returns the rounds read.
+fn read_until(
+    store: &Store,
+    hub: VertexId,
+    stop: &std::sync::atomic::AtomicBool,
+    who: &str,
+) -> u64 {
+    let (mut reads, mut edges_seen) = (0u64, 0usize);
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let n = store.vertex_count().unwrap();
+        let all: Vec<VertexId> = (0..n).map(VertexId).collect();
+        let ids = store.vertex_external_ids(&all).unwrap();
+        let missing: Vec<usize> = (0..ids.len()).filter(|v| ids[*v].is_none()).collect();
+        assert!(
+            missing.is_empty(),
+            "{who}: vertices without their ids: {missing:?} of {n}"
+        );
+        let mut here = 0;
+        for adjacent in store.neighbours(hub, Direction::In, &[]) {
+            adjacent.unwrap();
+            here += 1;
+        }
+        assert!(here >= edges_seen, "{who}: {here} edges after {edges_seen}");
+        edges_seen = here;
+        reads += 1;
+    }
+    reads
+}
+
+/// Readers beside folds never miss an edge or an id: of the writer's store (between the
+/// write that empties the tables and the swap to the new generation, a read with the old one
+/// would find neither the tables' entries nor the snapshot's), and of a secondary that
+/// catches up with each fold while it is read.
+#[test]
+fn readers_beside_folds_miss_no_edge_and_no_id() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let own = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Vertex 0 is the hub every edge reaches; each round adds 4 vertices.
+    let edges: Vec<(usize, usize, usize)> = (0..160).map(|i| (1 + i, 0, 1)).collect();
+    write(&store, &edges, 0..4);
+    store.fold_adjacency().unwrap();
+    let hub = store.vertex_id(&vertex_ext(0)).unwrap().unwrap();
+    let follower = secondary(dir.path(), own.path());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(|| read_until(&store, hub, &stop, "writer"));
+        let follower_reader = scope.spawn(|| read_until(&follower, hub, &stop, "secondary"));
+        for round in 1..40 {
+            write(&store, &edges, round * 4..round * 4 + 4);
+            store.fold_adjacency().unwrap();
+            follower.catch_up().unwrap();
+        }
+        stop.store(true, Ordering::Relaxed);
+        assert!(reader.join().unwrap() > 0);
+        assert!(follower_reader.join().unwrap() > 0);
+    });
+    for s in [&store, &follower] {
+        assert_eq!(s.neighbours(hub, Direction::In, &[]).count(), 160);
+    }
+    store.close().unwrap();
+}
+
 #[test]
 fn a_folded_archive_of_many_blocks_finds_every_id() {
     // Thousands of vertices: many blocks and buckets, binary ids differing in several words.

@@ -4,8 +4,11 @@
 //! Why: on a folded archive a first-touch question's traversal no longer reads RocksDB, but
 //! finding its start vertex (`external_ids`) and returning ids (`vertex_external_ids`) still
 //! read, verify and decompress a RocksDB block per id: a 3-hop question returning 8 ids spent
-//! half its time there. Both maps are copies: the tables stay authoritative (the writer
-//! resolves ids there), and a look-up this section cannot answer goes to them.
+//! half its time there. The id -> vertex index is a copy of `external_ids` (the writer
+//! resolves ids there): a look-up it cannot answer goes to the table. The vertex -> id blocks
+//! are, from archive format 5 on, the only copy besides the vertex records: a fold deletes the
+//! covered vertices' `vertex_external_ids` entries (a second copy of every id cost some 5 bytes
+//! an edge) and the next fold carries them over ([`source_ids`]).
 //!
 //! Layout, from the section's start (little-endian):
 //! - blocks: the external ids of vertices `32b .. 32b + 32` in block `b`, each an entry whose
@@ -34,7 +37,7 @@ use std::path::Path;
 use rocksdb::ReadOptions;
 use siphasher::sip::SipHasher13;
 
-use super::{fnv1a, get_varint, le_word, put_varint, RecordSum, FNV_OFFSET};
+use super::{fnv1a, get_varint, le_word, put_varint, AdjacencySnapshot, RecordSum, FNV_OFFSET};
 use crate::codec;
 use crate::error::{ReadError, WriteError};
 use crate::ids::VertexId;
@@ -163,6 +166,43 @@ impl IdSection {
             return Ok(None);
         }
         let block = v.0 / BLOCK_VERTICES;
+        let mut entries = BlockEntries::new(self.block_body(file, block)?);
+        let mut found = None;
+        for _ in 0..=v.0 % BLOCK_VERTICES {
+            found = Some(
+                entries
+                    .next_entry()
+                    .map_err(|e| format!("block {block}: {e}"))?,
+            );
+        }
+        Ok(found)
+    }
+
+    /// Hands every id of the section to `each` in vertex order (a block decoded once for its
+    /// 32 vertices, not once per vertex); returns the vertices the section covers.
+    pub(super) fn for_each<E>(
+        &self,
+        file: &[u8],
+        corrupt: impl Fn(String) -> E,
+        mut each: impl FnMut(VertexId, ExternalId) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        for block in 0..self.vertex_count.div_ceil(BLOCK_VERTICES) {
+            let mut entries = BlockEntries::new(self.block_body(file, block).map_err(&corrupt)?);
+            let first = block * BLOCK_VERTICES;
+            for v in first..(first + BLOCK_VERTICES).min(self.vertex_count) {
+                let ext = entries
+                    .next_entry()
+                    .map_err(|e| corrupt(format!("block {block}: {e}")))?;
+                if let Some(ext) = ext {
+                    each(VertexId(v), ext)?;
+                }
+            }
+        }
+        Ok(self.vertex_count)
+    }
+
+    /// The entries of block `block`, once its checksum is verified.
+    fn block_body<'f>(&self, file: &'f [u8], block: u64) -> Result<&'f [u8], String> {
         let at = |i: u64| {
             let from = (self.block_offsets_pos + i * self.offset_width) as usize;
             le_word(&file[from..from + self.offset_width as usize])
@@ -179,16 +219,7 @@ impl IdSection {
         if RecordSum::Xxh3.sum(block_seed(block), &[body]) != le_word(sum) as u32 {
             return Err(format!("block {block} does not match its checksum"));
         }
-        let mut entries = BlockEntries::new(body);
-        let mut found = None;
-        for _ in 0..=v.0 % BLOCK_VERTICES {
-            found = Some(
-                entries
-                    .next_entry()
-                    .map_err(|e| format!("block {block}: {e}"))?,
-            );
-        }
-        Ok(found)
+        Ok(body)
     }
 
     /// The vertex whose id is `ext`, if the index holds it (verified against its block);
@@ -395,13 +426,26 @@ impl<W: Write> BlocksWriter<'_, W> {
     }
 }
 
-/// The `vertex_external_ids` entries of vertices `0..vertex_count`, in vertex order.
-fn table_ids(
+/// The external ids of vertices `0..vertex_count`, in vertex order: those `previous` (the
+/// generation being replaced) covers from its id section, which alone holds them from format 5
+/// on, then the `vertex_external_ids` entries of the vertices created since.
+fn source_ids(
     tables: &Tables,
+    previous: Option<&AdjacencySnapshot>,
     vertex_count: u64,
     mut each: impl FnMut(VertexId, ExternalId) -> Result<(), WriteError>,
 ) -> Result<(), WriteError> {
+    let covered = match previous {
+        Some(previous) => previous.for_each_external_id(|v, ext| {
+            if v.0 < vertex_count {
+                each(v, ext)?;
+            }
+            Ok::<(), WriteError>(())
+        })?,
+        None => 0,
+    };
     let mut opts = ReadOptions::default();
+    opts.set_iterate_lower_bound(keys::id_key(covered.min(vertex_count)).to_vec());
     opts.set_iterate_upper_bound(keys::id_key(vertex_count).to_vec());
     let mut it = tables
         .db()
@@ -428,21 +472,23 @@ fn random_key() -> (u64, u64) {
     (draw(1), draw(2))
 }
 
-/// Writes the id section of vertices `0..vertex_count` from the tables to `out` (the caller
+/// Writes the id section of vertices `0..vertex_count` ([`source_ids`]) to `out` (the caller
 /// hashes and counts the bytes); returns its length.
 pub(super) fn write_section<W: Write>(
     tables: &Tables,
+    previous: Option<&AdjacencySnapshot>,
     vertex_count: u64,
     out: &mut W,
     path: &Path,
 ) -> Result<u64, WriteError> {
-    write_section_in_passes(tables, vertex_count, out, path, ENTRIES_PER_PASS)
+    write_section_in_passes(tables, previous, vertex_count, out, path, ENTRIES_PER_PASS)
 }
 
 /// [`write_section`] holding about `entries_per_pass` index entries at once (tests make it
 /// small, to take several passes).
 fn write_section_in_passes<W: Write>(
     tables: &Tables,
+    previous: Option<&AdjacencySnapshot>,
     vertex_count: u64,
     out: &mut W,
     path: &Path,
@@ -465,7 +511,7 @@ fn write_section_in_passes<W: Write>(
         len: 0,
         present: 0,
     };
-    table_ids(tables, vertex_count, |v, ext| {
+    source_ids(tables, previous, vertex_count, |v, ext| {
         blocks.fill_to(v.0, Some(&ext)).map_err(io)
     })?;
     blocks.fill_to(vertex_count, None).map_err(io)?;
@@ -509,7 +555,7 @@ fn write_section_in_passes<W: Write>(
     for pass in 0..passes {
         let range = pass * per_pass..(pass + 1) * per_pass;
         let mut entries: Vec<(u64, u16, u64)> = Vec::new();
-        table_ids(tables, vertex_count, |v, ext| {
+        source_ids(tables, previous, vertex_count, |v, ext| {
             let (bucket, tag) = slot(key, bucket_count, &ext);
             if range.contains(&bucket) {
                 entries.push((bucket, tag, v.0));
@@ -645,9 +691,15 @@ mod tests {
         let vertex_count = tables.read_counters().unwrap().next_vertex;
         for per_pass in [1, 7, 100, ENTRIES_PER_PASS] {
             let mut file = Vec::new();
-            let len =
-                write_section_in_passes(tables, vertex_count, &mut file, dir.path(), per_pass)
-                    .unwrap();
+            let len = write_section_in_passes(
+                tables,
+                None,
+                vertex_count,
+                &mut file,
+                dir.path(),
+                per_pass,
+            )
+            .unwrap();
             assert_eq!(len, file.len() as u64);
             let section = IdSection::decode(&file, 0, len, vertex_count).unwrap();
             let mut found = 0;
@@ -701,6 +753,21 @@ mod tests {
                 }
             }
             prop_assert_eq!(section.external_id(&file, VertexId(ids.len() as u64)).unwrap(), None);
+            // In order, every present id once (what a fold carries into the next generation).
+            let mut listed = Vec::new();
+            let covered = section
+                .for_each(&file, |e| e, |v, ext| {
+                    listed.push((v.0 as usize, ext));
+                    Ok(())
+                })
+                .unwrap();
+            let expected: Vec<(usize, ExternalId)> = ids
+                .iter()
+                .enumerate()
+                .filter_map(|(v, ext)| Some((v, ext.clone()?)))
+                .collect();
+            prop_assert_eq!(covered, ids.len() as u64);
+            prop_assert_eq!(listed, expected);
         }
 
         /// A footer whose counts would overflow the section's arithmetic is refused.
@@ -740,6 +807,7 @@ mod tests {
                 for ext in ids.iter().flatten() {
                     let _ = section.vertex_of(&file, ext);
                 }
+                let _ = section.for_each(&file, |e| e, |_, _| Ok(()));
             }
         }
     }
