@@ -811,24 +811,7 @@ impl Store {
         if !self.tables.has_vertex_external_ids() {
             return Ok(self.vertex(id)?.map(|v| v.ext_id));
         }
-        let mut snapshot = self.current_adjacency_snapshot();
-        loop {
-            if let Some(snapshot) = &snapshot {
-                if let Some(found) = snapshot.external_id(id)? {
-                    return Ok(found);
-                }
-            }
-            let found = match self.tables.db().get_pinned_cf(
-                self.tables.cf(Table::VertexExternalIds)?,
-                keys::id_key(id.0),
-            )? {
-                Some(bytes) => Some(codec::decode_external_id(&bytes)?),
-                None => None,
-            };
-            if found.is_some() || !self.folded_since(&mut snapshot) {
-                return Ok(found);
-            }
-        }
+        Ok(self.read_vertex_external_ids(&[id])?.pop().flatten())
     }
 
     /// Whether the store reads another adjacency snapshot than `snapshot` now (then it is
@@ -887,25 +870,22 @@ impl Store {
         ids: &[VertexId],
     ) -> Result<Vec<Option<ExternalId>>, ReadError> {
         let mut snapshot = self.current_adjacency_snapshot();
-        let Some(open) = &snapshot else {
-            let found = self.read_table_external_ids(ids)?;
-            if found.iter().all(Option::is_some) || !self.folded_since(&mut snapshot) {
+        let mut found = vec![None; ids.len()];
+        let mut rest: Vec<usize> = (0..ids.len()).collect();
+        loop {
+            if let Some(open) = &snapshot {
+                let mut uncovered = Vec::new();
+                for i in rest {
+                    match open.external_id(ids[i])? {
+                        Some(ext) => found[i] = ext,
+                        None => uncovered.push(i),
+                    }
+                }
+                rest = uncovered;
+            }
+            if rest.is_empty() {
                 return Ok(found);
             }
-            return self.read_vertex_external_ids(ids);
-        };
-        let mut found = Vec::with_capacity(ids.len());
-        let mut rest = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            match open.external_id(*id)? {
-                Some(ext) => found.push(ext),
-                None => {
-                    found.push(None);
-                    rest.push(i);
-                }
-            }
-        }
-        while !rest.is_empty() {
             let wanted: Vec<VertexId> = rest.iter().map(|i| ids[*i]).collect();
             let mut missed = Vec::new();
             for (i, ext) in rest.into_iter().zip(self.read_table_external_ids(&wanted)?) {
@@ -914,22 +894,11 @@ impl Store {
                 }
                 found[i] = ext;
             }
-            rest = Vec::new();
             if missed.is_empty() || !self.folded_since(&mut snapshot) {
-                break;
+                return Ok(found);
             }
-            for i in missed {
-                match snapshot
-                    .as_ref()
-                    .map(|s| s.external_id(ids[i]))
-                    .transpose()?
-                {
-                    Some(Some(ext)) => found[i] = ext,
-                    _ => rest.push(i),
-                }
-            }
+            rest = missed;
         }
-        Ok(found)
     }
 
     /// [`Store::vertex_external_ids`] from the tables: one batched read.
