@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use provdb_storage::{RecordBatch, WriteSummary};
+use provdb_storage::{CompactionPace, RecordBatch, WriteSummary};
 
 use crate::decode::{self, classify_bytes, decode_guarded, DecodeError, TextKind};
 use crate::pipeline::{self, BatchWrite, Batcher, Feeder, PipelineSettings};
@@ -123,6 +123,9 @@ pub(crate) fn import_files(
         durability: options.import_durability,
     };
     let mut alerts = 0u64;
+    // Level-0 files wait for a merge until 32 of them (`CompactionPace::Bulk`): the import
+    // reads little, and merging every 4 rewrote the growing bottom level again and again.
+    db.store().set_compaction_pace(CompactionPace::Bulk)?;
     let files = pipeline::run(
         db.store(),
         &settings,
@@ -143,8 +146,12 @@ pub(crate) fn import_files(
     // What was committed is made durable even when the import fails: its batches skip the
     // WAL (`import_durability`), and a later logged write must never outlive them in a crash.
     let flushed = db.store().flush();
+    // Back to the live pace even when the import failed: the files it left are merged in the
+    // background from now on (or by `compact`), and the reads that follow probe fewer files.
+    let paced = db.store().set_compaction_pace(CompactionPace::Live);
     let files = files?;
     flushed?;
+    paced?;
     let mut report = batcher.report;
     report.files = files;
     report.stored = stored;

@@ -17,6 +17,10 @@ document or SPADE record), base64 (an MQTT payload: zlib-compressed JSON), or an
 a JSON object it does not close (a pretty-printed document, e.g. CamFlow v0.1.7-v0.1.8 output \
 or W3C PROV tools' files) or that starts with `[` (a legacy SPADE JSON array) is read as one \
 document. Importing the same data twice stores it once.\n\n\
+While it runs, an import merges the files its memtable flushes write only every 32 flushes \
+(a live archive merges every 4): run `provdb compact` after a large import for the archive's \
+long-term form; otherwise the next writer (`serve`, another import) merges them in the \
+background.\n\n\
 Limits: a line or multi-line document over --max-document-bytes is rejected (and skipped \
 without being held in memory); JSON nested deeper than 64 levels is rejected; a payload \
 inflating past --max-inflated is rejected.\n\n\

@@ -72,6 +72,54 @@ pub(crate) fn db_options() -> Options {
 pub(crate) const ARCHIVE_COMPRESSION: &str =
     "{level=9;max_dict_bytes=114688;zstd_max_train_bytes=11468800;enabled=true}";
 
+/// When a column family's level-0 files (one per memtable flush) are merged into the levels
+/// below. Every read probes each level-0 file, so a live archive merges them early; a bulk
+/// import reads little and would rewrite the growing bottom level at each merge: at 4 files,
+/// a 10M-edge import spent about a quarter of its CPU (33 of ~150 CPU-seconds) in compactions
+/// whose output `compact` rewrites anyway.
+///
+/// Writes slow down at 64 level-0 files and stop at 96 at either pace (RocksDB's defaults are
+/// 20 and 36): the writer of a live archive is the ingest, whose backlog costs more than reads
+/// probing more files, and a flush (a durable point) waits while it would slow writes down, so
+/// lower limits would make the first flush after a bulk import wait for the merges it left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CompactionPace {
+    /// A merge at 4 level-0 files (RocksDB's default). The pace of every open.
+    Live,
+    /// A merge at 32 level-0 files: a 10M-edge import flushes 26 times and merges nothing
+    /// until it ends; a larger one merges every 32 flushes (bounded, so that the files a
+    /// look-up probes and the files open stay bounded too). Set by `import` while it runs.
+    Bulk,
+}
+
+impl CompactionPace {
+    /// Level-0 files at which a compaction starts, writes slow down, writes stop.
+    fn level0_triggers(self) -> [i32; 3] {
+        match self {
+            CompactionPace::Live => [4, 64, 96],
+            CompactionPace::Bulk => [32, 64, 96],
+        }
+    }
+
+    /// This pace as RocksDB's mutable column-family options (`SetOptions`).
+    pub(crate) fn rocksdb_options(self) -> [(&'static str, String); 3] {
+        let [trigger, slowdown, stop] = self.level0_triggers();
+        [
+            ("level0_file_num_compaction_trigger", trigger.to_string()),
+            ("level0_slowdown_writes_trigger", slowdown.to_string()),
+            ("level0_stop_writes_trigger", stop.to_string()),
+        ]
+    }
+
+    fn apply(self, opts: &mut Options) {
+        let [trigger, slowdown, stop] = self.level0_triggers();
+        opts.set_level_zero_file_num_compaction_trigger(trigger);
+        opts.set_level_zero_slowdown_writes_trigger(slowdown);
+        opts.set_level_zero_stop_writes_trigger(stop);
+    }
+}
+
 /// How a column family keeps its bytes, decided by what it is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StoragePolicy {
@@ -206,13 +254,15 @@ fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
         table.set_partition_pinning_tier(rocksdb::BlockBasedTablePinningTier::All);
     }
     opts.set_compression_type(DBCompressionType::Lz4);
-    // Memtable flushes (level 0) are not compressed: level-0 files live until the next
-    // compaction merges them into a level that is, and compressing them was 4% of an import's
-    // CPU (LZ4 on the flush thread). The uncompressed files take more disk between an import
-    // and its compaction. (Under dynamic level sizes, entry i > 0 is the i-th level from the
-    // base level down; the bottommost level takes the setting below.)
+    // Memtable flushes (level 0) are compressed with LZ4 too. Uncompressed, they saved the
+    // flush thread's LZ4 (4% of an import's CPU) on one machine, but doubled the bytes copied
+    // into the page cache, which costs more wherever that copy is slow: on a VM whose page
+    // cache was full, the flush thread spent 74% of its time copying (17% of a 10M-edge
+    // import's CPU), and a 1M-edge import took 7.4-7.8 s uncompressed against 5.9-6.1 s with
+    // LZ4. (Under dynamic level sizes, entry i > 0 is the i-th level from the base level
+    // down; the bottommost level takes the setting below.)
     opts.set_compression_per_level(&[
-        DBCompressionType::None,
+        DBCompressionType::Lz4,
         DBCompressionType::Lz4,
         DBCompressionType::Lz4,
         DBCompressionType::Lz4,
@@ -228,6 +278,7 @@ fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
     // (ARCHIVE_COMPRESSION) cost too much CPU beside a running import; `Store::compact`
     // switches to them.
     opts.set_level_compaction_dynamic_level_bytes(true);
+    CompactionPace::Live.apply(&mut opts);
     opts.set_write_buffer_size(write_buffer_bytes());
     match name {
         OUT_ADJACENCY | IN_ADJACENCY => {

@@ -61,6 +61,7 @@ mod written_ids;
 pub use adjacency_snapshot::FILE_PREFIX as ADJACENCY_SNAPSHOT_FILE_PREFIX;
 pub use archive::{CheckProblem, CheckReport, PruneReport, PruneSelection, MAX_LISTED_PROBLEMS};
 pub use civil::UtcDateTime;
+pub use column_families::CompactionPace;
 pub use error::{OpenError, ReadError, Result, StorageError, WriteError};
 pub use graph_read::{AdjacencyCursor, GraphRead};
 pub use id_set::IdSet;

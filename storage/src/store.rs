@@ -11,7 +11,7 @@ use rocksdb::{ColumnFamily, DBRawIterator, ReadOptions};
 
 use crate::adjacency_snapshot::{self, AdjacencySnapshot, Coverage, Side, SnapshotCursor};
 use crate::codec::{self, SnapshotPointer, StoredEdge, StoredVertex};
-use crate::column_families as cf;
+use crate::column_families::{self as cf, CompactionPace};
 use crate::dictionary::Dictionaries;
 use crate::error::{OpenError, ReadError, WriteError};
 use crate::id_set::IdSet;
@@ -99,6 +99,9 @@ pub struct Store {
     adjacency_cache: Option<AdjacencyCache>,
     /// External ids of vertices read before, for a read-only store (same reason).
     external_id_cache: Option<ExternalIdCache>,
+    /// The pace set last on every table (held while it is set, so that it names what RocksDB
+    /// has).
+    compaction_pace: parking_lot::Mutex<CompactionPace>,
 }
 
 /// The external ids of vertices that a read-only store has read (its view cannot change, so
@@ -307,6 +310,7 @@ impl Store {
             adjacency_tables_empty,
             adjacency_cache,
             external_id_cache,
+            compaction_pace: parking_lot::Mutex::new(CompactionPace::Live),
         };
         store.reload()?;
         Ok(store)
@@ -395,6 +399,60 @@ impl Store {
             .collect::<Result<Vec<&ColumnFamily>, ReadError>>()?;
         db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
+    }
+
+    /// Sets when level-0 files are merged ([`CompactionPace`]) on every table, for the rest of
+    /// this open (every open starts at [`CompactionPace::Live`]). An offline import sets
+    /// [`CompactionPace::Bulk`] while it runs and `Live` when it ends; the level-0 files it
+    /// left are then merged in the background, or by [`Store::compact`]. A no-op for a store
+    /// not open for writing.
+    ///
+    /// ```
+    /// use provdb_storage::{CompactionPace, Store};
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// store.set_compaction_pace(CompactionPace::Bulk)?;
+    /// // ... many writes ...
+    /// store.flush()?;
+    /// store.set_compaction_pace(CompactionPace::Live)?;
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn set_compaction_pace(&self, pace: CompactionPace) -> Result<(), WriteError> {
+        if *self.tables.mode() != OpenMode::ReadWrite {
+            return Ok(());
+        }
+        let mut current = self.compaction_pace.lock();
+        let options = pace.rocksdb_options();
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        for name in self.tables.table_names() {
+            self.tables
+                .db()
+                .set_options_cf(self.tables.cf_named(name)?, &options)?;
+        }
+        *current = pace;
+        Ok(())
+    }
+
+    /// The pace set last ([`Store::set_compaction_pace`]); [`CompactionPace::Live`] for a
+    /// store that has set none, and for a reader.
+    pub fn compaction_pace(&self) -> CompactionPace {
+        *self.compaction_pace.lock()
+    }
+
+    /// The most level-0 files any table holds: files written by memtable flushes and not yet
+    /// merged by a compaction (each is probed by reads of its table).
+    pub fn level0_files(&self) -> Result<u64, ReadError> {
+        let mut most = 0;
+        for name in self.tables.table_names() {
+            let n = self
+                .tables
+                .db()
+                .property_int_value_cf(self.tables.cf_named(name)?, "rocksdb.num-files-at-level0")?
+                .unwrap_or(0);
+            most = most.max(n);
+        }
+        Ok(most)
     }
 
     /// Rewrites the archive into its long-term form: [`Store::compact_tables`], then, for a
