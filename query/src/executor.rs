@@ -359,6 +359,9 @@ impl<'g> Exec<'g> {
             }
             CExpr::And(..) | CExpr::Or(..) => Datum::Bool(self.chain(e, b)?),
             CExpr::Not(a) => Datum::Bool(!self.truthy(a, b)?),
+            CExpr::IsVertex { slot, vertex } => Datum::Bool(
+                matches!((b.get(*slot), vertex), (Some(Bound::V(v)), Some(want)) if v == want),
+            ),
         })
     }
 

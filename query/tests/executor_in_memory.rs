@@ -84,6 +84,48 @@ fn typed_one_hop_neighbours() {
 }
 
 #[test]
+fn an_id_on_another_node_than_the_start_ends_paths_at_that_vertex() {
+    let g = drawing();
+    // t1 reaches f2 forwards only by t1 -> f1 -> t2 -> f2.
+    assert_eq!(
+        ids(&g, "(a {id:'t1'}) -[*1..5]-> (b {id:'f2'}) | return b.id"),
+        ["f2"]
+    );
+    // A variable-length hop reaches each vertex once (t3 first by clone, at 1 hop); the
+    // `cf:` prefix is optional.
+    assert_eq!(
+        ids(
+            &g,
+            "(a {id:'t1'}) -[*1..5]-> (b {id:'cf:t3'}) | return b.id"
+        ),
+        ["t3"]
+    );
+    // The same condition written as a `where`, either way round.
+    assert_eq!(
+        ids(
+            &g,
+            "(a {id:'t1'}) -[]-> (b) | where 't3' = b.id | return b.id"
+        ),
+        ["t3"]
+    );
+    // Nothing leaves f3, and no vertex has the id `nowhere`.
+    assert_eq!(
+        ids(&g, "(a {id:'f3'}) -[*1..5]-> (b {id:'t1'}) | count"),
+        ["0"]
+    );
+    assert_eq!(
+        ids(&g, "(a {id:'t1'}) -[*1..5]-> (b {id:'nowhere'}) | count"),
+        ["0"]
+    );
+    // On the start node, its own id holds and another id does not.
+    assert_eq!(
+        ids(&g, "(a {id:'t1'}) | where a.id = 't1' | return a.id"),
+        ["t1"]
+    );
+    assert_eq!(ids(&g, "(a {id:'t1'}) | where a.id = 't2' | count"), ["0"]);
+}
+
+#[test]
 fn counts_from_the_type_indexes() {
     let g = drawing();
     assert_eq!(ids(&g, "() -[:read]-> () | count"), ["2"]);

@@ -443,16 +443,13 @@ impl Store {
     /// The most level-0 files any table holds: files written by memtable flushes and not yet
     /// merged by a compaction (each is probed by reads of its table).
     pub fn level0_files(&self) -> Result<u64, ReadError> {
-        let mut most = 0;
-        for name in self.tables.table_names() {
-            let n = self
-                .tables
-                .db()
-                .property_int_value_cf(self.tables.cf_named(name)?, "rocksdb.num-files-at-level0")?
-                .unwrap_or(0);
-            most = most.max(n);
-        }
-        Ok(most)
+        Ok(self
+            .tables
+            .int_property_by_table("rocksdb.num-files-at-level0")?
+            .into_iter()
+            .map(|(_, files)| files)
+            .max()
+            .unwrap_or(0))
     }
 
     /// Rewrites the archive into its long-term form: [`Store::compact_tables`], then, for a
@@ -725,15 +722,12 @@ impl Store {
     /// Size of the live SST files of each column family, in bytes (where space goes), and last
     /// that of the adjacency snapshot file (0 without one).
     pub fn disk_size_by_column_family(&self) -> Result<Vec<(String, u64)>, ReadError> {
-        let mut sizes = Vec::new();
-        for name in self.tables.table_names() {
-            let n = self
-                .tables
-                .db()
-                .property_int_value_cf(self.tables.cf_named(name)?, "rocksdb.total-sst-files-size")?
-                .unwrap_or(0);
-            sizes.push((name.to_owned(), n));
-        }
+        let mut sizes: Vec<(String, u64)> = self
+            .tables
+            .int_property_by_table("rocksdb.total-sst-files-size")?
+            .into_iter()
+            .map(|(name, bytes)| (name.to_owned(), bytes))
+            .collect();
         let snapshot = self
             .adjacency_snapshot
             .read()

@@ -406,6 +406,23 @@ impl Tables {
             .ok_or_else(|| ReadError::corruption("table", format!("{name} is not open")))
     }
 
+    /// RocksDB's integer property `property` (e.g. `rocksdb.num-files-at-level0`) of every
+    /// open table, by name (0 where RocksDB has no value).
+    pub(crate) fn int_property_by_table(
+        &self,
+        property: &str,
+    ) -> Result<Vec<(&str, u64)>, ReadError> {
+        self.table_names()
+            .map(|name| {
+                let value = self
+                    .db
+                    .property_int_value_cf(self.cf_named(name)?, property)?
+                    .unwrap_or(0);
+                Ok((name, value))
+            })
+            .collect()
+    }
+
     // ---- counters ------------------------------------------------------------------------
 
     /// One counter's value (0 when never written).

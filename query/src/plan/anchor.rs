@@ -5,14 +5,11 @@
 //! constraints the whole vertex range), and only the winner's ids are read: the executor
 //! iterates them lazily from the bitmaps.
 
-use provdb_storage::{ExternalId, GraphRead, IdSet, TypeId};
+use provdb_storage::{GraphRead, IdSet, TypeId};
 
-use super::compile::{CExpr, CNode, CStep, Pattern};
-use super::PropKey;
-use crate::ast::CmpOp;
+use super::compile::{CNode, CStep, Pattern};
 use crate::ast::Dir;
 use crate::error::QueryError;
-use crate::value::Datum;
 
 /// Where matching starts.
 #[derive(Debug, Clone)]
@@ -205,38 +202,6 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
     })
 }
 
-/// Drops from the anchor node's filter the `id = '...'` comparisons that its id lookup
-/// already answers: the lookup found the vertex by that very id, and checking it again would
-/// read the vertex's id back for nothing (a first-touch block read per query).
-pub(crate) fn drop_filters_the_anchor_answers(anchor: &Anchor, pattern: &mut Pattern) {
-    let Anchor::Vertices { node, .. } = anchor else {
-        return;
-    };
-    let Some(n) = pattern.nodes.get_mut(*node) else {
-        return;
-    };
-    // (The filter is taken only once the node is known to have an id.)
-    let Some(ext) = &n.id else {
-        return;
-    };
-    let Some(filter) = n.filter.take() else {
-        return;
-    };
-    let slot = n.slot;
-    let answered = |e: &CExpr| match e {
-        CExpr::Cmp(CmpOp::Eq, a, b) => [(a, b), (b, a)].into_iter().any(|(p, l)| {
-            matches!((&**p, &**l), (CExpr::Prop(s, PropKey::Id), CExpr::Lit(Datum::Str(text)))
-                if *s == slot && ExternalId::parse(text) == *ext)
-        }),
-        _ => false,
-    };
-    n.filter = filter
-        .into_conjuncts()
-        .into_iter()
-        .filter(|c| !answered(c))
-        .fold(None, |acc, c| Some(CExpr::and(acc, c)));
-}
-
 /// The expansions from `anchor` over a pattern of `edge_count` edges: rightwards to the end,
 /// then leftwards to the start.
 pub(crate) fn expansion_order(anchor: &Anchor, edge_count: usize) -> Vec<Stage> {
@@ -296,40 +261,6 @@ mod tests {
             }
             Anchor::Edges { edge, ids } => ("edges", edge, ids.iter().collect()),
         }
-    }
-
-    #[test]
-    fn an_id_lookup_anchor_drops_the_id_comparison_it_answers() {
-        let g = archive();
-        // A type anchor keeps every condition of its node.
-        let (mut pattern, steps) = pushed_down(&g, "(t:task {pid: 3666}) -[]-> (f)");
-        let start = choose_start(&g, &pattern, &steps).expect("plans");
-        drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
-        assert!(pattern.nodes[0].filter.is_some());
-        let (mut pattern, steps) = pushed_down(
-            &g,
-            "(v {id: 'cf:t1'}) -[]-> (f {id: 'f1'}) | where v.pid = 1",
-        );
-        let start = choose_start(&g, &pattern, &steps).expect("plans");
-        drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
-        // The anchor's own `id = 't1'` is gone, its `pid = 1` stays.
-        let Some(CExpr::Cmp(CmpOp::Eq, p, _)) = &pattern.nodes[0].filter else {
-            panic!("{:?}", pattern.nodes[0].filter)
-        };
-        assert!(matches!(**p, CExpr::Prop(0, PropKey::Attr(_))), "{p:?}");
-        // Another node's id is checked when the expansion reaches it.
-        assert!(matches!(
-            &pattern.nodes[1].filter,
-            Some(CExpr::Cmp(CmpOp::Eq, p, _)) if matches!(**p, CExpr::Prop(_, PropKey::Id))
-        ));
-        // A comparison with another id stays (it makes the node match nothing).
-        let (mut pattern, steps) = pushed_down(&g, "(v {id: 't1'}) | where v.id = 't2'");
-        let start = choose_start(&g, &pattern, &steps).expect("plans");
-        drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
-        assert!(matches!(
-            &pattern.nodes[0].filter,
-            Some(CExpr::Cmp(CmpOp::Eq, _, l)) if matches!(&**l, CExpr::Lit(Datum::Str(s)) if s == "t2")
-        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! guard, `during last N` becomes a window ending now, and steps get their output columns.
 //! The leading `where`/`during` steps are kept apart for [`super::push_down`].
 
-use provdb_storage::{Direction, ExternalId, TypeId};
+use provdb_storage::{Direction, ExternalId, TypeId, VertexId};
 use regex::Regex;
 
 use super::bind::{BoundEdge, BoundExpr, BoundNode, BoundProp, BoundQuery, BoundStep, PropKey};
@@ -25,6 +25,12 @@ pub(crate) enum CExpr {
     And(Box<CExpr>, Box<CExpr>),
     Or(Box<CExpr>, Box<CExpr>),
     Not(Box<CExpr>),
+    /// Whether the vertex bound at `slot` is `vertex` (`None`: an id naming no vertex). What
+    /// `id = '...'` on a node becomes once the id is looked up ([`super::vertex_ids`]).
+    IsVertex {
+        slot: usize,
+        vertex: Option<VertexId>,
+    },
 }
 
 impl CExpr {
@@ -32,7 +38,7 @@ impl CExpr {
     pub(crate) fn slots(&self, out: &mut Vec<usize>) {
         match self {
             CExpr::Lit(_) => {}
-            CExpr::Prop(s, _) | CExpr::Var(s) => out.push(*s),
+            CExpr::Prop(s, _) | CExpr::Var(s) | CExpr::IsVertex { slot: s, .. } => out.push(*s),
             CExpr::Cmp(_, a, b) | CExpr::And(a, b) | CExpr::Or(a, b) => {
                 a.slots(out);
                 b.slots(out);

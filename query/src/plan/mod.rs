@@ -1,4 +1,4 @@
-//! Turns a parsed [`Query`] into a [`Plan`], in four passes, each a module with a typed input
+//! Turns a parsed [`Query`] into a [`Plan`], in five passes, each a module with a typed input
 //! and output:
 //!
 //! 1. [`bind`]: variables to slots, type names to type ids, property keys to [`PropKey`]s,
@@ -6,13 +6,15 @@
 //! 2. [`compile`]: literals to values, `~` patterns to regular expressions, patterns and steps
 //!    to the form the executor evaluates;
 //! 3. [`push_down`]: the leading `where`/`during` steps into the pattern;
-//! 4. [`anchor`]: a count from the indexes, or the cheapest anchor and the expansion order.
+//! 4. [`anchor`]: a count from the indexes, or the cheapest anchor and the expansion order;
+//! 5. [`vertex_ids`]: `id = '...'` conditions on nodes to internal vertex ids, read once.
 
 mod anchor;
 mod bind;
 mod camflow_types;
 mod compile;
 mod push_down;
+mod vertex_ids;
 
 #[cfg(test)]
 mod test_support;
@@ -79,7 +81,7 @@ pub fn plan(
     let mut steps = push_down::push_down(&mut pattern, compiled.leading);
     steps.extend(compiled.steps);
     let start = anchor::choose_start(g, &pattern, &steps)?;
-    anchor::drop_filters_the_anchor_answers(&start.anchor, &mut pattern);
+    vertex_ids::resolve_vertex_ids(g, &start.anchor, &mut pattern)?;
     Ok(Plan {
         slot_names: compiled.slot_names,
         nodes: pattern.nodes,
