@@ -362,6 +362,9 @@ impl<'g> Exec<'g> {
             CExpr::IsVertex { slot, vertex } => Datum::Bool(
                 matches!((b.get(*slot), vertex), (Some(Bound::V(v)), Some(want)) if v == want),
             ),
+            CExpr::IsEdge { slot, edge } => Datum::Bool(
+                matches!((b.get(*slot), edge), (Some(Bound::E(x)), Some(want)) if x == want),
+            ),
         })
     }
 
@@ -483,6 +486,10 @@ impl<'g> Exec<'g> {
                             return Ok(Vec::new());
                         };
                         let ce = &ex.plan.edges[ei];
+                        // An id lookup, unlike a type index, says nothing of the edge's type.
+                        if !ce.types.is_empty() && !ce.types.contains(&e.type_id) {
+                            return Ok(Vec::new());
+                        }
                         let mut out = Vec::new();
                         let orientations: &[(VertexId, VertexId)] = match ce.dir {
                             crate::ast::Dir::Forward => &[(e.src, e.dst)],

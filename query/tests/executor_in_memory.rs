@@ -126,6 +126,30 @@ fn an_id_on_another_node_than_the_start_ends_paths_at_that_vertex() {
 }
 
 #[test]
+fn an_edge_id_names_one_edge_in_either_orientation_and_keeps_its_type() {
+    let g = drawing();
+    // e3 is t2 -write-> f2.
+    assert_eq!(ids(&g, "() -[e {id:'e3'}]-> () | return e.id"), ["e3"]);
+    assert_eq!(ids(&g, "(a) -[e {id:'cf:e3'}]-> (b) | return a.id"), ["t2"]);
+    assert_eq!(ids(&g, "(a) <-[e {id:'e3'}]- (b) | return a.id"), ["f2"]);
+    assert_eq!(
+        sorted(ids(&g, "(a) -[e {id:'e3'}]- (b) | return a.id")),
+        ["f2", "t2"]
+    );
+    // The edge's type still counts, as do the nodes' conditions.
+    assert_eq!(ids(&g, "() -[e:read {id:'e3'}]-> () | count"), ["0"]);
+    assert_eq!(ids(&g, "() -[e:write {id:'e3'}]-> () | count"), ["1"]);
+    assert_eq!(ids(&g, "(a:file) -[e {id:'e3'}]-> () | count"), ["0"]);
+    // From a start vertex, an edge id picks among its edges.
+    assert_eq!(
+        ids(&g, "(a {id:'t1'}) -[e {id:'e5'}]-> (b) | return b.id"),
+        ["t3"]
+    );
+    assert_eq!(ids(&g, "(a {id:'t2'}) -[e {id:'e1'}]-> (b) | count"), ["0"]);
+    assert_eq!(ids(&g, "() -[e {id:'nowhere'}]-> () | count"), ["0"]);
+}
+
+#[test]
 fn counts_from_the_type_indexes() {
     let g = drawing();
     assert_eq!(ids(&g, "() -[:read]-> () | count"), ["2"]);

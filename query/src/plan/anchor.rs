@@ -24,8 +24,8 @@ pub(crate) enum Anchor {
         /// Some ids below `count` name no vertex (pruned): check each id exists.
         gaps: bool,
     },
-    /// Edge ids from an edge type index, at edge `edge` (between nodes `edge` and `edge+1`),
-    /// iterated lazily from the bitmaps.
+    /// Edge ids from an id lookup or an edge type index, at edge `edge` (between nodes `edge`
+    /// and `edge+1`), iterated lazily from the bitmaps.
     Edges { edge: usize, ids: IdSet },
 }
 
@@ -121,8 +121,9 @@ enum Candidate<'p> {
     EdgeTypes { edge: usize, types: &'p [TypeId] },
 }
 
-/// The cheapest anchor of `pattern`: the leftmost node with an id, else the smallest index
-/// (ties go to the leftmost node, nodes before edges).
+/// The cheapest anchor of `pattern`: the leftmost node with an id, else the leftmost
+/// single-hop edge with an id, else the smallest index (ties go to the leftmost node, nodes
+/// before edges).
 pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anchor, QueryError> {
     // An edge whose every type is absent matches nothing: start there and read nothing.
     if let Some(edge) = pattern.edges.iter().position(|e| e.never) {
@@ -146,6 +147,20 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
             ids: g
                 .vertex_id(ext)?
                 .map_or_else(IdSet::default, |v| IdSet::single(v.0)),
+        });
+    }
+    // Likewise an id on a single-hop edge (an alert names its edges): one edge record read.
+    if let Some((edge, ext)) = pattern
+        .edges
+        .iter()
+        .enumerate()
+        .find_map(|(edge, e)| e.id.as_ref().map(|ext| (edge, ext)))
+    {
+        return Ok(Anchor::Edges {
+            edge,
+            ids: g
+                .edge_id(ext)?
+                .map_or_else(IdSet::default, |e| IdSet::single(e.0)),
         });
     }
     let mut best: Option<(u64, Candidate<'_>)> = None;

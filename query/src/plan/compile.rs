@@ -4,7 +4,7 @@
 //! guard, `during last N` becomes a window ending now, and steps get their output columns.
 //! The leading `where`/`during` steps are kept apart for [`super::push_down`].
 
-use provdb_storage::{Direction, ExternalId, TypeId, VertexId};
+use provdb_storage::{Direction, EdgeId, ExternalId, TypeId, VertexId};
 use regex::Regex;
 
 use super::bind::{BoundEdge, BoundExpr, BoundNode, BoundProp, BoundQuery, BoundStep, PropKey};
@@ -26,10 +26,15 @@ pub(crate) enum CExpr {
     Or(Box<CExpr>, Box<CExpr>),
     Not(Box<CExpr>),
     /// Whether the vertex bound at `slot` is `vertex` (`None`: an id naming no vertex). What
-    /// `id = '...'` on a node becomes once the id is looked up ([`super::vertex_ids`]).
+    /// `id = '...'` on a node becomes once the id is looked up ([`super::ids`]).
     IsVertex {
         slot: usize,
         vertex: Option<VertexId>,
+    },
+    /// The same for the edge bound at `slot`, from `id = '...'` on a single-hop edge.
+    IsEdge {
+        slot: usize,
+        edge: Option<EdgeId>,
     },
 }
 
@@ -38,7 +43,10 @@ impl CExpr {
     pub(crate) fn slots(&self, out: &mut Vec<usize>) {
         match self {
             CExpr::Lit(_) => {}
-            CExpr::Prop(s, _) | CExpr::Var(s) | CExpr::IsVertex { slot: s, .. } => out.push(*s),
+            CExpr::Prop(s, _)
+            | CExpr::Var(s)
+            | CExpr::IsVertex { slot: s, .. }
+            | CExpr::IsEdge { slot: s, .. } => out.push(*s),
             CExpr::Cmp(_, a, b) | CExpr::And(a, b) | CExpr::Or(a, b) => {
                 a.slots(out);
                 b.slots(out);
@@ -101,6 +109,8 @@ pub(crate) struct CEdge {
     pub window: Option<(i64, i64)>,
     /// Every type asked is absent from the archive: matches nothing.
     pub never: bool,
+    /// `{id: ...}` on a single-hop edge: the edge to start from.
+    pub id: Option<ExternalId>,
 }
 
 impl CEdge {
@@ -280,7 +290,8 @@ impl Compiler<'_> {
     }
 
     fn edge(&self, e: &BoundEdge) -> Result<CEdge, QueryError> {
-        let (mut filter, _) = self.props(e.slot, &e.props, false)?;
+        // Only a single hop is one edge that an id can name.
+        let (mut filter, id) = self.props(e.slot, &e.props, e.hops.is_none())?;
         if let Some(f) = &e.filter {
             filter = Some(CExpr::and(filter, self.expr(f)?));
         }
@@ -298,16 +309,17 @@ impl Compiler<'_> {
             filter,
             window: None,
             never: e.absent,
+            id,
         })
     }
 
-    /// `{key: value, ...}` as one conjunction, and on a vertex the first string `id` as the
-    /// vertex to start from.
+    /// `{key: value, ...}` as one conjunction, and, when `names_one` (a vertex, or a
+    /// single-hop edge), the first string `id` as the vertex or edge to start from.
     fn props(
         &self,
         slot: usize,
         props: &[BoundProp],
-        vertex: bool,
+        names_one: bool,
     ) -> Result<(Option<CExpr>, Option<ExternalId>), QueryError> {
         let mut filter = None;
         let mut id = None;
@@ -321,7 +333,7 @@ impl Compiler<'_> {
             let mut value = self.lit(&p.value, p.span)?;
             if p.key == PropKey::Id {
                 if let Datum::Str(s) = &mut value {
-                    if vertex && id.is_none() {
+                    if names_one && id.is_none() {
                         id = Some(ExternalId::parse(s));
                     }
                     strip_cf(s);

@@ -7,14 +7,15 @@
 //!    to the form the executor evaluates;
 //! 3. [`push_down`]: the leading `where`/`during` steps into the pattern;
 //! 4. [`anchor`]: a count from the indexes, or the cheapest anchor and the expansion order;
-//! 5. [`vertex_ids`]: `id = '...'` conditions on nodes to internal vertex ids, read once.
+//! 5. [`ids`]: `id = '...'` conditions on nodes and single-hop edges to internal ids, each
+//!    read once.
 
 mod anchor;
 mod bind;
 mod camflow_types;
 mod compile;
+mod ids;
 mod push_down;
-mod vertex_ids;
 
 #[cfg(test)]
 mod test_support;
@@ -81,7 +82,7 @@ pub fn plan(
     let mut steps = push_down::push_down(&mut pattern, compiled.leading);
     steps.extend(compiled.steps);
     let start = anchor::choose_start(g, &pattern, &steps)?;
-    vertex_ids::resolve_vertex_ids(g, &start.anchor, &mut pattern)?;
+    ids::resolve_ids(g, &start.anchor, &mut pattern)?;
     Ok(Plan {
         slot_names: compiled.slot_names,
         nodes: pattern.nodes,
@@ -119,7 +120,7 @@ fn explain(
             )
         }
         Anchor::Edges { edge, ids } => format!(
-            "start at edge {} from {} edges (edge type index)",
+            "start at edge {} from {} edges (id or edge type index)",
             edge + 1,
             ids.len()
         ),
@@ -176,7 +177,12 @@ mod tests {
         );
         assert_eq!(
             explained("(a) -[:clone]-> (b)"),
-            "start at edge 1 from 1 edges (edge type index)"
+            "start at edge 1 from 1 edges (id or edge type index)"
+        );
+        // An edge's id is one edge to start from.
+        assert_eq!(
+            explained("(a) -[e {id: 'e2'}]-> (b)"),
+            "start at edge 1 from 1 edges (id or edge type index)"
         );
         assert_eq!(
             explained("(a) -[]-> (b)"),
