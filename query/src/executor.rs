@@ -359,11 +359,11 @@ impl<'g> Exec<'g> {
             }
             CExpr::And(..) | CExpr::Or(..) => Datum::Bool(self.chain(e, b)?),
             CExpr::Not(a) => Datum::Bool(!self.truthy(a, b)?),
-            CExpr::IsVertex { slot, vertex } => Datum::Bool(
-                matches!((b.get(*slot), vertex), (Some(Bound::V(v)), Some(want)) if v == want),
+            CExpr::IsVertex { slot, vertices } => Datum::Bool(
+                matches!(b.get(*slot), Some(Bound::V(v)) if vertices.binary_search(v).is_ok()),
             ),
-            CExpr::IsEdge { slot, edge } => Datum::Bool(
-                matches!((b.get(*slot), edge), (Some(Bound::E(x)), Some(want)) if x == want),
+            CExpr::IsEdge { slot, edges } => Datum::Bool(
+                matches!(b.get(*slot), Some(Bound::E(x)) if edges.binary_search(x).is_ok()),
             ),
         })
     }

@@ -150,6 +150,41 @@ fn an_edge_id_names_one_edge_in_either_orientation_and_keeps_its_type() {
 }
 
 #[test]
+fn a_list_of_ids_names_those_vertices_or_edges() {
+    let g = drawing();
+    // As the start (an id the archive lacks names nothing), with or without `cf:`.
+    assert_eq!(
+        sorted(ids(&g, "(v {id: ['t2', 'cf:f3', 'nope']}) | return v.id")),
+        ["f3", "t2"]
+    );
+    // As the end of paths from t1, which reaches f2 and f3 forwards.
+    assert_eq!(
+        sorted(ids(
+            &g,
+            "(a {id:'t1'}) -[*1..5]-> (b {id: ['f2', 'f3', 't1']}) | return b.id"
+        )),
+        ["f2", "f3"]
+    );
+    // As `in`, on a scan and after a hop.
+    assert_eq!(
+        ids(&g, "(v) | where v.id in ['cf:t2'] | return v.id"),
+        ["t2"]
+    );
+    assert_eq!(
+        ids(
+            &g,
+            "(a {id:'t1'}) -[]-> (b) | where b.id in ['cf:t3', 'f3'] | return b.id"
+        ),
+        ["t3"]
+    );
+    // On an edge: e1 ends at f1, e6 at f3.
+    assert_eq!(
+        sorted(ids(&g, "() -[e {id: ['e1', 'cf:e6']}]-> (b) | return b.id")),
+        ["f1", "f3"]
+    );
+}
+
+#[test]
 fn counts_from_the_type_indexes() {
     let g = drawing();
     assert_eq!(ids(&g, "() -[:read]-> () | count"), ["2"]);

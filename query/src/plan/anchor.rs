@@ -5,7 +5,7 @@
 //! constraints the whole vertex range), and only the winner's ids are read: the executor
 //! iterates them lazily from the bitmaps.
 
-use provdb_storage::{GraphRead, IdSet, TypeId};
+use provdb_storage::{ExternalId, GraphRead, IdSet, TypeId};
 
 use super::compile::{CNode, CStep, Pattern};
 use crate::ast::Dir;
@@ -84,7 +84,7 @@ pub(crate) fn index_count(
     }
     let (nodes, edges) = (&pattern.nodes, &pattern.edges);
     match (nodes.as_slice(), edges.as_slice()) {
-        ([n], []) if n.filter.is_none() && n.id.is_none() => Ok(Some(match &n.types {
+        ([n], []) if n.filter.is_none() && n.ids.is_none() => Ok(Some(match &n.types {
             None => g.live_vertex_count()?,
             Some(ts) => vertices_of_types(g, ts)?,
         })),
@@ -121,8 +121,8 @@ enum Candidate<'p> {
     EdgeTypes { edge: usize, types: &'p [TypeId] },
 }
 
-/// The cheapest anchor of `pattern`: the leftmost node with an id, else the leftmost
-/// single-hop edge with an id, else the smallest index (ties go to the leftmost node, nodes
+/// The cheapest anchor of `pattern`: the leftmost node with ids, else the leftmost
+/// single-hop edge with ids, else the smallest index (ties go to the leftmost node, nodes
 /// before edges).
 pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anchor, QueryError> {
     // An edge whose every type is absent matches nothing: start there and read nothing.
@@ -135,32 +135,28 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
     // An id names at most one vertex: no index can be cheaper (one that counts 0 leaves the
     // result as empty as the id does), so none is counted. Counting reads bitmaps, a
     // first-touch block each, and a question about one vertex should read that vertex's
-    // neighbourhood only.
-    if let Some((node, ext)) = pattern
+    // neighbourhood only. A list of ids is as many look-ups.
+    if let Some((node, exts)) = pattern
         .nodes
         .iter()
         .enumerate()
-        .find_map(|(node, n)| n.id.as_ref().map(|ext| (node, ext)))
+        .find_map(|(node, n)| n.ids.as_ref().map(|exts| (node, exts)))
     {
         return Ok(Anchor::Vertices {
             node,
-            ids: g
-                .vertex_id(ext)?
-                .map_or_else(IdSet::default, |v| IdSet::single(v.0)),
+            ids: look_up(g, Element::Vertex, exts)?.into_iter().collect(),
         });
     }
-    // Likewise an id on a single-hop edge (an alert names its edges): one edge record read.
-    if let Some((edge, ext)) = pattern
+    // Likewise ids on a single-hop edge (an alert names its edges): a look-up per id.
+    if let Some((edge, exts)) = pattern
         .edges
         .iter()
         .enumerate()
-        .find_map(|(edge, e)| e.id.as_ref().map(|ext| (edge, ext)))
+        .find_map(|(edge, e)| e.ids.as_ref().map(|exts| (edge, exts)))
     {
         return Ok(Anchor::Edges {
             edge,
-            ids: g
-                .edge_id(ext)?
-                .map_or_else(IdSet::default, |e| IdSet::single(e.0)),
+            ids: look_up(g, Element::Edge, exts)?.into_iter().collect(),
         });
     }
     let mut best: Option<(u64, Candidate<'_>)> = None;
@@ -215,6 +211,32 @@ pub(crate) fn choose_anchor(g: &dyn GraphRead, pattern: &Pattern) -> Result<Anch
             Anchor::Edges { edge, ids }
         }
     })
+}
+
+/// What a pattern element binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Element {
+    Vertex,
+    Edge,
+}
+
+/// The internal ids of the vertices or edges named by `exts`, sorted, without repeats (an id
+/// the archive lacks names none): one look-up each.
+pub(crate) fn look_up(
+    g: &dyn GraphRead,
+    element: Element,
+    exts: &[ExternalId],
+) -> Result<Vec<u64>, QueryError> {
+    let mut ids = Vec::with_capacity(exts.len());
+    for ext in exts {
+        ids.extend(match element {
+            Element::Vertex => g.vertex_id(ext)?.map(|v| v.0),
+            Element::Edge => g.edge_id(ext)?.map(|e| e.0),
+        });
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// The expansions from `anchor` over a pattern of `edge_count` edges: rightwards to the end,

@@ -25,16 +25,17 @@ pub(crate) enum CExpr {
     And(Box<CExpr>, Box<CExpr>),
     Or(Box<CExpr>, Box<CExpr>),
     Not(Box<CExpr>),
-    /// Whether the vertex bound at `slot` is `vertex` (`None`: an id naming no vertex). What
-    /// `id = '...'` on a node becomes once the id is looked up ([`super::ids`]).
+    /// Whether the vertex bound at `slot` is one of `vertices` (sorted: the ids the archive
+    /// has). What `id = '...'` or `id in [...]` on a node becomes once the ids are looked up
+    /// ([`super::ids`]).
     IsVertex {
         slot: usize,
-        vertex: Option<VertexId>,
+        vertices: Vec<VertexId>,
     },
-    /// The same for the edge bound at `slot`, from `id = '...'` on a single-hop edge.
+    /// The same for the edge bound at `slot`, on a single-hop edge.
     IsEdge {
         slot: usize,
-        edge: Option<EdgeId>,
+        edges: Vec<EdgeId>,
     },
 }
 
@@ -87,13 +88,13 @@ pub(crate) struct CNode {
     /// `None`: any type.
     pub types: Option<Vec<TypeId>>,
     pub filter: Option<CExpr>,
-    /// `{id: ...}`: the vertex to start from.
-    pub id: Option<ExternalId>,
+    /// `{id: ...}`: the vertices to start from (one, or a list's).
+    pub ids: Option<Vec<ExternalId>>,
 }
 
 impl CNode {
     pub(crate) fn unconstrained(&self) -> bool {
-        self.types.is_none() && self.filter.is_none() && self.id.is_none()
+        self.types.is_none() && self.filter.is_none() && self.ids.is_none()
     }
 }
 
@@ -109,8 +110,8 @@ pub(crate) struct CEdge {
     pub window: Option<(i64, i64)>,
     /// Every type asked is absent from the archive: matches nothing.
     pub never: bool,
-    /// `{id: ...}` on a single-hop edge: the edge to start from.
-    pub id: Option<ExternalId>,
+    /// `{id: ...}` on a single-hop edge: the edges to start from (one, or a list's).
+    pub ids: Option<Vec<ExternalId>>,
 }
 
 impl CEdge {
@@ -277,7 +278,7 @@ impl Compiler<'_> {
     }
 
     fn node(&self, n: &BoundNode) -> Result<CNode, QueryError> {
-        let (mut filter, id) = self.props(n.slot, &n.props, true)?;
+        let (mut filter, ids) = self.props(n.slot, &n.props, true)?;
         if let Some(f) = &n.filter {
             filter = Some(CExpr::and(filter, self.expr(f)?));
         }
@@ -285,13 +286,13 @@ impl Compiler<'_> {
             slot: n.slot,
             types: n.types.clone(),
             filter,
-            id,
+            ids,
         })
     }
 
     fn edge(&self, e: &BoundEdge) -> Result<CEdge, QueryError> {
         // Only a single hop is one edge that an id can name.
-        let (mut filter, id) = self.props(e.slot, &e.props, e.hops.is_none())?;
+        let (mut filter, ids) = self.props(e.slot, &e.props, e.hops.is_none())?;
         if let Some(f) = &e.filter {
             filter = Some(CExpr::and(filter, self.expr(f)?));
         }
@@ -309,40 +310,48 @@ impl Compiler<'_> {
             filter,
             window: None,
             never: e.absent,
-            id,
+            ids,
         })
     }
 
     /// `{key: value, ...}` as one conjunction, and, when `names_one` (a vertex, or a
-    /// single-hop edge), the first string `id` as the vertex or edge to start from.
+    /// single-hop edge), the first `id` given as text or a list of texts as the vertices or
+    /// edges to start from.
     fn props(
         &self,
         slot: usize,
         props: &[BoundProp],
         names_one: bool,
-    ) -> Result<(Option<CExpr>, Option<ExternalId>), QueryError> {
+    ) -> Result<(Option<CExpr>, Option<Vec<ExternalId>>), QueryError> {
         let mut filter = None;
-        let mut id = None;
+        let mut ids = None;
         for p in props {
             let prop = Box::new(CExpr::Prop(slot, p.key.clone()));
-            if let Literal::List(items) = &p.value {
-                let values = self.list(items, p.span)?;
-                filter = Some(CExpr::and(filter, CExpr::In(prop, values)));
-                continue;
-            }
-            let mut value = self.lit(&p.value, p.span)?;
-            if p.key == PropKey::Id {
-                if let Datum::Str(s) = &mut value {
-                    if names_one && id.is_none() {
-                        id = Some(ExternalId::parse(s));
+            let condition = match &p.value {
+                Literal::List(items) => {
+                    let mut values = self.list(items, p.span)?;
+                    if p.key == PropKey::Id {
+                        if names_one && ids.is_none() {
+                            ids = external_ids(&values);
+                        }
+                        values.iter_mut().for_each(strip_cf_datum);
                     }
-                    strip_cf(s);
+                    CExpr::In(prop, values)
                 }
-            }
-            let eq = CExpr::Cmp(CmpOp::Eq, prop, Box::new(CExpr::Lit(value)));
-            filter = Some(CExpr::and(filter, eq));
+                value => {
+                    let mut value = self.lit(value, p.span)?;
+                    if p.key == PropKey::Id {
+                        if names_one && ids.is_none() {
+                            ids = external_ids(std::slice::from_ref(&value));
+                        }
+                        strip_cf_datum(&mut value);
+                    }
+                    CExpr::Cmp(CmpOp::Eq, prop, Box::new(CExpr::Lit(value)))
+                }
+            };
+            filter = Some(CExpr::and(filter, condition));
         }
-        Ok((filter, id))
+        Ok((filter, ids))
     }
 
     fn lit(&self, l: &Literal, span: Span) -> Result<Datum, QueryError> {
@@ -396,8 +405,13 @@ impl Compiler<'_> {
                         "`in` takes a list such as `[1, 2]` on its right",
                     ));
                 };
-                let values = self.list(items, *list_span)?;
-                CExpr::In(compiled(a)?, values)
+                let mut values = self.list(items, *list_span)?;
+                let a = compiled(a)?;
+                // `id` values are compared without the `cf:` prefix.
+                if matches!(*a, CExpr::Prop(_, PropKey::Id)) {
+                    values.iter_mut().for_each(strip_cf_datum);
+                }
+                CExpr::In(a, values)
             }
             BoundExpr::Cmp(op, a, b, _) => {
                 let mut ca = self.expr(a)?;
@@ -450,6 +464,23 @@ fn strip_cf(s: &mut String) {
     }
 }
 
+fn strip_cf_datum(d: &mut Datum) {
+    if let Datum::Str(s) = d {
+        strip_cf(s);
+    }
+}
+
+/// `values` as external ids, when every one is text (`{id: 'x'}`, `{id: ['x', 'y']}`).
+pub(crate) fn external_ids(values: &[Datum]) -> Option<Vec<ExternalId>> {
+    values
+        .iter()
+        .map(|v| match v {
+            Datum::Str(s) => Some(ExternalId::parse(s)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn strip_cf_id(x: &CExpr, y: &mut CExpr) {
     if let (CExpr::Prop(_, PropKey::Id), CExpr::Lit(Datum::Str(s))) = (x, y) {
         strip_cf(s);
@@ -466,7 +497,7 @@ mod tests {
         let g = archive();
         let c = compiled(&g, "(v {id: 'cf:t1', type: ['task', 'file']})").unwrap();
         let v = &c.pattern.nodes[0];
-        assert_eq!(v.id, Some(ExternalId::parse("cf:t1")));
+        assert_eq!(v.ids, Some(vec![ExternalId::parse("cf:t1")]));
         let Some(CExpr::And(id, ty)) = &v.filter else {
             panic!("{:?}", v.filter)
         };
