@@ -185,6 +185,66 @@ fn a_list_of_ids_names_those_vertices_or_edges() {
 }
 
 #[test]
+fn a_time_window_over_one_hop_keeps_the_edges_in_it_with_their_types() {
+    // Edge times: e1..e6 at 10..60 seconds after the epoch; the window holds e3..e6.
+    let g = drawing();
+    let window = "during @'1970-01-01T00:00:30'..@'1970-01-01T00:01:00'";
+    assert_eq!(
+        sorted(ids(&g, &format!("() -[e]-> () | {window} | return e.id"))),
+        ["e3", "e4", "e5", "e6"]
+    );
+    // Narrower windows, so that the window (not a type index) is where matching starts: the
+    // edge's and the nodes' types still hold. 40..60 s: e4 read, e5 clone, e6 write.
+    let narrow = "during @'1970-01-01T00:00:40'..@'1970-01-01T00:01:00'";
+    assert_eq!(
+        sorted(ids(
+            &g,
+            &format!("() -[e:write|read]-> () | {narrow} | return e.id")
+        )),
+        ["e4", "e6"]
+    );
+    // 50..60 s: e5 (t1 -> t3) and e6 (t3 -> f3), both from a task.
+    let narrowest = "during @'1970-01-01T00:00:50'..@'1970-01-01T00:01:00'";
+    assert_eq!(
+        sorted(ids(
+            &g,
+            &format!("(a:task) -[e]-> () | {narrowest} | return e.id")
+        )),
+        ["e5", "e6"]
+    );
+    assert_eq!(
+        ids(&g, &format!("(a:file) -[e]-> () | {narrowest} | count")),
+        ["0"]
+    );
+    // A comparison of the edge's time is the same window, either way round.
+    assert_eq!(
+        sorted(ids(&g, "() -[e]-> () | where e.time > 40 | return e.id")),
+        ["e5", "e6"]
+    );
+    assert_eq!(
+        sorted(ids(&g, "() -[e]-> () | where 20 >= e.time | return e.id")),
+        ["e1", "e2"]
+    );
+    assert_eq!(
+        ids(
+            &g,
+            "() -[e]-> () | where e.time = @'1970-01-01T00:00:30' | return e.id"
+        ),
+        ["e3"]
+    );
+    // Either way round, each edge from each end.
+    assert_eq!(ids(&g, &format!("(a) -[e]- (b) | {window} | count")), ["8"]);
+    // A window holding nothing.
+    assert_eq!(
+        ids(
+            &g,
+            "() -[e]-> () | during @'1970-01-01T00:01:01'..@'1970-01-02T00:00:00' | count"
+        ),
+        ["0"]
+    );
+}
+
+#[test]
 fn counts_from_the_type_indexes() {
     let g = drawing();
     assert_eq!(ids(&g, "() -[:read]-> () | count"), ["2"]);

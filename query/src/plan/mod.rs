@@ -120,7 +120,7 @@ fn explain(
             )
         }
         Anchor::Edges { edge, ids } => format!(
-            "start at edge {} from {} edges (id or edge type index)",
+            "start at edge {} from {} edges (id, edge type or time index)",
             edge + 1,
             ids.len()
         ),
@@ -177,12 +177,12 @@ mod tests {
         );
         assert_eq!(
             explained("(a) -[:clone]-> (b)"),
-            "start at edge 1 from 1 edges (id or edge type index)"
+            "start at edge 1 from 1 edges (id, edge type or time index)"
         );
         // An edge's id is one edge to start from.
         assert_eq!(
             explained("(a) -[e {id: 'e2'}]-> (b)"),
-            "start at edge 1 from 1 edges (id or edge type index)"
+            "start at edge 1 from 1 edges (id, edge type or time index)"
         );
         assert_eq!(
             explained("(a) -[]-> (b)"),
