@@ -1,9 +1,10 @@
 //! Pass 4, choose the anchor: where matching starts and in which order the pattern is
 //! expanded from there. A bare `count` is answered from the index headers alone. Otherwise
-//! every candidate is costed from the index headers (an `{id: ...}` lookup costs 1, a node's
-//! type index its length, a single-hop edge's type index its length, a node without
+//! every candidate is costed from the index headers (an `{id: ...}` look-up costs 1 per id, a
+//! node's type index its length, a single-hop edge's type index its length, a node without
 //! constraints the whole vertex range), and only the winner's ids are read: the executor
-//! iterates them lazily from the bitmaps.
+//! iterates them lazily from the bitmaps. A single-hop edge's time window has no header: the
+//! time index is read up to the winner's cost, and wins when it ends first.
 
 use provdb_storage::{ExternalId, GraphRead, IdSet, TypeId};
 
