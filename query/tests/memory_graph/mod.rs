@@ -28,6 +28,8 @@ pub struct MemoryGraph {
     pub vertex_reads: std::cell::Cell<u64>,
     /// How many times a type index was read or counted: what planning an id lookup must not do.
     pub index_reads: std::cell::Cell<u64>,
+    /// How many entries of the edge time index were read.
+    pub time_index_reads: std::cell::Cell<u64>,
     /// A vertex whose record reads as corrupt (to test how storage errors come out).
     pub corrupt: Option<VertexId>,
 }
@@ -247,6 +249,9 @@ impl GraphRead for MemoryGraph {
             .filter(|(t, _)| (from..=to).contains(t))
             .collect();
         timed.sort();
-        Box::new(timed.into_iter().map(|(_, e)| Ok(e)))
+        Box::new(timed.into_iter().map(|(_, e)| {
+            self.time_index_reads.set(self.time_index_reads.get() + 1);
+            Ok(e)
+        }))
     }
 }
