@@ -108,8 +108,27 @@ pub struct ServeArgs {
     /// id>, at QoS 1, once durable (empty: publish none).
     #[arg(long, default_value = "camflow/alerts/", value_name = "PREFIX")]
     pub alert_topic_prefix: String,
+    /// Fold the adjacency tables into the snapshot (what `provdb compact` does last) once at
+    /// least EDGES edges were written since the last fold and they are at least a quarter of
+    /// those folded, looked at every minute; 0: never. Queries answer their first touch
+    /// 3-4x faster on folded edges; ingest waits while a fold runs.
+    #[arg(long, default_value_t = 1_000_000, value_name = "EDGES")]
+    pub auto_fold_edges: u64,
     #[command(flatten)]
     pub rules: super::rules::RulesArgs,
+}
+
+/// How often `serve` looks at its fold backlog: `default`, or in debug builds
+/// `PROVDB_TEST_FOLD_CHECK_MS`, so that a test sees a fold within seconds.
+fn fold_check_interval(default: Duration) -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("PROVDB_TEST_FOLD_CHECK_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    default
 }
 
 fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
@@ -145,6 +164,10 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
         config.decode_threads = n.max(1);
     }
     config.alert_topic_prefix = args.alert_topic_prefix.clone();
+    config.auto_fold = (args.auto_fold_edges > 0).then(|| {
+        let every = ingest::AutoFold::default().check_interval;
+        ingest::AutoFold::new(args.auto_fold_edges, fold_check_interval(every))
+    });
     // The CLI prints its own report line (visible at the default log level).
     config.report_interval = None;
     Ok(config)

@@ -26,6 +26,7 @@
 pub mod alerts;
 pub(crate) mod client_errors;
 pub mod config;
+mod folding;
 pub mod listener;
 pub mod passwords;
 mod poison;
@@ -36,7 +37,7 @@ mod tls;
 mod wire;
 
 pub use client_errors::{CaFileError, TlsSetupError};
-pub use config::{BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig, MqttFileConfig};
+pub use config::{AutoFold, BrokerAuth, BrokerTarget, BrokerUrl, IngestConfig, MqttFileConfig};
 pub use listener::{ListenerError, ListenerSecurity};
 pub use passwords::PasswordFile;
 pub use quarantine::{load_quarantine, QuarantineEntry};

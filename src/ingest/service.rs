@@ -32,6 +32,7 @@ use rumqttc::{
 use super::alerts::{self as alert_out, AlertHub, AlertMessage, HubCloser};
 use super::client_errors::{self, Failure};
 use super::config::{connect_address, BrokerTarget, IngestConfig};
+use super::folding;
 use super::listener::{self, ListenerSetup, SessionRequest};
 use super::poison::{DecodeMarker, PoisonJournal, Strikes, STRIKES_TO_QUARANTINE};
 use super::quarantine::QuarantineEntry;
@@ -898,28 +899,46 @@ pub fn run(
         &mut batcher,
         on_durable,
         |feeder| {
-            Ok(std::thread::scope(|scope| match source {
-                Source::Broker(options) => runtime.block_on(network(
-                    config,
-                    *options,
-                    feeder,
-                    broker_ack_rx,
-                    broker_pending,
-                    control,
-                )),
-                Source::Listener(setup) => {
-                    let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
+            // Folds beside the network until it stops (set below, whatever it returned).
+            let fold_stop = AtomicBool::new(false);
+            Ok(std::thread::scope(|scope| {
+                if let Some(policy) = config.auto_fold {
+                    let stop = &fold_stop;
                     std::thread::Builder::new()
-                        .name("sessions".to_owned())
-                        .spawn_scoped(scope, move || keep_sessions(db, session_rx, shutdown))
+                        .name("folder".to_owned())
+                        .spawn_scoped(scope, move || folding::keep_folded(db, policy, stop))
                         .map_err(|e| {
                             IngestError::Database(crate::Error::Thread {
-                                name: "session keeper",
+                                name: "folder",
                                 source: e,
                             })
                         })?;
-                    runtime.block_on(listen(setup, feeder, session_tx, hub, control))
                 }
+                let served = (|| match source {
+                    Source::Broker(options) => runtime.block_on(network(
+                        config,
+                        *options,
+                        feeder,
+                        broker_ack_rx,
+                        broker_pending,
+                        control,
+                    )),
+                    Source::Listener(setup) => {
+                        let (session_tx, session_rx) = std::sync::mpsc::channel::<SessionRequest>();
+                        std::thread::Builder::new()
+                            .name("sessions".to_owned())
+                            .spawn_scoped(scope, move || keep_sessions(db, session_rx, shutdown))
+                            .map_err(|e| {
+                                IngestError::Database(crate::Error::Thread {
+                                    name: "session keeper",
+                                    source: e,
+                                })
+                            })?;
+                        runtime.block_on(listen(setup, feeder, session_tx, hub, control))
+                    }
+                })();
+                fold_stop.store(true, Ordering::Release);
+                served
             }))
         },
     );

@@ -71,6 +71,8 @@ pub use model::{
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
 pub use side_table::{SidePut, SideTable};
-pub use store::{AdjacencyScan, Store, StoreOptions, StoreStats, ADJACENCY_SNAPSHOT_SIZE_NAME};
+pub use store::{
+    AdjacencyScan, FoldBacklog, Store, StoreOptions, StoreStats, ADJACENCY_SNAPSHOT_SIZE_NAME,
+};
 pub use tables::{Durability, OpenMode, RawEntry, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 pub use writer::{PreparedWrite, WriteSummary};

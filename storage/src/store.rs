@@ -70,6 +70,15 @@ pub struct StoreStats {
     pub machines: Vec<(u32, u64)>,
 }
 
+/// What [`Store::fold_backlog`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoldBacklog {
+    /// Edges whose adjacency the snapshot holds.
+    pub folded_edges: u64,
+    /// Edges written since the last fold (all of them when the archive never folded).
+    pub unfolded_edges: u64,
+}
+
 /// A provdb store: the provenance graph in RocksDB.
 ///
 /// ```
@@ -690,6 +699,44 @@ impl Store {
     /// The snapshot the store reads now (a scan, a fold, the archive operations).
     pub(crate) fn current_adjacency_snapshot(&self) -> Option<Arc<AdjacencySnapshot>> {
         self.adjacency_snapshot.read().clone()
+    }
+
+    /// How many edges the adjacency snapshot covers and how many were written since the last
+    /// fold (their adjacency is in the tables, which a first touch reads through RocksDB's
+    /// blocks): what decides when a live archive is worth folding again. Edge ids are dense,
+    /// so both are counts of ids (edges a prune deleted included).
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let endpoint = |id: &str| EndpointInput { ext_id: ExternalId::parse(id), type_hint: None };
+    /// let edge = |id: &str| EdgeInput {
+    ///     ext_id: ExternalId::parse(id),
+    ///     type_name: "read".into(),
+    ///     relation: ProvRelation::Used,
+    ///     src: endpoint("file"),
+    ///     dst: endpoint("task"),
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// store.write(&RecordBatch { edges: vec![edge("e1"), edge("e2")], ..Default::default() })?;
+    /// assert_eq!(store.fold_backlog()?, FoldBacklog { folded_edges: 0, unfolded_edges: 2 });
+    /// store.fold_adjacency()?;
+    /// store.write(&RecordBatch { edges: vec![edge("e3")], ..Default::default() })?;
+    /// assert_eq!(store.fold_backlog()?, FoldBacklog { folded_edges: 2, unfolded_edges: 1 });
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn fold_backlog(&self) -> Result<FoldBacklog, ReadError> {
+        let next_edge = self.tables.read_counter(Counter::NextEdge)?;
+        let folded = self
+            .current_adjacency_snapshot()
+            .map_or(0, |s| s.pointer().edge_mark);
+        Ok(FoldBacklog {
+            folded_edges: folded,
+            unfolded_edges: next_edge.saturating_sub(folded),
+        })
     }
 
     /// Whether this store reads adjacency through the adjacency snapshot
