@@ -379,6 +379,22 @@ fn stops_on_sigterm_and_removes_its_secondary_folder() {
     assert!(!secondary.exists());
 }
 
+/// The address line is the signal that the server is up: SIGTERM sent the moment it appears
+/// (before any request) must be handled, not kill the process with the default action.
+#[test]
+fn sigterm_right_after_the_address_line_is_a_graceful_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    common::import(&db, &common::simulated_logs(dir.path(), 1, 2));
+    for round in 0..5 {
+        let mut ui = UiServer::start(&db, &[]);
+        let secondary = std::env::temp_dir().join(format!("provdb-ui-{}", ui.pid()));
+        let status = ui.stop().expect("exits on SIGTERM");
+        assert!(status.success(), "round {round}: {status}");
+        assert!(!secondary.exists(), "round {round}");
+    }
+}
+
 #[test]
 fn refuses_a_non_loopback_address_without_authentication() {
     let dir = tempfile::tempdir().unwrap();

@@ -174,29 +174,28 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
 }
 
 /// Installs SIGINT/SIGTERM handling: the first signal shuts down gracefully, a second one
-/// exits at once.
+/// exits at once. The handlers are registered before this returns, so a signal sent as soon
+/// as serve reports it is listening is never the default (immediate, unflushed) death.
 fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let (mut interrupt, mut terminate) = {
+        let _context = rt.enter();
+        (
+            signal(SignalKind::interrupt()).context("watching SIGINT")?,
+            signal(SignalKind::terminate()).context("watching SIGTERM")?,
+        )
+    };
     std::thread::Builder::new()
         .name("signals".to_owned())
         .spawn(move || {
             rt.block_on(async move {
-                let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            eprintln!("warning: cannot watch SIGTERM: {e}");
-                            let _ = tokio::signal::ctrl_c().await;
-                            shutdown.trigger();
-                            return;
-                        }
-                    };
                 for round in 0..2 {
                     tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
                     }
                     if round == 0 {
                         eprintln!("provdb serve: stopping (flushing and acknowledging; signal again to exit now)");
