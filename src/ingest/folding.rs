@@ -1,6 +1,9 @@
 //! The service's own folds ([`AutoFold`]): a thread that looks at the archive's fold backlog
-//! every check interval and folds when the policy says so, while ingest goes on (it waits
-//! only for the fold's swap of generations and writes queue meanwhile).
+//! every check interval and folds when the policy says so. A fold holds the writer from start
+//! to end (it empties the adjacency tables it read, so no edge may land in them meanwhile):
+//! ingest pauses for it, messages wait unacknowledged and nothing is lost. The geometric
+//! policy keeps those pauses rare; each one grows with the folded graph (8.7 s at 8.3M edges
+//! on a 2-core VM).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
