@@ -16,6 +16,7 @@ mod render;
 mod repl;
 mod rules;
 mod serve;
+mod signals;
 mod simulate;
 mod stats;
 mod ui;

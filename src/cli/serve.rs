@@ -177,33 +177,24 @@ fn build_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
 /// exits at once. The handlers are registered before this returns, so a signal sent as soon
 /// as serve reports it is listening is never the default (immediate, unflushed) death.
 fn watch_signals(shutdown: Shutdown) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (mut interrupt, mut terminate) = {
+    let mut signals = {
         let _context = rt.enter();
-        (
-            signal(SignalKind::interrupt()).context("watching SIGINT")?,
-            signal(SignalKind::terminate()).context("watching SIGTERM")?,
-        )
+        super::signals::StopSignals::install()?
     };
     std::thread::Builder::new()
         .name("signals".to_owned())
         .spawn(move || {
             rt.block_on(async move {
-                for round in 0..2 {
-                    tokio::select! {
-                        _ = interrupt.recv() => {}
-                        _ = terminate.recv() => {}
-                    }
-                    if round == 0 {
-                        eprintln!("provdb serve: stopping (flushing and acknowledging; signal again to exit now)");
-                        shutdown.trigger();
-                    } else {
-                        std::process::exit(130);
-                    }
-                }
+                signals.recv().await;
+                eprintln!(
+                    "provdb serve: stopping (flushing and acknowledging; signal again to exit now)"
+                );
+                shutdown.trigger();
+                signals.recv().await;
+                std::process::exit(130);
             });
         })?;
     Ok(())

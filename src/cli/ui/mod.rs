@@ -108,9 +108,9 @@ pub fn run(db_path: &Path, args: UiArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(state: Arc<UiState>, listen: SocketAddr, access: Access) -> anyhow::Result<()> {
-    // Signal handlers are installed before the address line is printed: a script that reads
-    // the line and sends SIGTERM at once must get a graceful stop, not the default death.
-    let stop = StopSignal::install().context("watching SIGINT/SIGTERM")?;
+    // Ctrl-C or SIGTERM stops the server and `run` removes the secondary's private folder.
+    // Registered before the address line is printed: scripts signal as soon as they read it.
+    let mut stop = crate::cli::signals::StopSignals::install()?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -121,52 +121,12 @@ async fn serve(state: Arc<UiState>, listen: SocketAddr, access: Access) -> anyho
     let app = api::router(state.clone(), access.with_bound(bound));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            stop.wait().await;
+            stop.recv().await;
             state.stopping.send_replace(true);
         })
         .await
         .context("serving HTTP")?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM: the server stops and the secondary's private folder is removed.
-struct StopSignal {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignal {
-    /// Registers the handlers now (tokio's `ctrl_c()` would only register when first polled).
-    fn install() -> std::io::Result<StopSignal> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            Ok(StopSignal {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(StopSignal {})
-    }
-
-    async fn wait(self) {
-        #[cfg(unix)]
-        {
-            let StopSignal {
-                mut interrupt,
-                mut terminate,
-            } = self;
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// Follows the writer: new vertices, edges, alerts and machines appear without a restart.
