@@ -166,7 +166,12 @@ fn main() {
     let mut alerts_raised = 0;
     let (import, import_off) = interleaved(runs, |i, on| {
         let dir = tmp.path().join(format!("import-{i}-{on}"));
-        let db = Database::open_with(&dir, detection(on)).expect("db");
+        // As `provdb import` opens it: flushes write with direct I/O.
+        let options = DatabaseOptions {
+            direct_io_writes: true,
+            ..detection(on)
+        };
+        let db = Database::open_with(&dir, options).expect("db");
         let t = Instant::now();
         let r = db
             .import_files(std::slice::from_ref(&log), &mut |_| {})

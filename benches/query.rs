@@ -93,6 +93,18 @@ struct Loaded {
 /// compacts it.
 fn load_into(dir: &Path, log: &Path, detection: Detection) -> Option<Loaded> {
     let (db, report, seconds) = timed_import(dir, log, detection)?;
+    // Compacted as `provdb compact` does it, in a process of its own: with buffered writes
+    // (the import's are direct), which leave the archive in the page cache, as the peers'
+    // freshly loaded files are.
+    db.close().ok()?;
+    let db = Database::open_with(
+        dir,
+        DatabaseOptions {
+            detection: Detection::Off,
+            ..DatabaseOptions::default()
+        },
+    )
+    .ok()?;
     let stats = db.stats().ok()?;
     // The tables compacted, not folded: the folded form is measured on a copy (below).
     db.store().compact_tables().ok()?;
@@ -115,6 +127,8 @@ fn timed_import(
 ) -> Option<(Database, provdb::ImportReport, f64)> {
     let options = DatabaseOptions {
         detection,
+        // As `provdb import` opens it.
+        direct_io_writes: true,
         ..DatabaseOptions::default()
     };
     let db = Database::open_with(dir, options).ok()?;

@@ -38,6 +38,10 @@ pub struct DatabaseOptions {
     pub decoders: usize,
     /// Detection rules run on every write (default: the default pack).
     pub detection: Detection,
+    /// A writer's flushes and compactions write with direct I/O, past the page cache (default
+    /// off; `provdb import` turns it on): for bulk loads, see
+    /// [`provdb_storage::StoreOptions::direct_io_writes`].
+    pub direct_io_writes: bool,
 }
 
 /// Which detection rules a database that writes runs (readers run none).
@@ -68,6 +72,7 @@ impl Default for DatabaseOptions {
             block_cache_bytes: 256 << 20,
             decoders: default_decoders(),
             detection: Detection::DefaultPack,
+            direct_io_writes: false,
         }
     }
 }
@@ -134,6 +139,7 @@ impl Database {
                 block_cache_bytes: options.block_cache_bytes,
                 durability: options.durability,
                 side_tables: crate::side_tables::ALL.to_vec(),
+                direct_io_writes: options.direct_io_writes,
             },
         )?;
         let rules = match (&options.detection, mode_writes) {

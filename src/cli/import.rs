@@ -20,7 +20,9 @@ document. Importing the same data twice stores it once.\n\n\
 While it runs, an import merges the files its memtable flushes write only every 32 flushes \
 (a live archive merges every 4): run `provdb compact` after a large import for the archive's \
 long-term form; otherwise the next writer (`serve`, another import) merges them in the \
-background.\n\n\
+background. An import writes those files with direct I/O, past the operating system's page \
+cache, where the file system allows it (a bulk load does not read them back soon; the copy \
+into the page cache was its flushes' largest cost).\n\n\
 Limits: a line or multi-line document over --max-document-bytes is rejected (and skipped \
 without being held in memory); JSON nested deeper than 64 levels is rejected; a payload \
 inflating past --max-inflated is rejected.\n\n\
@@ -57,6 +59,7 @@ pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
         max_document_bytes: args.max_document_bytes,
         batch_records: args.batch_records.max(1),
         detection: args.rules.detection()?,
+        direct_io_writes: true,
         ..Default::default()
     };
     let options = provdb::DatabaseOptions {

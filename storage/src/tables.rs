@@ -65,6 +65,13 @@ pub enum OpenMode {
     },
 }
 
+/// RocksDB's answer at open when the file system does not take direct I/O
+/// (`db_impl_open.cc`: an `InvalidArgument` naming it).
+fn refuses_direct_io(e: &rocksdb::Error) -> bool {
+    e.kind() == rocksdb::ErrorKind::InvalidArgument
+        && e.to_string().contains("Direct I/O is not supported")
+}
+
 /// What `external_ids` holds of one external id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ExternalEntry {
@@ -212,6 +219,8 @@ pub(crate) struct Tables {
     format: AtomicU32,
     /// Names of the side tables open (see [`SideTable`]).
     side_tables: Vec<String>,
+    /// Whether flushes and compactions write with direct I/O.
+    direct_io_writes: bool,
 }
 
 impl Tables {
@@ -222,10 +231,31 @@ impl Tables {
         mode: &OpenMode,
         block_cache_bytes: usize,
         declared: &[SideTable],
+        direct_io_writes: bool,
+    ) -> Result<Tables, OpenError> {
+        let writer = *mode == OpenMode::ReadWrite;
+        if writer && direct_io_writes {
+            match Tables::open_with_io(path, mode, block_cache_bytes, declared, true) {
+                // RocksDB checks at open that the file system takes direct I/O (it would
+                // otherwise fail at the first flush).
+                Err(OpenError::Rocks(e)) if refuses_direct_io(&e) => {}
+                opened => return opened,
+            }
+        }
+        Tables::open_with_io(path, mode, block_cache_bytes, declared, false)
+    }
+
+    fn open_with_io(
+        path: &Path,
+        mode: &OpenMode,
+        block_cache_bytes: usize,
+        declared: &[SideTable],
+        direct_io_writes: bool,
     ) -> Result<Tables, OpenError> {
         let cache = Cache::new_lru_cache(block_cache_bytes);
         let writer = *mode == OpenMode::ReadWrite;
         let mut db_opts = cf::db_options();
+        db_opts.set_use_direct_io_for_flush_and_compaction(direct_io_writes);
         if !writer {
             // Readers keep the rows their point look-ups found (external id <-> vertex id):
             // a question asked again, or about vertices met before, skips the index, filter
@@ -256,6 +286,7 @@ impl Tables {
             mode: mode.clone(),
             format: AtomicU32::new(FORMAT_VERSION),
             side_tables: tables.side_tables,
+            direct_io_writes,
         };
         t.format = AtomicU32::new(t.check_format()?);
         Ok(t)
@@ -294,6 +325,12 @@ impl Tables {
     /// The database, for what the layer does not wrap (iterators, writes, compaction).
     pub(crate) fn db(&self) -> &DB {
         &self.db
+    }
+
+    /// Whether flushes and compactions write with direct I/O (see
+    /// [`crate::StoreOptions::direct_io_writes`]).
+    pub(crate) fn direct_io_writes(&self) -> bool {
+        self.direct_io_writes
     }
 
     /// How the database was opened.
