@@ -804,7 +804,8 @@ impl Store {
                 .compact_range_cf(h.of(name)?, None::<&[u8]>, None::<&[u8]>);
         }
         if unfolded {
-            self.fold_adjacency_under(&mut writer)?;
+            let folded = self.fold_adjacency_under(&mut writer)?;
+            self.drop_folded_entries(&folded)?;
         }
         self.reload_under(&mut writer)?;
         Ok(report)
