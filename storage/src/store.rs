@@ -566,7 +566,7 @@ impl Store {
         self.tables.check_writable()?;
         let folded = self.fold_adjacency_under(&mut self.writer.exclusive())?;
         // Writes go on from here: the compaction that drops what the fold's range deletions
-        // hide runs beside them (a fifth of a fold's time on a 431k-edge archive).
+        // hide runs beside them (figures in src/ingest/folding.rs).
         self.drop_folded_entries(&folded)?;
         Ok(folded.bytes)
     }
