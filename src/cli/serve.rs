@@ -111,7 +111,8 @@ pub struct ServeArgs {
     /// Fold the adjacency tables into the snapshot (what `provdb compact` does last) once at
     /// least EDGES edges were written since the last fold and they are at least a quarter of
     /// those folded, looked at every minute; 0: never. Queries answer their first touch
-    /// 3-4x faster on folded edges; ingest waits while a fold runs.
+    /// 3-4x faster on folded edges. Ingest waits only while a fold plans (a flush) and names
+    /// its new generation; the file is written and the tables compacted beside it.
     #[arg(long, default_value_t = 1_000_000, value_name = "EDGES")]
     pub auto_fold_edges: u64,
     #[command(flatten)]

@@ -1,11 +1,11 @@
 //! The service's own folds ([`AutoFold`]): a thread that looks at the archive's fold backlog
-//! every check interval and folds when the policy says so. A fold holds the writer until it
-//! has written and named the new generation (it empties the adjacency tables it read, so no
-//! edge may land in them meanwhile): ingest pauses for that, messages wait unacknowledged and
-//! nothing is lost. The compaction that follows, which drops the emptied entries from disk,
-//! runs beside ingest (a quarter to a third of a fold of a 2.1M-edge import). The geometric
-//! policy keeps the pauses rare; each one grows with the folded graph (8.7 s in all at 8.3M
-//! edges on a 2-core VM, before the compaction ran beside ingest).
+//! every check interval and folds when the policy says so. A fold holds the writer only to plan
+//! (flush what it covers, read the counters) and to name the new generation: it writes the file
+//! beside ingest (from the entries of the edges below its mark, all committed before the plan),
+//! and the compaction that then drops the folded entries from the tables runs beside ingest
+//! too. Each fold rewrites the whole snapshot, so its time grows with the folded graph (8.7 s
+//! at 8.3M edges on a 2-core VM, when ingest waited for all of it); the geometric policy keeps
+//! folds rare.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

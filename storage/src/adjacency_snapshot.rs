@@ -10,11 +10,12 @@
 //! ([`ids`]), so that finding a start vertex and returning ids read no RocksDB block either.
 //!
 //! Folding (`Store::fold_adjacency`) writes generation n+1 from generation n and the adjacency
-//! tables, then, in one synced write, names it in `meta` ([`SnapshotPointer`]) and empties the
-//! tables: from then on the snapshot is the only copy of those entries, and every store reads
-//! adjacency as the merge of the snapshot's record and the tables' entries (edges written
-//! since). The pointer names the file; the file's header repeats the pointer, and a mismatch is
-//! corruption, never a fall-back.
+//! tables' entries of the edges below its mark (beside new writes), then, in one synced write
+//! under the writer, names it in `meta` ([`SnapshotPointer`]); compactions drop the tables'
+//! entries below the mark from then on. Every store reads adjacency as the merge of the
+//! snapshot's record and the tables' entries (edges written since, and folded ones not yet
+//! dropped), an entry in both once. The pointer names the file; the file's header repeats the
+//! pointer, and a mismatch is corruption, never a fall-back.
 //!
 //! Layout (integers little-endian):
 //! `header (HEADER_LEN bytes) | out records | in records | out offsets | in offsets [| ids]`
@@ -1132,7 +1133,7 @@ fn write_with_sizes(
             group_count: 0,
             prev_edge: 0,
         };
-        write_direction(tables, previous, side, coverage.vertex_count, &mut w, &tmp)?;
+        write_direction(tables, previous, side, coverage, &mut w, &tmp)?;
         let mut offsets = w.offsets;
         offsets.flush().map_err(io(&offsets_path))?;
         regions[i].records_pos = records_pos;
@@ -1203,10 +1204,14 @@ fn write_direction<W: Write, O: Write>(
     tables: &Tables,
     previous: Option<&Arc<AdjacencySnapshot>>,
     side: Side,
-    vertex_count: u64,
+    coverage: Coverage,
     w: &mut RecordWriter<'_, W, O>,
     tmp: &Path,
 ) -> Result<(), WriteError> {
+    let Coverage {
+        vertex_count,
+        pointer: SnapshotPointer { edge_mark, .. },
+    } = coverage;
     let io = |source| WriteError::File {
         path: tmp.to_path_buf(),
         source,
@@ -1217,15 +1222,21 @@ fn write_direction<W: Write, O: Write>(
         .db()
         .raw_iterator_cf_opt(tables.cf(side.table())?, opts);
     it.seek_to_first();
-    let table_entry = |it: &rocksdb::DBRawIterator<'_>| -> Result<Option<Entry>, WriteError> {
-        match it.key() {
-            Some(key) => keys::decode_adjacency_key(key).map(Some).ok_or_else(|| {
-                WriteError::corruption("adjacency key", format!("{} bytes", key.len()))
-            }),
-            None => {
+    // The tables' entries of the edges below the mark: those written since the fold was
+    // planned (beside it) stay in the tables for the next one.
+    let table_entry = |it: &mut rocksdb::DBRawIterator<'_>| -> Result<Option<Entry>, WriteError> {
+        loop {
+            let Some(key) = it.key() else {
                 it.status().map_err(ReadError::from)?;
-                Ok(None)
+                return Ok(None);
+            };
+            let entry = keys::decode_adjacency_key(key).ok_or_else(|| {
+                WriteError::corruption("adjacency key", format!("{} bytes", key.len()))
+            })?;
+            if entry.2 .0 < edge_mark {
+                return Ok(Some(entry));
             }
+            it.next();
         }
     };
     // Both sources are in (vertex, type, edge) order: one ordered merge. An entry in both (a
@@ -1235,7 +1246,7 @@ fn write_direction<W: Write, O: Write>(
         Ok(old_entries.as_mut().and_then(|e| e.next()).transpose()?)
     };
     let mut old = next_old()?;
-    let mut table = table_entry(&it)?;
+    let mut table = table_entry(&mut it)?;
     let mut current: Option<VertexId> = None;
     loop {
         let key = |e: &Entry| (e.0, e.1, e.2);
@@ -1254,7 +1265,7 @@ fn write_direction<W: Write, O: Write>(
         }
         if from_table {
             it.next();
-            table = table_entry(&it)?;
+            table = table_entry(&mut it)?;
         }
         let (v, t, e, other) = entry;
         if v.0 >= vertex_count {

@@ -680,6 +680,8 @@ impl Store {
         dry_run: bool,
     ) -> Result<PruneReport, WriteError> {
         self.tables.check_writable()?;
+        // No fold beside the unfold and the fold again (the fold lock is taken first).
+        let _folding = self.fold_lock.lock();
         // Nothing may be half-prepared while records are deleted under the writer.
         let mut writer = self.writer.exclusive();
         let h = &self.tables.graph_handles()?;

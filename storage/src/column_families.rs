@@ -1,7 +1,13 @@
 //! Column family names and their RocksDB options, in one place so that every open uses the
 //! same options (re-opening with other options silently changes on-disk behaviour).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rocksdb::compaction_filter::Decision;
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options};
+
+use crate::keys;
 
 /// Metadata: format version, id counters, persistent counters, dictionaries.
 pub const META: &str = "meta";
@@ -153,6 +159,28 @@ impl StoragePolicy {
     }
 }
 
+/// The edge mark below which a writer's compactions drop the adjacency tables' entries: the
+/// entries of the edges the named adjacency snapshot holds, which a fold leaves in the tables
+/// for compaction to drop rather than deleting them under the writer (see
+/// `Store::fold_adjacency`). 0 (nothing folded, or an unfold writing the snapshot's entries
+/// back) drops nothing. Set only once the snapshot that holds the edges below it is named.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FoldedEdgeMark(Arc<AtomicU64>);
+
+impl FoldedEdgeMark {
+    /// Compactions from now on drop the entries of edges below `mark`.
+    pub(crate) fn set(&self, mark: u64) {
+        self.0.store(mark, Ordering::SeqCst);
+    }
+
+    /// Whether a compaction keeps the adjacency entry `key` (an entry it cannot read is kept:
+    /// `check` reports it).
+    fn keeps(&self, key: &[u8]) -> bool {
+        let mark = self.0.load(Ordering::SeqCst);
+        mark == 0 || keys::decode_adjacency_key(key).is_none_or(|(_, _, edge, _)| edge.0 >= mark)
+    }
+}
+
 /// What an open needs: the descriptors of the column families to open and, among them, the
 /// side tables.
 pub(crate) struct OpenTables {
@@ -170,6 +198,7 @@ pub(crate) fn open_tables(
     cache: &Cache,
     writer: bool,
     declared: &[crate::SideTable],
+    folded: &FoldedEdgeMark,
 ) -> Result<OpenTables, crate::OpenError> {
     for t in declared {
         if GRAPH_TABLES.contains(&t.name()) || t.name() == ROCKSDB_DEFAULT {
@@ -182,7 +211,7 @@ pub(crate) fn open_tables(
     let mut descriptors: Vec<ColumnFamilyDescriptor> = GRAPH_TABLES
         .iter()
         .filter(|name| writer || !ADDED_LATER.contains(name) || on_disk(name))
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache, writer)))
+        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache, writer, folded)))
         .collect();
     let mut side_tables: Vec<String> = existing
         .iter()
@@ -199,7 +228,7 @@ pub(crate) fn open_tables(
     for name in &side_tables {
         descriptors.push(ColumnFamilyDescriptor::new(
             name,
-            cf_options(name, cache, writer),
+            cf_options(name, cache, writer, folded),
         ));
     }
     Ok(OpenTables {
@@ -225,7 +254,7 @@ fn write_buffer_bytes() -> usize {
 /// The options of column family `name`; `writer` for the one process that writes (a reader's
 /// memtables hold nothing, or only a writer's WAL it replays: no memtable filters, which
 /// every open zeroed, megabytes each, and every seek probed, cold).
-fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
+fn cf_options(name: &str, cache: &Cache, writer: bool, folded: &FoldedEdgeMark) -> Options {
     let mut opts = Options::default();
     let mut table = BlockBasedOptions::default();
     let policy = StoragePolicy::of(name);
@@ -287,6 +316,17 @@ fn cf_options(name: &str, cache: &Cache, writer: bool) -> Options {
             opts.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(8));
             if writer {
                 opts.set_memtable_prefix_bloom_ratio(0.1);
+                let folded = folded.clone();
+                opts.set_compaction_filter(
+                    "provdb-folded-adjacency",
+                    move |_, key: &[u8], _: &[u8]| {
+                        if folded.keeps(key) {
+                            Decision::Keep
+                        } else {
+                            Decision::Remove
+                        }
+                    },
+                );
             }
             table.set_bloom_filter(10.0, false);
             table.set_whole_key_filtering(false);

@@ -120,6 +120,9 @@ pub struct Store {
     /// The pace set last on every table (held while it is set, so that it names what RocksDB
     /// has).
     compaction_pace: parking_lot::Mutex<CompactionPace>,
+    /// Held by a fold from its plan to its compaction, and by a prune throughout (it unfolds
+    /// and folds again): one fold at a time. Taken before the writer.
+    pub(crate) fold_lock: parking_lot::Mutex<()>,
 }
 
 /// The external ids of vertices that a read-only store has read (its view cannot change, so
@@ -330,7 +333,16 @@ impl Store {
             adjacency_cache,
             external_id_cache,
             compaction_pace: parking_lot::Mutex::new(CompactionPace::Live),
+            fold_lock: parking_lot::Mutex::new(()),
         };
+        if let Some(snapshot) = store.current_adjacency_snapshot() {
+            // A fold's entries left in the tables (a crash before its compaction) are dropped
+            // by the compactions to come.
+            store
+                .tables
+                .folded_edge_mark()
+                .set(snapshot.pointer().edge_mark);
+        }
         store.reload()?;
         Ok(store)
     }
@@ -564,20 +576,35 @@ impl Store {
     /// ```
     pub fn fold_adjacency(&self) -> Result<u64, WriteError> {
         self.tables.check_writable()?;
-        let folded = self.fold_adjacency_under(&mut self.writer.exclusive())?;
-        // Writes go on from here: the compaction that drops what the fold's range deletions
-        // hide runs beside them (figures in src/ingest/folding.rs).
+        // One fold at a time, and no prune beside one (a prune unfolds, and folds again).
+        let _folding = self.fold_lock.lock();
+        let plan = self.plan_fold(&mut self.writer.exclusive())?;
+        // The file is written beside new writes: it holds the entries of the edges below the
+        // plan's mark, every one committed before the plan, and no later one.
+        pause_point("writing");
+        let bytes = self.write_fold(&plan)?;
+        let folded = self.name_fold(&mut self.writer.exclusive(), plan, bytes)?;
+        // Writes go on from here too: the compaction that drops the folded entries runs
+        // beside them (figures in src/ingest/folding.rs).
         self.drop_folded_entries(&folded)?;
         Ok(folded.bytes)
     }
 
-    /// [`Store::fold_adjacency`] by the holder of the writer (a prune folds again what it
-    /// unfolded), up to the write that names the new generation and empties the tables; the
+    /// [`Store::fold_adjacency`] by the holder of the writer and of the fold lock (a prune
+    /// folds again what it unfolded), up to the write that names the new generation; the
     /// caller then runs [`Store::drop_folded_entries`], with or without the writer.
     pub(crate) fn fold_adjacency_under(
         &self,
         writer: &mut WriterState,
     ) -> Result<Folded, WriteError> {
+        let plan = self.plan_fold(writer)?;
+        let bytes = self.write_fold(&plan)?;
+        self.name_fold(writer, plan, bytes)
+    }
+
+    /// What the next fold covers: every edge committed so far (their entries flushed), and the
+    /// vertices counted so far. Under the writer, which it waits to see idle.
+    fn plan_fold(&self, writer: &mut WriterState) -> Result<FoldPlan, WriteError> {
         let found = self.tables.format();
         if found < 2 {
             return Err(WriteError::SnapshotNeedsFormat { found });
@@ -588,28 +615,55 @@ impl Store {
         // their entries: a crash would otherwise keep the entries and lose the records.
         self.flush()?;
         let counters = self.tables.read_counters()?;
-        let previous = self.current_adjacency_snapshot();
-        let meta = self.tables.cf(Table::Meta)?;
         let last_generation = self
             .tables
             .db()
-            .get_pinned_cf(meta, keys::META_ADJACENCY_SNAPSHOT_GENERATION)?
+            .get_pinned_cf(
+                self.tables.cf(Table::Meta)?,
+                keys::META_ADJACENCY_SNAPSHOT_GENERATION,
+            )?
             .map(|v| codec::decode_counter(&v))
             .transpose()?
             .unwrap_or(0);
-        let pointer = SnapshotPointer {
-            generation: last_generation + 1,
-            edge_mark: counters.next_edge,
-        };
-        let coverage = Coverage {
-            pointer,
-            vertex_count: counters.next_vertex,
-        };
-        let bytes =
-            adjacency_snapshot::write(&self.tables, &self.path, previous.as_ref(), coverage)?;
+        Ok(FoldPlan {
+            previous: self.current_adjacency_snapshot(),
+            coverage: Coverage {
+                pointer: SnapshotPointer {
+                    generation: last_generation + 1,
+                    edge_mark: counters.next_edge,
+                },
+                vertex_count: counters.next_vertex,
+            },
+        })
+    }
+
+    /// Writes the file of the plan's generation (with or without the writer: it reads the
+    /// tables' entries of edges below the mark only). Returns its size.
+    fn write_fold(&self, plan: &FoldPlan) -> Result<u64, WriteError> {
+        let bytes = adjacency_snapshot::write(
+            &self.tables,
+            &self.path,
+            plan.previous.as_ref(),
+            plan.coverage,
+        )?;
         crash_point("file-written");
-        // Named and the tables emptied in one synced write: a crash leaves either the old
-        // generation with the tables, or the new one without them.
+        Ok(bytes)
+    }
+
+    /// Names the generation a fold wrote, under the writer, in one synced write that also
+    /// deletes the `vertex_external_ids` entries of the vertices it covers. The adjacency
+    /// tables keep their entries of the folded edges (reads meet them in both and yield them
+    /// once) until a compaction drops them ([`cf::FoldedEdgeMark`], set here once the name is
+    /// durable): deleting them here would hold the writer through a scan of the tables, since
+    /// entries written since the plan are interleaved with them.
+    fn name_fold(
+        &self,
+        _writer: &mut WriterState,
+        plan: FoldPlan,
+        bytes: u64,
+    ) -> Result<Folded, WriteError> {
+        let pointer = plan.coverage.pointer;
+        let meta = self.tables.cf(Table::Meta)?;
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(
             meta,
@@ -626,31 +680,23 @@ impl Store {
             keys::META_FORMAT,
             codec::encode_format(FORMAT_VERSION),
         );
-        let past_every_key = [0xffu8; keys::ADJ_KEY_LEN + 1];
         let mut emptied = vec![Table::OutAdjacency, Table::InAdjacency];
-        for table in &emptied {
-            batch.delete_range_cf(
-                self.tables.cf(*table)?,
-                [].as_slice(),
-                past_every_key.as_slice(),
-            );
-        }
         // The new file's id section holds the ids of every vertex it covers (a version-1
         // archive has neither table nor section): their entries would be a second copy, some
-        // 5 bytes per edge after compaction.
+        // 5 bytes per edge after compaction. One range: vertex ids are dense.
         if self.tables.has_vertex_external_ids() {
             batch.delete_range_cf(
                 self.tables.cf(Table::VertexExternalIds)?,
                 keys::id_key(0),
-                keys::id_key(coverage.vertex_count),
+                keys::id_key(plan.coverage.vertex_count),
             );
             emptied.push(Table::VertexExternalIds);
         }
-        // The new generation replaces the old one and the tables lose its entries under the
+        // The new generation replaces the old one, and the id entries go, under the
         // snapshot's write lock: a reader takes the snapshot and creates its table iterators
-        // under the read lock, so it sees the old generation with the full tables, or the
-        // new one with the emptied tables. An id look-up that missed the table meanwhile
-        // asks the generation named after it (`Store::folded_since`).
+        // under the read lock, so it sees the old generation with the id entries, or the new
+        // one without them. An id look-up that missed the table meanwhile asks the generation
+        // named after it (`Store::folded_since`).
         let opened = Arc::new(AdjacencySnapshot::open(&self.path, pointer)?);
         let mut open = self.adjacency_snapshot.write();
         let replaced = open.replace(opened);
@@ -659,15 +705,17 @@ impl Store {
             return Err(e);
         }
         drop(open);
+        self.tables.folded_edge_mark().set(pointer.edge_mark);
         self.tables.set_format(FORMAT_VERSION);
         crash_point("named");
-        // Under the writer: a fold that followed would write a file this must not remove.
+        // Under the fold lock: a fold that followed would write a file this must not remove.
         adjacency_snapshot::remove_unnamed(&self.path, Some(pointer.generation))?;
         Ok(Folded { bytes, emptied })
     }
 
-    /// Compacts the tables a fold emptied: its range deletions hide their entries, and
-    /// compaction drops them from disk. Needs no writer: writes made meanwhile are kept.
+    /// Compacts the tables a fold emptied: compaction drops the adjacency entries of the
+    /// folded edges ([`cf::FoldedEdgeMark`]) and the id entries its range deletion hides.
+    /// Needs no writer: writes made meanwhile are kept.
     pub(crate) fn drop_folded_entries(&self, folded: &Folded) -> Result<(), WriteError> {
         pause_point("compacting");
         let db = self.tables.db();
@@ -691,6 +739,8 @@ impl Store {
         let Some(snapshot) = self.current_adjacency_snapshot() else {
             return Ok(false);
         };
+        // Compactions from here on keep what is written back (all of it below the mark).
+        self.tables.folded_edge_mark().set(0);
         if self.tables.has_vertex_external_ids() {
             let handle = self.tables.cf(Table::VertexExternalIds)?;
             let mut batch = rocksdb::WriteBatch::default();
@@ -1467,8 +1517,9 @@ fn crash_point(step: &str) {
 }
 
 /// A pause the test suite asks for (debug builds): `PROVDB_TEST_PAUSE_FOLD_AT=<step>` holds a
-/// fold at that step for two seconds (`compacting`: the new generation named, the writer
-/// released, the emptied tables not compacted yet).
+/// fold at that step for two seconds (`writing`: planned, the writer released, the new
+/// generation not written yet; `compacting`: the new generation named, the writer released,
+/// the emptied tables not compacted yet).
 fn pause_point(step: &str) {
     #[cfg(debug_assertions)]
     if std::env::var("PROVDB_TEST_PAUSE_FOLD_AT").is_ok_and(|s| s == step) {
@@ -1476,6 +1527,13 @@ fn pause_point(step: &str) {
     }
     #[cfg(not(debug_assertions))]
     let _ = step;
+}
+
+/// What a fold is to cover, decided under the writer.
+struct FoldPlan {
+    /// The generation in use, merged into the next.
+    previous: Option<Arc<AdjacencySnapshot>>,
+    coverage: Coverage,
 }
 
 /// What a fold did: the size of the generation it wrote, and the tables it emptied (for

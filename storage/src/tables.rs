@@ -221,6 +221,9 @@ pub(crate) struct Tables {
     side_tables: Vec<String>,
     /// Whether flushes and compactions write with direct I/O.
     direct_io_writes: bool,
+    /// Below which edge a writer's compactions drop adjacency entries (see
+    /// [`cf::FoldedEdgeMark`]).
+    folded_edge_mark: cf::FoldedEdgeMark,
 }
 
 impl Tables {
@@ -264,7 +267,8 @@ impl Tables {
             // mostly of new ids, which such a cache does not help.
             db_opts.set_row_cache(&Cache::new_lru_cache(READER_ROW_CACHE_BYTES));
         }
-        let tables = cf::open_tables(&db_opts, path, &cache, writer, declared)?;
+        let folded_edge_mark = cf::FoldedEdgeMark::default();
+        let tables = cf::open_tables(&db_opts, path, &cache, writer, declared, &folded_edge_mark)?;
         let db = match mode {
             OpenMode::ReadWrite => DB::open_cf_descriptors(&db_opts, path, tables.descriptors)?,
             OpenMode::ReadOnly => {
@@ -287,6 +291,7 @@ impl Tables {
             format: AtomicU32::new(FORMAT_VERSION),
             side_tables: tables.side_tables,
             direct_io_writes,
+            folded_edge_mark,
         };
         t.format = AtomicU32::new(t.check_format()?);
         Ok(t)
@@ -331,6 +336,11 @@ impl Tables {
     /// [`crate::StoreOptions::direct_io_writes`]).
     pub(crate) fn direct_io_writes(&self) -> bool {
         self.direct_io_writes
+    }
+
+    /// Below which edge a writer's compactions drop adjacency entries.
+    pub(crate) fn folded_edge_mark(&self) -> &cf::FoldedEdgeMark {
+        &self.folded_edge_mark
     }
 
     /// How the database was opened.

@@ -1,5 +1,6 @@
-//! A fold holds the writer only until it has named its new generation: the compaction that
-//! drops what it emptied runs beside new writes, which are kept.
+//! A fold's compaction, which drops the folded edges' entries from the tables, runs beside new
+//! writes, which are kept; until it has, reads meet those entries in the snapshot and in the
+//! tables, and yield them once.
 //!
 //! Its own test binary: the pause is asked for through the environment (debug builds).
 
@@ -7,39 +8,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use provdb_storage::{Direction, ExternalId, RecordBatch, Store};
-
-/// The vertex every edge goes into (`v{SINK}`): the others are `v0`..`v6`.
-const SINK: usize = 7;
-
-/// Edges `e{i}` for `i` in `range`, each from one of seven vertices into the sink.
-fn edges(range: std::ops::Range<usize>) -> RecordBatch {
-    RecordBatch {
-        edges: range
-            .map(|i| common::edge(i, "read", i % SINK, SINK))
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn sink(store: &Store) -> provdb_storage::VertexId {
-    store
-        .vertex_id(&ExternalId::parse(&format!("v{SINK}")))
-        .unwrap()
-        .expect("stored")
-}
+use provdb_storage::{Direction, Store};
 
 #[test]
 fn a_write_completes_while_the_fold_compacts_and_is_kept() {
-    // SAFETY: this binary holds this one test, and no thread has started yet: nothing reads
-    // the environment concurrently.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var("PROVDB_TEST_PAUSE_FOLD_AT", "compacting")
-    };
+    common::pause_folds_at("compacting");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    store.write(&edges(0..500)).unwrap();
+    store.write(&common::fan_in(0..500)).unwrap();
     assert!(!store.uses_adjacency_snapshot());
 
     std::thread::scope(|scope| {
@@ -53,8 +29,16 @@ fn a_write_completes_while_the_fold_compacts_and_is_kept() {
             );
             std::thread::sleep(Duration::from_millis(1));
         }
-        let summary = store.write(&edges(500..600)).unwrap();
+        let summary = store.write(&common::fan_in(500..600)).unwrap();
         assert_eq!(summary.edges_added, 100);
+        // Counted as yielded: the 500 folded entries are in the snapshot and still in the
+        // tables.
+        assert_eq!(
+            store
+                .neighbours(common::fan_in_sink(&store), Direction::In, &[])
+                .count(),
+            600
+        );
         assert!(
             !fold.is_finished(),
             "the write waited for the fold's compaction"
@@ -63,7 +47,7 @@ fn a_write_completes_while_the_fold_compacts_and_is_kept() {
     });
 
     let into_sink: std::collections::BTreeSet<_> = store
-        .neighbours(sink(&store), Direction::In, &[])
+        .neighbours(common::fan_in_sink(&store), Direction::In, &[])
         .map(|a| a.unwrap().edge)
         .collect();
     assert_eq!(into_sink.len(), 600, "every edge, folded or written beside");
@@ -72,7 +56,9 @@ fn a_write_completes_while_the_fold_compacts_and_is_kept() {
     // And after a reopen, which reads the snapshot and the tables from disk.
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
-        store.neighbours(sink(&store), Direction::In, &[]).count(),
+        store
+            .neighbours(common::fan_in_sink(&store), Direction::In, &[])
+            .count(),
         600
     );
 }

@@ -185,3 +185,35 @@ pub fn open_damaged(dir: &Path) -> Result<Option<Store>, proptest::test_runner::
         ))),
     }
 }
+
+/// The vertex every edge of [`fan_in`] goes into (`v{FAN_IN_SINK}`): the others are `v0`..`v6`.
+pub const FAN_IN_SINK: usize = 7;
+
+/// Edges `e{i}` for `i` in `range`, each from one of seven vertices into [`FAN_IN_SINK`].
+pub fn fan_in(range: std::ops::Range<usize>) -> RecordBatch {
+    RecordBatch {
+        edges: range
+            .map(|i| edge(i, "read", i % FAN_IN_SINK, FAN_IN_SINK))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The internal id of [`FAN_IN_SINK`].
+pub fn fan_in_sink(store: &Store) -> VertexId {
+    store
+        .vertex_id(&ExternalId::parse(&format!("v{FAN_IN_SINK}")))
+        .unwrap()
+        .expect("stored")
+}
+
+/// Asks every fold of this process to pause two seconds at `step` (a debug-build hook; see
+/// `pause_point` in store.rs). Call it first thing in a test binary that holds one test:
+/// nothing else may read the environment meanwhile.
+pub fn pause_folds_at(step: &str) {
+    // SAFETY: called before any thread of the binary's one test starts (see above).
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("PROVDB_TEST_PAUSE_FOLD_AT", step)
+    };
+}
