@@ -1067,8 +1067,9 @@ impl<W: Write, O: Write> RecordWriter<'_, W, O> {
 }
 
 /// Writes the file of `coverage`'s generation into `dir`: the entries of `previous` (the
-/// generation in use, if any) merged with the adjacency tables' (the caller keeps writers out),
-/// through a temporary file renamed into place once synced. Returns its size.
+/// generation in use, if any) merged with the adjacency tables' entries of the edges below
+/// `coverage`'s mark (writes may run beside: their edges are above it), through a temporary
+/// file renamed into place once synced. Returns its size.
 pub(crate) fn write(
     tables: &Tables,
     dir: &Path,
