@@ -7,6 +7,7 @@
 //! holds the writer only to plan (a flush) and to name its generation: the longest write is
 //! what ingest waits at most, against the fold's time in the same run.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,14 +20,7 @@ use provdb_storage::{
 
 /// The allocator of the `provdb` binary, tuned as `provdb serve` tunes it.
 mod common;
-use common::allocator;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{allocator, env_or, percentile};
 
 /// One new edge between two new vertices of the bench's own.
 fn one_edge(i: u64) -> RecordBatch {
@@ -87,12 +81,13 @@ fn main() {
         documents_per_machine: documents,
         records_per_document: 50,
     });
-    let mut text = String::new();
+    // Streamed to the file: the log of 8M edges is some 3.5 GB.
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&log).expect("creating the log"));
     for doc in simulation {
-        text.push_str(&doc.json);
-        text.push('\n');
+        writeln!(out, "{}", doc.json).expect("writing the log");
     }
-    std::fs::write(&log, text).expect("writing the log");
+    out.flush().expect("writing the log");
+    drop(out);
 
     let db = Database::open_with(
         &dir,
@@ -129,14 +124,13 @@ fn main() {
         (fold_time, writer.join().expect("writer thread"))
     });
     during.sort_unstable();
-    let at = |q: f64| during[((during.len() - 1) as f64 * q) as usize];
     match during.last() {
         Some(&longest) => println!(
             "fold bench: fold {:.2} s; {} one-edge writes started during it: median {:.3} ms, p99 {:.3} ms, longest {:.3} ms ({:.0}% of the fold)",
             fold_time.as_secs_f64(),
             during.len(),
-            millis(at(0.5)),
-            millis(at(0.99)),
+            millis(percentile(&during, 50)),
+            millis(percentile(&during, 99)),
             millis(longest),
             100.0 * longest.as_secs_f64() / fold_time.as_secs_f64(),
         ),

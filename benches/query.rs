@@ -40,7 +40,7 @@ mod common;
 /// The allocator of the `provdb` binary, tuned as `provdb query` tunes it (in the child that
 /// answers) and as `provdb import` does (in the process that loads), so that the figures are
 /// the binary's.
-use common::allocator;
+use common::{allocator, percentile};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -270,10 +270,6 @@ fn queries(v: &str, far: &str) -> Vec<(&'static str, String)> {
             format!("(a {{id:'{v}'}}) -[*..8]- (b {{id:'{far}'}}) | shortest | path"),
         ),
     ]
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 fn bench(c: &mut Criterion) {

@@ -10,6 +10,19 @@ pub mod allocator;
 
 use provdb::workload::{detect_machine, Replicator};
 
+/// The value of environment variable `name` as a number, `default` when unset or not one.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p`-th percentile of `sorted` (not empty), nearest rank.
+pub fn percentile(sorted: &[std::time::Duration], p: usize) -> std::time::Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
 /// The W3C samples (one document per line), or `None` when ../shared is absent.
 pub fn w3c_samples() -> Option<Vec<(u32, Vec<String>)>> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/camflow");

@@ -398,9 +398,10 @@ impl Store {
     /// the archive names now; a no-op otherwise.
     pub fn catch_up(&self) -> Result<(), ReadError> {
         if let OpenMode::Secondary { .. } = self.tables.mode() {
-            // Under the snapshot's write lock: a catch-up may bring a fold that emptied the
-            // tables into a newer generation, and a reader takes the snapshot and creates its
-            // table iterators under the read lock, so it sees both of one catch-up.
+            // Under the snapshot's write lock: a catch-up may bring a fold's new generation and
+            // the compaction that dropped its entries from the tables, and a reader takes the
+            // snapshot and creates its table iterators under the read lock, so it sees both of
+            // one catch-up.
             let mut open = self.adjacency_snapshot.write();
             self.tables.db().try_catch_up_with_primary()?;
             if let Err(e) = self.reload_adjacency_snapshot(&mut open) {
@@ -541,10 +542,12 @@ impl Store {
     /// file instead of seeking RocksDB's blocks, and a question's start vertex and the ids it
     /// returns come from it too (first touches about 4x faster on the 1M-edge bench archive).
     /// The fold writes the next generation of the file (the previous one merged with the
-    /// tables), then in one synced write names it in `meta` and empties the adjacency tables
-    /// and the vertex -> external id entries of the vertices it covers; every store reads
-    /// adjacency as the snapshot merged with the tables (edges written since), and ids from
-    /// the snapshot where it covers them, else from the tables (vertices created since).
+    /// tables' entries of the edges committed before it; writes go on meanwhile), then in one
+    /// synced write names it in `meta` and deletes the vertex -> external id entries of the
+    /// vertices it covers, and compacts the adjacency tables, which drops their entries of the
+    /// folded edges; every store reads adjacency as the snapshot merged with the tables (edges
+    /// written since, an entry in both once), and ids from the snapshot where it covers them,
+    /// else from the tables (vertices created since).
     /// [`Store::compact`] folds (again). A fold marks the archive format version 5 (a build
     /// that knows only 2 would miss the snapshot's entries, one that knows only 3 refuses its
     /// file, one that knows only 4 would fold the covered vertices' ids away); an archive of
@@ -680,7 +683,7 @@ impl Store {
             keys::META_FORMAT,
             codec::encode_format(FORMAT_VERSION),
         );
-        let mut emptied = vec![Table::OutAdjacency, Table::InAdjacency];
+        let mut to_compact = vec![Table::OutAdjacency, Table::InAdjacency];
         // The new file's id section holds the ids of every vertex it covers (a version-1
         // archive has neither table nor section): their entries would be a second copy, some
         // 5 bytes per edge after compaction. One range: vertex ids are dense.
@@ -690,7 +693,7 @@ impl Store {
                 keys::id_key(0),
                 keys::id_key(plan.coverage.vertex_count),
             );
-            emptied.push(Table::VertexExternalIds);
+            to_compact.push(Table::VertexExternalIds);
         }
         // The new generation replaces the old one, and the id entries go, under the
         // snapshot's write lock: a reader takes the snapshot and creates its table iterators
@@ -710,16 +713,16 @@ impl Store {
         crash_point("named");
         // Under the fold lock: a fold that followed would write a file this must not remove.
         adjacency_snapshot::remove_unnamed(&self.path, Some(pointer.generation))?;
-        Ok(Folded { bytes, emptied })
+        Ok(Folded { bytes, to_compact })
     }
 
-    /// Compacts the tables a fold emptied: compaction drops the adjacency entries of the
+    /// Compacts the tables of a fold's entries: compaction drops the adjacency entries of the
     /// folded edges ([`cf::FoldedEdgeMark`]) and the id entries its range deletion hides.
     /// Needs no writer: writes made meanwhile are kept.
     pub(crate) fn drop_folded_entries(&self, folded: &Folded) -> Result<(), WriteError> {
         pause_point("compacting");
         let db = self.tables.db();
-        for table in &folded.emptied {
+        for table in &folded.to_compact {
             db.compact_range_cf_opt(
                 self.tables.cf(*table)?,
                 None::<&[u8]>,
@@ -1380,8 +1383,8 @@ impl Store {
         let read_tables = snapshot.is_none() || !self.adjacency_tables_empty;
         // Where a fold (a writer's) or a catch-up (a secondary's) can change the tables and
         // the snapshot, the iterators are created now, under the lock they change both
-        // under: created later, they could see tables a fold has emptied beside the
-        // generation before it. A read-only store's view never changes: it creates them on
+        // under: created later, they could see tables whose folded entries a fold's
+        // compaction has dropped, beside the generation before that fold. A read-only store's view never changes: it creates them on
         // first use (a scan the snapshot alone answers never does).
         let (mut out, mut into) = (None, None);
         if read_tables && *self.tables.mode() != OpenMode::ReadOnly {
@@ -1505,7 +1508,7 @@ fn force_bottom() -> rocksdb::CompactOptions {
 
 /// A crash the test suite asks for (debug builds): `PROVDB_TEST_ABORT_FOLD_AT=<step>` aborts
 /// the process at that step of a fold (`file-written`: the new generation is on disk, not
-/// named; `named`: named and the tables emptied, not compacted, the old file not removed).
+/// named; `named`: named, its entries not compacted out of the tables, the old file not removed).
 fn crash_point(step: &str) {
     #[cfg(debug_assertions)]
     if std::env::var("PROVDB_TEST_ABORT_FOLD_AT").is_ok_and(|s| s == step) {
@@ -1519,7 +1522,7 @@ fn crash_point(step: &str) {
 /// A pause the test suite asks for (debug builds): `PROVDB_TEST_PAUSE_FOLD_AT=<step>` holds a
 /// fold at that step for two seconds (`writing`: planned, the writer released, the new
 /// generation not written yet; `compacting`: the new generation named, the writer released,
-/// the emptied tables not compacted yet).
+/// the folded entries not compacted out of the tables yet).
 fn pause_point(step: &str) {
     #[cfg(debug_assertions)]
     if std::env::var("PROVDB_TEST_PAUSE_FOLD_AT").is_ok_and(|s| s == step) {
@@ -1536,11 +1539,11 @@ struct FoldPlan {
     coverage: Coverage,
 }
 
-/// What a fold did: the size of the generation it wrote, and the tables it emptied (for
-/// [`Store::drop_folded_entries`]).
+/// What a fold did: the size of the generation it wrote, and the tables whose folded entries
+/// a compaction is to drop (for [`Store::drop_folded_entries`]).
 pub(crate) struct Folded {
     bytes: u64,
-    emptied: Vec<Table>,
+    to_compact: Vec<Table>,
 }
 
 /// Iterator over the adjacency of one vertex (see [`Store::neighbours`]), which
