@@ -497,6 +497,15 @@ impl AdjacencySnapshot {
         }
     }
 
+    /// Verifies the id section's hash index as a whole (see `ids::IdSection::check_index`);
+    /// a file without one passes.
+    pub(crate) fn check_id_index(&self) -> Result<(), ReadError> {
+        match &self.ids {
+            None => Ok(()),
+            Some(ids) => ids.check_index(&self.map).map_err(|e| self.corrupt_ids(e)),
+        }
+    }
+
     /// Hands every external id of the id section to `each`, in vertex order; returns the
     /// vertices the section covers (0 for a file without one: the tables hold their ids).
     pub(crate) fn for_each_external_id<E: From<ReadError>>(

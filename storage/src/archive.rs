@@ -166,6 +166,9 @@ impl Store {
         // A folded archive's adjacency is the snapshot merged with the tables: checked after
         // the edges, vertex by vertex, not by looking each edge up in the tables.
         let snapshot = self.current_adjacency_snapshot();
+        if let Some(Err(e)) = snapshot.as_ref().map(|s| s.check_id_index()) {
+            report.problem(WHAT, e.to_string());
+        }
 
         for item in self.decoded_records::<StoredVertex>(Table::Vertices, Record::Vertex) {
             let (id, stored) = match item? {

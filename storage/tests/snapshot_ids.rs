@@ -337,6 +337,65 @@ fn a_folded_archive_of_many_blocks_finds_every_id() {
     assert!(reader.check().unwrap().is_ok());
 }
 
+/// Damage of the id section's hash index that no id's look-up meets (a bucket start lowered
+/// past an empty bucket: that bucket runs backwards, the next one widens) is reported by
+/// `check`, checksums refreshed so that only the index check can see it.
+#[test]
+fn check_reports_index_damage_that_no_look_up_meets() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    let store = Store::open(&archive).unwrap();
+    let edges: Vec<(usize, usize, usize)> =
+        (0..3000).map(|i| (i, (i * 31 + 7) % 3001, 1)).collect();
+    write(&store, &edges, 0..edges.len());
+    store.compact().unwrap();
+    store.close().unwrap();
+
+    let path = archive.join(format!("{ADJACENCY_SNAPSHOT_FILE_PREFIX}1.snapshot"));
+    let section = id_section(&path);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The footer (8 words at the section's end): words 5 and 6 are the bucket count and the
+    // widths (vertex width in the high half); the bucket starts end where the footer begins.
+    let footer = section.end - 64;
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let (buckets, width) = (word(footer + 5 * 8), word(footer + 6 * 8) >> 32);
+    assert_eq!(width, 4, "a small archive's vertex numbers take 4 bytes");
+    let starts = footer - (buckets + 1) * width;
+    let start = |bytes: &[u8], k: usize| {
+        u32::from_le_bytes(
+            bytes[starts + k * 4..starts + k * 4 + 4]
+                .try_into()
+                .unwrap(),
+        )
+    };
+    let empty = (1..buckets)
+        .find(|&k| start(&bytes, k) > 0 && start(&bytes, k) == start(&bytes, k + 1))
+        .expect("3001 ids leave some bucket empty");
+    let lowered = start(&bytes, empty + 1) - 1;
+    bytes[starts + (empty + 1) * 4..starts + (empty + 1) * 4 + 4]
+        .copy_from_slice(&lowered.to_le_bytes());
+    refresh_file_checksums(&mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let store = read_only(&archive);
+    for i in 0..3001 {
+        assert!(store.vertex_id(&vertex_ext(i)).unwrap().is_some(), "v{i}");
+    }
+    let report = store.check().unwrap();
+    let found: Vec<&CheckProblem> = report
+        .problems
+        .iter()
+        .filter(|p| p.invariant == "adjacency snapshot")
+        .collect();
+    assert_eq!(found.len(), 1, "{:?}", report.problems);
+    assert!(
+        found[0]
+            .detail
+            .contains(&format!("bucket {empty} at entries")),
+        "{found:?}"
+    );
+}
+
 /// The id section's place in generation 1's file (the header's words 3 and 4).
 fn id_section(path: &Path) -> std::ops::Range<usize> {
     let bytes = std::fs::read(path).unwrap();

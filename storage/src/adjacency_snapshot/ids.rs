@@ -222,6 +222,34 @@ impl IdSection {
         Ok(body)
     }
 
+    /// Verifies the hash index's bucket starts, for `check`: they run from 0 up to the entry
+    /// count without going back. `check` also looks every id up, which finds any other damage
+    /// of the index (an entry moved to another bucket, a changed tag or vertex: a look-up
+    /// misses); this finds what no look-up meets: the start of the bucket after an empty one
+    /// lowered (the empty one runs backwards, the next widens), or an empty last bucket's end
+    /// raised past the entries.
+    pub(super) fn check_index(&self, file: &[u8]) -> Result<(), String> {
+        let number = |i: u64| {
+            let from = (self.buckets_pos + i * self.vertex_width) as usize;
+            le_word(&file[from..from + self.vertex_width as usize])
+        };
+        if number(0) != 0 || number(self.bucket_count) != self.entry_count {
+            return Err(format!(
+                "hash index buckets span entries {}..{} of {}",
+                number(0),
+                number(self.bucket_count),
+                self.entry_count
+            ));
+        }
+        for bucket in 0..self.bucket_count {
+            let (first, last) = (number(bucket), number(bucket + 1));
+            if first > last {
+                return Err(format!("bucket {bucket} at entries {first}..{last}"));
+            }
+        }
+        Ok(())
+    }
+
     /// The vertex whose id is `ext`, if the index holds it (verified against its block);
     /// `None` means "ask the tables".
     pub(super) fn vertex_of(
@@ -606,8 +634,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A section's bytes as the writer lays them out, from ids given directly.
+    /// The hash key of the sections these tests lay out.
+    const TEST_KEY: (u64, u64) = (3, 4);
+
+    /// A section's bytes as the writer lays them out, from ids given directly, with an index
+    /// of one bucket.
     fn section_of(ids: &[Option<ExternalId>]) -> Vec<u8> {
+        section_with_buckets(ids, 1)
+    }
+
+    /// A section's bytes as the writer lays them out, with an index of `bucket_count` buckets.
+    fn section_with_buckets(ids: &[Option<ExternalId>], bucket_count: u64) -> Vec<u8> {
         let mut out = Vec::new();
         let mut block = BlockWriter {
             bytes: Vec::new(),
@@ -627,25 +664,31 @@ mod tests {
         for o in offsets {
             out.extend_from_slice(&(o as u32).to_le_bytes());
         }
-        // An index of one bucket holding every id.
-        let key = (3, 4);
-        let mut count = 0u64;
-        for (v, ext) in ids.iter().enumerate() {
-            if let Some(ext) = ext {
-                out.extend_from_slice(&slot(key, 1, ext).1.to_le_bytes());
-                out.extend_from_slice(&(v as u32).to_le_bytes());
-                count += 1;
-            }
+        // The entries grouped by bucket, in vertex order within one, then where each starts.
+        let mut entries: Vec<(u64, u16, u32)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(v, ext)| {
+                let (bucket, tag) = slot(TEST_KEY, bucket_count, ext.as_ref()?);
+                Some((bucket, tag, v as u32))
+            })
+            .collect();
+        entries.sort_by_key(|&(bucket, _, v)| (bucket, v));
+        for &(_, tag, v) in &entries {
+            out.extend_from_slice(&tag.to_le_bytes());
+            out.extend_from_slice(&v.to_le_bytes());
         }
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(count as u32).to_le_bytes());
+        for bucket in 0..=bucket_count {
+            let start = entries.iter().filter(|e| e.0 < bucket).count() as u32;
+            out.extend_from_slice(&start.to_le_bytes());
+        }
         let footer = [
             ids.len() as u64,
-            key.0,
-            key.1,
+            TEST_KEY.0,
+            TEST_KEY.1,
             blocks_len,
-            count,
-            1,
+            entries.len() as u64,
+            bucket_count,
             4 | (4 << 32),
             0,
         ];
@@ -731,6 +774,51 @@ mod tests {
         store.close().unwrap();
     }
 
+    /// A bucket start lowered past an empty bucket widens the next bucket only, and an empty
+    /// last bucket's end raised past the entries is read by no look-up: every id still finds
+    /// its vertex, and the index check must find the damage (the archive's id-section damage
+    /// test met the first once in some thousands of cases).
+    #[test]
+    fn the_index_check_finds_damage_no_look_up_meets() {
+        // Ids in buckets 0 and 2 of 4, none in bucket 1.
+        let in_bucket = |ext: &ExternalId| slot(TEST_KEY, 4, ext).0;
+        let candidates = (0..).map(|i| ExternalId::Text(format!("t{i}")));
+        let mut ids: Vec<Option<ExternalId>> = Vec::new();
+        let mut placed = [0; 4];
+        for ext in candidates {
+            let bucket = in_bucket(&ext) as usize;
+            if (bucket == 0 || bucket == 2) && placed[bucket] < 3 {
+                placed[bucket] += 1;
+                ids.push(Some(ext));
+            }
+            if placed[0] == 3 && placed[2] == 3 {
+                break;
+            }
+        }
+        let file = section_with_buckets(&ids, 4);
+        let section = IdSection::decode(&file, 0, file.len() as u64, ids.len() as u64).unwrap();
+        assert_eq!(section.check_index(&file), Ok(()));
+        // Bucket start `number` changed from `was` to `now`: every look-up still answers;
+        // returns what the index check says.
+        let damaged = |number: u64, was: u32, now: u32| {
+            let mut file = file.clone();
+            let at = (section.buckets_pos + number * section.vertex_width) as usize;
+            assert_eq!(le_word(&file[at..at + 4]), u64::from(was));
+            file[at..at + 4].copy_from_slice(&now.to_le_bytes());
+            for (v, ext) in ids.iter().enumerate() {
+                let ext = ext.as_ref().unwrap();
+                assert_eq!(section.vertex_of(&file, ext), Ok(Some(VertexId(v as u64))));
+            }
+            section.check_index(&file).unwrap_err()
+        };
+        // Buckets 1 and 2 start at entry 3; bucket 2 now at entry 2 (bucket 1 at 3..2).
+        let found = damaged(2, 3, 2);
+        assert!(found.contains("bucket 1 at entries 3..2"), "{found}");
+        // Bucket 3 (empty, the last) ending past the 6 entries: no look-up goes there either.
+        let found = damaged(4, 6, 7);
+        assert!(found.contains("span entries 0..7 of 6"), "{found}");
+    }
+
     fn ext_strategy() -> impl Strategy<Value = Option<ExternalId>> {
         prop_oneof![
             Just(None),
@@ -784,6 +872,34 @@ mod tests {
             let value = if entries { u64::MAX / 3 } else { 1u64 << bucket_shift };
             file[footer + word * 8..footer + word * 8 + 8].copy_from_slice(&value.to_le_bytes());
             prop_assert!(IdSection::decode(&file, 0, file.len() as u64, ids.len() as u64).is_err());
+        }
+
+        /// Any byte of the hash index (entries and bucket starts) changed: the index check
+        /// finds it, or an id's look-up no longer finds its vertex (which `check` finds).
+        #[test]
+        fn a_changed_index_byte_is_found(
+            raw in prop::collection::vec(ext_strategy(), 1..40),
+            bucket_shift in 0u32..4,
+            at in any::<prop::sample::Index>(),
+            flip in 1..=255u8,
+        ) {
+            // Distinct ids, as an archive's are.
+            let mut seen = std::collections::HashSet::new();
+            let ids: Vec<Option<ExternalId>> = raw
+                .into_iter()
+                .map(|ext| ext.filter(|e| seen.insert(e.clone())))
+                .collect();
+            let mut file = section_with_buckets(&ids, 1 << bucket_shift);
+            let section = IdSection::decode(&file, 0, file.len() as u64, ids.len() as u64).unwrap();
+            prop_assert_eq!(section.check_index(&file), Ok(()));
+            let index = section.entries_pos as usize..file.len() - FOOTER_LEN as usize;
+            let byte = index.start + at.index(index.len());
+            file[byte] ^= flip;
+            let looked_up = ids.iter().enumerate().all(|(v, ext)| match ext {
+                Some(ext) => section.vertex_of(&file, ext) == Ok(Some(VertexId(v as u64))),
+                None => true,
+            });
+            prop_assert!(section.check_index(&file).is_err() || !looked_up);
         }
 
         /// Any bytes: decoding a section and reading it never panics.
