@@ -856,6 +856,15 @@ impl AdjacencyEntry {
     }
 }
 
+/// The first 16 bytes of `bytes` (zero-padded) as a big-endian integer: integers compare as
+/// the bytes do.
+fn padded_u128(bytes: &[u8]) -> u128 {
+    let mut padded = [0u8; 16];
+    let n = bytes.len().min(16);
+    padded[..n].copy_from_slice(&bytes[..n]);
+    u128::from_be_bytes(padded)
+}
+
 /// Key-value pairs in one buffer, sortable by key without an allocation per pair.
 #[derive(Default)]
 struct KeyValueArena {
@@ -867,22 +876,26 @@ struct ArenaEntry {
     start: usize,
     key_len: usize,
     value_len: usize,
-    /// The key's first 16 bytes (zero-padded), big-endian: it orders most pairs of keys
-    /// alone, without a memcmp call (sorting external ids by their bytes alone was 4% of
-    /// an import's writer thread); equal prefixes fall back to the whole keys.
-    prefix: u128,
+    /// The key's first 32 bytes (zero-padded) as two big-endian integers: they order most
+    /// pairs of keys alone, without a memcmp call (sorting external ids by their bytes alone
+    /// was 4% of an import's writer thread); equal prefixes fall back to the whole keys. Two
+    /// halves: a key's first 16 bytes hold a CamFlow id's type and most of its node number,
+    /// which machines of a fleet share (each counts from its boot), and the boot and machine
+    /// that tell them apart follow (a 1M-edge import of 283 machines: its preparing thread's
+    /// memcmp 2.6% -> 1.6% of the import's samples).
+    prefix: [u128; 2],
 }
 
 impl KeyValueArena {
     fn push(&mut self, key: &[u8], value: &[u8]) {
-        let mut prefix = [0u8; 16];
-        let shared = key.len().min(16);
-        prefix[..shared].copy_from_slice(&key[..shared]);
         self.entries.push(ArenaEntry {
             start: self.bytes.len(),
             key_len: key.len(),
             value_len: value.len(),
-            prefix: u128::from_be_bytes(prefix),
+            prefix: [
+                padded_u128(key),
+                padded_u128(key.get(16..).unwrap_or_default()),
+            ],
         });
         self.bytes.extend_from_slice(key);
         self.bytes.extend_from_slice(value);
@@ -942,12 +955,22 @@ mod tests {
         }
 
         /// External-id puts come out in key order, a key put twice in put order (as a write
-        /// batch applies them); keys from a small alphabet share prefixes and end within the
-        /// 16 bytes the sort compares first as well as past them.
+        /// batch applies them). Keys start with one of a few 16-byte blocks (or none) and go
+        /// on from a small alphabet, so that they share first halves, as a fleet's ids do,
+        /// and end within either of the two 16-byte halves the sort compares first as well as
+        /// past them.
         #[test]
         fn arena_pairs_come_out_in_key_order_and_stably(
-            keys in proptest::collection::vec(proptest::collection::vec(0u8..3, 0..24), 0..48),
+            parts in proptest::collection::vec(
+                (0usize..4, proptest::collection::vec(0u8..3, 0..24)),
+                0..48,
+            ),
         ) {
+            let blocks: [&[u8]; 4] = [&[0; 16], &[1; 16], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], &[]];
+            let keys: Vec<Vec<u8>> = parts
+                .iter()
+                .map(|(block, tail)| [blocks[*block], tail.as_slice()].concat())
+                .collect();
             let mut arena = KeyValueArena::default();
             for (i, k) in keys.iter().enumerate() {
                 arena.push(k, &i.to_be_bytes());
