@@ -1,6 +1,7 @@
 //! `provdb import` writes its memtable flushes with direct I/O where the file system takes it
 //! (a bulk load does not read them back soon), a later `provdb compact` with buffered I/O, and
-//! the archive holds the same either way.
+//! the archive holds the same either way; where the file system refuses direct I/O (a ramfs:
+//! see `file_system_takes_direct_io`), the import falls back to buffered writes.
 
 mod common;
 
@@ -35,7 +36,9 @@ fn flushes_write_direct(db: &Path) -> bool {
 }
 
 /// Whether the file system of `dir` opens a file with `O_DIRECT` (asked directly, not
-/// through provdb or RocksDB).
+/// through provdb or RocksDB). `scripts/test.sh` runs this file a second time with `TMPDIR`
+/// on a ramfs, which refuses it, and `PROVDB_TEST_EXPECT_NO_DIRECT_IO=1`: then the refusal
+/// is asserted, so that the run checks the fallback and not the direct branch again.
 fn file_system_takes_direct_io(dir: &Path) -> bool {
     let probe = dir.join("direct-io-probe");
     let opened = std::fs::OpenOptions::new()
@@ -46,6 +49,13 @@ fn file_system_takes_direct_io(dir: &Path) -> bool {
         .open(&probe)
         .is_ok();
     let _ = std::fs::remove_file(&probe);
+    if std::env::var_os("PROVDB_TEST_EXPECT_NO_DIRECT_IO").is_some() {
+        assert!(
+            !opened,
+            "{} takes O_DIRECT, yet the run is to check the fallback",
+            dir.display()
+        );
+    }
     opened
 }
 
