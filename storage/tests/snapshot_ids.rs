@@ -361,19 +361,13 @@ fn check_reports_index_damage_that_no_look_up_meets() {
     let (buckets, width) = (word(footer + 5 * 8), word(footer + 6 * 8) >> 32);
     assert_eq!(width, 4, "a small archive's vertex numbers take 4 bytes");
     let starts = footer - (buckets + 1) * width;
-    let start = |bytes: &[u8], k: usize| {
-        u32::from_le_bytes(
-            bytes[starts + k * 4..starts + k * 4 + 4]
-                .try_into()
-                .unwrap(),
-        )
-    };
+    let start_at = |k: usize| starts + k * 4..starts + k * 4 + 4;
+    let start = |bytes: &[u8], k: usize| u32::from_le_bytes(bytes[start_at(k)].try_into().unwrap());
     let empty = (1..buckets)
         .find(|&k| start(&bytes, k) > 0 && start(&bytes, k) == start(&bytes, k + 1))
         .expect("3001 ids leave some bucket empty");
     let lowered = start(&bytes, empty + 1) - 1;
-    bytes[starts + (empty + 1) * 4..starts + (empty + 1) * 4 + 4]
-        .copy_from_slice(&lowered.to_le_bytes());
+    bytes[start_at(empty + 1)].copy_from_slice(&lowered.to_le_bytes());
     refresh_file_checksums(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();
 

@@ -222,6 +222,13 @@ impl IdSection {
         Ok(body)
     }
 
+    /// The entry number where hash-index bucket `bucket` starts (`bucket_count` gives the
+    /// end of the last).
+    fn bucket_start(&self, file: &[u8], bucket: u64) -> u64 {
+        let from = (self.buckets_pos + bucket * self.vertex_width) as usize;
+        le_word(&file[from..from + self.vertex_width as usize])
+    }
+
     /// Verifies the hash index's bucket starts, for `check`: they run from 0 up to the entry
     /// count without going back. `check` also looks every id up, which finds any other damage
     /// of the index (an entry moved to another bucket, a changed tag or vertex: a look-up
@@ -229,20 +236,21 @@ impl IdSection {
     /// lowered (the empty one runs backwards, the next widens), or an empty last bucket's end
     /// raised past the entries.
     pub(super) fn check_index(&self, file: &[u8]) -> Result<(), String> {
-        let number = |i: u64| {
-            let from = (self.buckets_pos + i * self.vertex_width) as usize;
-            le_word(&file[from..from + self.vertex_width as usize])
-        };
-        if number(0) != 0 || number(self.bucket_count) != self.entry_count {
+        let (start, end) = (
+            self.bucket_start(file, 0),
+            self.bucket_start(file, self.bucket_count),
+        );
+        if start != 0 || end != self.entry_count {
             return Err(format!(
-                "hash index buckets span entries {}..{} of {}",
-                number(0),
-                number(self.bucket_count),
+                "hash index buckets span entries {start}..{end} of {}",
                 self.entry_count
             ));
         }
         for bucket in 0..self.bucket_count {
-            let (first, last) = (number(bucket), number(bucket + 1));
+            let (first, last) = (
+                self.bucket_start(file, bucket),
+                self.bucket_start(file, bucket + 1),
+            );
             if first > last {
                 return Err(format!("bucket {bucket} at entries {first}..{last}"));
             }
@@ -258,11 +266,10 @@ impl IdSection {
         ext: &ExternalId,
     ) -> Result<Option<VertexId>, String> {
         let (bucket, tag) = slot(self.key, self.bucket_count, ext);
-        let number = |i: u64| {
-            let from = (self.buckets_pos + i * self.vertex_width) as usize;
-            le_word(&file[from..from + self.vertex_width as usize])
-        };
-        let (first, last) = (number(bucket), number(bucket + 1));
+        let (first, last) = (
+            self.bucket_start(file, bucket),
+            self.bucket_start(file, bucket + 1),
+        );
         if first > last || last > self.entry_count {
             return Err(format!("bucket {bucket} at entries {first}..{last}"));
         }
