@@ -931,6 +931,7 @@ mod tests {
                     let _ = section.vertex_of(&file, ext);
                 }
                 let _ = section.for_each(&file, |e| e, |_, _| Ok(()));
+                let _ = section.check_index(&file);
             }
         }
     }
