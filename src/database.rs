@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use provdb_storage::{
-    Adjacent, CheckReport, Direction, Durability, Edge, ExternalId, IdSet, OpenMode, PruneReport,
-    PruneSelection, RecordBatch, Store, StoreOptions, StoreStats, Vertex, VertexId, WriteSummary,
+    Adjacent, CheckReport, CompactionPace, Direction, Durability, Edge, ExternalId, IdSet,
+    OpenMode, PruneReport, PruneSelection, RecordBatch, Store, StoreOptions, StoreStats, Vertex,
+    VertexId, WriteSummary,
 };
 
 use std::sync::Arc;
@@ -42,6 +43,11 @@ pub struct DatabaseOptions {
     /// off; `provdb import` turns it on): for bulk loads, see
     /// [`provdb_storage::StoreOptions::direct_io_writes`].
     pub direct_io_writes: bool,
+    /// The pace of a writer's compactions for this open (default
+    /// [`CompactionPace::Live`]; `provdb import` opens at [`CompactionPace::Bulk`], and then
+    /// [`Database::import`] leaves the pace as it is): see
+    /// [`provdb_storage::StoreOptions::compaction_pace`].
+    pub compaction_pace: CompactionPace,
 }
 
 /// Which detection rules a database that writes runs (readers run none).
@@ -73,6 +79,7 @@ impl Default for DatabaseOptions {
             decoders: default_decoders(),
             detection: Detection::DefaultPack,
             direct_io_writes: false,
+            compaction_pace: CompactionPace::Live,
         }
     }
 }
@@ -140,6 +147,7 @@ impl Database {
                 durability: options.durability,
                 side_tables: crate::side_tables::ALL.to_vec(),
                 direct_io_writes: options.direct_io_writes,
+                compaction_pace: options.compaction_pace,
             },
         )?;
         let rules = match (&options.detection, mode_writes) {

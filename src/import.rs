@@ -124,8 +124,12 @@ pub(crate) fn import_files(
     };
     let mut alerts = 0u64;
     // Level-0 files wait for a merge until 32 of them (`CompactionPace::Bulk`): the import
-    // reads little, and merging every 4 rewrote the growing bottom level again and again.
-    db.store().set_compaction_pace(CompactionPace::Bulk)?;
+    // reads little, and merging every 4 rewrote the growing bottom level again and again. A
+    // store opened at that pace (`provdb import`'s) keeps it: it closes when the import ends.
+    let paced_here = db.store().compaction_pace() != CompactionPace::Bulk;
+    if paced_here {
+        db.store().set_compaction_pace(CompactionPace::Bulk)?;
+    }
     let files = pipeline::run(
         db.store(),
         &settings,

@@ -54,7 +54,7 @@ pub use import::{ImportProgress, ImportReport, Rejection};
 /// The query language: parser, planner, streaming executor and builder ([`provdb_query`]).
 pub use provdb_query as query;
 pub use provdb_storage::{
-    Adjacent, CheckProblem, CheckReport, Direction, Durability, Edge, EdgeId, ExternalId,
-    ProvClass, ProvRelation, PruneReport, PruneSelection, RecordBatch, StoreStats, Value, Vertex,
-    VertexId, WriteSummary, ADJACENCY_SNAPSHOT_FILE_PREFIX,
+    Adjacent, CheckProblem, CheckReport, CompactionPace, Direction, Durability, Edge, EdgeId,
+    ExternalId, ProvClass, ProvRelation, PruneReport, PruneSelection, RecordBatch, StoreStats,
+    Value, Vertex, VertexId, WriteSummary, ADJACENCY_SNAPSHOT_FILE_PREFIX,
 };

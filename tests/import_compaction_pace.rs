@@ -1,8 +1,8 @@
 //! An import runs at the bulk compaction pace (level-0 files wait for 32 of them before a
 //! merge: merging every 4 rewrote the growing bottom level again and again) and leaves the
 //! store at the live pace when it ends: the background merges then bring the files under 4,
-//! and every record imported is there. What each pace does is tested in
-//! `storage/tests/compaction_pace.rs`.
+//! and every record imported is there; a database opened at the bulk pace keeps it. What
+//! each pace does is tested in `storage/tests/compaction_pace.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,8 @@ fn an_import_defers_merges_while_it_runs_and_resumes_them_when_it_ends() {
     // 64 KiB memtables make a test-sized import flush dozens of times.
     std::env::set_var("PROVDB_TEST_WRITE_BUFFER_BYTES", (64 << 10).to_string());
     let dir = tempfile::tempdir().unwrap();
-    let mut text = String::new();
-    for d in Simulation::new(&SimulationOptions {
-        seed: 11,
-        machines: 4,
-        documents_per_machine: 400,
-        records_per_document: 60,
-    }) {
-        text.push_str(&d.json);
-        text.push('\n');
-    }
     let log = dir.path().join("fleet.log");
-    std::fs::write(&log, text).unwrap();
+    std::fs::write(&log, simulated_log(11)).unwrap();
 
     let options = DatabaseOptions {
         batch_records: 500,
@@ -67,13 +57,55 @@ fn an_import_defers_merges_while_it_runs_and_resumes_them_when_it_ends() {
     let stats = db.stats().unwrap();
     assert_eq!(stats.edges, distinct_relation_ids(&log));
     db.close().unwrap();
-    let again = Database::open_with(dir.path().join("db"), options).unwrap();
+    let again = Database::open_with(dir.path().join("db"), options.clone()).unwrap();
     let rerun = again
         .import_files(std::slice::from_ref(&log), &mut |_| {})
         .unwrap();
     assert_eq!(rerun.stored.edges_added, 0, "{rerun:?}");
     assert_eq!(again.stats().unwrap().edges, stats.edges);
     again.close().unwrap();
+
+    // Opened at the bulk pace (as `provdb import` opens), the import runs at it and leaves it
+    // so: the files of another fleet's log pile up and stay.
+    let other = dir.path().join("other.log");
+    std::fs::write(&other, simulated_log(12)).unwrap();
+    let bulk = Database::open_with(
+        dir.path().join("db"),
+        DatabaseOptions {
+            compaction_pace: CompactionPace::Bulk,
+            ..options
+        },
+    )
+    .unwrap();
+    let mut paces = Vec::new();
+    bulk.import_files(std::slice::from_ref(&other), &mut |_| {
+        paces.push(bulk.store().compaction_pace())
+    })
+    .unwrap();
+    assert!(
+        !paces.is_empty() && paces.iter().all(|p| *p == CompactionPace::Bulk),
+        "{paces:?}"
+    );
+    assert_eq!(bulk.store().compaction_pace(), CompactionPace::Bulk);
+    assert!(bulk.store().level0_files().unwrap() >= 12);
+    let expected = distinct_relation_ids(&log) + distinct_relation_ids(&other);
+    assert_eq!(bulk.stats().unwrap().edges, expected);
+    bulk.close().unwrap();
+}
+
+/// A simulated fleet's log, one W3C document per line.
+fn simulated_log(seed: u64) -> String {
+    let mut text = String::new();
+    for d in Simulation::new(&SimulationOptions {
+        seed,
+        machines: 4,
+        documents_per_machine: 400,
+        records_per_document: 60,
+    }) {
+        text.push_str(&d.json);
+        text.push('\n');
+    }
+    text
 }
 
 /// The distinct ids of the relations (edges) of a log of W3C documents, one per line.

@@ -60,6 +60,8 @@ pub fn run(db_path: &Path, args: ImportArgs) -> anyhow::Result<ExitCode> {
         batch_records: args.batch_records.max(1),
         detection: args.rules.detection()?,
         direct_io_writes: true,
+        // The command closes the archive when the import ends: no pace to set back.
+        compaction_pace: provdb::CompactionPace::Bulk,
         ..Default::default()
     };
     let options = provdb::DatabaseOptions {

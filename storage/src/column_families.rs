@@ -91,11 +91,13 @@ pub(crate) const ARCHIVE_COMPRESSION: &str =
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CompactionPace {
-    /// A merge at 4 level-0 files (RocksDB's default). The pace of every open.
+    /// A merge at 4 level-0 files (RocksDB's default). The pace of an open unless
+    /// [`crate::StoreOptions::compaction_pace`] says otherwise.
     Live,
     /// A merge at 32 level-0 files: a 10M-edge import flushes 26 times and merges nothing
     /// until it ends; a larger one merges every 32 flushes (bounded, so that the files a
-    /// look-up probes and the files open stay bounded too). Set by `import` while it runs.
+    /// look-up probes and the files open stay bounded too). Set by `import` while it runs,
+    /// or for a whole open that is a bulk load.
     Bulk,
 }
 
@@ -199,6 +201,7 @@ pub(crate) fn open_tables(
     writer: bool,
     declared: &[crate::SideTable],
     folded: &FoldedEdgeMark,
+    pace: CompactionPace,
 ) -> Result<OpenTables, crate::OpenError> {
     for t in declared {
         if GRAPH_TABLES.contains(&t.name()) || t.name() == ROCKSDB_DEFAULT {
@@ -211,7 +214,9 @@ pub(crate) fn open_tables(
     let mut descriptors: Vec<ColumnFamilyDescriptor> = GRAPH_TABLES
         .iter()
         .filter(|name| writer || !ADDED_LATER.contains(name) || on_disk(name))
-        .map(|name| ColumnFamilyDescriptor::new(*name, cf_options(name, cache, writer, folded)))
+        .map(|name| {
+            ColumnFamilyDescriptor::new(*name, cf_options(name, cache, writer, folded, pace))
+        })
         .collect();
     let mut side_tables: Vec<String> = existing
         .iter()
@@ -228,7 +233,7 @@ pub(crate) fn open_tables(
     for name in &side_tables {
         descriptors.push(ColumnFamilyDescriptor::new(
             name,
-            cf_options(name, cache, writer, folded),
+            cf_options(name, cache, writer, folded, pace),
         ));
     }
     Ok(OpenTables {
@@ -254,7 +259,13 @@ fn write_buffer_bytes() -> usize {
 /// The options of column family `name`; `writer` for the one process that writes (a reader's
 /// memtables hold nothing, or only a writer's WAL it replays: no memtable filters, which
 /// every open zeroed, megabytes each, and every seek probed, cold).
-fn cf_options(name: &str, cache: &Cache, writer: bool, folded: &FoldedEdgeMark) -> Options {
+fn cf_options(
+    name: &str,
+    cache: &Cache,
+    writer: bool,
+    folded: &FoldedEdgeMark,
+    pace: CompactionPace,
+) -> Options {
     let mut opts = Options::default();
     let mut table = BlockBasedOptions::default();
     let policy = StoragePolicy::of(name);
@@ -307,7 +318,7 @@ fn cf_options(name: &str, cache: &Cache, writer: bool, folded: &FoldedEdgeMark) 
     // (ARCHIVE_COMPRESSION) cost too much CPU beside a running import; `Store::compact`
     // switches to them.
     opts.set_level_compaction_dynamic_level_bytes(true);
-    CompactionPace::Live.apply(&mut opts);
+    pace.apply(&mut opts);
     opts.set_write_buffer_size(write_buffer_bytes());
     match name {
         OUT_ADJACENCY | IN_ADJACENCY => {

@@ -19,7 +19,7 @@ use crate::ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, RecordBatch, Value, Vertex};
 use crate::side_table::{SidePut, SideTable};
-use crate::tables::{Durability, OpenMode, Table, Tables, FORMAT_VERSION};
+use crate::tables::{Durability, OpenMode, Table, TableSettings, Tables, FORMAT_VERSION};
 use crate::writer::{PreparedWrite, WriteSummary, Writer, WriterState};
 
 /// The name [`Store::disk_size_by_column_family`] gives the adjacency snapshot file.
@@ -44,6 +44,12 @@ pub struct StoreOptions {
     /// read from memory. Where the file system refuses direct I/O the store opens without
     /// it; [`Store::direct_io_writes`] says which.
     pub direct_io_writes: bool,
+    /// The pace of this open's compactions (default [`CompactionPace::Live`]), until
+    /// [`Store::set_compaction_pace`]. A bulk load that closes the store when done opens at
+    /// [`CompactionPace::Bulk`], as `provdb import` does: setting a pace while open rewrites
+    /// RocksDB's options file once per table (~50 ms each way for provdb's tables, time in
+    /// which a 1M-edge import did nothing else).
+    pub compaction_pace: CompactionPace,
 }
 
 impl Default for StoreOptions {
@@ -54,6 +60,7 @@ impl Default for StoreOptions {
             durability: Durability::Buffered,
             side_tables: Vec::new(),
             direct_io_writes: false,
+            compaction_pace: CompactionPace::Live,
         }
     }
 }
@@ -293,9 +300,12 @@ impl Store {
             Tables::open(
                 &path,
                 &options.mode,
-                options.block_cache_bytes,
-                &options.side_tables,
-                options.direct_io_writes,
+                &TableSettings {
+                    block_cache_bytes: options.block_cache_bytes,
+                    side_tables: &options.side_tables,
+                    direct_io_writes: options.direct_io_writes,
+                    compaction_pace: options.compaction_pace,
+                },
             )
         };
         let mut tables = open_tables()?;
@@ -332,7 +342,10 @@ impl Store {
             adjacency_tables_empty,
             adjacency_cache,
             external_id_cache,
-            compaction_pace: parking_lot::Mutex::new(CompactionPace::Live),
+            compaction_pace: parking_lot::Mutex::new(match options.mode {
+                OpenMode::ReadWrite => options.compaction_pace,
+                _ => CompactionPace::Live,
+            }),
             fold_lock: parking_lot::Mutex::new(()),
         };
         if let Some(snapshot) = store.current_adjacency_snapshot() {
@@ -448,10 +461,10 @@ impl Store {
     }
 
     /// Sets when level-0 files are merged ([`CompactionPace`]) on every table, for the rest of
-    /// this open (every open starts at [`CompactionPace::Live`]). An offline import sets
-    /// [`CompactionPace::Bulk`] while it runs and `Live` when it ends; the level-0 files it
-    /// left are then merged in the background, or by [`Store::compact`]. A no-op for a store
-    /// not open for writing.
+    /// this open (which starts at [`StoreOptions::compaction_pace`]). An offline import on a
+    /// store open at [`CompactionPace::Live`] sets [`CompactionPace::Bulk`] while it runs and
+    /// `Live` when it ends; the level-0 files it left are then merged in the background, or by
+    /// [`Store::compact`]. A no-op for a store not open for writing.
     ///
     /// ```
     /// use provdb_storage::{CompactionPace, Store};
@@ -480,8 +493,8 @@ impl Store {
         Ok(())
     }
 
-    /// The pace set last ([`Store::set_compaction_pace`]); [`CompactionPace::Live`] for a
-    /// store that has set none, and for a reader.
+    /// The pace set last ([`Store::set_compaction_pace`]), else the one the store opened at
+    /// ([`StoreOptions::compaction_pace`]); [`CompactionPace::Live`] for a reader.
     pub fn compaction_pace(&self) -> CompactionPace {
         *self.compaction_pace.lock()
     }

@@ -226,36 +226,45 @@ pub(crate) struct Tables {
     folded_edge_mark: cf::FoldedEdgeMark,
 }
 
+/// How [`Tables::open`] sets the tables up, besides the open mode.
+pub(crate) struct TableSettings<'a> {
+    /// Block cache shared by every column family.
+    pub(crate) block_cache_bytes: usize,
+    /// Side tables a writer uses (created when missing).
+    pub(crate) side_tables: &'a [SideTable],
+    /// Flushes and compactions write with direct I/O where the file system takes it.
+    pub(crate) direct_io_writes: bool,
+    /// The pace the column families open at.
+    pub(crate) compaction_pace: cf::CompactionPace,
+}
+
 impl Tables {
     /// Opens the database at `path` with provdb's column families, and checks (or, for a new
     /// archive, writes) its format version.
     pub(crate) fn open(
         path: &Path,
         mode: &OpenMode,
-        block_cache_bytes: usize,
-        declared: &[SideTable],
-        direct_io_writes: bool,
+        settings: &TableSettings<'_>,
     ) -> Result<Tables, OpenError> {
         let writer = *mode == OpenMode::ReadWrite;
-        if writer && direct_io_writes {
-            match Tables::open_with_io(path, mode, block_cache_bytes, declared, true) {
+        if writer && settings.direct_io_writes {
+            match Tables::open_with_io(path, mode, settings, true) {
                 // RocksDB checks at open that the file system takes direct I/O (it would
                 // otherwise fail at the first flush).
                 Err(OpenError::Rocks(e)) if refuses_direct_io(&e) => {}
                 opened => return opened,
             }
         }
-        Tables::open_with_io(path, mode, block_cache_bytes, declared, false)
+        Tables::open_with_io(path, mode, settings, false)
     }
 
     fn open_with_io(
         path: &Path,
         mode: &OpenMode,
-        block_cache_bytes: usize,
-        declared: &[SideTable],
+        settings: &TableSettings<'_>,
         direct_io_writes: bool,
     ) -> Result<Tables, OpenError> {
-        let cache = Cache::new_lru_cache(block_cache_bytes);
+        let cache = Cache::new_lru_cache(settings.block_cache_bytes);
         let writer = *mode == OpenMode::ReadWrite;
         let mut db_opts = cf::db_options();
         db_opts.set_use_direct_io_for_flush_and_compaction(direct_io_writes);
@@ -268,7 +277,15 @@ impl Tables {
             db_opts.set_row_cache(&Cache::new_lru_cache(READER_ROW_CACHE_BYTES));
         }
         let folded_edge_mark = cf::FoldedEdgeMark::default();
-        let tables = cf::open_tables(&db_opts, path, &cache, writer, declared, &folded_edge_mark)?;
+        let tables = cf::open_tables(
+            &db_opts,
+            path,
+            &cache,
+            writer,
+            settings.side_tables,
+            &folded_edge_mark,
+            settings.compaction_pace,
+        )?;
         let db = match mode {
             OpenMode::ReadWrite => DB::open_cf_descriptors(&db_opts, path, tables.descriptors)?,
             OpenMode::ReadOnly => {

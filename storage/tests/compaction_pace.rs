@@ -1,6 +1,7 @@
 //! The compaction pace: at the bulk pace, level-0 files (one per flush) are not merged until
 //! 32 of them wait; back at the live pace, the background merges bring them under 4 again,
-//! and every write stays readable throughout. Every open starts at the live pace.
+//! and every write stays readable throughout. An open starts at the live pace unless its
+//! options name another.
 
 use std::time::{Duration, Instant};
 
@@ -50,26 +51,32 @@ fn assert_every_edge_readable(store: &Store, rounds: usize) {
     }
 }
 
+/// On an empty store at the bulk pace: twelve flushes stay twelve level-0 files; once the
+/// pace is set to live, one more write and the background merges bring them under 4.
+fn flushes_wait_at_the_bulk_pace_then_merge_at_the_live_one(store: &Store) {
+    assert_eq!(store.compaction_pace(), CompactionPace::Bulk);
+    for round in 0..12 {
+        write_and_flush(store, round);
+    }
+    // Twelve flushes, twelve files in the tables every batch writes: none merged, though the
+    // live pace merges at 4.
+    assert_eq!(store.level0_files().unwrap(), 12);
+    assert_every_edge_readable(store, 12);
+
+    store.set_compaction_pace(CompactionPace::Live).unwrap();
+    // Writes go on; the files left are merged in the background.
+    write_and_flush(store, 12);
+    assert_eq!(merged_within_a_minute(store), Ok(()));
+    assert_every_edge_readable(store, 13);
+}
+
 #[test]
 fn the_bulk_pace_keeps_flushes_unmerged_and_the_live_pace_merges_them() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.compaction_pace(), CompactionPace::Live);
     store.set_compaction_pace(CompactionPace::Bulk).unwrap();
-    assert_eq!(store.compaction_pace(), CompactionPace::Bulk);
-    for round in 0..12 {
-        write_and_flush(&store, round);
-    }
-    // Twelve flushes, twelve files in the tables every batch writes: none merged, though the
-    // live pace merges at 4.
-    assert_eq!(store.level0_files().unwrap(), 12);
-    assert_every_edge_readable(&store, 12);
-
-    store.set_compaction_pace(CompactionPace::Live).unwrap();
-    // Writes go on; the files left are merged in the background.
-    write_and_flush(&store, 12);
-    assert_eq!(merged_within_a_minute(&store), Ok(()));
-    assert_every_edge_readable(&store, 13);
+    flushes_wait_at_the_bulk_pace_then_merge_at_the_live_one(&store);
     store.close().unwrap();
 
     // The archive opens at the live pace whatever pace it was closed at, and reads whole.
@@ -84,6 +91,34 @@ fn the_bulk_pace_keeps_flushes_unmerged_and_the_live_pace_merges_them() {
     assert_eq!(merged_within_a_minute(&store), Ok(()));
     assert_every_edge_readable(&store, 21);
     store.close().unwrap();
+}
+
+#[test]
+fn a_store_opened_at_the_bulk_pace_keeps_flushes_unmerged_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let bulk = StoreOptions {
+        compaction_pace: CompactionPace::Bulk,
+        ..Default::default()
+    };
+    let store = Store::open_with(dir.path(), bulk.clone()).unwrap();
+    // RocksDB's options of the open, not only the pace reported.
+    flushes_wait_at_the_bulk_pace_then_merge_at_the_live_one(&store);
+    store.close().unwrap();
+
+    // The pace is the open's: a default open is live again, a reader's always is.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.compaction_pace(), CompactionPace::Live);
+    store.close().unwrap();
+    let reader = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            mode: OpenMode::ReadOnly,
+            ..bulk
+        },
+    )
+    .unwrap();
+    assert_eq!(reader.compaction_pace(), CompactionPace::Live);
+    assert_every_edge_readable(&reader, 13);
 }
 
 #[test]
