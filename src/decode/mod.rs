@@ -171,6 +171,20 @@ fn scan_nesting(bytes: &[u8], limit: usize) -> Result<Nesting, usize> {
     })
 }
 
+/// The offset of the first bracket deeper than `limit`, as [`scan_nesting`] finds it. Text
+/// holding no more `{` and `[` bytes than `limit`, wherever they are, cannot nest deeper, and
+/// `memchr` counts them fast (SIMD): that spares the scan most CamFlow documents (97% of a
+/// bench log's lines hold at most 64; the scan was ~3% of an import's CPU).
+fn check_nesting(bytes: &[u8], limit: usize) -> Result<(), usize> {
+    let openers = memchr::memchr2_iter(b'{', b'[', bytes)
+        .take(limit.saturating_add(1))
+        .count();
+    if openers <= limit {
+        return Ok(());
+    }
+    scan_nesting(bytes, limit).map(|_| ())
+}
+
 /// The offset of the first `"` or `\` in `rest`. Most of CamFlow's strings are short: a byte
 /// loop finds their end before a `memchr` call would have paid for itself (the scan was 14% of
 /// a decoder's time with `memchr` alone); longer ones go on with `memchr`.
@@ -289,7 +303,7 @@ pub(crate) fn parse_json(
     bytes: &mut [u8],
     line: Option<usize>,
 ) -> Result<BorrowedValue<'_>, DecodeError> {
-    if let Err(offset) = scan_nesting(bytes, MAX_JSON_DEPTH) {
+    if let Err(offset) = check_nesting(bytes, MAX_JSON_DEPTH) {
         return Err(DecodeError::TooDeep {
             limit: MAX_JSON_DEPTH,
             offset,
@@ -437,6 +451,9 @@ mod tests {
             let got = scan_nesting(&bytes, limit).map(|n| (n.depth, n.in_string));
             let expected = reference_nesting(&bytes, limit).map(|n| (n.depth, n.in_string));
             prop_assert_eq!(got, expected);
+            // The counting shortcut refuses exactly what the scan refuses, at the same offset.
+            let checked = check_nesting(&bytes, limit);
+            prop_assert_eq!(checked, expected.map(|_| ()));
         }
     }
 }
