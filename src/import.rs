@@ -152,7 +152,10 @@ pub(crate) fn import_files(
     let flushed = db.store().flush();
     // Back to the live pace even when the import failed: the files it left are merged in the
     // background from now on (or by `compact`), and the reads that follow probe fewer files.
-    let paced = db.store().set_compaction_pace(CompactionPace::Live);
+    let paced = match paced_here {
+        true => db.store().set_compaction_pace(CompactionPace::Live),
+        false => Ok(()),
+    };
     let files = files?;
     flushed?;
     paced?;
