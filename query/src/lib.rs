@@ -18,7 +18,7 @@
 //! use provdb_storage::*;
 //! let dir = tempfile::tempdir()?;
 //! let store = Store::open(dir.path())?;
-//! let v = |id: &str, t: &str, attrs: Vec<(String, Value)>| VertexInput {
+//! let v = |id: &str, t: &str, attrs: Vec<(Name, Value)>| VertexInput {
 //!     ext_id: ExternalId::parse(id), type_name: t.into(), class: ProvClass::Entity,
 //!     placement: Placement::default(), attrs,
 //! };

@@ -4,13 +4,15 @@
 //! * [`w3c`]: W3C PROV-JSON documents of every CamFlow version (bare or `cf:` ids, numeric or
 //!   `"cf:N"` machine ids, the old `relation` section, legacy machine descriptions).
 //! * [`spade`]: SPADE JSON lines and the legacy SPADE JSON array.
-//! * [`identifier`]: the kernel's 32-byte identifiers; [`date`]: `cf:date`.
+//! * [`identifier`]: the kernel's 32-byte identifiers; [`date`]: `cf:date`;
+//!   [`attribute_name`]: the attribute names CamFlow writes, borrowed rather than copied.
 //!
 //! Edges come out in information-flow direction (sender -> receiver).
 
 pub mod date;
 mod error;
 pub mod identifier;
+mod names;
 pub mod payload;
 pub mod spade;
 pub mod w3c;
@@ -22,6 +24,7 @@ use simd_json::prelude::*;
 use simd_json::BorrowedValue;
 
 pub use error::DecodeError;
+pub use names::attribute_name;
 pub use payload::DEFAULT_MAX_INFLATED;
 
 /// Default cap on one line or one multi-line document of an imported file: 64 MiB (camflowd

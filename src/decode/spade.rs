@@ -10,7 +10,8 @@ use simd_json::BorrowedValue;
 
 use super::date::parse_camflow_date;
 use super::{
-    as_u32_lenient, edge_placement, parse_json, short, to_value, vertex_placement, DecodeError,
+    as_u32_lenient, attribute_name, edge_placement, parse_json, short, to_value, vertex_placement,
+    DecodeError,
 };
 
 fn relation_of(kind: &str) -> Option<ProvRelation> {
@@ -105,7 +106,7 @@ pub fn decode_record(
         let attrs = annotations
             .iter()
             .filter(|(k, _)| *k != "object_type")
-            .map(|(k, v)| (k.to_string(), to_value(v)))
+            .map(|(k, v)| (attribute_name(k), to_value(v)))
             .collect();
         batch.vertices.push(VertexInput {
             ext_id,
@@ -141,7 +142,7 @@ pub fn decode_record(
     let attrs = annotations
         .iter()
         .filter(|(k, _)| *k != "id" && *k != "relation_type")
-        .map(|(k, v)| (k.to_string(), to_value(v)))
+        .map(|(k, v)| (attribute_name(k), to_value(v)))
         .collect();
     batch.edges.push(EdgeInput {
         placement: edge_placement(&ext_id, time),

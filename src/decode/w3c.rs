@@ -9,7 +9,8 @@ use simd_json::BorrowedValue;
 
 use super::date::parse_camflow_date;
 use super::{
-    as_u32_lenient, bare_id, edge_placement, short, to_value, vertex_placement, DecodeError,
+    as_u32_lenient, attribute_name, bare_id, edge_placement, short, to_value, vertex_placement,
+    DecodeError,
 };
 
 /// Sender and receiver keys of each relation section (libprovenance `provenanceW3CJSON.c`).
@@ -142,7 +143,7 @@ fn vertex(
     let attrs = attrs
         .iter()
         .filter(|(k, _)| *k != "prov:type")
-        .map(|(k, v)| (k.to_string(), to_value(v)))
+        .map(|(k, v)| (attribute_name(k), to_value(v)))
         .collect();
     Ok(VertexInput {
         ext_id,
@@ -206,7 +207,7 @@ fn edge(
     let attrs = attrs
         .iter()
         .filter(|(k, _)| *k != "prov:type" && *k != snd && *k != rcv)
-        .map(|(k, v)| (k.to_string(), to_value(v)))
+        .map(|(k, v)| (attribute_name(k), to_value(v)))
         .collect();
     Ok(EdgeInput {
         ext_id,

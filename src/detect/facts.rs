@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use provdb_storage::{EdgeInput, ExternalId, Value, VertexInput};
+use provdb_storage::{EdgeInput, ExternalId, Name, Value, VertexInput};
 
 /// Longest causal path a tag keeps: the first steps (where the data came from) and the last
 /// ones (how it got here), so a long-lived tag costs bounded bytes.
@@ -167,11 +167,11 @@ impl Facts {
     }
 }
 
-fn find_input_attr<'a>(attrs: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+fn find_input_attr<'a>(attrs: &'a [(Name, Value)], key: &str) -> Option<&'a Value> {
     attrs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
-fn find_string_attr(attrs: &[(String, Value)], key: &str) -> Option<String> {
+fn find_string_attr(attrs: &[(Name, Value)], key: &str) -> Option<String> {
     find_input_attr(attrs, key).map(|v| bounded(v.to_string()))
 }
 

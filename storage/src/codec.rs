@@ -4,7 +4,7 @@
 use bincode::{Decode, Encode};
 
 use crate::error::{ReadError, WriteError};
-use crate::model::{ExternalId, Placement, ProvClass, ProvRelation, Value};
+use crate::model::{ExternalId, Name, Placement, ProvClass, ProvRelation, Value};
 
 /// Format byte of every record value written by this build.
 pub(crate) const RECORD_FORMAT: u8 = 1;
@@ -69,15 +69,12 @@ pub(crate) struct StoredEdge<A = Vec<(u16, Value)>> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct KeyedAttrs<'a> {
     key_ids: &'a [u16],
-    pairs: &'a [(String, Value)],
+    pairs: &'a [(Name, Value)],
 }
 
 impl<'a> KeyedAttrs<'a> {
     /// `key_ids[i]` is the id of `pairs[i]`'s name; an error when the lengths differ.
-    pub(crate) fn new(
-        key_ids: &'a [u16],
-        pairs: &'a [(String, Value)],
-    ) -> Result<Self, WriteError> {
+    pub(crate) fn new(key_ids: &'a [u16], pairs: &'a [(Name, Value)]) -> Result<Self, WriteError> {
         if key_ids.len() != pairs.len() {
             return Err(WriteError::corruption(
                 "attributes",
@@ -338,12 +335,12 @@ mod tests {
     #[test]
     fn borrowed_attributes_encode_as_the_owned_record() {
         let pairs = vec![
-            ("cf:uid".to_owned(), Value::Int(-3)),
-            ("cf:path".to_owned(), Value::Str("/etc/passwd".into())),
-            ("cf:flag".to_owned(), Value::Bool(true)),
-            ("cf:none".to_owned(), Value::Null),
-            ("cf:big".to_owned(), Value::UInt(u64::MAX)),
-            ("cf:ratio".to_owned(), Value::Float(0.25)),
+            (Name::from("cf:uid"), Value::Int(-3)),
+            (Name::from("cf:path"), Value::Str("/etc/passwd".into())),
+            (Name::from("cf:flag"), Value::Bool(true)),
+            (Name::from("cf:none"), Value::Null),
+            (Name::from("cf:big"), Value::UInt(u64::MAX)),
+            (Name::from("cf:ratio"), Value::Float(0.25)),
         ];
         let key_ids: Vec<u16> = vec![4, 300, 7, 1, 65535, 0];
         let owned = StoredEdge {

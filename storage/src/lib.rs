@@ -67,7 +67,7 @@ pub use graph_read::{AdjacencyCursor, GraphRead};
 pub use id_set::IdSet;
 pub use ids::{AttrKeyId, EdgeId, TypeId, VertexId};
 pub use model::{
-    find_attr, Adjacent, Direction, Edge, EdgeInput, EndpointInput, ExternalId, Placement,
+    find_attr, Adjacent, Direction, Edge, EdgeInput, EndpointInput, ExternalId, Name, Placement,
     ProvClass, ProvRelation, RecordBatch, Value, Vertex, VertexInput,
 };
 pub use side_table::{SidePut, SideTable};

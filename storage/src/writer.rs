@@ -21,7 +21,7 @@ use crate::error::WriteError;
 use crate::id_set::split_id;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
-use crate::model::{EndpointInput, ExternalId, ProvClass, RecordBatch, Value};
+use crate::model::{EndpointInput, ExternalId, Name, ProvClass, RecordBatch, Value};
 use crate::side_table::SidePut;
 use crate::tables::{Counters, Durability, ExternalEntry, GraphHandles, Tables};
 use crate::written_ids::WrittenIds;
@@ -505,7 +505,7 @@ impl Pending<'_> {
     /// thread).
     fn intern_attr_keys(
         &mut self,
-        attrs: &[(String, Value)],
+        attrs: &[(Name, Value)],
         last: AttrFamily,
     ) -> Result<(), WriteError> {
         self.attr_key_ids.clear();

@@ -10,19 +10,19 @@ use provdb_storage::*;
 
 /// Attribute lists over a small alphabet of names, so that records share names at the same
 /// positions, at other positions, or not at all.
-fn attrs() -> impl Strategy<Value = Vec<(String, Value)>> {
+fn attrs() -> impl Strategy<Value = Vec<(Name, Value)>> {
     proptest::collection::vec((0..6usize, any::<i64>()), 0..6).prop_map(|pairs| {
         let mut seen = std::collections::HashSet::new();
         pairs
             .into_iter()
             // One value per name in a record, as in a JSON object.
             .filter(|(name, _)| seen.insert(*name))
-            .map(|(name, v)| (format!("cf:attr{name}"), Value::Int(v)))
+            .map(|(name, v)| (format!("cf:attr{name}").into(), Value::Int(v)))
             .collect()
     })
 }
 
-fn vertex(i: usize, attrs: Vec<(String, Value)>) -> VertexInput {
+fn vertex(i: usize, attrs: Vec<(Name, Value)>) -> VertexInput {
     VertexInput {
         ext_id: ExternalId::parse(&format!("v{i}")),
         type_name: "file".into(),
@@ -32,17 +32,17 @@ fn vertex(i: usize, attrs: Vec<(String, Value)>) -> VertexInput {
     }
 }
 
-fn edge(i: usize, attrs: Vec<(String, Value)>) -> EdgeInput {
+fn edge(i: usize, attrs: Vec<(Name, Value)>) -> EdgeInput {
     EdgeInput {
         attrs,
         ..common::edge(i, "read", i, i + 1)
     }
 }
 
-fn owned(attrs: &[(std::sync::Arc<str>, Value)]) -> Vec<(String, Value)> {
+fn owned(attrs: &[(std::sync::Arc<str>, Value)]) -> Vec<(Name, Value)> {
     attrs
         .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
+        .map(|(k, v)| (k.to_string().into(), v.clone()))
         .collect()
 }
 
