@@ -210,8 +210,8 @@ pub struct Placement {
     pub time: Option<i64>,
 }
 
-/// A name a decoder gives a record: an attribute name or a type name. Names CamFlow uses are
-/// borrowed from the decoder's table of them, others owned: a 1M-edge import decodes some 16
+/// An attribute name as a decoder gives it. Names CamFlow uses are borrowed from the
+/// decoder's table of them, others owned: a 1M-edge import decodes some 16
 /// million attribute names, and an allocation (and a free) for each was a tenth of the
 /// decoders' time. Build one with `.into()` from a `&'static str` or a `String`.
 ///

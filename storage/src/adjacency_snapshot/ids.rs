@@ -246,14 +246,14 @@ impl IdSection {
                 self.entry_count
             ));
         }
+        // Each start read once, as the end of the bucket before and the start of its own.
+        let mut first = start;
         for bucket in 0..self.bucket_count {
-            let (first, last) = (
-                self.bucket_start(file, bucket),
-                self.bucket_start(file, bucket + 1),
-            );
+            let last = self.bucket_start(file, bucket + 1);
             if first > last {
                 return Err(format!("bucket {bucket} at entries {first}..{last}"));
             }
+            first = last;
         }
         Ok(())
     }
