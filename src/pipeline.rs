@@ -1,9 +1,9 @@
 //! The one ingest pipeline, shared by `import` and `serve`:
 //!
 //! ```text
-//! source --(seq, item)--> decoders (N threads) --> writer: reorder by seq, batch, prepare
-//!        --> detector: facts and alerts join the write --> committer: commit (fsync when
-//!        asked) --> on_durable(token, summary, alerts)
+//! source --(seq, item)--> decoders (N threads) --> writer: reorder by seq, batch, resolve
+//!        --> encoder: the records' bytes --> detector: facts and alerts join the write
+//!        --> committer: commit (fsync when asked) --> on_durable(token, summary, alerts)
 //! ```
 //!
 //! * The **source** runs on a thread of its own and hands items in through a [`Feeder`],
@@ -19,10 +19,14 @@
 //!   decoded and taken) and no earlier write is still being detected or committed: group
 //!   commit, so that a publisher waiting for its acknowledgements never waits out the
 //!   latency, while items that arrive during a commit join the next batch. The write
-//!   is resolved and encoded there ([`provdb_storage::Store::prepare_write`]) while the
-//!   previous one commits.
+//!   is resolved there ([`provdb_storage::Store::resolve_write`]: ids, dictionaries, indexes,
+//!   counters) while the previous ones are encoded and committed.
+//! * The **encoder** thread encodes each resolved write's records into its RocksDB batch
+//!   ([`provdb_storage::ResolvedWrite::encode`]), in order: about half of what preparing a
+//!   write took, which the writer thread did alone while the decoders, their queues full,
+//!   waited.
 //! * **Detection** ([`crate::detect::Detector`]), when there are rules, runs on a thread of
-//!   its own between the writer and the committer, on each prepared write's new edges, in
+//!   its own between the encoder and the committer, on each prepared write's new edges, in
 //!   order; its facts and alerts join that write, so an alert is committed atomically with
 //!   the batch that completed it. (Its own thread: it overlaps the next batch's preparing.)
 //! * The **committer** thread commits each prepared write, then calls `on_durable` with the
@@ -44,7 +48,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
 use parking_lot::{Mutex, MutexGuard};
-use provdb_storage::{Durability, PreparedWrite, RecordBatch, SidePut, Store, WriteSummary};
+use provdb_storage::{
+    Durability, PreparedWrite, RecordBatch, ResolvedWrite, SidePut, Store, WriteSummary,
+};
 
 use crate::detect::{Alert, Detector};
 use crate::{Error, Result};
@@ -209,6 +215,7 @@ where
     let capacity = settings.queue_capacity.max(1);
     let (item_tx, item_rx) = bounded::<(u64, I)>(capacity);
     let (decoded_tx, decoded_rx) = bounded::<(u64, O)>(capacity);
+    let (resolved_tx, resolved_rx) = bounded::<ToEncode<'_, B::Token>>(1);
     let (commit_tx, commit_rx) = bounded::<ToCommit<'_, B::Token>>(1);
     let (staged_tx, staged_rx) = bounded::<Staged<'_, B::Token>>(1);
     let in_flight = InFlight::default();
@@ -309,6 +316,22 @@ where
             }
             None => (NextStage::Commit(commit_tx), None),
         };
+        // Encodes each resolved write's records while the writer resolves the next batch: the
+        // writer was the pipeline's busiest thread, and while it prepared a batch alone the
+        // decoders filled their queues and stopped.
+        let encoder = std::thread::Builder::new()
+            .name("encoder".to_owned())
+            .spawn_scoped(scope, move || -> Result<()> {
+                for write in resolved_rx {
+                    let prepared = write.resolved.encode(&write.records)?;
+                    next_stage.send(prepared, write.token, write.records)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| Error::Thread {
+                name: "encoder",
+                source: e,
+            })?;
         let (counted_tx, counted_rx) = bounded(1);
         let feeder = Feeder {
             tx: item_tx,
@@ -331,8 +354,9 @@ where
             counted: counted_rx,
             emptied: emptied_rx,
         };
-        let written = write_in_order(store, settings, upstream, batcher, next_stage, &in_flight);
+        let written = write_in_order(store, settings, upstream, batcher, resolved_tx, &in_flight);
         let fed = source.join().unwrap_or(Err(Error::StageFailed("source")));
+        let encoded = encoder.join().unwrap_or(Err(Error::StageFailed("encoder")));
         let detected = match detection {
             Some(t) => t.join().unwrap_or(Err(Error::StageFailed("detector"))),
             None => Ok(()),
@@ -346,8 +370,16 @@ where
             }
         }
         // A stage's own error explains why the source could not send.
-        committed.and(detected).and(written).and(fed)
+        committed.and(detected).and(encoded).and(written).and(fed)
     })
+}
+
+/// A resolved write on its way to the encoder, with its token and the records it was
+/// resolved from.
+struct ToEncode<'s, T> {
+    resolved: ResolvedWrite<'s>,
+    token: T,
+    records: RecordBatch,
 }
 
 /// A prepared write on its way to detection: the write, its token and its records.
@@ -364,12 +396,30 @@ struct ToCommit<'s, T> {
     retired: RecordBatch,
 }
 
-/// Where the writer stage hands prepared writes.
+/// Where the encoder hands prepared writes.
 enum NextStage<'s, T> {
     /// To the detector, which hands them on to the committer.
     Detect(Sender<Staged<'s, T>>),
     /// Straight to the committer (no rules).
     Commit(Sender<ToCommit<'s, T>>),
+}
+
+impl<'s, T> NextStage<'s, T> {
+    fn send(&self, prepared: PreparedWrite<'s>, token: T, records: RecordBatch) -> Result<()> {
+        match self {
+            NextStage::Detect(tx) => tx
+                .send((prepared, token, records))
+                .map_err(|_| Error::StageFailed("detector")),
+            NextStage::Commit(tx) => tx
+                .send(ToCommit {
+                    prepared,
+                    token,
+                    alerts: Vec::new(),
+                    retired: records,
+                })
+                .map_err(|_| Error::StageFailed("committer")),
+        }
+    }
 }
 
 /// Writes handed on by the writer and not yet committed, and a signal each time that count
@@ -417,14 +467,14 @@ struct Upstream<O> {
     emptied: Receiver<RecordBatch>,
 }
 
-/// The writer stage: puts decoded items back in source order, batches, prepares each write
-/// and hands it to the committer.
+/// The writer stage: puts decoded items back in source order, batches, resolves each write
+/// and hands it to the encoder.
 fn write_in_order<'s, O, B: Batcher<O>>(
     store: &'s Store,
     settings: &PipelineSettings,
     upstream: Upstream<O>,
     batcher: &mut B,
-    next_stage: NextStage<'s, B::Token>,
+    encoder: Sender<ToEncode<'s, B::Token>>,
     in_flight: &InFlight,
 ) -> Result<()> {
     let decoded = upstream.decoded;
@@ -438,22 +488,16 @@ fn write_in_order<'s, O, B: Batcher<O>>(
             batcher.recycle(records);
         }
         if let Some(write) = batcher.build()? {
-            let prepared =
-                store.prepare_write(&write.records, &write.side_puts, settings.durability)?;
+            let resolved =
+                store.resolve_write(&write.records, &write.side_puts, settings.durability)?;
             in_flight.started();
-            match &next_stage {
-                NextStage::Detect(tx) => tx
-                    .send((prepared, write.token, write.records))
-                    .map_err(|_| Error::StageFailed("detector"))?,
-                NextStage::Commit(tx) => tx
-                    .send(ToCommit {
-                        prepared,
-                        token: write.token,
-                        alerts: Vec::new(),
-                        retired: write.records,
-                    })
-                    .map_err(|_| Error::StageFailed("committer"))?,
-            }
+            encoder
+                .send(ToEncode {
+                    resolved,
+                    token: write.token,
+                    records: write.records,
+                })
+                .map_err(|_| Error::StageFailed("encoder"))?;
         }
         Ok(())
     };

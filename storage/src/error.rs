@@ -79,6 +79,10 @@ pub enum WriteError {
     /// uncommitted (it may reference that write's ids). Nothing of it was written.
     #[error("write refused: an earlier prepared write failed or was dropped; prepare it again")]
     PipelineAborted,
+    /// A resolved write was encoded with a batch other than the one it was resolved from
+    /// (`ResolvedWrite::encode`). Nothing of it was written.
+    #[error("a resolved write was encoded with another batch than it was resolved from")]
+    BatchMismatch,
     /// A dictionary (vertex types, edge types or attribute keys) is full.
     #[error("too many distinct {what} (limit {limit})")]
     DictionaryFull {

@@ -75,4 +75,4 @@ pub use store::{
     AdjacencyScan, FoldBacklog, Store, StoreOptions, StoreStats, ADJACENCY_SNAPSHOT_SIZE_NAME,
 };
 pub use tables::{Durability, OpenMode, RawEntry, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
-pub use writer::{PreparedWrite, WriteSummary};
+pub use writer::{PreparedWrite, ResolvedWrite, WriteSummary};

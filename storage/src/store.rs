@@ -20,7 +20,7 @@ use crate::keys::{self, Counter, EXT_EDGE, EXT_VERTEX};
 use crate::model::{Adjacent, Direction, Edge, ExternalId, RecordBatch, Value, Vertex};
 use crate::side_table::{SidePut, SideTable};
 use crate::tables::{Durability, OpenMode, Table, TableSettings, Tables, FORMAT_VERSION};
-use crate::writer::{PreparedWrite, WriteSummary, Writer, WriterState};
+use crate::writer::{PreparedWrite, ResolvedWrite, WriteSummary, Writer, WriterState};
 
 /// The name [`Store::disk_size_by_column_family`] gives the adjacency snapshot file.
 pub const ADJACENCY_SNAPSHOT_SIZE_NAME: &str = "adjacency snapshot (file)";
@@ -972,6 +972,44 @@ impl Store {
     ) -> Result<PreparedWrite<'_>, WriteError> {
         self.writer
             .prepare(&self.tables, &self.dicts, batch, side, durability)
+    }
+
+    /// The first of [`Store::prepare_write`]'s two steps: resolves a batch against the writer
+    /// state (ids, dictionaries, indexes, counters) under the writer lock, leaving its records
+    /// to encode with [`ResolvedWrite::encode`], which needs no lock: a pipeline encodes one
+    /// batch on a thread of its own while it resolves the next.
+    ///
+    /// ```
+    /// use provdb_storage::*;
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let edge = EdgeInput {
+    ///     ext_id: ExternalId::parse("e1"),
+    ///     type_name: "write".into(),
+    ///     relation: ProvRelation::WasGeneratedBy,
+    ///     src: EndpointInput { ext_id: ExternalId::parse("task"), type_hint: None },
+    ///     dst: EndpointInput { ext_id: ExternalId::parse("file"), type_hint: None },
+    ///     placement: Placement::default(),
+    ///     attrs: vec![],
+    /// };
+    /// let batch = RecordBatch { edges: vec![edge], ..Default::default() };
+    /// let resolved = store.resolve_write(&batch, &[], Durability::Buffered)?;
+    /// assert_eq!(resolved.summary().stubs_created, 2);
+    /// let prepared = std::thread::scope(|s| s.spawn(|| resolved.encode(&batch)).join())
+    ///     .expect("encoder thread")?;
+    /// store.commit_prepared(prepared)?;
+    /// assert_eq!((store.stats()?.edges, store.stats()?.vertices), (1, 2));
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolve_write(
+        &self,
+        batch: &RecordBatch,
+        side: &[SidePut],
+        durability: Durability,
+    ) -> Result<ResolvedWrite<'_>, WriteError> {
+        self.writer
+            .resolve(&self.tables, &self.dicts, batch, side, durability)
     }
 
     /// Commits a prepared write (in the order writes were prepared).

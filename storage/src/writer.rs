@@ -1,10 +1,14 @@
 //! The single-writer write path: resolves external ids, allocates dense ids, creates and fills
 //! stub vertices, and turns one [`RecordBatch`] into one atomic RocksDB `WriteBatch` (records,
-//! adjacency, indexes, dictionaries, counters).
+//! adjacency, indexes, dictionaries, counters), in two steps: resolving under the writer lock
+//! (here), then encoding the records' bytes ([`encode`]), which needs no writer state and so
+//! can run on another thread while the next batch is resolved.
+
+mod encode;
 
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 // The writer's maps are keyed by external ids, which come from (possibly compromised)
 // machines: foldhash with a per-process random seed keeps them resistant to chosen collisions
@@ -15,13 +19,11 @@ use parking_lot::{Mutex, MutexGuard, RwLock};
 use roaring::RoaringBitmap;
 use rocksdb::{ColumnFamily, WriteBatch};
 
-use crate::codec::{self, KeyedAttrs, StoredEdge, StoredVertex};
 use crate::dictionary::{DictKind, Dictionaries};
 use crate::error::WriteError;
 use crate::id_set::split_id;
-use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
-use crate::model::{EndpointInput, ExternalId, Name, ProvClass, RecordBatch, Value};
+use crate::model::{EndpointInput, ExternalId, Name, RecordBatch, Value};
 use crate::side_table::SidePut;
 use crate::tables::{Counters, Durability, ExternalEntry, GraphHandles, Tables};
 use crate::written_ids::WrittenIds;
@@ -35,7 +37,7 @@ const WRITTEN_IDS_LIMIT: usize = 64_000_000;
 /// Upper bound of cached index shards.
 const SHARD_CACHE_LIMIT: usize = 8192;
 /// Upper bound of the bytes reserved up front for a write batch (see
-/// [`WriterState::batch_bytes_hint`]).
+/// [`Pipeline::batch_bytes_hint`]).
 const BATCH_RESERVE_LIMIT: usize = 128 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +93,6 @@ pub(crate) struct WriterState {
     last_prepared: u64,
     /// Pipeline epoch the state belongs to.
     epoch: u64,
-    /// Size of the last write batch, reserved for the next one: grown by doubling, a batch
-    /// of tens of megabytes was copied over and over (memmove and page faults were ~10% of
-    /// the preparing thread).
-    batch_bytes_hint: usize,
     /// Every external id written since the archive held none, while that is known.
     written: WrittenIds,
 }
@@ -128,6 +126,10 @@ pub(crate) struct Pipeline {
     /// Bumped when a prepared write fails or is dropped: every write prepared after it (which
     /// may use its ids) is refused, and the writer state is reloaded from disk.
     epoch: AtomicU64,
+    /// Size of the last write batch, reserved for the next one: grown by doubling, a batch
+    /// of tens of megabytes was copied over and over (memmove and page faults were ~10% of
+    /// the preparing thread). Set where a batch is encoded, read where the next is resolved.
+    batch_bytes_hint: AtomicUsize,
 }
 
 /// A batch resolved against the writer's state and encoded into one RocksDB write, not yet
@@ -150,6 +152,94 @@ pub struct PreparedWrite<'a> {
     /// Indices (into the batch's `edges`) of the edges this write adds: not stored before,
     /// nor earlier in the batch.
     new_edges: Vec<usize>,
+}
+
+/// A batch resolved against the writer's state (ids, dictionaries, indexes, counters), its
+/// records not yet encoded: [`ResolvedWrite::encode`] turns it into the [`PreparedWrite`]
+/// that [`crate::Store::prepare_write`] makes in one step. Made by
+/// [`crate::Store::resolve_write`]. The two steps apart let a pipeline resolve the next batch
+/// (under the writer lock) while this one is encoded on another thread.
+///
+/// The writer state has moved on as if the write had committed: a resolved write dropped
+/// unencoded, or whose encoding fails, refuses every write prepared after it, as a
+/// [`PreparedWrite`] dropped uncommitted does.
+pub struct ResolvedWrite<'a> {
+    pipeline: &'a Pipeline,
+    tables: &'a Tables,
+    /// Dictionary entries, index shards, counters and side-table puts so far; the records go
+    /// in when encoded.
+    batch: Option<WriteBatch>,
+    seq: u64,
+    epoch: u64,
+    durability: Durability,
+    summary: WriteSummary,
+    new_edges: Vec<usize>,
+    /// What to encode, in the order the records are put.
+    plan: Vec<PlannedRecord>,
+    /// The attribute-name ids of the planned records, each record's at its `keys_at`.
+    key_ids: Vec<u16>,
+    /// The resolved batch's length, checked when it is encoded.
+    vertex_count: usize,
+    edge_count: usize,
+}
+
+impl std::fmt::Debug for ResolvedWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolvedWrite")
+            .field("seq", &self.seq)
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl ResolvedWrite<'_> {
+    /// What the write will do once committed.
+    pub fn summary(&self) -> WriteSummary {
+        self.summary
+    }
+}
+
+impl Drop for ResolvedWrite<'_> {
+    fn drop(&mut self) {
+        if self.batch.is_some() {
+            // Dropped unencoded: later prepared writes may use its ids.
+            self.pipeline.abort(self.epoch);
+        }
+    }
+}
+
+/// A record of a resolved batch to encode: a vertex defined (new, or filling in its stub), a
+/// stub for an edge's endpoint not defined yet, or a new edge. Indices are into the batch's
+/// `vertices` or `edges`; `keys_at` into [`ResolvedWrite::key_ids`].
+#[derive(Debug, Clone, Copy)]
+enum PlannedRecord {
+    Vertex {
+        index: usize,
+        id: u64,
+        type_id: u16,
+        keys_at: usize,
+    },
+    Stub {
+        edge: usize,
+        end: Endpoint,
+        id: u64,
+        type_id: u16,
+    },
+    Edge {
+        index: usize,
+        id: u64,
+        type_id: u16,
+        src: u64,
+        dst: u64,
+        keys_at: usize,
+    },
+}
+
+/// Which end of an edge.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    Src,
+    Dst,
 }
 
 impl std::fmt::Debug for PreparedWrite<'_> {
@@ -252,18 +342,16 @@ struct Pending<'a> {
     vertices: HashMap<ExternalId, VertexSlot>,
     edges: HashSet<ExternalId>,
     shards: HashMap<(IndexKind, Vec<u8>), RoaringBitmap>,
-    /// Keys that arrive in random order (adjacency by endpoint, external ids by their hash-like
-    /// bytes), held back and written sorted at [`Pending::finish`].
-    sorted: SortedPuts,
-    /// Dictionary ids of the attribute names of the record being encoded.
-    attr_key_ids: Vec<u16>,
+    /// The records to encode, in put order.
+    plan: Vec<PlannedRecord>,
+    /// Dictionary ids of the planned records' attribute names.
+    key_ids: Vec<u16>,
     /// The attribute name ids of the last vertex and the last edge, by position (see
     /// [`Pending::intern_attr_keys`]).
     last_vertex_attr_ids: Vec<u16>,
     last_edge_attr_ids: Vec<u16>,
     batch: WriteBatch,
     buf: Vec<u8>,
-    key: Vec<u8>,
     summary: WriteSummary,
 }
 
@@ -307,6 +395,19 @@ impl Writer {
         side: &[SidePut],
         durability: Durability,
     ) -> Result<PreparedWrite<'a>, WriteError> {
+        self.resolve(tables, shared_dicts, batch, side, durability)?
+            .encode(batch)
+    }
+
+    /// Resolves a batch against the writer state; see [`crate::Store::resolve_write`].
+    pub(crate) fn resolve<'a>(
+        &'a self,
+        tables: &'a Tables,
+        shared_dicts: &RwLock<Dictionaries>,
+        batch: &RecordBatch,
+        side: &[SidePut],
+        durability: Durability,
+    ) -> Result<ResolvedWrite<'a>, WriteError> {
         tables.check_writable()?;
         let mut state = self.state.lock();
         let epoch = self.pipeline.epoch.load(Ordering::Acquire);
@@ -326,7 +427,7 @@ impl Writer {
         }
         let dicts = shared_dicts.read().clone();
         let counters = state.counters;
-        let reserve = state.batch_bytes_hint;
+        let reserve = self.pipeline.batch_bytes_hint.load(Ordering::Relaxed);
         let mut p = Pending {
             tables,
             cfs: tables.graph_handles()?,
@@ -337,22 +438,22 @@ impl Writer {
             vertices: HashMap::new(),
             edges: HashSet::new(),
             shards: HashMap::new(),
-            sorted: SortedPuts::default(),
-            attr_key_ids: Vec::new(),
+            // A vertex or an edge each, and a stub for some edges' endpoints.
+            plan: Vec::with_capacity(batch.vertices.len() + batch.edges.len() * 5 / 4),
+            key_ids: Vec::new(),
             last_vertex_attr_ids: Vec::new(),
             last_edge_attr_ids: Vec::new(),
             batch: WriteBatch::with_capacity_bytes(reserve),
             buf: Vec::with_capacity(512),
-            key: Vec::with_capacity(64),
             summary: WriteSummary::default(),
         };
         let known = KnownExternals::fetch(tables, &*p.state, batch)?;
-        for v in &batch.vertices {
-            p.add_vertex(v, &known)?;
+        for (i, v) in batch.vertices.iter().enumerate() {
+            p.add_vertex(i, v, &known)?;
         }
         let mut new_edges = Vec::new();
         for (i, e) in batch.edges.iter().enumerate() {
-            if p.add_edge(e, &known)? {
+            if p.add_edge(i, e, &known)? {
                 new_edges.push(i);
             }
         }
@@ -362,21 +463,25 @@ impl Writer {
             p.batch
                 .put_cf(tables.side_for_write(put.table)?, &put.key, &put.value);
         }
-        let (write_batch, new_dicts, summary) = p.finish(committed)?;
-        if let Some(dicts) = new_dicts {
+        let resolved = p.finish(committed)?;
+        if let Some(dicts) = resolved.dicts {
             *shared_dicts.write() = dicts;
         }
         state.last_prepared += 1;
         let seq = state.last_prepared;
-        Ok(PreparedWrite {
+        Ok(ResolvedWrite {
             pipeline: &self.pipeline,
             tables,
-            batch: Some(write_batch),
+            batch: Some(resolved.batch),
             seq,
             epoch,
             durability,
-            summary,
+            summary: resolved.summary,
             new_edges,
+            plan: resolved.plan,
+            key_ids: resolved.key_ids,
+            vertex_count: batch.vertices.len(),
+            edge_count: batch.edges.len(),
         })
     }
 
@@ -436,21 +541,6 @@ impl Pending<'_> {
         }
     }
 
-    fn put_external(&mut self, kind: u8, ext: &ExternalId, id: u64, stub_type: Option<u16>) {
-        keys::external_key(kind, ext, &mut self.key);
-        let (value, len) = codec::encode_external_value(id, stub_type);
-        self.sorted.external_ids.push(&self.key, &value[..len]);
-    }
-
-    /// Writes the vertex -> external id entry of a vertex record just written (format 2 on;
-    /// a version-1 archive stays version 1, its ids read from the records).
-    fn put_vertex_external_id(&mut self, id: u64, ext: &ExternalId) {
-        if let Some(table) = self.cfs.vertex_external_ids {
-            codec::encode_external_id(ext, &mut self.buf);
-            self.batch.put_cf(table, keys::id_key(id), &self.buf);
-        }
-    }
-
     fn shard(
         &mut self,
         kind: IndexKind,
@@ -497,18 +587,18 @@ impl Pending<'_> {
         Ok(())
     }
 
-    /// Interns the names of `attrs` into [`Pending::attr_key_ids`], in order. `last` holds
-    /// the ids of the previous record of the same family (vertices or edges), by position:
-    /// CamFlow writes a type's attributes in one order, and records of most types share their
-    /// first ones, so most names are found by comparing them with the name at their position
-    /// in the previous record instead of hashing them (interning was 10% of the preparing
-    /// thread).
+    /// Interns the names of `attrs` onto [`Pending::key_ids`], in order, and returns where
+    /// they start. `last` holds the ids of the previous record of the same family (vertices
+    /// or edges), by position: CamFlow writes a type's attributes in one order, and records of
+    /// most types share their first ones, so most names are found by comparing them with the
+    /// name at their position in the previous record instead of hashing them (interning was
+    /// 10% of the preparing thread).
     fn intern_attr_keys(
         &mut self,
         attrs: &[(Name, Value)],
         last: AttrFamily,
-    ) -> Result<(), WriteError> {
-        self.attr_key_ids.clear();
+    ) -> Result<usize, WriteError> {
+        let start = self.key_ids.len();
         let mut last_ids = std::mem::take(match last {
             AttrFamily::Vertex => &mut self.last_vertex_attr_ids,
             AttrFamily::Edge => &mut self.last_edge_attr_ids,
@@ -524,18 +614,20 @@ impl Pending<'_> {
                 Some(id) => id,
                 None => self.intern(DictKind::AttrKey, name)?,
             };
-            self.attr_key_ids.push(id);
+            self.key_ids.push(id);
         }
-        last_ids.clone_from(&self.attr_key_ids);
+        last_ids.clear();
+        last_ids.extend_from_slice(&self.key_ids[start..]);
         match last {
             AttrFamily::Vertex => self.last_vertex_attr_ids = last_ids,
             AttrFamily::Edge => self.last_edge_attr_ids = last_ids,
         }
-        Ok(())
+        Ok(start)
     }
 
     fn add_vertex(
         &mut self,
+        index: usize,
         v: &crate::model::VertexInput,
         known: &KnownExternals<'_>,
     ) -> Result<(), WriteError> {
@@ -564,20 +656,13 @@ impl Pending<'_> {
             }
         };
         let type_id = self.intern(DictKind::VertexType, &v.type_name)?;
-        self.intern_attr_keys(&v.attrs, AttrFamily::Vertex)?;
-        let record = StoredVertex {
-            ext_id: (&v.ext_id).into(),
+        let keys_at = self.intern_attr_keys(&v.attrs, AttrFamily::Vertex)?;
+        self.plan.push(PlannedRecord::Vertex {
+            index,
+            id,
             type_id,
-            class: v.class,
-            stub: false,
-            placement: v.placement,
-            attrs: KeyedAttrs::new(&self.attr_key_ids, &v.attrs)?,
-        };
-        codec::encode(&record, &mut self.buf)?;
-        self.batch
-            .put_cf(self.cfs.vertices, keys::id_key(id), &self.buf);
-        self.put_vertex_external_id(id, &v.ext_id);
-        self.put_external(EXT_VERTEX, &v.ext_id, id, None);
+            keys_at,
+        });
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
         if let Some(m) = v.placement.machine {
             self.index_insert(IndexKind::Machine, &m.to_be_bytes(), id)?;
@@ -592,8 +677,11 @@ impl Pending<'_> {
         Ok(())
     }
 
+    /// The id of an edge's endpoint, planning a stub vertex when it is not defined yet.
     fn endpoint(
         &mut self,
+        edge: usize,
+        end: Endpoint,
         ep: &EndpointInput,
         known: &KnownExternals<'_>,
     ) -> Result<u64, WriteError> {
@@ -608,21 +696,12 @@ impl Pending<'_> {
             DictKind::VertexType,
             ep.type_hint.as_deref().unwrap_or("unknown"),
         )?;
-        let record = StoredVertex {
-            ext_id: (&ep.ext_id).into(),
+        self.plan.push(PlannedRecord::Stub {
+            edge,
+            end,
+            id,
             type_id,
-            class: ProvClass::Unknown,
-            stub: true,
-            // No machine until defined: edges do cross machines (packets), and a guess here
-            // would have to be taken back out of the machine index on fill-in.
-            placement: crate::model::Placement::default(),
-            attrs: Vec::<(u16, Value)>::new(),
-        };
-        codec::encode(&record, &mut self.buf)?;
-        self.batch
-            .put_cf(self.cfs.vertices, keys::id_key(id), &self.buf);
-        self.put_vertex_external_id(id, &ep.ext_id);
-        self.put_external(EXT_VERTEX, &ep.ext_id, id, Some(type_id));
+        });
         self.index_insert(IndexKind::VertexType, &type_id.to_be_bytes(), id)?;
         self.vertices.insert(
             ep.ext_id.clone(),
@@ -637,6 +716,7 @@ impl Pending<'_> {
     /// Adds an edge; false when it is a duplicate (stored, in flight, or earlier in the batch).
     fn add_edge(
         &mut self,
+        index: usize,
         e: &crate::model::EdgeInput,
         known: &KnownExternals<'_>,
     ) -> Result<bool, WriteError> {
@@ -644,45 +724,20 @@ impl Pending<'_> {
             self.summary.edges_duplicate += 1;
             return Ok(false);
         }
-        let src = self.endpoint(&e.src, known)?;
-        let dst = self.endpoint(&e.dst, known)?;
+        let src = self.endpoint(index, Endpoint::Src, &e.src, known)?;
+        let dst = self.endpoint(index, Endpoint::Dst, &e.dst, known)?;
         let id = self.counters.next_edge;
         self.counters.next_edge += 1;
         let type_id = self.intern(DictKind::EdgeType, &e.type_name)?;
-        self.intern_attr_keys(&e.attrs, AttrFamily::Edge)?;
-        let record = StoredEdge {
-            ext_id: (&e.ext_id).into(),
+        let keys_at = self.intern_attr_keys(&e.attrs, AttrFamily::Edge)?;
+        self.plan.push(PlannedRecord::Edge {
+            index,
+            id,
             type_id,
-            relation: e.relation,
             src,
             dst,
-            placement: e.placement,
-            attrs: KeyedAttrs::new(&self.attr_key_ids, &e.attrs)?,
-        };
-        codec::encode(&record, &mut self.buf)?;
-        self.batch
-            .put_cf(self.cfs.edges, keys::id_key(id), &self.buf);
-        let (t, edge) = (TypeId(type_id), EdgeId(id));
-        self.sorted.out_adjacency.push(AdjacencyEntry {
-            vertex: VertexId(src),
-            edge_type: t,
-            edge,
-            neighbour: VertexId(dst),
+            keys_at,
         });
-        self.sorted.in_adjacency.push(AdjacencyEntry {
-            vertex: VertexId(dst),
-            edge_type: t,
-            edge,
-            neighbour: VertexId(src),
-        });
-        if let Some(time) = e.placement.time {
-            self.batch.put_cf(
-                self.cfs.edge_time_index,
-                keys::time_key(time, EdgeId(id)),
-                [],
-            );
-        }
-        self.put_external(EXT_EDGE, &e.ext_id, id, None);
         self.index_insert(IndexKind::EdgeType, &type_id.to_be_bytes(), id)?;
         self.edges.insert(e.ext_id.clone());
         self.summary.edges_added += 1;
@@ -690,12 +745,9 @@ impl Pending<'_> {
     }
 
     /// Encodes counters and index shards into the batch and publishes the new writer state
-    /// (the write is committed later, by [`Writer::commit`]). Returns the dictionaries when
-    /// the batch added names, for the caller to publish.
-    fn finish(
-        mut self,
-        committed: u64,
-    ) -> Result<(WriteBatch, Option<Dictionaries>, WriteSummary), WriteError> {
+    /// (the records are encoded later, by [`ResolvedWrite::encode`], and the write committed
+    /// by [`Writer::commit`]).
+    fn finish(mut self, committed: u64) -> Result<Resolved, WriteError> {
         for (counter, value) in self.counters.written_by_writer() {
             Tables::put_counter(&mut self.batch, self.cfs.meta, counter, value);
         }
@@ -706,12 +758,9 @@ impl Pending<'_> {
                 .map_err(|e| WriteError::corruption("index bitmap", e.to_string()))?;
             self.batch.put_cf(kind.handle(&self.cfs), key, &self.buf);
         }
-        self.sorted.write_into(&mut self.batch, &self.cfs);
 
         let state = self.state;
         state.counters = self.counters;
-        let size = self.batch.size_in_bytes();
-        state.batch_bytes_hint = (size + size / 8).min(BATCH_RESERVE_LIMIT);
         state.written.insert_all(EXT_VERTEX, self.vertices.keys());
         state.written.insert_all(EXT_EDGE, self.edges.iter());
         // The caches may only be dropped while nothing is in flight: an uncommitted vertex or
@@ -730,9 +779,24 @@ impl Pending<'_> {
                 .in_flight_edges
                 .push_back((state.last_prepared + 1, self.edges));
         }
-        let dicts = (!self.new_dict_entries.is_empty()).then_some(self.dicts);
-        Ok((self.batch, dicts, self.summary))
+        Ok(Resolved {
+            batch: self.batch,
+            dicts: (!self.new_dict_entries.is_empty()).then_some(self.dicts),
+            summary: self.summary,
+            plan: self.plan,
+            key_ids: self.key_ids,
+        })
     }
+}
+
+/// What [`Pending::finish`] hands back: the write batch so far, the dictionaries when the
+/// batch added names (for the caller to publish), and what is left to encode.
+struct Resolved {
+    batch: WriteBatch,
+    dicts: Option<Dictionaries>,
+    summary: WriteSummary,
+    plan: Vec<PlannedRecord>,
+    key_ids: Vec<u16>,
 }
 
 /// What the archive holds of a batch's external ids, read in two batched look-ups before the
@@ -809,179 +873,5 @@ impl<'b> KnownExternals<'b> {
             vertices,
             earlier_edges,
         })
-    }
-}
-
-/// Puts of one batch whose keys come in random order. RocksDB inserts a batch into its
-/// memtable skiplists entry by entry; in key order each insert starts from where the previous
-/// one ended instead of searching from the top (random-order inserts were ~16% of an import's
-/// CPU). Keys sequential by construction (records by id, the time index) need no sorting.
-#[derive(Default)]
-struct SortedPuts {
-    /// Adjacency entries (unique: each holds its edge id), written as keys with empty values.
-    out_adjacency: Vec<AdjacencyEntry>,
-    in_adjacency: Vec<AdjacencyEntry>,
-    external_ids: KeyValueArena,
-}
-
-impl SortedPuts {
-    fn write_into(&mut self, batch: &mut WriteBatch, cfs: &GraphHandles<'_>) {
-        for (entries, cf) in [
-            (&mut self.out_adjacency, cfs.out_adjacency),
-            (&mut self.in_adjacency, cfs.in_adjacency),
-        ] {
-            entries.sort_unstable();
-            for a in entries.iter() {
-                batch.put_cf(cf, a.key(), []);
-            }
-        }
-        self.external_ids.write_sorted(batch, cfs.external_ids);
-    }
-}
-
-/// An adjacency key's fields, in the key's order: sorting these sorts the keys (big-endian
-/// fixed-width fields), with integer comparisons where sorting the 26-byte keys called
-/// memcmp for each (5% of the writer thread of an import).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct AdjacencyEntry {
-    vertex: VertexId,
-    edge_type: TypeId,
-    edge: EdgeId,
-    neighbour: VertexId,
-}
-
-impl AdjacencyEntry {
-    fn key(&self) -> [u8; keys::ADJ_KEY_LEN] {
-        keys::adjacency_key(self.vertex, self.edge_type, self.edge, self.neighbour)
-    }
-}
-
-/// The first 16 bytes of `bytes` (zero-padded) as a big-endian integer: integers compare as
-/// the bytes do.
-fn padded_u128(bytes: &[u8]) -> u128 {
-    let mut padded = [0u8; 16];
-    let n = bytes.len().min(16);
-    padded[..n].copy_from_slice(&bytes[..n]);
-    u128::from_be_bytes(padded)
-}
-
-/// Key-value pairs in one buffer, sortable by key without an allocation per pair.
-#[derive(Default)]
-struct KeyValueArena {
-    bytes: Vec<u8>,
-    entries: Vec<ArenaEntry>,
-}
-
-struct ArenaEntry {
-    start: usize,
-    key_len: usize,
-    value_len: usize,
-    /// The key's first 32 bytes (zero-padded) as two big-endian integers: they order most
-    /// pairs of keys alone, without a memcmp call (sorting external ids by their bytes alone
-    /// was 4% of an import's writer thread); equal prefixes fall back to the whole keys. Two
-    /// halves: a key's first 16 bytes hold a CamFlow id's type and most of its node number,
-    /// which machines of a fleet share (each counts from its boot), and the boot and machine
-    /// that tell them apart follow (a 1M-edge import of 283 machines: its preparing thread's
-    /// memcmp 2.6% -> 1.6% of the import's samples).
-    prefix: [u128; 2],
-}
-
-impl KeyValueArena {
-    fn push(&mut self, key: &[u8], value: &[u8]) {
-        self.entries.push(ArenaEntry {
-            start: self.bytes.len(),
-            key_len: key.len(),
-            value_len: value.len(),
-            prefix: [
-                padded_u128(key),
-                padded_u128(key.get(16..).unwrap_or_default()),
-            ],
-        });
-        self.bytes.extend_from_slice(key);
-        self.bytes.extend_from_slice(value);
-    }
-
-    /// Writes the pairs in key order. The sort is stable, so a key put twice in one batch would
-    /// keep its last value last, as batch order requires (the writer puts each external id
-    /// once per batch today: a batch's vertices are resolved before its edges' endpoints).
-    fn write_sorted(&mut self, batch: &mut WriteBatch, cf: &ColumnFamily) {
-        for (key, value) in self.sorted() {
-            batch.put_cf(cf, key, value);
-        }
-    }
-
-    /// The pairs in key order, stably (see [`KeyValueArena::write_sorted`]).
-    fn sorted(&mut self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let bytes = &self.bytes;
-        let key = |e: &ArenaEntry| &bytes[e.start..e.start + e.key_len];
-        self.entries
-            .sort_by(|a, b| a.prefix.cmp(&b.prefix).then_with(|| key(a).cmp(key(b))));
-        self.entries.iter().map(move |e| {
-            let value_start = e.start + e.key_len;
-            (key(e), &bytes[value_start..value_start + e.value_len])
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        /// The writer sorts adjacency entries to write their keys in key order: the two
-        /// orders must agree, or the memtable inserts lose their sequential fast path.
-        #[test]
-        fn adjacency_entries_sort_as_their_keys(
-            raw in proptest::collection::vec((any::<u64>(), any::<u16>(), any::<u64>(), any::<u64>()), 0..64),
-        ) {
-            let entry = |v, t, e, n| AdjacencyEntry {
-                vertex: VertexId(v),
-                edge_type: TypeId(t),
-                edge: EdgeId(e),
-                neighbour: VertexId(n),
-            };
-            // Small values too, so that entries share vertices and types.
-            let mut entries: Vec<AdjacencyEntry> = raw
-                .iter()
-                .map(|&(v, t, e, n)| entry(v % 4, t % 3, e, n))
-                .chain(raw.iter().map(|&(v, t, e, n)| entry(v, t, e % 5, n)))
-                .collect();
-            let mut by_key: Vec<[u8; keys::ADJ_KEY_LEN]> = entries.iter().map(AdjacencyEntry::key).collect();
-            by_key.sort_unstable();
-            entries.sort_unstable();
-            let by_entry: Vec<[u8; keys::ADJ_KEY_LEN]> = entries.iter().map(AdjacencyEntry::key).collect();
-            prop_assert_eq!(by_entry, by_key);
-        }
-
-        /// External-id puts come out in key order, a key put twice in put order (as a write
-        /// batch applies them). Keys start with one of a few 16-byte blocks (or none) and go
-        /// on from a small alphabet, so that they share first halves, as a fleet's ids do,
-        /// and end within either of the two 16-byte halves the sort compares first as well as
-        /// past them.
-        #[test]
-        fn arena_pairs_come_out_in_key_order_and_stably(
-            parts in proptest::collection::vec(
-                (0usize..4, proptest::collection::vec(0u8..3, 0..24)),
-                0..48,
-            ),
-        ) {
-            let blocks: [&[u8]; 4] = [&[0; 16], &[1; 16], &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], &[]];
-            let keys: Vec<Vec<u8>> = parts
-                .iter()
-                .map(|(block, tail)| [blocks[*block], tail.as_slice()].concat())
-                .collect();
-            let mut arena = KeyValueArena::default();
-            for (i, k) in keys.iter().enumerate() {
-                arena.push(k, &i.to_be_bytes());
-            }
-            let mut expected: Vec<(Vec<u8>, usize)> = keys.iter().cloned().zip(0..).collect();
-            expected.sort_by(|a, b| a.0.cmp(&b.0)); // stable: equal keys keep put order
-            let got: Vec<(Vec<u8>, usize)> = arena
-                .sorted()
-                .map(|(k, v)| (k.to_vec(), usize::from_be_bytes(v.try_into().expect("8 bytes"))))
-                .collect();
-            prop_assert_eq!(got, expected);
-        }
     }
 }
