@@ -829,11 +829,13 @@ impl<'b> KnownExternals<'b> {
         // Ids known not to be stored are answered without a look-up.
         let mut vertices: HashMap<&'b ExternalId, Option<VertexSlot>> =
             HashMap::with_capacity(batch.vertices.len() + batch.edges.len());
-        for ext in vertex_ids.chain(endpoint_ids) {
-            if state.vertex_cache.contains_key(ext) {
-                continue;
-            }
-            if state.written.may_hold(EXT_VERTEX, ext) {
+        let uncached: Vec<&ExternalId> = vertex_ids
+            .chain(endpoint_ids)
+            .filter(|ext| !state.vertex_cache.contains_key(*ext))
+            .collect();
+        let held = state.written.may_hold_each(EXT_VERTEX, &uncached);
+        for (ext, held) in uncached.into_iter().zip(held) {
+            if held {
                 wanted.insert(ext);
             } else {
                 vertices.insert(ext, None);
@@ -850,6 +852,7 @@ impl<'b> KnownExternals<'b> {
 
         let mut earlier_edges: HashSet<&'b ExternalId> = HashSet::new();
         let mut wanted: HashSet<&'b ExternalId> = HashSet::with_capacity(batch.edges.len());
+        let mut not_in_flight = Vec::with_capacity(batch.edges.len());
         for e in &batch.edges {
             let in_flight = state
                 .in_flight_edges
@@ -857,10 +860,17 @@ impl<'b> KnownExternals<'b> {
                 .any(|(_, edges)| edges.contains(&e.ext_id));
             if in_flight {
                 earlier_edges.insert(&e.ext_id);
-            } else if state.written.may_hold(EXT_EDGE, &e.ext_id) {
-                wanted.insert(&e.ext_id);
+            } else {
+                not_in_flight.push(&e.ext_id);
             }
         }
+        let held = state.written.may_hold_each(EXT_EDGE, &not_in_flight);
+        wanted.extend(
+            not_in_flight
+                .into_iter()
+                .zip(held)
+                .filter_map(|(ext, held)| held.then_some(ext)),
+        );
         let wanted: Vec<&ExternalId> = wanted.into_iter().collect();
         let found = tables.lookup_externals(EXT_EDGE, &wanted)?;
         earlier_edges.extend(
