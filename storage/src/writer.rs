@@ -34,6 +34,9 @@ const VERTEX_CACHE_LIMIT: usize = 4_000_000;
 /// every id, and writes look their ids up as before): a 48M-edge import. At the bound its
 /// filters take about 85 MB.
 const WRITTEN_IDS_LIMIT: usize = 64_000_000;
+/// Empty write batches kept for the next writes: one for each write that may be resolved or
+/// encoded while one commits.
+const SPARE_BATCHES: usize = 2;
 /// Upper bound of cached index shards.
 const SHARD_CACHE_LIMIT: usize = 8192;
 /// Upper bound of the bytes reserved up front for a write batch (see
@@ -119,7 +122,7 @@ impl WriterState {
 
 /// Order and failure bookkeeping of prepared writes, shared by the preparing and the
 /// committing thread without the writer lock.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Pipeline {
     /// Sequence number of the last committed write.
     committed: AtomicU64,
@@ -130,6 +133,18 @@ pub(crate) struct Pipeline {
     /// of tens of megabytes was copied over and over (memmove and page faults were ~10% of
     /// the preparing thread). Set where a batch is encoded, read where the next is resolved.
     batch_bytes_hint: AtomicUsize,
+    /// Empty write batches of about that size, made by the thread that commits (see
+    /// [`Writer::commit`]), for the next batches to fill.
+    spare_batches: Mutex<Vec<WriteBatch>>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("committed", &self.committed)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A batch resolved against the writer's state and encoded into one RocksDB write, not yet
@@ -427,7 +442,10 @@ impl Writer {
         }
         let dicts = shared_dicts.read().clone();
         let counters = state.counters;
-        let reserve = self.pipeline.batch_bytes_hint.load(Ordering::Relaxed);
+        let spare = self.pipeline.spare_batches.lock().pop();
+        let write_batch = spare.unwrap_or_else(|| {
+            WriteBatch::with_capacity_bytes(self.pipeline.batch_bytes_hint.load(Ordering::Relaxed))
+        });
         let mut p = Pending {
             tables,
             cfs: tables.graph_handles()?,
@@ -443,7 +461,7 @@ impl Writer {
             key_ids: Vec::new(),
             last_vertex_attr_ids: Vec::new(),
             last_edge_attr_ids: Vec::new(),
-            batch: WriteBatch::with_capacity_bytes(reserve),
+            batch: write_batch,
             buf: Vec::with_capacity(512),
             summary: WriteSummary::default(),
         };
@@ -501,6 +519,19 @@ impl Writer {
             self.pipeline.abort(prepared.epoch);
             return Err(e);
         }
+        // The batch was freed here, on the committing thread. mimalloc hands a block above
+        // 16 MiB (a bulk load's batch) that another thread than its own frees back to the
+        // kernel at once (lazily: the kernel takes the pages when it wants memory, as when an
+        // import fills the page cache), and the next batch then faulted in and zeroed its
+        // pages (up to 2.7% of an import's CPU samples, `clear_page_erms` under
+        // `WriteBatch::Put`). Allocated on this thread, the next one reuses the memory.
+        let mut spare = self.pipeline.spare_batches.lock();
+        if spare.len() < SPARE_BATCHES {
+            spare.push(WriteBatch::with_capacity_bytes(
+                self.pipeline.batch_bytes_hint.load(Ordering::Relaxed),
+            ));
+        }
+        drop(spare);
         self.pipeline
             .committed
             .store(prepared.seq, Ordering::Release);
@@ -883,5 +914,69 @@ impl<'b> KnownExternals<'b> {
             vertices,
             earlier_edges,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{EndpointInput, ExternalId, Placement, ProvRelation, RecordBatch};
+    use crate::{Durability, EdgeInput, Store};
+
+    fn one_edge(n: usize) -> RecordBatch {
+        let ext = |s: String| ExternalId::parse(&s);
+        RecordBatch {
+            edges: vec![EdgeInput {
+                ext_id: ext(format!("e{n}")),
+                type_name: "read".into(),
+                relation: ProvRelation::Used,
+                src: EndpointInput {
+                    ext_id: ext(format!("v{n}")),
+                    type_hint: None,
+                },
+                dst: EndpointInput {
+                    ext_id: ext(format!("v{}", n + 1)),
+                    type_hint: None,
+                },
+                placement: Placement::default(),
+                attrs: vec![],
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Each commit leaves an empty batch for a later write, made on the committing thread, up
+    /// to two; a write takes one.
+    #[test]
+    fn commits_leave_spare_batches_that_writes_take() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let spare = || store.writer.pipeline.spare_batches.lock().len();
+        assert_eq!(spare(), 0);
+        let p1 = store
+            .prepare_write(&one_edge(1), &[], Durability::Buffered)
+            .unwrap();
+        let p2 = store
+            .prepare_write(&one_edge(2), &[], Durability::Buffered)
+            .unwrap();
+        let p3 = store
+            .prepare_write(&one_edge(3), &[], Durability::Buffered)
+            .unwrap();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for p in [p1, p2, p3] {
+                    store.commit_prepared(p).unwrap();
+                }
+            })
+            .join()
+            .unwrap();
+        });
+        assert_eq!(spare(), 2);
+        store.write(&one_edge(4)).unwrap();
+        assert_eq!(spare(), 2, "took one, and its commit left one");
+        let _p5 = store
+            .prepare_write(&one_edge(5), &[], Durability::Buffered)
+            .unwrap();
+        assert_eq!(spare(), 1);
+        assert_eq!(store.stats().unwrap().edges, 4);
     }
 }
