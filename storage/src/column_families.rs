@@ -188,6 +188,31 @@ impl FoldedEdgeMark {
 pub(crate) struct OpenTables {
     pub(crate) descriptors: Vec<ColumnFamilyDescriptor>,
     pub(crate) side_tables: Vec<String>,
+    /// Whether the external-id table opened with its memtable filter (see
+    /// [`EXTERNAL_ID_MEMTABLE_FILTER`]).
+    pub(crate) external_id_memtable_filter: bool,
+}
+
+/// The memtable filter of the external-id table, as RocksDB's mutable options, on or off.
+///
+/// The writer looks up every external id of a batch its caches lack, and most are new: a
+/// filter answers those misses in the memtable too. But a writer that tracks what it wrote
+/// (an import into a new archive, see `WrittenIds`) looks up nothing, and every insert paid
+/// the filter's cache miss: 1M-edge imports took 4.5% less CPU without it. So the table opens
+/// without the filter on a new archive, and the writer turns it on when it starts looking
+/// up (tracking stopped at its bound, or the archive held ids when opened).
+pub(crate) fn external_id_memtable_filter_options(on: bool) -> [(&'static str, &'static str); 2] {
+    if on {
+        [
+            ("memtable_whole_key_filtering", "true"),
+            ("memtable_prefix_bloom_size_ratio", "0.05"),
+        ]
+    } else {
+        [
+            ("memtable_whole_key_filtering", "false"),
+            ("memtable_prefix_bloom_size_ratio", "0"),
+        ]
+    }
 }
 
 /// The column families to open at `path`. A writer opens every graph table, every declared
@@ -211,11 +236,17 @@ pub(crate) fn open_tables(
     // A missing database has no column families yet.
     let existing = rocksdb::DB::list_cf(opts, path).unwrap_or_default();
     let on_disk = |name: &str| existing.iter().any(|e| e == name);
+    let external_id_memtable_filter = writer && !existing.is_empty();
     let mut descriptors: Vec<ColumnFamilyDescriptor> = GRAPH_TABLES
         .iter()
         .filter(|name| writer || !ADDED_LATER.contains(name) || on_disk(name))
         .map(|name| {
-            ColumnFamilyDescriptor::new(*name, cf_options(name, cache, writer, folded, pace))
+            let mut opts = cf_options(name, cache, writer, folded, pace);
+            if *name == EXTERNAL_IDS && !external_id_memtable_filter {
+                opts.set_memtable_whole_key_filtering(false);
+                opts.set_memtable_prefix_bloom_ratio(0.0);
+            }
+            ColumnFamilyDescriptor::new(*name, opts)
         })
         .collect();
     let mut side_tables: Vec<String> = existing
@@ -239,6 +270,7 @@ pub(crate) fn open_tables(
     Ok(OpenTables {
         descriptors,
         side_tables,
+        external_id_memtable_filter,
     })
 }
 

@@ -9,7 +9,7 @@
 //! every graph table at once where an operation touches many (a write batch, a prune).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use roaring::RoaringBitmap;
 use rocksdb::{Cache, ColumnFamily, ReadOptions, WriteBatch, DB};
@@ -224,6 +224,9 @@ pub(crate) struct Tables {
     /// Below which edge a writer's compactions drop adjacency entries (see
     /// [`cf::FoldedEdgeMark`]).
     folded_edge_mark: cf::FoldedEdgeMark,
+    /// Whether the external-id table's memtables are made with a filter (see
+    /// [`cf::external_id_memtable_filter_options`]).
+    external_id_memtable_filter: AtomicBool,
 }
 
 /// How [`Tables::open`] sets the tables up, besides the open mode.
@@ -309,9 +312,32 @@ impl Tables {
             side_tables: tables.side_tables,
             direct_io_writes,
             folded_edge_mark,
+            external_id_memtable_filter: AtomicBool::new(tables.external_id_memtable_filter),
         };
         t.format = AtomicU32::new(t.check_format()?);
         Ok(t)
+    }
+
+    /// Makes the external-id table's next memtables with a filter, or without (see
+    /// [`cf::external_id_memtable_filter_options`]); nothing when they already are.
+    pub(crate) fn set_external_id_memtable_filter(&self, on: bool) -> Result<(), rocksdb::Error> {
+        if self.mode != OpenMode::ReadWrite
+            || self.external_id_memtable_filter.load(Ordering::Acquire) == on
+        {
+            return Ok(());
+        }
+        if let Some(table) = self.db.cf_handle(cf::EXTERNAL_IDS) {
+            self.db
+                .set_options_cf(table, &cf::external_id_memtable_filter_options(on))?;
+        }
+        self.external_id_memtable_filter
+            .store(on, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the external-id table's memtables are made with a filter.
+    pub(crate) fn external_id_memtable_filter(&self) -> bool {
+        self.external_id_memtable_filter.load(Ordering::Acquire)
     }
 
     /// The archive's format version, checked to be one this build reads; a new archive is

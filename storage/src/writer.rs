@@ -111,6 +111,11 @@ impl WriterState {
         self.in_flight_edges.clear();
     }
 
+    /// Whether the writer knows every id it wrote, and so looks none up (see [`WrittenIds`]).
+    pub(crate) fn tracks_written_ids(&self) -> bool {
+        self.written.is_tracking()
+    }
+
     /// Starts tracking the ids written from now on, when the caller has seen that the archive
     /// holds no external id (an empty archive, or one a prune emptied).
     pub(crate) fn track_written_ids_from_empty(&mut self) {
@@ -431,6 +436,10 @@ impl Writer {
             *shared_dicts.write() = Dictionaries::load(tables)?;
             state.reset(tables.read_counters()?);
             state.epoch = epoch;
+        }
+        if !state.written.is_tracking() && !tables.external_id_memtable_filter() {
+            // Past its bound the writer looks ids up again: their misses want the filter.
+            tables.set_external_id_memtable_filter(true)?;
         }
         let committed = self.pipeline.committed.load(Ordering::Acquire);
         while state
@@ -942,6 +951,54 @@ mod tests {
             }],
             ..Default::default()
         }
+    }
+
+    /// What the latest options file RocksDB wrote in `dir` says of the external-id table's
+    /// `memtable_whole_key_filtering`.
+    fn external_id_filter_on_disk(dir: &std::path::Path) -> bool {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with("OPTIONS-"))
+            .collect();
+        files.sort_by_key(|n| n["OPTIONS-".len()..].parse::<u64>().unwrap());
+        let text = std::fs::read_to_string(dir.join(files.last().unwrap())).unwrap();
+        let section = text
+            .split("[CFOptions \"external_ids\"]")
+            .nth(1)
+            .expect("external_ids section");
+        let line = section
+            .lines()
+            .find(|l| l.trim_start().starts_with("memtable_whole_key_filtering="))
+            .expect("the option");
+        line.trim().ends_with("=true")
+    }
+
+    /// A new archive's external-id memtables have no filter while the writer tracks what it
+    /// wrote (it looks nothing up); they get it when tracking stops, and an archive that holds
+    /// ids opens with it.
+    #[test]
+    fn the_external_id_memtable_filter_is_on_exactly_when_the_writer_looks_ids_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(!store.tables.external_id_memtable_filter());
+        assert!(!external_id_filter_on_disk(dir.path()));
+        store.write(&one_edge(1)).unwrap();
+        assert!(!store.tables.external_id_memtable_filter());
+        // Tracking stops at its bound: the next write turns the filter on.
+        store.writer.exclusive().written = crate::written_ids::WrittenIds::tracking(1);
+        store.write(&one_edge(2)).unwrap();
+        assert!(!store.writer.exclusive().tracks_written_ids());
+        store.write(&one_edge(3)).unwrap();
+        assert!(store.tables.external_id_memtable_filter());
+        assert!(external_id_filter_on_disk(dir.path()));
+        store.close().unwrap();
+
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.tables.external_id_memtable_filter());
+        assert!(external_id_filter_on_disk(dir.path()));
+        assert_eq!(store.stats().unwrap().edges, 3);
+        store.close().unwrap();
     }
 
     /// Each commit leaves an empty batch for a later write, made on the committing thread, up
