@@ -397,8 +397,6 @@ impl Store {
         if self.tables.mode() == &OpenMode::ReadWrite && self.tables.is_empty(Table::ExternalIds)? {
             writer.track_written_ids_from_empty();
         }
-        self.tables
-            .set_external_id_memtable_filter(!writer.tracks_written_ids())?;
         Ok(())
     }
 

@@ -225,7 +225,7 @@ pub(crate) struct Tables {
     /// [`cf::FoldedEdgeMark`]).
     folded_edge_mark: cf::FoldedEdgeMark,
     /// Whether the external-id table's memtables are made with a filter (see
-    /// [`cf::external_id_memtable_filter_options`]).
+    /// [`cf::memtable_filter_options`]).
     external_id_memtable_filter: AtomicBool,
 }
 
@@ -319,7 +319,7 @@ impl Tables {
     }
 
     /// Makes the external-id table's next memtables with a filter, or without (see
-    /// [`cf::external_id_memtable_filter_options`]); nothing when they already are.
+    /// [`cf::memtable_filter_options`]); nothing when they already are.
     pub(crate) fn set_external_id_memtable_filter(&self, on: bool) -> Result<(), rocksdb::Error> {
         if self.mode != OpenMode::ReadWrite
             || self.external_id_memtable_filter.load(Ordering::Acquire) == on
@@ -327,8 +327,10 @@ impl Tables {
             return Ok(());
         }
         if let Some(table) = self.db.cf_handle(cf::EXTERNAL_IDS) {
-            self.db
-                .set_options_cf(table, &cf::external_id_memtable_filter_options(on))?;
+            let options = cf::memtable_filter_options(on);
+            let options: Vec<(&str, &str)> =
+                options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            self.db.set_options_cf(table, &options)?;
         }
         self.external_id_memtable_filter
             .store(on, Ordering::Release);
@@ -336,6 +338,7 @@ impl Tables {
     }
 
     /// Whether the external-id table's memtables are made with a filter.
+    #[cfg(test)]
     pub(crate) fn external_id_memtable_filter(&self) -> bool {
         self.external_id_memtable_filter.load(Ordering::Acquire)
     }

@@ -111,11 +111,6 @@ impl WriterState {
         self.in_flight_edges.clear();
     }
 
-    /// Whether the writer knows every id it wrote, and so looks none up (see [`WrittenIds`]).
-    pub(crate) fn tracks_written_ids(&self) -> bool {
-        self.written.is_tracking()
-    }
-
     /// Starts tracking the ids written from now on, when the caller has seen that the archive
     /// holds no external id (an empty archive, or one a prune emptied).
     pub(crate) fn track_written_ids_from_empty(&mut self) {
@@ -437,10 +432,9 @@ impl Writer {
             state.reset(tables.read_counters()?);
             state.epoch = epoch;
         }
-        if !state.written.is_tracking() && !tables.external_id_memtable_filter() {
-            // Past its bound the writer looks ids up again: their misses want the filter.
-            tables.set_external_id_memtable_filter(true)?;
-        }
+        // The external-id memtable filter serves the writer's look-ups: none while it tracks
+        // what it wrote (a new or emptied archive), again once tracking stops at its bound.
+        tables.set_external_id_memtable_filter(!state.written.is_tracking())?;
         let committed = self.pipeline.committed.load(Ordering::Acquire);
         while state
             .in_flight_edges
@@ -528,6 +522,9 @@ impl Writer {
             self.pipeline.abort(prepared.epoch);
             return Err(e);
         }
+        self.pipeline
+            .committed
+            .store(prepared.seq, Ordering::Release);
         // The batch was freed here, on the committing thread. mimalloc hands a block above
         // 16 MiB (a bulk load's batch) that another thread than its own frees back to the
         // kernel at once (lazily: the kernel takes the pages when it wants memory, as when an
@@ -541,9 +538,6 @@ impl Writer {
             ));
         }
         drop(spare);
-        self.pipeline
-            .committed
-            .store(prepared.seq, Ordering::Release);
         Ok(prepared.summary)
     }
 }
@@ -988,7 +982,7 @@ mod tests {
         // Tracking stops at its bound: the next write turns the filter on.
         store.writer.exclusive().written = crate::written_ids::WrittenIds::tracking(1);
         store.write(&one_edge(2)).unwrap();
-        assert!(!store.writer.exclusive().tracks_written_ids());
+        assert!(!store.writer.exclusive().written.is_tracking());
         store.write(&one_edge(3)).unwrap();
         assert!(store.tables.external_id_memtable_filter());
         assert!(external_id_filter_on_disk(dir.path()));

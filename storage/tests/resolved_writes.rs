@@ -81,6 +81,14 @@ fn named<N: AsRef<str>>(attrs: &[(N, Value)]) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// A batch of edges only.
+fn of_edges(edges: Vec<EdgeInput>) -> RecordBatch {
+    RecordBatch {
+        edges,
+        ..Default::default()
+    }
+}
+
 /// Every vertex and edge record of a store, in id order.
 fn records(store: &Store) -> (Vec<Vertex>, Vec<Edge>) {
     let stats = store.stats().unwrap();
@@ -175,19 +183,10 @@ fn a_write_encoded_with_another_batch_is_refused_and_so_are_the_writes_after_it(
             ..Default::default()
         })
         .unwrap();
-    let first = RecordBatch {
-        edges: vec![edge(1, 1, 2, vec![])],
-        ..Default::default()
-    };
+    let first = of_edges(vec![edge(1, 1, 2, vec![])]);
     // Uses the stubs `first` creates.
-    let second = RecordBatch {
-        edges: vec![edge(2, 2, 1, vec![])],
-        ..Default::default()
-    };
-    let other = RecordBatch {
-        edges: vec![edge(1, 1, 2, vec![]), edge(3, 1, 2, vec![])],
-        ..Default::default()
-    };
+    let second = of_edges(vec![edge(2, 2, 1, vec![])]);
+    let other = of_edges(vec![edge(1, 1, 2, vec![]), edge(3, 1, 2, vec![])]);
     let r1 = store
         .resolve_write(&first, &[], Durability::Buffered)
         .unwrap();
@@ -216,14 +215,8 @@ fn a_write_encoded_with_another_batch_is_refused_and_so_are_the_writes_after_it(
 fn a_resolved_write_dropped_unencoded_aborts_the_writes_resolved_after_it() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let first = RecordBatch {
-        edges: vec![edge(1, 1, 2, vec![])],
-        ..Default::default()
-    };
-    let second = RecordBatch {
-        edges: vec![edge(2, 2, 3, vec![])],
-        ..Default::default()
-    };
+    let first = of_edges(vec![edge(1, 1, 2, vec![])]);
+    let second = of_edges(vec![edge(2, 2, 3, vec![])]);
     let r1 = store
         .resolve_write(&first, &[], Durability::Buffered)
         .unwrap();

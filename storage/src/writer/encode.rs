@@ -12,7 +12,7 @@ use crate::codec::{self, KeyedAttrs, StoredEdge, StoredVertex};
 use crate::error::WriteError;
 use crate::ids::{EdgeId, TypeId, VertexId};
 use crate::keys::{self, EXT_EDGE, EXT_VERTEX};
-use crate::model::{ExternalId, Placement, ProvClass, RecordBatch, Value};
+use crate::model::{ExternalId, Name, Placement, ProvClass, RecordBatch, Value};
 use crate::tables::GraphHandles;
 
 impl<'a> ResolvedWrite<'a> {
@@ -92,10 +92,7 @@ impl RecordEncoder<'_, '_> {
                     class: v.class,
                     stub: false,
                     placement: v.placement,
-                    attrs: KeyedAttrs::new(
-                        attr_key_ids(key_ids, keys_at, v.attrs.len())?,
-                        &v.attrs,
-                    )?,
+                    attrs: keyed_attrs(key_ids, keys_at, &v.attrs)?,
                 };
                 codec::encode(&record, &mut self.buf)?;
                 self.put_vertex(id, &v.ext_id, None);
@@ -141,10 +138,7 @@ impl RecordEncoder<'_, '_> {
                     src,
                     dst,
                     placement: e.placement,
-                    attrs: KeyedAttrs::new(
-                        attr_key_ids(key_ids, keys_at, e.attrs.len())?,
-                        &e.attrs,
-                    )?,
+                    attrs: keyed_attrs(key_ids, keys_at, &e.attrs)?,
                 };
                 codec::encode(&record, &mut self.buf)?;
                 self.write
@@ -193,11 +187,16 @@ impl RecordEncoder<'_, '_> {
     }
 }
 
-/// The `len` attribute-name ids of a record, at `at` in the resolved write's ids.
-fn attr_key_ids(key_ids: &[u16], at: usize, len: usize) -> Result<&[u16], WriteError> {
-    key_ids
-        .get(at..at.saturating_add(len))
-        .ok_or(WriteError::BatchMismatch)
+/// A record's attributes with their name ids, which start at `at` in the resolved write's ids.
+fn keyed_attrs<'a>(
+    key_ids: &'a [u16],
+    at: usize,
+    attrs: &'a [(Name, Value)],
+) -> Result<KeyedAttrs<'a>, WriteError> {
+    let ids = key_ids
+        .get(at..at.saturating_add(attrs.len()))
+        .ok_or(WriteError::BatchMismatch)?;
+    KeyedAttrs::new(ids, attrs)
 }
 
 /// Puts of one batch whose keys come in random order. RocksDB inserts a batch into its
