@@ -71,3 +71,39 @@ fn the_real_spade_sample_decodes_as_one_payload() {
     // 28 records in the file (SOURCES.md); one vertex is defined twice.
     assert_eq!(batch.vertices.len() + batch.edges.len(), 28);
 }
+
+/// Every JSON kind an attribute can take is stored as that kind, in W3C documents and SPADE
+/// records alike: numbers by range, nested arrays and objects as their compact JSON text.
+#[test]
+fn attribute_values_keep_their_json_kind() {
+    use provdb::Value;
+    let attrs = r#""a_null":null,"a_bool":true,"a_neg":-5,"a_max_i64":9223372036854775807,"a_big":18446744073709551615,"a_float":1.5,"a_str":"s\"q","a_list":[1, {"a" : 2}],"a_map":{"k":[true,null]}"#;
+    let expected: Vec<(&str, Value)> = vec![
+        ("a_null", Value::Null),
+        ("a_bool", Value::Bool(true)),
+        ("a_neg", Value::Int(-5)),
+        ("a_max_i64", Value::Int(i64::MAX)),
+        ("a_big", Value::UInt(u64::MAX)),
+        ("a_float", Value::Float(1.5)),
+        ("a_str", Value::Str("s\"q".into())),
+        ("a_list", Value::Json(r#"[1,{"a":2}]"#.into())),
+        ("a_map", Value::Json(r#"{"k":[true,null]}"#.into())),
+    ];
+    let w3c = format!(r#"{{"activity":{{"cf:{TASK}":{{"prov:type":"task",{attrs}}}}}}}"#);
+    let spade = format!(
+        r#"{{"type":"Activity","id":"{TASK}","annotations":{{"object_type":"task",{attrs}}}}}"#
+    );
+    for text in [w3c, spade] {
+        let batch = decode_text(text.clone().into_bytes()).unwrap();
+        let [vertex] = batch.vertices.as_slice() else {
+            panic!("one vertex from {text}");
+        };
+        assert_eq!(vertex.type_name, "task");
+        let got: Vec<(&str, Value)> = vertex
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.clone()))
+            .collect();
+        assert_eq!(got, expected, "{text}");
+    }
+}

@@ -21,7 +21,8 @@ use std::borrow::Cow;
 
 use provdb_storage::{ExternalId, Placement, RecordBatch, Value};
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
+use simd_json::value::tape::{Object as JsonObject, Value as JsonValue};
+use simd_json::Tape;
 
 pub use error::DecodeError;
 pub use names::attribute_name;
@@ -284,59 +285,71 @@ pub(crate) fn decode_json_object(
     bytes: &mut [u8],
     line: Option<usize>,
 ) -> Result<RecordBatch, DecodeError> {
-    let value = parse_json(bytes, line)?;
-    let Some(obj) = value.as_object() else {
+    let tape = parse_json(bytes, line)?;
+    let Some(obj) = tape.as_value().as_object() else {
         return Err(DecodeError::structure(
             "document",
             "expected a JSON object (a W3C document or a SPADE record)",
         ));
     };
-    if obj.contains_key("type") && (obj.contains_key("id") || obj.contains_key("from")) {
+    if obj.get("type").is_some() && (obj.get("id").is_some() || obj.get("from").is_some()) {
         let mut batch = RecordBatch::default();
-        spade::decode_record(&value, line.unwrap_or(1), &mut batch)?;
+        spade::decode_record(&obj, line.unwrap_or(1), &mut batch)?;
         Ok(batch)
     } else {
-        w3c::decode_document(&value)
+        w3c::decode_document(&obj)
     }
 }
 
 /// The only JSON parser of the decoders: refuses nesting deeper than [`MAX_JSON_DEPTH`]
-/// before simd-json (which recurses per level) sees it.
-pub(crate) fn parse_json(
-    bytes: &mut [u8],
-    line: Option<usize>,
-) -> Result<BorrowedValue<'_>, DecodeError> {
+/// before simd-json (which recurses per level) sees it. The decoders read simd-json's tape
+/// as it is, without building a tree of maps from it (which, with its allocations and key
+/// hashing, cost about 4% of an import's CPU); objects are small, and a look-up is a scan.
+pub(crate) fn parse_json(bytes: &mut [u8], line: Option<usize>) -> Result<Tape<'_>, DecodeError> {
     if let Err(offset) = check_nesting(bytes, MAX_JSON_DEPTH) {
         return Err(DecodeError::TooDeep {
             limit: MAX_JSON_DEPTH,
             offset,
         });
     }
-    simd_json::to_borrowed_value(bytes).map_err(|e| DecodeError::Json {
+    simd_json::to_tape(bytes).map_err(|e| DecodeError::Json {
         line,
         offset: e.index(),
         detail: format!("{:?}", e.error()),
     })
 }
 
+/// The object a JSON value is, or a structure error naming `context`.
+pub(crate) fn expect_object<'t, 'i>(
+    value: JsonValue<'t, 'i>,
+    context: impl FnOnce() -> String,
+    detail: &'static str,
+) -> Result<JsonObject<'t, 'i>, DecodeError> {
+    value
+        .as_object()
+        .ok_or_else(|| DecodeError::structure(context(), detail))
+}
+
 /// Converts a JSON value into a stored attribute value, keeping its kind.
-pub(crate) fn to_value(v: &BorrowedValue<'_>) -> Value {
-    match v {
-        BorrowedValue::Static(simd_json::StaticNode::Null) => Value::Null,
-        BorrowedValue::Static(simd_json::StaticNode::Bool(b)) => Value::Bool(*b),
-        BorrowedValue::Static(simd_json::StaticNode::I64(i)) => Value::Int(*i),
-        BorrowedValue::Static(simd_json::StaticNode::U64(u)) => match i64::try_from(*u) {
-            Ok(i) => Value::Int(i),
-            Err(_) => Value::UInt(*u),
+pub(crate) fn to_value(v: JsonValue<'_, '_>) -> Value {
+    use simd_json::ValueType;
+    match v.value_type() {
+        ValueType::Bool => v.as_bool().map_or(Value::Null, Value::Bool),
+        ValueType::I64 => v.as_i64().map_or(Value::Null, Value::Int),
+        ValueType::U64 => match v.as_u64().map(i64::try_from) {
+            Some(Ok(i)) => Value::Int(i),
+            Some(Err(_)) => v.as_u64().map_or(Value::Null, Value::UInt),
+            None => Value::Null,
         },
-        BorrowedValue::Static(simd_json::StaticNode::F64(f)) => Value::Float(*f),
-        BorrowedValue::String(s) => Value::Str(s.to_string()),
-        BorrowedValue::Array(_) | BorrowedValue::Object(_) => Value::Json(v.encode()),
+        ValueType::F64 => v.as_f64().map_or(Value::Null, Value::Float),
+        ValueType::String => v.as_str().map_or(Value::Null, |s| Value::Str(s.to_owned())),
+        ValueType::Array | ValueType::Object => Value::Json(v.encode()),
+        _ => Value::Null,
     }
 }
 
 /// Reads a string or number as a u32 (`635200317`, `"635200317"`, `"cf:635200317"`).
-pub(crate) fn as_u32_lenient(v: &BorrowedValue<'_>) -> Option<u32> {
+pub(crate) fn as_u32_lenient(v: JsonValue<'_, '_>) -> Option<u32> {
     if let Some(n) = v.as_u64() {
         return u32::try_from(n).ok();
     }

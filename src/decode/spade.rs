@@ -6,13 +6,14 @@ use provdb_storage::{
     EdgeInput, EndpointInput, ExternalId, ProvClass, ProvRelation, RecordBatch, VertexInput,
 };
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
 
 use super::date::parse_camflow_date;
 use super::{
-    as_u32_lenient, attribute_name, edge_placement, parse_json, short, to_value, vertex_placement,
-    DecodeError,
+    as_u32_lenient, attribute_name, edge_placement, expect_object, parse_json, short, to_value,
+    vertex_placement, DecodeError,
 };
+
+type Object<'t, 'i> = simd_json::value::tape::Object<'t, 'i>;
 
 fn relation_of(kind: &str) -> Option<ProvRelation> {
     Some(match kind {
@@ -28,13 +29,19 @@ fn relation_of(kind: &str) -> Option<ProvRelation> {
 
 /// Decodes the legacy SPADE array `[{...},{...}]` (libprovenance v0.4.0 - v0.4.3).
 pub fn decode_array(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
-    let value = parse_json(bytes, None)?;
-    let items = value
+    let tape = parse_json(bytes, None)?;
+    let items = tape
+        .as_value()
         .as_array()
         .ok_or_else(|| DecodeError::structure("SPADE array", "expected a JSON array"))?;
     let mut batch = RecordBatch::default();
     for (i, item) in items.iter().enumerate() {
-        decode_record(item, i + 1, &mut batch).map_err(|e| match e {
+        let record = expect_object(
+            item,
+            || format!("SPADE array item {}", i + 1),
+            "expected a JSON object",
+        )?;
+        decode_record(&record, i + 1, &mut batch).map_err(|e| match e {
             DecodeError::Structure { detail, .. } => {
                 DecodeError::structure(format!("SPADE array item {}", i + 1), detail)
             }
@@ -44,35 +51,30 @@ pub fn decode_array(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
     Ok(batch)
 }
 
-/// Decodes one SPADE record into `batch`.
+/// Decodes one SPADE record (a JSON object) into `batch`.
 pub fn decode_record(
-    value: &BorrowedValue<'_>,
+    obj: &Object<'_, '_>,
     line: usize,
     batch: &mut RecordBatch,
 ) -> Result<(), DecodeError> {
     let context = || format!("SPADE record on line {line}");
-    let obj = value
-        .as_object()
-        .ok_or_else(|| DecodeError::structure(context(), "expected a JSON object"))?;
     let kind = obj
         .get("type")
-        .and_then(|t| t.as_str())
+        .and_then(|t| t.into_string())
         .ok_or_else(|| DecodeError::structure(context(), "missing string `type`"))?;
-    let empty = simd_json::borrowed::Object::default();
     let annotations = match obj.get("annotations") {
-        Some(a) => a
-            .as_object()
-            .ok_or_else(|| DecodeError::structure(context(), "`annotations` is not an object"))?,
-        None => &empty,
+        Some(a) => Some(expect_object(a, context, "`annotations` is not an object")?),
+        None => None,
     };
-    let time = annotations
-        .get("cf:date")
-        .or_else(|| annotations.get("date"))
-        .and_then(|d| d.as_str())
+    let annotation = |key: &str| annotations.as_ref().and_then(|a| a.get(key));
+    let annotation_pairs = || annotations.iter().flat_map(|a| a.iter());
+    let time = annotation("cf:date")
+        .or_else(|| annotation("date"))
+        .and_then(|d| d.into_string())
         .and_then(parse_camflow_date);
     let str_field = |key: &'static str| -> Result<&str, DecodeError> {
         obj.get(key)
-            .and_then(|v| v.as_str())
+            .and_then(|v| v.into_string())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| DecodeError::structure(context(), format!("missing string `{key}`")))
     };
@@ -85,7 +87,7 @@ pub fn decode_record(
     if let Some(class) = class {
         let id = str_field("id")?;
         let ext_id = ExternalId::parse(id);
-        let type_name = match annotations.get("object_type").and_then(|t| t.as_str()) {
+        let type_name = match annotation("object_type").and_then(|t| t.into_string()) {
             Some(t) => t.to_owned(),
             // camflowd v0.2.x machine description: an Entity keyed by the decimal machine id.
             None if id.bytes().all(|b| b.is_ascii_digit()) => "machine".to_owned(),
@@ -98,13 +100,11 @@ pub fn decode_record(
         };
         let mut placement = vertex_placement(&ext_id, type_name == "packet", time);
         if placement.machine.is_none() && type_name == "machine" {
-            placement.machine = annotations
-                .get("cf:machine_id")
+            placement.machine = annotation("cf:machine_id")
                 .and_then(as_u32_lenient)
                 .or_else(|| id.parse().ok());
         }
-        let attrs = annotations
-            .iter()
+        let attrs = annotation_pairs()
             .filter(|(k, _)| *k != "object_type")
             .map(|(k, v)| (attribute_name(k), to_value(v)))
             .collect();
@@ -122,25 +122,21 @@ pub fn decode_record(
     })?;
     let receiver = str_field("from")?;
     let sender = str_field("to")?;
-    let id = annotations
-        .get("id")
-        .and_then(|v| v.as_str())
+    let id = annotation("id")
+        .and_then(|v| v.into_string())
         .filter(|s| !s.is_empty())
         .ok_or_else(|| DecodeError::structure(context(), "missing relation id `annotations.id`"))?;
     let ext_id = ExternalId::parse(id);
-    let type_name = annotations
-        .get("relation_type")
-        .and_then(|t| t.as_str())
+    let type_name = annotation("relation_type")
+        .and_then(|t| t.into_string())
         .unwrap_or(kind)
         .to_owned();
     let hint = |key: &str| {
-        annotations
-            .get(key)
-            .and_then(|t| t.as_str())
+        annotation(key)
+            .and_then(|t| t.into_string())
             .map(str::to_owned)
     };
-    let attrs = annotations
-        .iter()
+    let attrs = annotation_pairs()
         .filter(|(k, _)| *k != "id" && *k != "relation_type")
         .map(|(k, v)| (attribute_name(k), to_value(v)))
         .collect();

@@ -5,12 +5,11 @@ use provdb_storage::{
     EdgeInput, EndpointInput, ExternalId, ProvClass, ProvRelation, RecordBatch, VertexInput,
 };
 use simd_json::prelude::*;
-use simd_json::BorrowedValue;
 
 use super::date::parse_camflow_date;
 use super::{
-    as_u32_lenient, attribute_name, bare_id, edge_placement, short, to_value, vertex_placement,
-    DecodeError,
+    as_u32_lenient, attribute_name, bare_id, edge_placement, expect_object, short, to_value,
+    vertex_placement, DecodeError,
 };
 
 /// Sender and receiver keys of each relation section (libprovenance `provenanceW3CJSON.c`).
@@ -54,13 +53,9 @@ fn vertex_section(name: &str) -> Option<ProvClass> {
 
 /// Decodes one parsed W3C document into records. A malformed element rejects the document,
 /// with the section and element named in the error.
-pub fn decode_document(doc: &BorrowedValue<'_>) -> Result<RecordBatch, DecodeError> {
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| DecodeError::structure("document", "expected a JSON object"))?;
+pub fn decode_document(obj: &Object<'_, '_>) -> Result<RecordBatch, DecodeError> {
     let mut batch = RecordBatch::default();
     for (section, elements) in obj.iter() {
-        let section: &str = section;
         if section == "prefix" {
             continue;
         }
@@ -72,42 +67,39 @@ pub fn decode_document(doc: &BorrowedValue<'_>) -> Result<RecordBatch, DecodeErr
                 "unknown PROV-JSON section",
             ));
         }
-        let elements = elements.as_object().ok_or_else(|| {
-            DecodeError::structure(
-                format!("section `{section}`"),
-                "expected an object of elements",
-            )
-        })?;
+        let elements = expect_object(
+            elements,
+            || format!("section `{section}`"),
+            "expected an object of elements",
+        )?;
         for (key, element) in elements.iter() {
             let context = || format!("section `{section}`, element `{}`", short(key));
-            let attrs = element
-                .as_object()
-                .ok_or_else(|| DecodeError::structure(context(), "element is not an object"))?;
+            let attrs = expect_object(element, context, "element is not an object")?;
             if let Some(class) = class {
-                batch.vertices.push(vertex(key, class, attrs, &context)?);
+                batch.vertices.push(vertex(key, class, &attrs, &context)?);
             } else if let Some((relation, snd, rcv)) = relation {
                 batch
                     .edges
-                    .push(edge(key, section, relation, snd, rcv, attrs, &context)?);
+                    .push(edge(key, section, relation, snd, rcv, &attrs, &context)?);
             }
         }
     }
     Ok(batch)
 }
 
-type Object<'a> = simd_json::borrowed::Object<'a>;
+type Object<'t, 'i> = simd_json::value::tape::Object<'t, 'i>;
 
-fn time_of(attrs: &Object<'_>) -> Option<i64> {
+fn time_of(attrs: &Object<'_, '_>) -> Option<i64> {
     attrs
         .get("cf:date")
-        .and_then(|d| d.as_str())
+        .and_then(|d| d.into_string())
         .and_then(parse_camflow_date)
 }
 
 fn vertex(
     key: &str,
     class: ProvClass,
-    attrs: &Object<'_>,
+    attrs: &Object<'_, '_>,
     context: &dyn Fn() -> String,
 ) -> Result<VertexInput, DecodeError> {
     let ext_id = ExternalId::parse(key);
@@ -123,7 +115,7 @@ fn vertex(
         // `[path] /etc/hosts` or `[machine] 184983327`.
         None => attrs
             .get("prov:label")
-            .and_then(|l| l.as_str())
+            .and_then(|l| l.into_string())
             .and_then(type_of_label)
             .ok_or_else(|| {
                 DecodeError::structure(
@@ -161,7 +153,7 @@ fn type_of_label(label: &str) -> Option<&str> {
 }
 
 fn endpoint(
-    attrs: &Object<'_>,
+    attrs: &Object<'_, '_>,
     key: &'static str,
     context: &dyn Fn() -> String,
 ) -> Result<EndpointInput, DecodeError> {
@@ -186,7 +178,7 @@ fn edge(
     relation: ProvRelation,
     snd: &'static str,
     rcv: &'static str,
-    attrs: &Object<'_>,
+    attrs: &Object<'_, '_>,
     context: &dyn Fn() -> String,
 ) -> Result<EdgeInput, DecodeError> {
     let ext_id = ExternalId::parse(key);
@@ -196,7 +188,7 @@ fn edge(
             .ok_or_else(|| DecodeError::structure(context(), "`prov:type` is not a string"))?
             .to_owned(),
         // Up to v0.1.8 the relation type was the string `cf:type` (later a number or hex).
-        None => match attrs.get("cf:type").and_then(|t| t.as_str()) {
+        None => match attrs.get("cf:type").and_then(|t| t.into_string()) {
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => section.to_owned(),
         },
