@@ -140,7 +140,7 @@ fn cpu_us_per_edge(edges: usize, mut pass: impl FnMut()) -> Option<f64> {
 }
 
 fn bench_anomaly(c: &mut Criterion) {
-    allocator::tune(allocator::Workload::Ingest);
+    allocator::tune(allocator::Workload::Batch);
     let documents = std::env::var("ANOMALY_BENCH_DOCS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -67,7 +67,7 @@ fn millis(d: Duration) -> f64 {
 }
 
 fn main() {
-    allocator::tune(allocator::Workload::Ingest);
+    allocator::tune(allocator::Workload::Service);
     let machines = env_or("PROVDB_FOLD_BENCH_MACHINES", 10) as u32;
     let documents = env_or("PROVDB_FOLD_BENCH_DOCS", 5000);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-archives");

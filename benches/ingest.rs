@@ -89,7 +89,7 @@ fn start_mosquitto(dir: &std::path::Path) -> Option<(Child, u16)> {
 }
 
 fn main() {
-    allocator::tune(allocator::Workload::Ingest);
+    allocator::tune(allocator::Workload::Service);
     // Ignore the flags cargo bench passes (--bench ...).
     let docs_per_machine = env_or("INGEST_BENCH_DOCS", 1000);
     let runs = env_or("INGEST_BENCH_RUNS", 3).max(1) as usize;
@@ -164,6 +164,9 @@ fn main() {
         ..DatabaseOptions::default()
     };
     let mut alerts_raised = 0;
+    // The offline imports run as `provdb import` runs them; the service's runs below as
+    // `provdb serve` does.
+    allocator::tune(allocator::Workload::Batch);
     let (import, import_off) = interleaved(runs, |i, on| {
         let dir = tmp.path().join(format!("import-{i}-{on}"));
         // As `provdb import` opens it: flushes write with direct I/O.
@@ -198,6 +201,7 @@ fn main() {
 
     // (c) The service with its embedded listener (the default setup): publishers connect to
     // provdb itself, which acknowledges each publish once it is durable.
+    allocator::tune(allocator::Workload::Service);
     let (embedded, embedded_off) = interleaved(runs, |i, on| {
         let dir = tmp.path().join(format!("embedded-{i}-{on}"));
         embedded_run(

@@ -834,7 +834,7 @@ fn main() {
         return;
     }
     // This process builds the archives (the load figures).
-    allocator::tune(allocator::Workload::Ingest);
+    allocator::tune(allocator::Workload::Batch);
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();

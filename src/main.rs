@@ -12,8 +12,10 @@ fn main() -> ExitCode {
     let args = cli::Cli::parse();
     allocator::tune(if args.command.is_interactive() {
         allocator::Workload::Query
+    } else if args.command.is_service() {
+        allocator::Workload::Service
     } else {
-        allocator::Workload::Ingest
+        allocator::Workload::Batch
     });
     cli::init_logging(args.verbose);
     match cli::run(args) {

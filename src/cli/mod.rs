@@ -98,6 +98,12 @@ impl Command {
     pub fn is_interactive(&self) -> bool {
         matches!(self, Self::Query(_) | Self::Repl(_) | Self::Ui(_))
     }
+
+    /// Whether the command runs until it is stopped, idle at times (the ingest service), as
+    /// opposed to ending when its work is done.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Self::Serve(_))
+    }
 }
 
 /// Sets up tracing to stderr.
