@@ -21,7 +21,8 @@ use std::borrow::Cow;
 
 use provdb_storage::{ExternalId, Placement, RecordBatch, Value};
 use simd_json::prelude::*;
-use simd_json::value::tape::{Object as JsonObject, Value as JsonValue};
+/// simd-json's tape read in place: what the W3C and SPADE decoders walk.
+pub(crate) use simd_json::value::tape::{Object as JsonObject, Value as JsonValue};
 use simd_json::Tape;
 
 pub use error::DecodeError;

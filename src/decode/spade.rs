@@ -10,10 +10,8 @@ use simd_json::prelude::*;
 use super::date::parse_camflow_date;
 use super::{
     as_u32_lenient, attribute_name, edge_placement, expect_object, parse_json, short, to_value,
-    vertex_placement, DecodeError,
+    vertex_placement, DecodeError, JsonObject,
 };
-
-type Object<'t, 'i> = simd_json::value::tape::Object<'t, 'i>;
 
 fn relation_of(kind: &str) -> Option<ProvRelation> {
     Some(match kind {
@@ -53,7 +51,7 @@ pub fn decode_array(bytes: &mut [u8]) -> Result<RecordBatch, DecodeError> {
 
 /// Decodes one SPADE record (a JSON object) into `batch`.
 pub fn decode_record(
-    obj: &Object<'_, '_>,
+    obj: &JsonObject<'_, '_>,
     line: usize,
     batch: &mut RecordBatch,
 ) -> Result<(), DecodeError> {

@@ -9,7 +9,7 @@ use simd_json::prelude::*;
 use super::date::parse_camflow_date;
 use super::{
     as_u32_lenient, attribute_name, bare_id, edge_placement, expect_object, short, to_value,
-    vertex_placement, DecodeError,
+    vertex_placement, DecodeError, JsonObject,
 };
 
 /// Sender and receiver keys of each relation section (libprovenance `provenanceW3CJSON.c`).
@@ -53,7 +53,7 @@ fn vertex_section(name: &str) -> Option<ProvClass> {
 
 /// Decodes one parsed W3C document into records. A malformed element rejects the document,
 /// with the section and element named in the error.
-pub fn decode_document(obj: &Object<'_, '_>) -> Result<RecordBatch, DecodeError> {
+pub fn decode_document(obj: &JsonObject<'_, '_>) -> Result<RecordBatch, DecodeError> {
     let mut batch = RecordBatch::default();
     for (section, elements) in obj.iter() {
         if section == "prefix" {
@@ -87,9 +87,7 @@ pub fn decode_document(obj: &Object<'_, '_>) -> Result<RecordBatch, DecodeError>
     Ok(batch)
 }
 
-type Object<'t, 'i> = simd_json::value::tape::Object<'t, 'i>;
-
-fn time_of(attrs: &Object<'_, '_>) -> Option<i64> {
+fn time_of(attrs: &JsonObject<'_, '_>) -> Option<i64> {
     attrs
         .get("cf:date")
         .and_then(|d| d.into_string())
@@ -99,7 +97,7 @@ fn time_of(attrs: &Object<'_, '_>) -> Option<i64> {
 fn vertex(
     key: &str,
     class: ProvClass,
-    attrs: &Object<'_, '_>,
+    attrs: &JsonObject<'_, '_>,
     context: &dyn Fn() -> String,
 ) -> Result<VertexInput, DecodeError> {
     let ext_id = ExternalId::parse(key);
@@ -153,7 +151,7 @@ fn type_of_label(label: &str) -> Option<&str> {
 }
 
 fn endpoint(
-    attrs: &Object<'_, '_>,
+    attrs: &JsonObject<'_, '_>,
     key: &'static str,
     context: &dyn Fn() -> String,
 ) -> Result<EndpointInput, DecodeError> {
@@ -178,7 +176,7 @@ fn edge(
     relation: ProvRelation,
     snd: &'static str,
     rcv: &'static str,
-    attrs: &Object<'_, '_>,
+    attrs: &JsonObject<'_, '_>,
     context: &dyn Fn() -> String,
 ) -> Result<EdgeInput, DecodeError> {
     let ext_id = ExternalId::parse(key);
