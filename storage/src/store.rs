@@ -483,11 +483,9 @@ impl Store {
         }
         let mut current = self.compaction_pace.lock();
         let options = pace.rocksdb_options();
-        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
         for name in self.tables.table_names() {
             self.tables
-                .db()
-                .set_options_cf(self.tables.cf_named(name)?, &options)?;
+                .set_options(self.tables.cf_named(name)?, &options)?;
         }
         *current = pace;
         Ok(())

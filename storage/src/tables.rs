@@ -318,6 +318,17 @@ impl Tables {
         Ok(t)
     }
 
+    /// Changes mutable options of an open table (RocksDB's `SetOptions`), given as names and
+    /// values in RocksDB's text form.
+    pub(crate) fn set_options(
+        &self,
+        table: &ColumnFamily,
+        options: &[(&str, String)],
+    ) -> Result<(), rocksdb::Error> {
+        let options: Vec<(&str, &str)> = options.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.db.set_options_cf(table, &options)
+    }
+
     /// Makes the external-id table's next memtables with a filter, or without (see
     /// [`cf::memtable_filter_options`]); nothing when they already are.
     pub(crate) fn set_external_id_memtable_filter(&self, on: bool) -> Result<(), rocksdb::Error> {
@@ -327,10 +338,7 @@ impl Tables {
             return Ok(());
         }
         if let Some(table) = self.db.cf_handle(cf::EXTERNAL_IDS) {
-            let options = cf::memtable_filter_options(on);
-            let options: Vec<(&str, &str)> =
-                options.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            self.db.set_options_cf(table, &options)?;
+            self.set_options(table, &cf::memtable_filter_options(on))?;
         }
         self.external_id_memtable_filter
             .store(on, Ordering::Release);
